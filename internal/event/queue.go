@@ -1,0 +1,87 @@
+package event
+
+import (
+	"sync/atomic"
+)
+
+// Handoff takes events from a listener without ever blocking it. Offer copies
+// *e; it returns false when the event could not be queued, in which case it
+// has been counted as dropped.
+type Handoff interface {
+	Offer(e *Event) bool
+}
+
+// Queue is the bounded hand-off between listeners and the pipeline. It
+// never blocks a producer: when full, the event is counted as dropped.
+type Queue struct {
+	ch       chan Event
+	received atomic.Uint64
+	dropped  atomic.Uint64
+}
+
+var _ Handoff = (*Queue)(nil)
+
+// NewQueue returns a queue holding at most size events.
+func NewQueue(size int) *Queue {
+	if size < 1 {
+		size = 1
+	}
+	return &Queue{ch: make(chan Event, size)}
+}
+
+// Offer queues a copy of *e, or counts it as dropped when the queue is full.
+func (q *Queue) Offer(e *Event) bool {
+	q.received.Add(1)
+	select {
+	case q.ch <- *e:
+		return true
+	default:
+		q.dropped.Add(1)
+		return false
+	}
+}
+
+// C is the channel the pipeline drains.
+func (q *Queue) C() <-chan Event { return q.ch }
+
+// Len is the number of events waiting.
+func (q *Queue) Len() int { return len(q.ch) }
+
+// Cap is the queue's capacity.
+func (q *Queue) Cap() int { return cap(q.ch) }
+
+// Received is the number of events offered since the queue was made.
+func (q *Queue) Received() uint64 { return q.received.Load() }
+
+// Dropped is the number of events refused because the queue was full.
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Producer is a listener's named handle on a Queue, counting what that
+// listener offered and what was dropped, for per-listener health figures.
+type Producer struct {
+	Name     string
+	q        *Queue
+	received atomic.Uint64
+	dropped  atomic.Uint64
+}
+
+var _ Handoff = (*Producer)(nil)
+
+// NewProducer returns a handle named name that offers to q.
+func NewProducer(q *Queue, name string) *Producer { return &Producer{Name: name, q: q} }
+
+// Offer queues a copy of *e through the underlying queue.
+func (p *Producer) Offer(e *Event) bool {
+	p.received.Add(1)
+	if p.q.Offer(e) {
+		return true
+	}
+	p.dropped.Add(1)
+	return false
+}
+
+// Received is the number of events this producer offered.
+func (p *Producer) Received() uint64 { return p.received.Load() }
+
+// Dropped is the number of this producer's events the queue refused.
+func (p *Producer) Dropped() uint64 { return p.dropped.Load() }

@@ -1,0 +1,112 @@
+// Package sqlite is the embedded default store: one SQLite database in the
+// data dir, in WAL mode, with versioned migrations per component. It is not
+// for a store shared by several machines: that is PostgreSQL's.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, "sqlite"
+)
+
+// FileName is the database's name inside the data dir.
+const FileName = "takedown.db"
+
+// component is one part of the schema with its own migration history.
+// Versions are the 1-based index into migrations; a migration is never
+// edited once released, only appended.
+type component struct {
+	name       string
+	migrations []string
+}
+
+// components lists every component's migrations, applied in this order.
+func components() []component {
+	return []component{
+		{"registry", registryMigrations},
+		{"events", eventsMigrations},
+	}
+}
+
+// DB is the open embedded store.
+type DB struct {
+	db   *sql.DB
+	path string
+}
+
+// OpenDir opens (creating if needed) the store in data dir dir.
+func OpenDir(ctx context.Context, dir string) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return Open(ctx, filepath.Join(dir, FileName))
+}
+
+// Open opens (creating if needed) the database file at path and brings its
+// schema up to date.
+func Open(ctx context.Context, path string) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &DB{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// SQL is the underlying handle, for the components' own code in this package.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+// Path is the database file.
+func (s *DB) Path() string { return s.path }
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL, version INTEGER NOT NULL, applied TEXT NOT NULL,
+		PRIMARY KEY (component, version))`); err != nil {
+		return err
+	}
+	for _, c := range components() {
+		var have int
+		if err := s.db.QueryRowContext(ctx,
+			`SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, c.name).Scan(&have); err != nil {
+			return err
+		}
+		if have > len(c.migrations) {
+			return fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", c.name, have, len(c.migrations))
+		}
+		for v := have + 1; v <= len(c.migrations); v++ {
+			tx, err := s.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, c.migrations[v-1]); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("%s migration %d: %w", c.name, v, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`, c.name, v); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

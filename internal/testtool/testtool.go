@@ -1,0 +1,80 @@
+// Package testtool finds the outside programs that integration tests run
+// against (Unbound, named-checkzone, dig, nginx …) and picks free loopback
+// ports for them. It is only for tests.
+//
+// Without TAKEDOWN_STRICT=1 a test whose tool is missing is skipped with the
+// Debian package to install; with it (as in CI) the test fails.
+package testtool
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Strict reports whether missing tools fail tests (TAKEDOWN_STRICT=1).
+func Strict() bool { return os.Getenv("TAKEDOWN_STRICT") == "1" }
+
+// Need returns the path of program name, from Debian package pkg. A missing
+// program skips the test, or fails it in strict mode.
+func Need(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"} {
+		if _, err := os.Stat(dir + "/" + name); err == nil {
+			return dir + "/" + name
+		}
+	}
+	if Strict() {
+		tb.Fatalf("%s not found (TAKEDOWN_STRICT=1): install the Debian package %s (make deps)", name, pkg)
+	}
+	tb.Skipf("%s not found: install the Debian package %s (make deps) to run this test", name, pkg)
+	return ""
+}
+
+// FreePort returns a loopback port that was free a moment ago, for a tool
+// that cannot be started on port 0. network is "tcp" or "udp"; for servers
+// that listen on both, use FreeBothPort.
+func FreePort(tb testing.TB, network string) int {
+	tb.Helper()
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	default:
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+}
+
+// FreeBothPort returns a loopback port free for both TCP and UDP.
+func FreeBothPort(tb testing.TB) int {
+	tb.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", l.Addr().String())
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	tb.Fatal("no loopback port free for both tcp and udp")
+	return 0
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the integration tests and benchmarks run
+# against. As root it installs them (without starting their system services:
+# the tests start their own instances on loopback ports); otherwise it prints
+# the apt-get line to run.
+set -euo pipefail
+
+PKGS=(
+  bind9-utils bind9-dnsutils knot-dnsutils   # named-checkzone, dig, kdig
+  unbound nsd dnsperf dnsmasq-base nftables  # resolvers, anchor servers, consumers of exports
+  nginx-light wrk curl openssl hyperfine     # HTTP anchor and clients
+  postgresql nats-server                     # shared store, many-sensor transport
+  ca-certificates
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "not root: install the test dependencies with:"
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${PKGS[*]}"
+  exit 0
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all packages present"
+  exit 0
+fi
+
+# Keep the packages' own services from starting (and binding port 53 or 80):
+# every test starts the server it needs on a loopback port of its own.
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  created_policy=1
+fi
+trap '[ $created_policy -eq 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+  apt-get update -q
+fi
+apt-get install -y -q --no-install-recommends "${missing[@]}"
