@@ -1,0 +1,290 @@
+// Package config is takedown's one configuration schema: a strict YAML file
+// (unknown keys are errors), its defaults and its validation, all at load.
+// It is not the command line: flags override a few fields after Load.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed example.yaml
+var example []byte
+
+// Example returns the commented example configuration, which is also every
+// default spelled out.
+func Example() []byte { return bytes.Clone(example) }
+
+// Config is the whole configuration.
+type Config struct {
+	// Data is the data dir (database, CA, keys, exports).
+	Data string `yaml:"data"`
+	// DB is the store: empty for SQLite in the data dir, or postgres://….
+	DB       string   `yaml:"db"`
+	Log      Log      `yaml:"log"`
+	Registry Registry `yaml:"registry"`
+	Sinkhole Sinkhole `yaml:"sinkhole"`
+	DNS      DNS      `yaml:"dns"`
+	Listeners []Listener `yaml:"listeners"`
+	Pipeline Pipeline `yaml:"pipeline"`
+	Geo      Geo      `yaml:"geo"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Registry configures the seizure registry.
+type Registry struct {
+	// NeverSeize adds the operator's own names to the shipped list.
+	NeverSeize []string `yaml:"never_seize"`
+	// Poll is how often consumers look for registry changes.
+	Poll Duration `yaml:"poll"`
+}
+
+// Sinkhole is where seized names point.
+type Sinkhole struct {
+	A    []string `yaml:"a"`
+	AAAA []string `yaml:"aaaa"`
+	// PerCase overrides the addresses for one case.
+	PerCase map[string]SinkholeAddrs `yaml:"per_case"`
+}
+
+// SinkholeAddrs are one case's sinkhole addresses.
+type SinkholeAddrs struct {
+	A    []string `yaml:"a"`
+	AAAA []string `yaml:"aaaa"`
+}
+
+// DNS configures the authoritative DNS sinkhole.
+type DNS struct {
+	Listen       []string `yaml:"listen"`
+	TTL          uint32   `yaml:"ttl"`
+	NS           []string `yaml:"ns"`
+	SOAContact   string   `yaml:"soa_contact"`
+	UDPSize      uint16   `yaml:"udp_size"`
+	TrustedProxy []string `yaml:"trusted_proxy"`
+	RRL          RRL      `yaml:"rrl"`
+}
+
+// RRL is response rate limiting.
+type RRL struct {
+	Enabled         bool     `yaml:"enabled"`
+	ResponsesPerSec int      `yaml:"responses_per_second"`
+	Window          Duration `yaml:"window"`
+	Slip            int      `yaml:"slip"`
+	IPv4Prefix      int      `yaml:"ipv4_prefix"`
+	IPv6Prefix      int      `yaml:"ipv6_prefix"`
+	Exempt          []string `yaml:"exempt"`
+}
+
+// Listener is one connection-sinkhole listener.
+type Listener struct {
+	Kind         string   `yaml:"kind"` // http, https, tcp, udp
+	Listen       string   `yaml:"listen"`
+	TrustedProxy []string `yaml:"trusted_proxy"`
+}
+
+// Pipeline configures the event pipeline.
+type Pipeline struct {
+	Queue     int      `yaml:"queue"`
+	Batch     int      `yaml:"batch"`
+	Retention Duration `yaml:"retention"`
+	Rules     string   `yaml:"rules"` // classification rules file; empty: the shipped rules
+}
+
+// Geo names the MMDB files; empty means the bundled data.
+type Geo struct {
+	Country string `yaml:"country"`
+	ASN     string `yaml:"asn"`
+}
+
+// Duration is a time.Duration written as "15s", "720h".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the configuration with every default filled in.
+func Default() *Config {
+	var c Config
+	if err := decode(bytes.NewReader(example), &c); err != nil {
+		panic(fmt.Sprintf("config: the shipped example does not load: %v", err))
+	}
+	return &c
+}
+
+// Load reads the file at path over the defaults. An empty path returns the
+// defaults.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path == "" {
+		return c, c.Validate()
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Lists in the file replace the defaults' lists rather than merging.
+	c.DNS.Listen, c.Listeners, c.Sinkhole.A, c.Sinkhole.AAAA, c.DNS.NS = nil, nil, nil, nil, nil
+	if err := decode(f, c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, prefixLines(path, err)
+	}
+	return c, nil
+}
+
+func decode(r io.Reader, c *Config) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// prefixLines puts "path: " before every line of a validation error.
+func prefixLines(path string, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = path + ": " + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// Validate checks the whole configuration and reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format: %q is not text or json", c.Log.Format)
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") && !strings.HasPrefix(c.DB, "sqlite:") {
+		bad("db: %q is not postgres://… or sqlite:PATH (leave it empty for SQLite in the data dir)", c.DB)
+	}
+	checkAddrs := func(field string, v []string, want4 bool) {
+		for _, s := range v {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				bad("%s: %q is not an address", field, s)
+			} else if a.Is4() != want4 {
+				bad("%s: %q is not an IPv%s address", field, s, map[bool]string{true: "4", false: "6"}[want4])
+			}
+		}
+	}
+	checkAddrs("sinkhole.a", c.Sinkhole.A, true)
+	checkAddrs("sinkhole.aaaa", c.Sinkhole.AAAA, false)
+	for k, v := range c.Sinkhole.PerCase {
+		checkAddrs("sinkhole.per_case."+k+".a", v.A, true)
+		checkAddrs("sinkhole.per_case."+k+".aaaa", v.AAAA, false)
+	}
+	checkListen := func(field, s string) {
+		if _, err := netip.ParseAddrPort(s); err != nil {
+			bad("%s: %q is not address:port", field, s)
+		}
+	}
+	checkPrefixes := func(field string, v []string) {
+		for _, s := range v {
+			if _, err := netip.ParsePrefix(s); err != nil {
+				if _, err := netip.ParseAddr(s); err != nil {
+					bad("%s: %q is not an address or CIDR", field, s)
+				}
+			}
+		}
+	}
+	for i, l := range c.DNS.Listen {
+		checkListen(fmt.Sprintf("dns.listen[%d]", i), l)
+	}
+	if c.DNS.TTL == 0 || c.DNS.TTL > 86400 {
+		bad("dns.ttl: %d is not between 1 and 86400", c.DNS.TTL)
+	}
+	if c.DNS.UDPSize < 512 {
+		bad("dns.udp_size: %d is below 512", c.DNS.UDPSize)
+	}
+	if len(c.DNS.NS) == 0 {
+		bad("dns.ns: at least one name server name is needed for the SOA and NS records")
+	}
+	checkPrefixes("dns.trusted_proxy", c.DNS.TrustedProxy)
+	checkPrefixes("dns.rrl.exempt", c.DNS.RRL.Exempt)
+	if c.DNS.RRL.Enabled {
+		if c.DNS.RRL.ResponsesPerSec < 1 {
+			bad("dns.rrl.responses_per_second: must be at least 1")
+		}
+		if c.DNS.RRL.Slip < 0 || c.DNS.RRL.Slip > 10 {
+			bad("dns.rrl.slip: %d is not between 0 and 10", c.DNS.RRL.Slip)
+		}
+		if c.DNS.RRL.IPv4Prefix < 8 || c.DNS.RRL.IPv4Prefix > 32 {
+			bad("dns.rrl.ipv4_prefix: %d is not between 8 and 32", c.DNS.RRL.IPv4Prefix)
+		}
+		if c.DNS.RRL.IPv6Prefix < 16 || c.DNS.RRL.IPv6Prefix > 128 {
+			bad("dns.rrl.ipv6_prefix: %d is not between 16 and 128", c.DNS.RRL.IPv6Prefix)
+		}
+	}
+	seen := map[string]bool{}
+	for i, l := range c.Listeners {
+		f := fmt.Sprintf("listeners[%d]", i)
+		switch l.Kind {
+		case "http", "https", "tcp", "udp":
+		default:
+			bad("%s.kind: %q is not http, https, tcp or udp", f, l.Kind)
+		}
+		checkListen(f+".listen", l.Listen)
+		checkPrefixes(f+".trusted_proxy", l.TrustedProxy)
+		key := l.Listen + "/" + map[bool]string{true: "udp", false: "tcp"}[l.Kind == "udp"]
+		if seen[key] {
+			bad("%s.listen: %s is used twice", f, l.Listen)
+		}
+		seen[key] = true
+	}
+	if c.Pipeline.Queue < 1 {
+		bad("pipeline.queue: must be at least 1")
+	}
+	if c.Pipeline.Batch < 1 {
+		bad("pipeline.batch: must be at least 1")
+	}
+	if c.Registry.Poll.D() <= 0 {
+		bad("registry.poll: must be positive")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}

@@ -1,0 +1,362 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/takedown/takedown/internal/registry"
+)
+
+var _ registry.Store = (*DB)(nil)
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UTC().UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func bumpSerial(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE registry_serial SET serial = serial + 1 WHERE id = 1`)
+	return err
+}
+
+func audit(ctx context.Context, tx *sql.Tx, at time.Time, actor string, orderID int64, action, detail string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, order_id, action, detail) VALUES (?, ?, ?, ?, ?)`,
+		nanos(at), actor, orderID, action, detail)
+	return err
+}
+
+// Serial returns the registry's change counter.
+func (s *DB) Serial(ctx context.Context) (uint32, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT serial FROM registry_serial WHERE id = 1`).Scan(&n)
+	return uint32(n), err
+}
+
+// Import adds indicators to an order, creating it if needed.
+func (s *DB) Import(ctx context.Context, o registry.Order, inds []registry.Indicator, actor string, dryRun bool) (registry.ImportResult, error) {
+	var res registry.ImportResult
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return res, err
+	}
+	defer tx.Rollback()
+	now := time.Now().UTC()
+	var existing registry.Order
+	err = tx.QueryRowContext(ctx, `SELECT id, court, effective, expires FROM orders WHERE case_id = ?`, o.Case).
+		Scan(&existing.ID, &existing.Court, new(int64), new(int64))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if o.Court == "" || o.Effective.IsZero() || o.Expires.IsZero() {
+			return res, fmt.Errorf("case %s is new: --court, --effective and --expires are required", o.Case)
+		}
+		if !o.Expires.After(o.Effective) {
+			return res, fmt.Errorf("expiry %s is not after effective time %s", o.Expires.Format(time.RFC3339), o.Effective.Format(time.RFC3339))
+		}
+		r, err := tx.ExecContext(ctx, `INSERT INTO orders (case_id, court, title, family, notes, effective, expires, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.Case, o.Court, o.Title, o.Family, o.Notes, nanos(o.Effective), nanos(o.Expires), nanos(now))
+		if err != nil {
+			return res, err
+		}
+		res.OrderID, _ = r.LastInsertId()
+		res.Created = true
+		if err := audit(ctx, tx, now, actor, res.OrderID, "create", fmt.Sprintf("court=%q effective=%s expires=%s", o.Court, o.Effective.Format(time.RFC3339), o.Expires.Format(time.RFC3339))); err != nil {
+			return res, err
+		}
+	case err != nil:
+		return res, err
+	default:
+		res.OrderID = existing.ID
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO indicators (order_id, kind, value, family, note, source, valid_from, valid_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, kind, value) DO NOTHING`)
+	if err != nil {
+		return res, err
+	}
+	defer stmt.Close()
+	for _, ind := range inds {
+		r, err := stmt.ExecContext(ctx, res.OrderID, string(ind.Kind), ind.Value, ind.Family, ind.Note, ind.Source, nanos(ind.From), nanos(ind.Until))
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", ind.Source, err)
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			res.Added++
+		} else {
+			res.AlreadyPresent++
+		}
+	}
+	if dryRun {
+		return res, nil // rolled back by the deferred Rollback
+	}
+	if res.Added > 0 || res.Created {
+		if err := audit(ctx, tx, now, actor, res.OrderID, "import", fmt.Sprintf("%d indicators added, %d already present", res.Added, res.AlreadyPresent)); err != nil {
+			return res, err
+		}
+		if err := bumpSerial(ctx, tx); err != nil {
+			return res, err
+		}
+	}
+	return res, tx.Commit()
+}
+
+const orderCols = `id, case_id, court, title, family, notes, effective, expires, revoked, revoked_at, created`
+
+func scanOrder(sc interface{ Scan(...any) error }) (registry.Order, error) {
+	var o registry.Order
+	var eff, exp, rat, cr int64
+	err := sc.Scan(&o.ID, &o.Case, &o.Court, &o.Title, &o.Family, &o.Notes, &eff, &exp, &o.Revoked, &rat, &cr)
+	o.Effective, o.Expires, o.RevokedAt, o.Created = fromNanos(eff), fromNanos(exp), fromNanos(rat), fromNanos(cr)
+	return o, err
+}
+
+// Orders lists every order with its indicator counts.
+func (s *DB) Orders(ctx context.Context) ([]registry.OrderSummary, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+orderCols+` FROM orders ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	var out []registry.OrderSummary
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, registry.OrderSummary{Order: o, Counts: map[registry.Kind]int{}})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := s.counts(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *DB) counts(ctx context.Context, o *registry.OrderSummary) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, COUNT(*) FROM indicators WHERE order_id = ? GROUP BY kind`, o.ID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return err
+		}
+		o.Counts[registry.Kind(k)] = n
+	}
+	return rows.Err()
+}
+
+func (s *DB) findOrder(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, id string) (registry.Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE case_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		if n, perr := strconv.ParseInt(id, 10, 64); perr == nil {
+			o, err = scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE id = ?`, n))
+		}
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, fmt.Errorf("%w: %s", registry.ErrNotFound, id)
+	}
+	return o, err
+}
+
+// Order returns one order, its indicators and its audit trail.
+func (s *DB) Order(ctx context.Context, id string) (*registry.OrderSummary, []registry.Indicator, []registry.AuditRecord, error) {
+	o, err := s.findOrder(ctx, s.db, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sum := &registry.OrderSummary{Order: o, Counts: map[registry.Kind]int{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, value, family, note, source, valid_from, valid_until FROM indicators WHERE order_id = ? ORDER BY kind, value`, o.ID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var inds []registry.Indicator
+	for rows.Next() {
+		var ind registry.Indicator
+		var k string
+		var from, until int64
+		if err := rows.Scan(&k, &ind.Value, &ind.Family, &ind.Note, &ind.Source, &from, &until); err != nil {
+			rows.Close()
+			return nil, nil, nil, err
+		}
+		ind.Kind, ind.From, ind.Until = registry.Kind(k), fromNanos(from), fromNanos(until)
+		sum.Counts[ind.Kind]++
+		inds = append(inds, ind)
+	}
+	rows.Close()
+	rows, err = s.db.QueryContext(ctx, `SELECT at, actor, action, detail FROM audit WHERE order_id = ? ORDER BY id`, o.ID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer rows.Close()
+	var trail []registry.AuditRecord
+	for rows.Next() {
+		a := registry.AuditRecord{OrderID: o.ID}
+		var at int64
+		if err := rows.Scan(&at, &a.Actor, &a.Action, &a.Detail); err != nil {
+			return nil, nil, nil, err
+		}
+		a.At = fromNanos(at)
+		trail = append(trail, a)
+	}
+	return sum, inds, trail, rows.Err()
+}
+
+// Extend moves an order's expiry.
+func (s *DB) Extend(ctx context.Context, id string, expires time.Time, actor string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	o, err := s.findOrder(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if o.Revoked {
+		return fmt.Errorf("order %s was revoked; import a new order instead", o.Case)
+	}
+	if !expires.After(o.Effective) {
+		return fmt.Errorf("new expiry %s is not after the effective time %s", expires.Format(time.RFC3339), o.Effective.Format(time.RFC3339))
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE orders SET expires = ? WHERE id = ?`, nanos(expires), o.ID); err != nil {
+		return err
+	}
+	if err := audit(ctx, tx, time.Now(), actor, o.ID, "extend", fmt.Sprintf("expires %s -> %s", o.Expires.Format(time.RFC3339), expires.UTC().Format(time.RFC3339))); err != nil {
+		return err
+	}
+	if err := bumpSerial(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Revoke ends an order at at.
+func (s *DB) Revoke(ctx context.Context, id string, at time.Time, actor string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	o, err := s.findOrder(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if o.Revoked {
+		return fmt.Errorf("order %s is already revoked", o.Case)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE orders SET revoked = 1, revoked_at = ? WHERE id = ?`, nanos(at), o.ID); err != nil {
+		return err
+	}
+	if err := audit(ctx, tx, at, actor, o.ID, "revoke", ""); err != nil {
+		return err
+	}
+	if err := bumpSerial(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Active returns the indicators in force at at.
+func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry.ActiveSet, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	set := &registry.ActiveSet{At: at.UTC()}
+	var serial int64
+	if err := tx.QueryRowContext(ctx, `SELECT serial FROM registry_serial WHERE id = 1`).Scan(&serial); err != nil {
+		return nil, err
+	}
+	set.Serial = uint32(serial)
+	q := `SELECT o.id, o.case_id, o.court, o.family, o.effective, o.expires, o.revoked,
+		i.kind, i.value, i.family, i.valid_from, i.valid_until
+		FROM indicators i JOIN orders o ON o.id = i.order_id`
+	var args []any
+	if caseID != "" {
+		q += ` WHERE o.case_id = ?`
+		args = append(args, caseID)
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := nanos(at)
+	var next int64
+	consider := func(n int64) {
+		if n > t && (next == 0 || n < next) {
+			next = n
+		}
+	}
+	for rows.Next() {
+		var e registry.Entry
+		var ofam, kind, ifam string
+		var eff, exp, from, until int64
+		var revoked bool
+		if err := rows.Scan(&e.OrderID, &e.Case, &e.Court, &ofam, &eff, &exp, &revoked, &kind, &e.Value, &ifam, &from, &until); err != nil {
+			return nil, err
+		}
+		if revoked {
+			continue
+		}
+		if from > eff {
+			eff = from
+		}
+		if until != 0 && until < exp {
+			exp = until
+		}
+		consider(eff)
+		consider(exp)
+		if t < eff || t >= exp {
+			continue
+		}
+		e.Kind = registry.Kind(kind)
+		e.Family = ifam
+		if e.Family == "" {
+			e.Family = ofam
+		}
+		e.Effective, e.Expires = fromNanos(eff), fromNanos(exp)
+		if e.Kind == registry.KindIP || e.Kind == registry.KindCIDR {
+			p, err := netip.ParsePrefix(e.Value)
+			if err != nil {
+				a, aerr := netip.ParseAddr(e.Value)
+				if aerr != nil {
+					return nil, fmt.Errorf("stored indicator %q: %w", e.Value, err)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			e.Prefix = p
+		}
+		set.Entries = append(set.Entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	set.NextChange = fromNanos(next)
+	registry.SortEntries(set.Entries)
+	return set, nil
+}
