@@ -2,4 +2,64 @@ package sqlite
 
 // eventsMigrations is the schema of raw events and aggregates, owned by the
 // event pipeline. Append only.
-var eventsMigrations = []string{}
+//
+// Times: day is unix seconds of a UTC midnight; ts, first_seen and
+// last_seen are unix nanoseconds. ip is the address's bytes, 4 for IPv4
+// (IPv4-mapped IPv6 is unmapped) and 16 for IPv6, so a CIDR is a byte range
+// and byte order is address order within a family.
+var eventsMigrations = []string{
+	`CREATE TABLE events (
+		day INTEGER NOT NULL,
+		id TEXT NOT NULL,
+		ts INTEGER NOT NULL,
+		case_id TEXT NOT NULL DEFAULT '',
+		record BLOB NOT NULL, -- the JSON-lines record (docs/events.md)
+		PRIMARY KEY (day, id)
+	) WITHOUT ROWID;
+
+	-- One row per (UTC day, source address, family); attributes are those
+	-- of the key's first stored event. prev_protocols is the mask before
+	-- the last update, read back by the writer to move the rollups.
+	CREATE TABLE event_day_ip (
+		day INTEGER NOT NULL,
+		ip BLOB NOT NULL,
+		family TEXT NOT NULL,
+		case_id TEXT NOT NULL,
+		country TEXT NOT NULL,
+		asn INTEGER NOT NULL,
+		org TEXT NOT NULL,
+		first_seen INTEGER NOT NULL,
+		last_seen INTEGER NOT NULL,
+		hits INTEGER NOT NULL,
+		protocols INTEGER NOT NULL,
+		prev_protocols INTEGER NOT NULL DEFAULT 0,
+		bot_ids TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (day, ip, family)
+	) WITHOUT ROWID;
+	CREATE INDEX event_day_ip_country ON event_day_ip (day, country, ip);
+	CREATE INDEX event_day_ip_asn ON event_day_ip (day, asn, ip);
+	CREATE INDEX event_day_ip_addr ON event_day_ip (ip, day);
+
+	-- Daily totals per (day, country, ASN, family, case): ips counts sources
+	-- with a direct connection, resolver_ips those seen only through DNS.
+	CREATE TABLE event_rollups (
+		day INTEGER NOT NULL,
+		country TEXT NOT NULL,
+		asn INTEGER NOT NULL,
+		family TEXT NOT NULL,
+		case_id TEXT NOT NULL,
+		ips INTEGER NOT NULL,
+		resolver_ips INTEGER NOT NULL,
+		hits INTEGER NOT NULL,
+		PRIMARY KEY (day, country, asn, family, case_id)
+	) WITHOUT ROWID;
+
+	-- Pipeline health since the data dir was created.
+	CREATE TABLE event_health (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		received INTEGER NOT NULL,
+		stored INTEGER NOT NULL,
+		dropped INTEGER NOT NULL
+	);
+	INSERT INTO event_health VALUES (1, 0, 0, 0);`,
+}

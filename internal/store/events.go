@@ -1,0 +1,298 @@
+// Package store defines what the event pipeline needs from a storage
+// backend (EventStore) and the backend-neutral pieces every backend shares:
+// the aggregate types, the in-batch aggregation and the protocol bitmask.
+// Backends live in sqlite/ and postgres/ and pass the one conformance suite
+// in storetest/. It is not a query layer for analytics beyond plain scans.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/takedown/takedown/internal/event"
+)
+
+// EventStore is the durable home of raw events and their aggregates.
+//
+// WriteBatch stores a batch in one transaction: raw events are inserted
+// unless their ID is already stored (re-delivery and re-import are
+// harmless), the aggregates are updated from the newly inserted events only,
+// and the health counters move in the same transaction. A batch that
+// returns nil is durable; one that returns an error changed nothing.
+type EventStore interface {
+	WriteBatch(ctx context.Context, b *Batch) (BatchResult, error)
+	// Health returns the persisted counters since the store was created.
+	Health(ctx context.Context) (Health, error)
+	// AddDropped counts events lost before they reached a batch (queue
+	// full, failed batch), so the count survives restarts.
+	AddDropped(ctx context.Context, n uint64) error
+	// PurgeEvents deletes raw events of UTC days before before. Aggregates
+	// are kept. It returns the number of events deleted.
+	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
+	// PurgeAggregates deletes aggregates and rollups of UTC days before
+	// before.
+	PurgeAggregates(ctx context.Context, before time.Time) (int64, error)
+	// ScanDayIPs calls fn for every (day, IP, family) aggregate whose day
+	// is in [from, to), ordered by day then IP bytes then family. fn must
+	// not keep the *DayIP. A non-nil error from fn stops the scan and is
+	// returned.
+	ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*DayIP) error) error
+	// Rollups returns the daily rollups of days in [from, to).
+	Rollups(ctx context.Context, from, to time.Time) ([]Rollup, error)
+	// CountEvents returns the number of raw events stored with a timestamp
+	// in [from, to).
+	CountEvents(ctx context.Context, from, to time.Time) (int64, error)
+}
+
+// Batch is one unit of durable storage.
+type Batch struct {
+	// Events are enriched and classified, each with a non-empty ID and a
+	// UTC timestamp.
+	Events []event.Event
+	// Received is added to the received counter in the same transaction:
+	// the events the listeners handed over since the previous batch.
+	Received uint64
+	// Dropped is added to the dropped counter in the same transaction.
+	Dropped uint64
+}
+
+// BatchResult says what a committed batch did.
+type BatchResult struct {
+	Inserted   int // events newly stored (the stored counter rose by this)
+	Duplicates int // events whose ID was already stored
+}
+
+// Health is the persisted pipeline counters, since the store was created.
+// Stored never decreases.
+type Health struct {
+	Received uint64 `json:"events_received"`
+	Stored   uint64 `json:"events_stored"`
+	Dropped  uint64 `json:"events_dropped"`
+}
+
+// ErrBadEvent is returned (wrapped) for a batch holding an event the store
+// refuses: no ID, no source address or no timestamp.
+var ErrBadEvent = errors.New("bad event")
+
+// Protocols is a bitmask of the protocols an aggregate has seen.
+type Protocols uint8
+
+// Protocol bits.
+const (
+	ProtoDNS Protocols = 1 << iota
+	ProtoHTTP
+	ProtoHTTPS
+	ProtoTCP
+	ProtoUDP
+)
+
+// Direct is the mask of direct-connection protocols: a source seen with one
+// of them is a candidate infected host; one seen only with DNS is a
+// resolver.
+const Direct = ProtoHTTP | ProtoHTTPS | ProtoTCP | ProtoUDP
+
+// ProtocolBit returns the bit of an event protocol name (0 if unknown).
+func ProtocolBit(p string) Protocols {
+	switch p {
+	case event.ProtoDNS:
+		return ProtoDNS
+	case event.ProtoHTTP:
+		return ProtoHTTP
+	case event.ProtoHTTPS:
+		return ProtoHTTPS
+	case event.ProtoTCP:
+		return ProtoTCP
+	case event.ProtoUDP:
+		return ProtoUDP
+	}
+	return 0
+}
+
+// Names lists the protocols in the mask.
+func (p Protocols) Names() []string {
+	var out []string
+	for i, n := range []string{event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoTCP, event.ProtoUDP} {
+		if p&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Resolver reports whether a source with this mask is only a resolver.
+func (p Protocols) Resolver() bool { return p != 0 && p&Direct == 0 }
+
+// MaxBotIDs bounds the bot identifiers kept per aggregate.
+const MaxBotIDs = 8
+
+// DayIP is the aggregate of one source address, family and UTC day. Its
+// attributes (case, country, ASN, organisation) are those of the first
+// stored event of the key.
+type DayIP struct {
+	Day       time.Time // UTC midnight
+	IP        netip.Addr
+	Family    string
+	Case      string
+	Country   string
+	ASN       uint32
+	Org       string
+	FirstSeen time.Time
+	LastSeen  time.Time
+	Hits      uint64
+	Protocols Protocols
+	BotIDs    []string // at most MaxBotIDs, in order of first sight
+}
+
+// Resolver reports whether the source was only ever seen as a DNS resolver
+// for this key; analytics never count it as infected.
+func (a *DayIP) Resolver() bool { return a.Protocols.Resolver() }
+
+// Rollup is the daily total of one (day, country, ASN, family, case).
+type Rollup struct {
+	Day         time.Time
+	Country     string
+	ASN         uint32
+	Family      string
+	Case        string
+	IPs         uint64 // distinct sources with a direct connection that day
+	ResolverIPs uint64 // distinct sources seen only through DNS that day
+	Hits        uint64 // events
+}
+
+// RollupKey identifies a rollup.
+type RollupKey struct {
+	Day     int64 // unix seconds of UTC midnight
+	Country string
+	ASN     uint32
+	Family  string
+	Case    string
+}
+
+// Key returns the rollup's key.
+func (r *Rollup) Key() RollupKey {
+	return RollupKey{r.Day.Unix(), r.Country, r.ASN, r.Family, r.Case}
+}
+
+// DayOf returns the UTC day of t as unix seconds of its midnight.
+func DayOf(t time.Time) int64 {
+	s := t.Unix()
+	d := s - s%86400
+	if s < 0 && s%86400 != 0 {
+		d -= 86400
+	}
+	return d
+}
+
+// DayKey identifies a DayIP aggregate.
+type DayKey struct {
+	Day    int64 // unix seconds of UTC midnight
+	IP     netip.Addr
+	Family string
+}
+
+// Delta is the change one batch brings to one DayIP aggregate.
+type Delta struct {
+	Key       DayKey
+	Case      string
+	Country   string
+	ASN       uint32
+	Org       string
+	FirstSeen int64 // unix nanoseconds
+	LastSeen  int64
+	Hits      uint64
+	Protocols Protocols
+	BotIDs    []string
+}
+
+// Aggregate folds events into one Delta per (day, IP, family), in the
+// order keys are first seen. Memory is bounded by the number of distinct
+// keys in events. Addresses are unmapped (::ffff:a.b.c.d counts as
+// a.b.c.d).
+func Aggregate(events []event.Event) []Delta {
+	idx := make(map[DayKey]int, len(events)/2+1)
+	out := make([]Delta, 0, len(events)/2+1)
+	for i := range events {
+		e := &events[i]
+		k := DayKey{DayOf(e.Timestamp), e.SrcIP.Unmap(), e.Family}
+		ts := e.Timestamp.UnixNano()
+		j, ok := idx[k]
+		if !ok {
+			j = len(out)
+			idx[k] = j
+			out = append(out, Delta{Key: k, Case: e.Case, Country: e.SrcGeo, ASN: e.SrcASN, Org: e.SrcOrg, FirstSeen: ts, LastSeen: ts})
+		}
+		d := &out[j]
+		d.Hits++
+		d.Protocols |= ProtocolBit(e.Protocol)
+		d.FirstSeen = min(d.FirstSeen, ts)
+		d.LastSeen = max(d.LastSeen, ts)
+		if d.Case == "" {
+			d.Case = e.Case
+		}
+		if e.BotID != "" {
+			d.BotIDs = MergeBotIDs(d.BotIDs, e.BotID)
+		}
+	}
+	return out
+}
+
+// MergeBotIDs adds ids not yet in have, up to MaxBotIDs in all.
+func MergeBotIDs(have []string, ids ...string) []string {
+	for _, id := range ids {
+		if len(have) >= MaxBotIDs {
+			break
+		}
+		if id != "" && !slices.Contains(have, id) {
+			have = append(have, id)
+		}
+	}
+	return have
+}
+
+// JoinBotIDs encodes bot identifiers for a text column. Identifiers are
+// stored separated by newlines, which they cannot contain (CheckEvent).
+func JoinBotIDs(ids []string) string { return strings.Join(ids, "\n") }
+
+// SplitBotIDs decodes JoinBotIDs.
+func SplitBotIDs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// CheckEvent reports why a store must refuse e, or nil.
+func CheckEvent(e *event.Event) error {
+	switch {
+	case e.ID == "":
+		return errors.Join(ErrBadEvent, errors.New("event has no id"))
+	case !e.SrcIP.IsValid():
+		return errors.Join(ErrBadEvent, errors.New("event "+e.ID+" has no src_ip"))
+	case e.Timestamp.IsZero():
+		return errors.Join(ErrBadEvent, errors.New("event "+e.ID+" has no timestamp"))
+	case strings.ContainsRune(e.BotID, '\n'):
+		return errors.Join(ErrBadEvent, errors.New("event "+e.ID+" has a newline in bot_id"))
+	}
+	return nil
+}
+
+// RollupChange computes how one aggregate upsert moves its rollup: before
+// and after are the key's protocol masks (before is 0 for a new key).
+func RollupChange(before, after Protocols) (ips, resolverIPs int64) {
+	wasDirect, isDirect := before&Direct != 0, after&Direct != 0
+	wasRes, isRes := before.Resolver(), after.Resolver()
+	if isDirect && !wasDirect {
+		ips = 1
+	}
+	if isRes && !wasRes {
+		resolverIPs = 1
+	}
+	if wasRes && !isRes {
+		resolverIPs = -1
+	}
+	return ips, resolverIPs
+}
