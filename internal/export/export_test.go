@@ -250,9 +250,9 @@ func TestRPZIPTrigger(t *testing.T) {
 		{"198.51.100.0/24", "24.0.100.51.198.rpz-ip"},
 		{"0.0.0.0/0", "0.0.0.0.0.rpz-ip"},
 		{"2001:db8::/32", "32.zz.db8.2001.rpz-ip"},
-		{"2001:db8::1:0:0:7/128", "128.7.0.0.1.zz.db8.2001.rpz-ip"},   // first of two equal runs
-		{"2001:db8:0:1::1/128", "128.1.zz.1.0.db8.2001.rpz-ip"},       // the longer run, not the first
-		{"1:0:1:0:1:0:1:0/128", "128.0.1.0.1.0.1.0.1.rpz-ip"},         // no run of two: no zz
+		{"2001:db8::1:0:0:7/128", "128.7.0.0.1.zz.db8.2001.rpz-ip"}, // first of two equal runs
+		{"2001:db8:0:1::1/128", "128.1.zz.1.0.db8.2001.rpz-ip"},     // the longer run, not the first
+		{"1:0:1:0:1:0:1:0/128", "128.0.1.0.1.0.1.0.1.rpz-ip"},       // no run of two: no zz
 		{"::/0", "0.zz.rpz-ip"},
 		{"::1/128", "128.1.zz.rpz-ip"},
 		{"fe80::/10", "10.zz.fe80.rpz-ip"},

@@ -81,4 +81,3 @@ func mergePrefixes(rules []addrRule) (v4, v6 []netip.Prefix, contained int) {
 	}
 	return v4, v6, contained
 }
-
