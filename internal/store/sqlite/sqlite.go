@@ -29,6 +29,7 @@ func components() []component {
 	return []component{
 		{"registry", registryMigrations},
 		{"events", eventsMigrations},
+		{"stats", statsMigrations},
 	}
 }
 
