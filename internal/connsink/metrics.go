@@ -1,0 +1,77 @@
+package connsink
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are one listener's children of the package's metric vectors,
+// resolved once so the hot path only does atomic adds.
+type metrics struct {
+	accepted prometheus.Counter
+	active   prometheus.Gauge
+	events   prometheus.Counter
+	dropped  prometheus.Counter
+	badReq   prometheus.Counter
+	tlsFail  prometheus.Counter
+	rejected *prometheus.CounterVec // by listener and reason; rare
+}
+
+func newMetrics(reg prometheus.Registerer, name string) *metrics {
+	accepted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_accepted_total", Help: "Connections accepted by the connection sinkhole.",
+	}, []string{"listener"})
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "takedown_conn_active_connections", Help: "Connections open now.",
+	}, []string{"listener"})
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_events_total", Help: "Events (requests, connections, datagrams) recorded.",
+	}, []string{"listener"})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_events_dropped_total", Help: "Events refused by the full hand-off queue.",
+	}, []string{"listener"})
+	badReq := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_bad_requests_total", Help: "Malformed, oversized or timed-out HTTP requests.",
+	}, []string{"listener"})
+	tlsFail := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_tls_handshake_failures_total", Help: "TLS handshakes that did not complete.",
+	}, []string{"listener"})
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_rejected_total", Help: "Connections closed unserved, by reason (global_cap, source_cap, proxy_header).",
+	}, []string{"listener", "reason"})
+	if reg != nil {
+		accepted = register(reg, accepted)
+		active = register(reg, active)
+		events = register(reg, events)
+		dropped = register(reg, dropped)
+		badReq = register(reg, badReq)
+		tlsFail = register(reg, tlsFail)
+		rejected = register(reg, rejected)
+	}
+	return &metrics{
+		accepted: accepted.WithLabelValues(name),
+		active:   active.WithLabelValues(name),
+		events:   events.WithLabelValues(name),
+		dropped:  dropped.WithLabelValues(name),
+		badReq:   badReq.WithLabelValues(name),
+		tlsFail:  tlsFail.WithLabelValues(name),
+		rejected: rejected,
+	}
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that several listeners share one vector.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// A conflicting collector of another type: keep ours unregistered
+		// rather than fail the listener.
+	}
+	return c
+}
