@@ -27,9 +27,6 @@ type EventStore interface {
 	WriteBatch(ctx context.Context, b *Batch) (BatchResult, error)
 	// Health returns the persisted counters since the store was created.
 	Health(ctx context.Context) (Health, error)
-	// AddDropped counts events lost before they reached a batch (queue
-	// full, failed batch), so the count survives restarts.
-	AddDropped(ctx context.Context, n uint64) error
 	// PurgeEvents deletes raw events of UTC days before before. Aggregates
 	// are kept. It returns the number of events deleted.
 	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
@@ -54,7 +51,8 @@ type Batch struct {
 	// UTC timestamp.
 	Events []event.Event
 	// Received is added to the received counter in the same transaction:
-	// the events the listeners handed over since the previous batch.
+	// the events the listeners handed over since the previous batch. A
+	// batch with no events only moves the counters.
 	Received uint64
 	// Dropped is added to the dropped counter in the same transaction.
 	Dropped uint64

@@ -208,19 +208,6 @@ func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
 	return store.Health{Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)}, nil
 }
 
-// AddDropped implements store.EventStore.
-func (s *EventStore) AddDropped(ctx context.Context, n uint64) error {
-	if n == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.conn.ExecContext(ctx, sqlAddHealth, 0, 0, int64(n)); err != nil {
-		return fmt.Errorf("count dropped events: %w", err)
-	}
-	return nil
-}
-
 // PurgeEvents implements store.EventStore.
 func (s *EventStore) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
 	return s.purge(ctx, `DELETE FROM events WHERE day < ?`, before)

@@ -1,0 +1,345 @@
+// Package pipeline turns the events that the listeners hand over into
+// durable records: it drains the bounded event.Queue, gives each event an
+// ID, enriches it (country, ASN, AS organisation), classifies it (family and
+// case, through a hook), and writes it in batches to a store.EventStore,
+// which aggregates per (day, IP, family) in the same transaction. It is not
+// a message bus (see natsbus) and not analytics (it only counts its own
+// health).
+//
+// Two goroutines: the preparer drains the queue and fills a batch; the
+// writer commits the previous batch meanwhile. Memory is bounded by two
+// batches and the enrichment cache, never by the event rate.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/geo"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// Enricher answers what the IP databases say about an address; *geo.DB is
+// one.
+type Enricher interface {
+	Lookup(addr netip.Addr) geo.Info
+}
+
+var _ Enricher = (*geo.DB)(nil)
+
+// Options configures a Pipeline. Queue and Store are required.
+type Options struct {
+	Queue *event.Queue
+	Store store.EventStore
+	// Enricher fills src_geo, src_asn and src_org where they are empty;
+	// nil leaves events as they are.
+	Enricher Enricher
+	// Classify sets an event's family and case (the classifier and the
+	// registry); it runs after enrichment. nil leaves them as they are.
+	Classify func(*event.Event)
+	// IDs gives IDs to events that have none; nil makes a new generator.
+	IDs *event.IDGen
+	// BatchSize is the most events in one transaction (default 8192).
+	BatchSize int
+	// Linger is how long a batch waits for more events before it is
+	// written, once it has one (default 20ms). It bounds how long an
+	// event waits before it is durable under light load.
+	Linger time.Duration
+	// Retries is how often a failed batch is retried before its events
+	// are counted as dropped (default 2), with a backoff from 100ms.
+	Retries int
+	// Registerer receives the takedown_pipeline_* metrics; nil registers
+	// none.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // nil discards
+	Now        func() time.Time
+}
+
+// Stats are the pipeline's counters since it started (the persisted totals
+// since the data dir was created are the store's Health).
+type Stats struct {
+	Received   uint64 `json:"received"`   // offered to the queue
+	Stored     uint64 `json:"stored"`     // newly and durably stored
+	Duplicates uint64 `json:"duplicates"` // already stored (re-delivery)
+	Dropped    uint64 `json:"dropped"`    // queue full or store failure
+	Batches    uint64 `json:"batches"`    // committed
+	Failed     uint64 `json:"failed"`     // batches given up
+	QueueLen   int    `json:"queue_len"`
+	QueueCap   int    `json:"queue_cap"`
+}
+
+// Pipeline is the running chain from queue to store.
+type Pipeline struct {
+	opts Options
+	log  *slog.Logger
+
+	stored, duplicates, storeDropped, batches, failed atomic.Uint64
+	invalid                                           atomic.Uint64 // events without a source address
+
+	// Owned by the writer goroutine.
+	persistedReceived, persistedQueueDropped, persistedInvalid uint64
+	pendingDropped                                             uint64
+
+	cache    map[netip.Addr]geo.Info // owned by the preparer
+	cacheAge time.Time
+
+	batchSeconds prometheus.Histogram
+}
+
+// cacheSize bounds the enrichment cache; it is also cleared every minute so
+// that a reloaded database takes effect.
+const cacheSize = 1 << 16
+
+// New returns a pipeline; it does nothing until Run.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Queue == nil || opts.Store == nil {
+		return nil, errors.New("pipeline needs a queue and a store")
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 8192
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = 20 * time.Millisecond
+	}
+	if opts.Retries < 0 {
+		opts.Retries = 0
+	} else if opts.Retries == 0 {
+		opts.Retries = 2
+	}
+	if opts.IDs == nil {
+		opts.IDs = event.NewIDGen()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Pipeline{opts: opts, log: opts.Logger, cache: make(map[netip.Addr]geo.Info)}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.batchSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "takedown_pipeline_batch_duration_seconds", Help: "Time to commit one batch of events.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
+	})
+	if r := opts.Registerer; r != nil {
+		q := opts.Queue
+		cf := func(name, help string, f func() uint64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+		}
+		for _, c := range []prometheus.Collector{
+			cf("takedown_pipeline_events_received_total", "Events offered to the pipeline queue.", q.Received),
+			cf("takedown_pipeline_events_stored_total", "Events newly and durably stored.", p.stored.Load),
+			cf("takedown_pipeline_events_duplicate_total", "Events already stored (re-delivered).", p.duplicates.Load),
+			cf("takedown_pipeline_events_dropped_total", "Events dropped: queue full or store failure.", func() uint64 { return q.Dropped() + p.storeDropped.Load() + p.invalid.Load() }),
+			cf("takedown_pipeline_batches_total", "Batches committed.", p.batches.Load),
+			cf("takedown_pipeline_batches_failed_total", "Batches given up after retries.", p.failed.Load),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_length_events", Help: "Events waiting in the queue."}, func() float64 { return float64(q.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_capacity_events", Help: "Capacity of the queue."}, func() float64 { return float64(q.Cap()) }),
+			p.batchSeconds,
+		} {
+			if err := r.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+// Stats returns the counters.
+func (p *Pipeline) Stats() Stats {
+	q := p.opts.Queue
+	return Stats{
+		Received: q.Received(), Stored: p.stored.Load(), Duplicates: p.duplicates.Load(),
+		Dropped: q.Dropped() + p.storeDropped.Load() + p.invalid.Load(), Batches: p.batches.Load(), Failed: p.failed.Load(),
+		QueueLen: q.Len(), QueueCap: q.Cap(),
+	}
+}
+
+// Prepare runs the stages before storage on one event, in place: ID,
+// timestamp in UTC, enrichment of empty fields, classification. The
+// importer uses it for partner files too.
+//
+// It reports false for an event no store would take (no source address):
+// Run counts such an event as dropped.
+func (p *Pipeline) Prepare(e *event.Event) bool {
+	if !e.SrcIP.IsValid() {
+		return false
+	}
+	if e.ID == "" {
+		e.ID = p.opts.IDs.Next()
+	}
+	if e.Timestamp.IsZero() {
+		e.Timestamp = p.opts.Now()
+	}
+	e.Timestamp = e.Timestamp.UTC()
+	if p.opts.Enricher != nil && (e.SrcGeo == "" || e.SrcASN == 0) {
+		in, ok := p.cache[e.SrcIP]
+		if !ok {
+			in = p.opts.Enricher.Lookup(e.SrcIP)
+			p.cache[e.SrcIP] = in
+		}
+		if e.SrcGeo == "" {
+			e.SrcGeo = in.Country
+		}
+		if e.SrcASN == 0 {
+			e.SrcASN, e.SrcOrg = in.ASN, in.Org
+		}
+	}
+	if p.opts.Classify != nil {
+		p.opts.Classify(e)
+	}
+	if strings.ContainsRune(e.BotID, '\n') {
+		e.BotID = strings.ReplaceAll(e.BotID, "\n", " ")
+	}
+	return true
+}
+
+// add appends e to batch if it prepares, else counts it as dropped.
+func (p *Pipeline) add(batch []event.Event, e *event.Event) []event.Event {
+	batch = append(batch, *e)
+	if !p.Prepare(&batch[len(batch)-1]) {
+		p.invalid.Add(1)
+		return batch[:len(batch)-1]
+	}
+	return batch
+}
+
+func (p *Pipeline) trimCache() {
+	now := p.opts.Now()
+	if len(p.cache) >= cacheSize || now.Sub(p.cacheAge) > time.Minute {
+		clear(p.cache)
+		p.cacheAge = now
+	}
+}
+
+// Run drains the queue until ctx is done, then stores what is still queued
+// (within 10 seconds) and returns nil. It returns an error only if the
+// writer cannot persist counters at the very end.
+func (p *Pipeline) Run(ctx context.Context) error {
+	batches := make(chan []event.Event) // unbuffered: one batch filling, one writing
+	free := make(chan []event.Event, 2)
+	free <- make([]event.Event, 0, p.opts.BatchSize)
+	free <- make([]event.Event, 0, p.opts.BatchSize)
+	done := make(chan struct{})
+	wctx, cancelWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWriter()
+	go func() {
+		defer close(done)
+		for b := range batches {
+			p.write(wctx, b)
+			free <- b[:0]
+		}
+	}()
+
+	q := p.opts.Queue.C()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	batch := <-free
+	send := func() {
+		batches <- batch
+		batch = <-free
+		p.trimCache()
+	}
+	stopping := false
+	for !stopping {
+		select {
+		case <-ctx.Done():
+			stopping = true
+		case e := <-q:
+			if len(batch) == 0 {
+				linger.Reset(p.opts.Linger)
+			}
+			batch = p.add(batch, &e)
+			// Take what is already waiting without another select.
+			for len(batch) < p.opts.BatchSize {
+				select {
+				case e := <-q:
+					batch = p.add(batch, &e)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) >= p.opts.BatchSize {
+				linger.Stop()
+				send()
+			}
+		case <-linger.C:
+			if len(batch) > 0 {
+				send()
+			}
+		}
+	}
+	linger.Stop()
+	// Shutdown: store what the listeners already handed over.
+	deadline := time.AfterFunc(10*time.Second, cancelWriter)
+	defer deadline.Stop()
+	for n := p.opts.Queue.Len(); n > 0; n-- {
+		e := <-q
+		batch = p.add(batch, &e)
+		if len(batch) >= p.opts.BatchSize {
+			send()
+		}
+	}
+	batches <- batch // possibly empty: persists the last counters
+	close(batches)
+	<-done
+	if p.pendingDropped > 0 {
+		return errors.New("pipeline stopped with dropped events not persisted")
+	}
+	return nil
+}
+
+// write commits one batch with the counters accumulated since the last
+// commit; on failure it retries, then counts the batch as dropped.
+func (p *Pipeline) write(ctx context.Context, events []event.Event) {
+	q := p.opts.Queue
+	recv, qdrop, idrop := q.Received(), q.Dropped(), p.invalid.Load()
+	b := &store.Batch{
+		Events:   events,
+		Received: recv - p.persistedReceived,
+		Dropped:  qdrop - p.persistedQueueDropped + idrop - p.persistedInvalid + p.pendingDropped,
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		res, err := p.opts.Store.WriteBatch(ctx, b)
+		if err == nil {
+			p.batchSeconds.Observe(time.Since(start).Seconds())
+			p.persistedReceived, p.persistedQueueDropped, p.persistedInvalid, p.pendingDropped = recv, qdrop, idrop, 0
+			p.stored.Add(uint64(res.Inserted))
+			p.duplicates.Add(uint64(res.Duplicates))
+			if len(events) > 0 {
+				p.batches.Add(1)
+			}
+			return
+		}
+		if attempt >= p.opts.Retries || ctx.Err() != nil || errors.Is(err, store.ErrBadEvent) {
+			p.log.Error("event batch not stored, events dropped", "events", len(events), "attempts", attempt+1, "err", err)
+			p.failed.Add(1)
+			p.storeDropped.Add(uint64(len(events)))
+			p.pendingDropped += uint64(len(events))
+			// Persist the loss and what was received now, in a batch of
+			// counters only, if the store can take it; else they ride on the
+			// next batch.
+			c := &store.Batch{Received: b.Received, Dropped: b.Dropped + uint64(len(events))}
+			if _, err := p.opts.Store.WriteBatch(ctx, c); err == nil {
+				p.persistedReceived, p.persistedQueueDropped, p.persistedInvalid, p.pendingDropped = recv, qdrop, idrop, 0
+			}
+			return
+		}
+		p.log.Warn("event batch failed, retrying", "events", len(events), "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff *= 4
+	}
+}

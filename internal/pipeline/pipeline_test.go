@@ -1,0 +1,242 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	geodata "github.com/takedown/takedown/data/geo"
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/geo"
+	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/store/sqlite"
+)
+
+func openStore(tb testing.TB) *sqlite.EventStore {
+	tb.Helper()
+	db, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), sqlite.FileName))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := sqlite.NewEventStore(tb.Context(), db, sqlite.EventStoreOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close(); db.Close() })
+	return s
+}
+
+func bundledGeo(tb testing.TB) *geo.DB {
+	tb.Helper()
+	g, err := geo.Open(geo.Options{Country: geo.Source{Data: geodata.Country()}, ASN: geo.Source{Data: geodata.ASN()}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
+
+// runUntilDrained runs p with an already cancelled context: Run stores
+// everything queued and returns, so the test needs no timing.
+func runUntilDrained(tb testing.TB, p *Pipeline) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(tb.Context())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		tb.Fatalf("Run: %v", err)
+	}
+}
+
+var t0 = time.Date(2011, 3, 17, 10, 0, 0, 0, time.UTC)
+
+func TestPipelineStoresEnrichedClassifiedEvents(t *testing.T) {
+	st := openStore(t)
+	q := event.NewQueue(100)
+	reg := prometheus.NewRegistry()
+	p, err := New(Options{
+		Queue: q, Store: st, Enricher: bundledGeo(t), BatchSize: 3, Registerer: reg,
+		Classify: func(e *event.Event) {
+			if strings.HasSuffix(e.HTTPHost, "rustock.example") {
+				e.Family, e.Case = "rustock", "case-1"
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := func(e event.Event) { q.Offer(&e) }
+	for i := range 5 {
+		offer(event.Event{Timestamp: t0.Add(time.Duration(i) * time.Minute), Protocol: "http", SrcIP: netip.MustParseAddr("1.0.0.1"), HTTPHost: "c2.rustock.example"})
+	}
+	offer(event.Event{ID: "fixed", Timestamp: t0, Protocol: "http", SrcIP: netip.MustParseAddr("2600::1"), HTTPHost: "x.example"})
+	offer(event.Event{ID: "fixed", Timestamp: t0, Protocol: "http", SrcIP: netip.MustParseAddr("2600::1"), HTTPHost: "x.example"}) // re-delivered
+	offer(event.Event{Timestamp: t0, Protocol: "http"})                                                                                  // no source: dropped
+	offer(event.Event{Timestamp: t0, Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1"), SrcGeo: "ZZ", SrcASN: 1, SrcOrg: "kept"})
+	runUntilDrained(t, p)
+
+	if s := p.Stats(); s.Received != 9 || s.Stored != 7 || s.Duplicates != 1 || s.Dropped != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	h, err := st.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h != (store.Health{Received: 9, Stored: 7, Dropped: 1}) {
+		t.Fatalf("persisted health %+v", h)
+	}
+	if got := counter(t, reg, "takedown_pipeline_events_stored_total"); got != 7 {
+		t.Fatalf("metric stored = %v", got)
+	}
+	byIP := map[string]store.DayIP{}
+	err = st.ScanDayIPs(t.Context(), t0.Truncate(24*time.Hour), t0.Add(24*time.Hour), func(a *store.DayIP) error {
+		byIP[a.IP.String()] = *a
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		cc, org, family, caseID string
+		asn                     uint32
+		hits                    uint64
+	}{
+		"1.0.0.1":   {"AU", "Cloudflare, Inc.", "rustock", "case-1", 13335, 5},
+		"2600::1":   {"US", "Cogent Communications", "", "", 174, 1},
+		"192.0.2.1": {"ZZ", "kept", "", "", 1, 1},
+	}
+	if len(byIP) != len(want) {
+		t.Fatalf("aggregates %+v", byIP)
+	}
+	for ip, w := range want {
+		a := byIP[ip]
+		if a.Country != w.cc || a.Org != w.org || a.ASN != w.asn || a.Family != w.family || a.Case != w.caseID || a.Hits != w.hits {
+			t.Errorf("%s: got %+v, want %+v", ip, a, w)
+		}
+	}
+}
+
+func counter(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	tb.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// failing wraps a store and fails the first n batches.
+type failing struct {
+	store.EventStore
+	n atomic.Int32
+}
+
+func (f *failing) WriteBatch(ctx context.Context, b *store.Batch) (store.BatchResult, error) {
+	if f.n.Add(-1) >= 0 {
+		return store.BatchResult{}, errors.New("disk full")
+	}
+	return f.EventStore.WriteBatch(ctx, b)
+}
+
+func TestPipelineStoreFailureCountsDropped(t *testing.T) {
+	tests := []struct {
+		name        string
+		failures    int32
+		batchSize   int
+		wantStored  uint64
+		wantDropped uint64
+	}{
+		{"retried", 1, 100, 4, 0},                // the retry succeeds
+		{"given up", 3, 100, 0, 4},               // two retries fail too: the batch is dropped, the loss persisted at once
+		{"loss rides on next batch", 4, 2, 2, 2}, // persisting the loss fails too: the next batch carries it
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &failing{EventStore: openStore(t)}
+			st.n.Store(tc.failures)
+			q := event.NewQueue(10)
+			p, err := New(Options{Queue: q, Store: st, BatchSize: tc.batchSize, Retries: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				q.Offer(&event.Event{Timestamp: t0, Protocol: "tcp", SrcIP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})})
+			}
+			runUntilDrained(t, p)
+			h, err := st.Health(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Stored != tc.wantStored || h.Dropped != tc.wantDropped || h.Received != 4 {
+				t.Fatalf("health %+v, want stored %d dropped %d received 4", h, tc.wantStored, tc.wantDropped)
+			}
+			if s := p.Stats(); s.Stored != tc.wantStored || s.Dropped != tc.wantDropped {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
+
+func TestPipelineQueueFullIsPersisted(t *testing.T) {
+	st := openStore(t)
+	q := event.NewQueue(2)
+	p, err := New(Options{Queue: q, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		q.Offer(&event.Event{Timestamp: t0, Protocol: "udp", SrcIP: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})})
+	}
+	runUntilDrained(t, p)
+	h, err := st.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h != (store.Health{Received: 5, Stored: 2, Dropped: 3}) {
+		t.Fatalf("health %+v", h)
+	}
+}
+
+func TestPipelineRunsConcurrently(t *testing.T) {
+	st := openStore(t)
+	q := event.NewQueue(1 << 14)
+	p, err := New(Options{Queue: q, Store: st, Enricher: bundledGeo(t), BatchSize: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	const n = 10000
+	var offered int
+	for i := range n {
+		e := event.Event{Timestamp: t0, Protocol: "http", SrcIP: netip.AddrFrom4([4]byte{1, byte(i >> 8), byte(i), 1}), ID: fmt.Sprint(i)}
+		for !q.Offer(&e) {
+			offered++ // counted as dropped; a real listener would not retry
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	h, err := st.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Stored != n || h.Received != uint64(n+offered) || h.Dropped != uint64(offered) {
+		t.Fatalf("health %+v, want stored %d, received %d", h, n, n+offered)
+	}
+}
