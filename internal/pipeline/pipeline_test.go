@@ -77,7 +77,7 @@ func TestPipelineStoresEnrichedClassifiedEvents(t *testing.T) {
 	}
 	offer(event.Event{ID: "fixed", Timestamp: t0, Protocol: "http", SrcIP: netip.MustParseAddr("2600::1"), HTTPHost: "x.example"})
 	offer(event.Event{ID: "fixed", Timestamp: t0, Protocol: "http", SrcIP: netip.MustParseAddr("2600::1"), HTTPHost: "x.example"}) // re-delivered
-	offer(event.Event{Timestamp: t0, Protocol: "http"})                                                                                  // no source: dropped
+	offer(event.Event{Timestamp: t0, Protocol: "http"})                                                                            // no source: dropped
 	offer(event.Event{Timestamp: t0, Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1"), SrcGeo: "ZZ", SrcASN: 1, SrcOrg: "kept"})
 	runUntilDrained(t, p)
 
