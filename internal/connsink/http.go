@@ -127,7 +127,7 @@ var httpStates = sync.Pool{New: func() any {
 // when rd is the TLS connection) and returns how many events it emitted.
 func (l *Listener) serveHTTP(cc *conn, proto string, tm *tlsMeta) int {
 	st := httpStates.Get().(*httpState)
-	defer httpStates.Put(st)
+	defer func() { httpStates.Put(st) }()
 	st.wbuf = st.wbuf[:0]
 	var rd io.Reader = cc.Conn
 	plain := tm == nil
@@ -148,8 +148,13 @@ func (l *Listener) serveHTTP(cc *conn, proto string, tm *tlsMeta) int {
 				cc.Conn.SetReadDeadline(l.now().Add(l.lim.IdleTimeout))
 			}
 			if plain {
+				// Idle: hold no buffers while waiting.
 				cc.putReader()
-				if err := waitReadable(cc.Conn); err != nil {
+				httpStates.Put(st)
+				err := waitReadable(cc.Conn)
+				st = httpStates.Get().(*httpState)
+				st.wbuf = st.wbuf[:0]
+				if err != nil {
 					return emitted
 				}
 			}

@@ -354,6 +354,7 @@ func (l *Listener) serveHTTPS(cc *conn) {
 	meta.cipher = tls.CipherSuiteName(st.CipherSuite)
 	cc.putReader()
 	cc.tls = tc
+	defer tc.Close() // sends close_notify, so clients see a clean end
 	if l.serveHTTP(cc, event.ProtoHTTPS, meta) == 0 && !l.stopping.Load() {
 		ev := l.newEvent(event.ProtoHTTPS, cc.src, cc.dst)
 		in := classify.Input{BodyLen: -1}
