@@ -1,11 +1,67 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
 	"github.com/spf13/cobra"
 
+	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
+// runServe runs the server until SIGINT or SIGTERM; SIGHUP reloads the
+// configuration file and the registry.
 func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
-	return usagef("serve: the sinkhole roles are not wired into this build yet; use --check-config")
+	ctx := cmd.Context()
+	log := g.logger(c)
+	st, err := g.openStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	es, err := sqlite.NewEventStore(ctx, st, sqlite.EventStoreOptions{})
+	if err != nil {
+		return err
+	}
+	defer es.Close()
+	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname()})
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			nc, err := config.Load(g.configPath)
+			if err != nil {
+				log.Error("reload: configuration refused; keeping the old one", "err", err)
+				continue
+			}
+			nc.Data, nc.DB = c.Data, c.DB
+			_ = a.Reload(context.WithoutCancel(ctx), nc)
+		}
+	}()
+	for kind, addrs := range a.Addrs() {
+		for _, ad := range addrs {
+			log.Info("listening", "kind", kind, "addr", ad.String())
+		}
+	}
+	if err := a.Run(ctx); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "takedown"
+	}
+	return h
 }

@@ -154,8 +154,8 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// Lists in the file replace the defaults' lists rather than merging.
-	c.DNS.Listen, c.Listeners, c.Sinkhole.A, c.Sinkhole.AAAA, c.DNS.NS = nil, nil, nil, nil, nil
+	// A list in the file replaces the default list (yaml.v3 makes a new
+	// slice); a key the file does not name keeps its default.
 	if err := decode(f, c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -1,0 +1,429 @@
+// Package app wires takedown's long-running roles together: the registry
+// watcher, the DNS and connection sinkholes, the event pipeline and the
+// store. It owns the run group, reload and the shutdown order. It is not
+// where any role's logic lives.
+//
+// Shutdown order (written down because it is what keeps "nothing
+// acknowledged is lost" true):
+//  1. the listeners stop (no new events);
+//  2. the pipeline drains the queue and commits its last batch;
+//  3. the store is closed by the caller after Run returns.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	geodata "github.com/takedown/takedown/data/geo"
+	"github.com/takedown/takedown/internal/classify"
+	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/connsink"
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/geo"
+	"github.com/takedown/takedown/internal/pipeline"
+	"github.com/takedown/takedown/internal/proxyproto"
+	"github.com/takedown/takedown/internal/registry"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// Options configure an App.
+type Options struct {
+	Config     *config.Config
+	Registry   registry.Store
+	Events     store.EventStore
+	Logger     *slog.Logger          // nil discards
+	Registerer prometheus.Registerer // nil: a fresh registry
+	Sensor     string                // copied into every event
+	// TrustProxyFromLoopback makes every listener believe PROXY headers
+	// from loopback peers (the demo: the simulator sends them).
+	TrustProxyFromLoopback bool
+}
+
+// App is the running server.
+type App struct {
+	opts  Options
+	log   *slog.Logger
+	cfg   atomic.Pointer[config.Config]
+	queue *event.Queue
+	geo   *geo.DB
+	pipe  *pipeline.Pipeline
+	conns []*connsink.Listener
+	dns   dnsRole
+
+	index  atomic.Pointer[registry.Index]
+	serial atomic.Uint32
+
+	reloadMu     sync.Mutex
+	reloads      prometheus.Counter
+	reloadFails  prometheus.Counter
+	lastReloadOK prometheus.Gauge
+}
+
+// dnsRole is the DNS sinkhole as the app drives it.
+type dnsRole interface {
+	Run(ctx context.Context) error
+	Reload(ctx context.Context) error
+}
+
+// New builds every role the configuration enables and binds their sockets.
+func New(ctx context.Context, opts Options) (*App, error) {
+	if opts.Config == nil || opts.Registry == nil || opts.Events == nil {
+		return nil, errors.New("app needs a config, a registry and an event store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	c := opts.Config
+	a := &App{opts: opts, log: opts.Logger, queue: event.NewQueue(c.Pipeline.Queue)}
+	a.cfg.Store(c)
+	a.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reloads_total", Help: "Configuration and registry reloads attempted."})
+	a.reloadFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reload_failures_total", Help: "Reloads that failed and kept the old state."})
+	a.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "takedown_config_last_reload_successful", Help: "1 if the last reload succeeded."})
+	a.lastReloadOK.Set(1)
+	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_events_queue_depth", Help: "Events waiting between the listeners and the store."},
+		func() float64 { return float64(a.queue.Len()) })
+	received := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "takedown_events_received_total", Help: "Events handed over by the listeners."},
+		func() float64 { return float64(a.queue.Received()) })
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "takedown_events_queue_dropped_total", Help: "Events refused because the queue was full."},
+		func() float64 { return float64(a.queue.Dropped()) })
+	for _, m := range []prometheus.Collector{a.reloads, a.reloadFails, a.lastReloadOK, queueDepth, received, dropped} {
+		if err := opts.Registerer.Register(m); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := a.refreshRegistry(ctx); err != nil {
+		return nil, fmt.Errorf("read the registry: %w", err)
+	}
+
+	var err error
+	a.geo, err = openGeo(c, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := loadRules(c)
+	if err != nil {
+		return nil, err
+	}
+	a.pipe, err = pipeline.New(pipeline.Options{
+		Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify,
+		BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeListeners()
+		}
+	}()
+	for i, lc := range c.Listeners {
+		trust, err := a.trust(lc.TrustedProxy)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d]: %w", i, err)
+		}
+		l, err := connsink.New(connsink.Options{
+			Kind: connsink.Kind(lc.Kind), Addr: lc.Listen, Sensor: opts.Sensor, TrustedProxies: trust,
+			DataDir: c.Data, Handoff: event.NewProducer(a.queue, lc.Kind+":"+lc.Listen), Rules: rules,
+			Indicator: a.indicatorOf, Logger: opts.Logger.With("role", "listener", "kind", lc.Kind),
+			Registerer: opts.Registerer,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d] %s %s: %w", i, lc.Kind, lc.Listen, err)
+		}
+		a.conns = append(a.conns, l)
+	}
+	if a.dns, err = newDNS(a, c); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+func openGeo(c *config.Config, log *slog.Logger) (*geo.DB, error) {
+	o := geo.Options{Logger: log.With("role", "geo")}
+	if c.Geo.Country != "" {
+		o.Country.Path = c.Geo.Country
+	} else {
+		o.Country.Data = geodata.Country()
+	}
+	if c.Geo.ASN != "" {
+		o.ASN.Path = c.Geo.ASN
+	} else {
+		o.ASN.Data = geodata.ASN()
+	}
+	db, err := geo.Open(o)
+	if err != nil {
+		return nil, fmt.Errorf("geo: %w", err)
+	}
+	return db, nil
+}
+
+func loadRules(c *config.Config) (*classify.Rules, error) {
+	if c.Pipeline.Rules == "" {
+		return classify.Default(), nil
+	}
+	r, err := classify.Load(c.Pipeline.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline.rules: %w", err)
+	}
+	return r, nil
+}
+
+// trust parses a listener's trusted PROXY sources, adding loopback when the
+// app trusts it.
+func (a *App) trust(list []string) (*proxyproto.Trust, error) {
+	if a.opts.TrustProxyFromLoopback {
+		list = append(append([]string(nil), list...), "127.0.0.0/8", "::1/128")
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return proxyproto.ParseTrust(list)
+}
+
+// indicatorOf tells the connection sinkhole which seized indicator a Host,
+// SNI or destination address belongs to.
+func (a *App) indicatorOf(host string) (family, caseID string, ok bool) {
+	ix := a.index.Load()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if e, ok := ix.LookupAddr(addr); ok {
+			return e.Family, e.Case, true
+		}
+		return "", "", false
+	}
+	if e, ok := ix.LookupName(host); ok {
+		return e.Family, e.Case, true
+	}
+	return "", "", false
+}
+
+// classify is the pipeline's classification stage: it fills the case (and
+// the family, where no rule named one) from the registry for events whose
+// listener did not.
+func (a *App) classify(e *event.Event) {
+	if e.Case != "" {
+		return
+	}
+	var fam, c string
+	var ok bool
+	switch {
+	case e.Matched != "":
+		fam, c, ok = a.indicatorOf(e.Matched)
+	case e.SSLServerName != "":
+		fam, c, ok = a.indicatorOf(e.SSLServerName)
+	case e.HTTPHost != "":
+		fam, c, ok = a.indicatorOf(e.HTTPHost)
+	}
+	if !ok && e.DstIP.IsValid() {
+		fam, c, ok = a.indicatorOf(e.DstIP.String())
+	}
+	if !ok {
+		return
+	}
+	e.Case = c
+	if (e.Family == "" || e.Family == "unknown") && fam != "" {
+		e.Family = fam
+	}
+}
+
+// refreshRegistry rebuilds the index when the registry changed or an entry
+// started or ended since the last build.
+func (a *App) refreshRegistry(ctx context.Context) error {
+	set, err := a.opts.Registry.Active(ctx, time.Now(), "")
+	if err != nil {
+		return err
+	}
+	a.index.Store(registry.NewIndex(set))
+	a.serial.Store(set.Serial)
+	a.log.Debug("registry loaded", "serial", set.Serial, "entries", len(set.Entries))
+	return nil
+}
+
+// watchRegistry polls the registry serial and rebuilds the index on change
+// and at the next start or end of an entry.
+func (a *App) watchRegistry(ctx context.Context) error {
+	next := time.Time{}
+	for {
+		poll := a.cfg.Load().Registry.Poll.D()
+		wait := poll
+		if !next.IsZero() {
+			if d := time.Until(next); d < wait {
+				wait = max(d, time.Millisecond)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		s, err := a.opts.Registry.Serial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("registry poll failed", "err", err)
+			continue
+		}
+		if s == a.serial.Load() && (next.IsZero() || time.Now().Before(next)) {
+			continue
+		}
+		set, err := a.opts.Registry.Active(ctx, time.Now(), "")
+		if err != nil {
+			a.log.Warn("registry read failed", "err", err)
+			continue
+		}
+		a.index.Store(registry.NewIndex(set))
+		a.serial.Store(set.Serial)
+		next = set.NextChange
+	}
+}
+
+// Reload re-reads the configuration file's reloadable parts (classification
+// rules) and the registry, as one transaction: on any failure the old
+// state stays and the error says why. Listen addresses cannot change live.
+func (a *App) Reload(ctx context.Context, c *config.Config) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	a.reloads.Inc()
+	err := a.reload(ctx, c)
+	if err != nil {
+		a.reloadFails.Inc()
+		a.lastReloadOK.Set(0)
+		a.log.Error("reload failed; keeping the old configuration", "err", err)
+		return err
+	}
+	a.lastReloadOK.Set(1)
+	a.log.Info("reloaded")
+	return nil
+}
+
+func (a *App) reload(ctx context.Context, c *config.Config) error {
+	old := a.cfg.Load()
+	if c == nil {
+		c = old
+	}
+	if fmt.Sprint(c.Listeners) != fmt.Sprint(old.Listeners) || fmt.Sprint(c.DNS.Listen) != fmt.Sprint(old.DNS.Listen) || c.Data != old.Data || c.DB != old.DB {
+		return errors.New("listen addresses, the data dir and the store cannot change without a restart")
+	}
+	// Parse and validate everything first.
+	rules, err := loadRules(c)
+	if err != nil {
+		return err
+	}
+	// Then apply, in this order: the registry (the sinkhole answers follow
+	// it), the DNS sinkhole, the classification rules, the config itself.
+	if err := a.refreshRegistry(ctx); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	if a.dns != nil {
+		if err := a.dns.Reload(ctx); err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+	}
+	for _, l := range a.conns {
+		l.SetRules(rules)
+	}
+	a.cfg.Store(c)
+	return nil
+}
+
+// Addrs returns the bound addresses of the connection listeners by kind.
+func (a *App) Addrs() map[string][]net.Addr {
+	out := map[string][]net.Addr{}
+	for _, l := range a.conns {
+		k := l.Name()
+		if i := indexByte(k, ':'); i > 0 {
+			k = k[:i]
+		}
+		out[k] = append(out[k], l.Addr())
+	}
+	return out
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Queue is the hand-off between listeners and the pipeline.
+func (a *App) Queue() *event.Queue { return a.queue }
+
+// Pipeline is the running pipeline.
+func (a *App) Pipeline() *pipeline.Pipeline { return a.pipe }
+
+func (a *App) closeListeners() {
+	// Listeners bound in New are closed by their Run; one never run is
+	// closed by running it with a cancelled context.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, l := range a.conns {
+		_ = l.Run(ctx)
+	}
+}
+
+// Run runs every role until ctx ends, then shuts down in the documented
+// order. It returns the first role's failure, if any.
+func (a *App) Run(ctx context.Context) error {
+	lctx, stopListeners := context.WithCancel(ctx)
+	defer stopListeners()
+	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipeline()
+
+	errc := make(chan error, len(a.conns)+4)
+	var listeners sync.WaitGroup
+	start := func(wg *sync.WaitGroup, name string, f func(context.Context) error, c context.Context) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(c); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				stopListeners()
+			}
+		}()
+	}
+	var pipe sync.WaitGroup
+	start(&pipe, "pipeline", a.pipe.Run, pctx)
+	start(&listeners, "geo", a.geo.Run, lctx)
+	start(&listeners, "registry", a.watchRegistry, lctx)
+	for _, l := range a.conns {
+		start(&listeners, l.Name(), l.Run, lctx)
+	}
+	if a.dns != nil {
+		start(&listeners, "dns", a.dns.Run, lctx)
+	}
+	<-lctx.Done()
+	a.log.Info("shutting down: stopping listeners")
+	listeners.Wait()
+	a.log.Info("draining the event queue", "waiting", a.queue.Len())
+	stopPipeline()
+	pipe.Wait()
+	st := a.pipe.Stats()
+	a.log.Info("stopped", "received", st.Received, "stored", st.Stored, "dropped", st.Dropped)
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
