@@ -34,7 +34,7 @@ func newOrderCmd(g *globals) *cobra.Command {
 
 type importFlags struct {
 	caseID, court, effective, expires, family, title, notes string
-	allowReserved, allowWide, dryRun, asJSON             bool
+	allowReserved, allowWide, dryRun, asJSON                bool
 }
 
 func newOrderImportCmd(g *globals) *cobra.Command {

@@ -29,14 +29,14 @@ type Config struct {
 	// Data is the data dir (database, CA, keys, exports).
 	Data string `yaml:"data"`
 	// DB is the store: empty for SQLite in the data dir, or postgres://….
-	DB       string   `yaml:"db"`
-	Log      Log      `yaml:"log"`
-	Registry Registry `yaml:"registry"`
-	Sinkhole Sinkhole `yaml:"sinkhole"`
-	DNS      DNS      `yaml:"dns"`
+	DB        string     `yaml:"db"`
+	Log       Log        `yaml:"log"`
+	Registry  Registry   `yaml:"registry"`
+	Sinkhole  Sinkhole   `yaml:"sinkhole"`
+	DNS       DNS        `yaml:"dns"`
 	Listeners []Listener `yaml:"listeners"`
-	Pipeline Pipeline `yaml:"pipeline"`
-	Geo      Geo      `yaml:"geo"`
+	Pipeline  Pipeline   `yaml:"pipeline"`
+	Geo       Geo        `yaml:"geo"`
 }
 
 // Log configures logging.
