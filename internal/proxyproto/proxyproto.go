@@ -339,8 +339,9 @@ func readV2(r *bufio.Reader) (Header, error) {
 }
 
 // AppendV2 appends h as a v2 header (without TLVs). A CmdProxy header whose
-// Src is invalid is written as AF_UNSPEC; Src and Dst must be the same family
-// (Dst is converted to Src's family when it is not).
+// Src is invalid is written as AF_UNSPEC. Src's family (IPv4 or IPv6, an
+// IPv4-mapped address being IPv6) chooses AF_INET or AF_INET6; Dst is
+// converted to it (to the unspecified address when it cannot be).
 func AppendV2(dst []byte, h Header) []byte {
 	dst = append(dst, sigV2[:]...)
 	cmd := h.Command & 0x0F
@@ -348,10 +349,9 @@ func AppendV2(dst []byte, h Header) []byte {
 	if cmd != CmdProxy || !h.Src.IsValid() {
 		return append(dst, famUnspec<<4|h.Transport&0x0F, 0, 0)
 	}
-	src := h.Src.Addr().Unmap()
-	d := h.Dst.Addr().Unmap()
+	src, d := h.Src.Addr(), h.Dst.Addr()
 	if src.Is4() {
-		if !d.Is4() {
+		if d = d.Unmap(); !d.Is4() {
 			d = netip.IPv4Unspecified()
 		}
 		dst = append(dst, famInet<<4|h.Transport&0x0F, 0, 12)
@@ -362,6 +362,7 @@ func AppendV2(dst []byte, h Header) []byte {
 		if !d.IsValid() {
 			d = netip.IPv6Unspecified()
 		}
+		// As16 maps an IPv4 Dst into IPv6.
 		dst = append(dst, famInet6<<4|h.Transport&0x0F, 0, 36)
 		s16, d16 := src.As16(), d.As16()
 		dst = append(dst, s16[:]...)
