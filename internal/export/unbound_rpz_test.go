@@ -29,7 +29,7 @@ var upstreamRecords = []string{
 	"exact.test. 60 IN A 203.0.113.30",
 	"sub.exact.test. 60 IN A 203.0.113.31",
 	"clean.test. 60 IN A 203.0.113.20",
-	"victim.test. 60 IN A 198.51.100.7",        // inside a seized prefix
+	"victim.test. 60 IN A 198.51.100.7",          // inside a seized prefix
 	"victim6.test. 60 IN AAAA 2001:db8::1:0:0:7", // a seized IPv6 address
 }
 
@@ -322,4 +322,3 @@ remote-control:
 		t.Logf("unbound output:\n%s", u.out.String())
 	}
 }
-
