@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/store/sqlite"
+	"github.com/takedown/takedown/internal/testtool"
+)
+
+// server is a running `takedown serve`.
+type server struct {
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+	done chan error
+}
+
+// startServe starts the binary's serve command and waits until addr
+// accepts connections.
+func startServe(t testing.TB, addr string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve exited early: %v\n%s", err, s.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen on %s:\n%s", addr, s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func storedHealth(t testing.TB, data string) (stored uint64, rows int64) {
+	t.Helper()
+	db, err := sqlite.OpenDir(t.Context(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	es, err := sqlite.NewEventStore(t.Context(), db, sqlite.EventStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	h, err := es.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SQL().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM events`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	return h.Stored, rows
+}
+
+// beacon sends one Rustock-like beacon on a new connection.
+func beacon(client *http.Client, addr string) error {
+	req, err := http.NewRequest("POST", "http://"+addr+"/login.php", bytes.NewReader(make([]byte, 96)))
+	if err != nil {
+		return err
+	}
+	req.Host = "aactsxgiv.example"
+	req.Close = true
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Under sustained load the server is killed with SIGKILL; every event it
+// had counted as stored is still there after the restart.
+func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	mustRun(t, nil, "--data", data, "demo")
+	port := testtool.FreePort(t, "tcp")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	conf := filepath.Join(dir, "takedown.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nlisteners:\n  - {kind: http, listen: %q}\n", data, addr)), 0o644)
+
+	srv := startServe(t, addr, "--config", conf)
+	ctx, stop := context.WithCancel(t.Context())
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if beacon(client, addr) == nil {
+					sent.Add(1)
+				}
+			}
+		}()
+	}
+	// Wait until a good number of events are stored, read the counter,
+	// and kill the server at once, mid-load.
+	var acked uint64
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		acked, _ = storedHealth(t, data)
+		if acked >= 500 {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("only %d events stored after a minute (%d sent):\n%s", acked, sent.Load(), srv.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-srv.done
+	srv.done <- nil // for Cleanup
+	stop()
+	wg.Wait()
+
+	stored, rows := storedHealth(t, data)
+	t.Logf("sent %d, stored counter %d before kill -9, %d after, %d event rows", sent.Load(), acked, stored, rows)
+	if stored < acked {
+		t.Fatalf("stored counter went back from %d to %d after kill -9", acked, stored)
+	}
+	if rows != int64(stored) {
+		t.Fatalf("%d events stored but the counter says %d", rows, stored)
+	}
+	// The restarted server goes on counting from there.
+	srv = startServe(t, addr, "--config", conf)
+	if err := beacon(client, addr); err != nil {
+		t.Fatal(err)
+	}
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-srv.done; err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.logs)
+	}
+	srv.done <- nil
+	after, rows2 := storedHealth(t, data)
+	// (startServe's readiness probe is a connection too, and is recorded.)
+	if after < stored+1 || rows2 != int64(after) {
+		t.Fatalf("after restart and one beacon: counter %d, rows %d; want at least %d and equal", after, rows2, stored+1)
+	}
+}
