@@ -30,6 +30,7 @@ func components() []component {
 		{"registry", registryMigrations},
 		{"events", eventsMigrations},
 		{"stats", statsMigrations},
+		{"api", apiMigrations},
 	}
 }
 
