@@ -10,6 +10,7 @@ PKGS=(
   unbound nsd dnsperf dnsmasq-base nftables  # resolvers, anchor servers, consumers of exports
   nginx-light wrk curl openssl hyperfine     # HTTP anchor and clients
   postgresql nats-server                     # shared store, many-sensor transport
+  chromium openssh-client                    # dashboard browser tests; ssh-keygen -Y verify for evidence
   ca-certificates
 )
 
