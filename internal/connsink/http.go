@@ -86,9 +86,50 @@ func (c *conn) getReaderFrom(r io.Reader) {
 	c.br.Reset(r)
 }
 
-func (c *conn) getReader() { c.getReaderFrom(c.Conn) }
+func (c *conn) getReader() { c.getReaderFrom(c) }
+
+// buffered is the number of bytes received and not yet parsed.
+func (c *conn) buffered() int {
+	n := len(c.pending)
+	if c.br != nil {
+		n += c.br.Buffered()
+	}
+	return n
+}
+
+// chunkPool holds the buffers readReady reads into.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// readFirst waits for the next bytes without holding a buffer; they are
+// handed out by Read.
+func (c *conn) readFirst() error {
+	chunk, n, ok, err := readReady(c.Conn)
+	if !ok || err != nil {
+		return err
+	}
+	c.chunk, c.pending = chunk, (*chunk)[:n]
+	return nil
+}
+
+// Read returns the bytes readFirst got, then reads from the connection.
+func (c *conn) Read(p []byte) (int, error) {
+	if c.chunk == nil {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		chunkPool.Put(c.chunk)
+		c.chunk, c.pending = nil, nil
+	}
+	return n, nil
+}
 
 func (c *conn) putReader() {
+	if c.chunk != nil {
+		chunkPool.Put(c.chunk)
+		c.chunk, c.pending = nil, nil
+	}
 	if c.br != nil {
 		c.br.Reset(nil)
 		readerPool(c.l.lim.MaxHeaderBytes).Put(c.br)
@@ -129,7 +170,7 @@ func (l *Listener) serveHTTP(cc *conn, proto string, tm *tlsMeta) int {
 	st := httpStates.Get().(*httpState)
 	defer func() { httpStates.Put(st) }()
 	st.wbuf = st.wbuf[:0]
-	var rd io.Reader = cc.Conn
+	var rd io.Reader = cc // plain: through conn.Read, which hands out the first chunk
 	plain := tm == nil
 	if !plain {
 		rd = cc.tls
@@ -140,7 +181,7 @@ func (l *Listener) serveHTTP(cc *conn, proto string, tm *tlsMeta) int {
 	// and ReadHeaderTimeout from then.
 	cc.Conn.SetReadDeadline(l.now().Add(l.lim.ReadHeaderTimeout))
 	for n := 0; n < l.lim.MaxRequestsPerConn; n++ {
-		if cc.br == nil || cc.br.Buffered() == 0 {
+		if cc.buffered() == 0 {
 			if len(st.wbuf) > 0 && !l.flush(cc, st) {
 				return emitted
 			}
@@ -151,7 +192,7 @@ func (l *Listener) serveHTTP(cc *conn, proto string, tm *tlsMeta) int {
 				// Idle: hold no buffers while waiting.
 				cc.putReader()
 				httpStates.Put(st)
-				err := waitReadable(cc.Conn)
+				err := cc.readFirst()
 				st = httpStates.Get().(*httpState)
 				st.wbuf = st.wbuf[:0]
 				if err != nil {

@@ -4,6 +4,6 @@ package connsink
 
 import "net"
 
-// waitReadable is a no-op where peeking at a socket is not implemented:
-// idle connections keep their read buffer.
-func waitReadable(net.Conn) error { return nil }
+// readReady is not implemented here: idle connections keep their read
+// buffer, and the caller reads normally.
+func readReady(net.Conn) (*[]byte, int, bool, error) { return nil, 0, false, nil }
