@@ -2,6 +2,7 @@ package classify
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,5 +174,33 @@ func BenchmarkMatchDefault(b *testing.B) {
 	in := &Input{Protocol: "http", DstPort: 80, Host: "c2.example", Method: "GET", URI: "/login.php", UserAgent: "x", BodyLen: 0}
 	for b.Loop() {
 		rules.Match(in)
+	}
+}
+
+// TestDocExamplesParse parses every YAML block of docs/classify.md.
+func TestDocExamplesParse(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "classify.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	if len(blocks) < 2 {
+		t.Fatalf("found %d yaml examples, want at least 2", len(blocks))
+	}
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		r, err := Parse(fmt.Sprintf("docs/classify.md example %d", i+1), []byte(b))
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if r.Len() == 0 {
+			t.Errorf("example %d has no rules", i+1)
+		}
+	}
+	// The first example is the shipped default.
+	first, _, _ := strings.Cut(blocks[0], "```")
+	if !strings.Contains(string(DefaultYAML()), strings.TrimSpace(first[strings.Index(first, "  - name"):])) {
+		t.Error("the doc's Rustock example differs from default.yaml")
 	}
 }
