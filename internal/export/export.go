@@ -136,14 +136,14 @@ func plainName(s string) bool {
 // subdomains) or a host (that name only), with the cases that seize it.
 type nameRule struct {
 	name   string
-	domain bool // the name and every subdomain; false: exactly the name
-	cases  []string
+	domain bool   // the name and every subdomain; false: exactly the name
+	cases  string // the cases that seize it, sorted, joined by ", "
 }
 
 // addrRule is one seized address or prefix after planning.
 type addrRule struct {
 	prefix netip.Prefix
-	cases  []string
+	cases  string
 }
 
 // plan is a set reduced to what an enforcement format needs: every name and
@@ -161,65 +161,101 @@ type plan struct {
 // A host or domain under a seized domain is dropped: the parent already
 // covers it, and in Unbound a narrower transparent zone below a redirect
 // zone would even let the subtree escape. A host with the same name as a
-// domain is dropped for the same reason. Entries whose value is not a plain
-// name or prefix (the registry normalises them, so this is only defence) are
+// domain is planned as the domain. Entries whose value is not a plain name
+// or prefix (the registry normalises them, so this is only defence) are
 // listed in skipped and left out.
+//
+// It does not rely on the set's order, so that a consumer's output never
+// depends on how the registry sorts; sorting is cheap on sorted input.
 func planOf(set *registry.ActiveSet) plan {
 	var p plan
-	names := map[string]*nameRule{}
-	addrs := map[netip.Prefix]*addrRule{}
+	type pending struct {
+		nameRule
+		prefix netip.Prefix
+	}
+	names := make([]pending, 0, len(set.Entries))
+	var addrs []pending
 	for i := range set.Entries {
 		e := &set.Entries[i]
 		switch e.Kind {
 		case registry.KindDomain, registry.KindHost:
-			v := strings.ToLower(strings.TrimSuffix(e.Value, "."))
+			v := e.Value
 			if !plainName(v) {
-				p.skipped = append(p.skipped, fmt.Sprintf("%s %q", e.Kind, e.Value))
-				continue
+				v = strings.ToLower(strings.TrimSuffix(v, "."))
+				if !plainName(v) {
+					p.skipped = append(p.skipped, fmt.Sprintf("%s %q", e.Kind, e.Value))
+					continue
+				}
 			}
-			r := names[v]
-			if r == nil {
-				r = &nameRule{name: v}
-				names[v] = r
-			}
-			r.domain = r.domain || e.Kind == registry.KindDomain
-			r.cases = addCase(r.cases, e.Case)
+			names = append(names, pending{nameRule: nameRule{name: v, domain: e.Kind == registry.KindDomain, cases: e.Case}})
 		case registry.KindIP, registry.KindCIDR:
 			pfx, ok := entryPrefix(e)
 			if !ok {
 				p.skipped = append(p.skipped, fmt.Sprintf("%s %q", e.Kind, e.Value))
 				continue
 			}
-			r := addrs[pfx]
-			if r == nil {
-				r = &addrRule{prefix: pfx}
-				addrs[pfx] = r
-			}
-			r.cases = addCase(r.cases, e.Case)
+			addrs = append(addrs, pending{nameRule: nameRule{cases: e.Case}, prefix: pfx})
 		default:
 			p.skipped = append(p.skipped, fmt.Sprintf("%s %q", e.Kind, e.Value))
 		}
 	}
-	for _, r := range names {
-		if coveredByParent(r.name, names) {
+	slices.SortFunc(names, func(a, b pending) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(addrs, func(a, b pending) int { return comparePrefix(a.prefix, b.prefix) })
+
+	// Merge neighbours with the same name or prefix.
+	merged := make([]nameRule, 0, len(names))
+	for i := 0; i < len(names); {
+		j, r, cases := i+1, names[i].nameRule, []string(nil)
+		for ; j < len(names) && names[j].name == r.name; j++ {
+			r.domain = r.domain || names[j].domain
+			cases = append(cases, names[j].cases)
+		}
+		r.cases = joinCases(r.cases, cases)
+		merged = append(merged, r)
+		i = j
+	}
+	domains := make(map[string]struct{}, len(merged))
+	for _, r := range merged {
+		if r.domain {
+			domains[r.name] = struct{}{}
+		}
+	}
+	p.names = make([]nameRule, 0, len(merged))
+	for _, r := range merged {
+		if coveredByParent(r.name, domains) {
 			p.covered++
 			continue
 		}
-		p.names = append(p.names, *r)
+		p.names = append(p.names, r)
 	}
-	slices.SortFunc(p.names, func(a, b nameRule) int { return cmp.Compare(a.name, b.name) })
-	for _, r := range addrs {
-		p.addrs = append(p.addrs, *r)
+	p.addrs = make([]addrRule, 0, len(addrs))
+	for i := 0; i < len(addrs); {
+		j, cases := i+1, []string(nil)
+		for ; j < len(addrs) && addrs[j].prefix == addrs[i].prefix; j++ {
+			cases = append(cases, addrs[j].cases)
+		}
+		p.addrs = append(p.addrs, addrRule{prefix: addrs[i].prefix, cases: joinCases(addrs[i].cases, cases)})
+		i = j
 	}
-	slices.SortFunc(p.addrs, func(a, b addrRule) int { return comparePrefix(a.prefix, b.prefix) })
 	return p
 }
 
+// joinCases returns the distinct cases of first and more, sorted, joined
+// by ", ".
+func joinCases(first string, more []string) string {
+	if len(more) == 0 {
+		return first
+	}
+	all := append(more, first)
+	slices.Sort(all)
+	return strings.Join(slices.Compact(all), ", ")
+}
+
 // coveredByParent reports whether a strict parent of name is a seized domain.
-func coveredByParent(name string, names map[string]*nameRule) bool {
+func coveredByParent(name string, domains map[string]struct{}) bool {
 	for i := strings.IndexByte(name, '.'); i >= 0; {
 		parent := name[i+1:]
-		if r := names[parent]; r != nil && r.domain {
+		if _, ok := domains[parent]; ok {
 			return true
 		}
 		j := strings.IndexByte(parent, '.')
@@ -270,15 +306,6 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return cmp.Compare(a.Bits(), b.Bits())
-}
-
-// addCase appends c to cases unless present; cases stay sorted.
-func addCase(cases []string, c string) []string {
-	i, found := slices.BinarySearch(cases, c)
-	if found {
-		return cases
-	}
-	return slices.Insert(cases, i, c)
 }
 
 // prefixString writes a single address without its /32 or /128.

@@ -274,7 +274,7 @@ func TestPlanCoverage(t *testing.T) {
 		if r.name == "same.example.net" && !r.domain {
 			t.Errorf("same.example.net is seized as a domain too, planned as a host")
 		}
-		if r.name == "both.example.org" && !slices.Equal(r.cases, []string{"rustock-2011", "waledac-2010"}) {
+		if r.name == "both.example.org" && r.cases != "rustock-2011, waledac-2010" {
 			t.Errorf("both.example.org cases = %v, want both", r.cases)
 		}
 	}
@@ -331,5 +331,31 @@ func TestEmptySet(t *testing.T) {
 	}
 	if out := exportString(t, "json", set, Options{}); !strings.Contains(out, `"entries":[]`) {
 		t.Errorf("json of empty set = %s, want entries []", out)
+	}
+}
+
+func TestHostsCoversBothFamilies(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  Options
+		want []string
+	}{
+		{"A only", Options{SinkholeA: netip.MustParseAddr("192.0.2.1")}, []string{"192.0.2.1 c2.example", ":: c2.example"}},
+		{"AAAA only", Options{SinkholeAAAA: netip.MustParseAddr("2001:db8::1")}, []string{"0.0.0.0 c2.example", "2001:db8::1 c2.example"}},
+		{"none", Options{}, []string{"0.0.0.0 c2.example", ":: c2.example"}},
+		{"nxdomain", Options{SinkholeA: netip.MustParseAddr("192.0.2.1"), Action: ActionNXDOMAIN}, []string{"0.0.0.0 c2.example", ":: c2.example"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, line := range strings.Split(exportString(t, "hosts", fixture(t), tc.opt), "\n") {
+				if strings.HasSuffix(line, " c2.example") {
+					got = append(got, line)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("c2.example lines = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -10,8 +10,10 @@ import (
 // and address family. A hosts file has no wildcards, so a seized domain
 // blocks only its own name, never its subdomains: use RPZ, dnsmasq or
 // Unbound where subdomains matter. Addresses and prefixes cannot be
-// expressed and are left out. A hosts file cannot say NXDOMAIN either: with
-// ActionNXDOMAIN, or with no sinkhole address, names map to 0.0.0.0 and ::.
+// expressed and are left out. Every name gets an IPv4 and an IPv6 line (the
+// sinkhole, or 0.0.0.0 and :: for a family without one), so that neither
+// lookup falls through to DNS. A hosts file cannot say NXDOMAIN: with
+// ActionNXDOMAIN names map to 0.0.0.0 and ::.
 type hostsExporter struct{}
 
 var _ Exporter = hostsExporter{}
@@ -23,17 +25,16 @@ func (hostsExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options) e
 	if err != nil {
 		return err
 	}
-	var addrs []string
-	if opt.Action == ActionLocal && (opt.SinkholeA.IsValid() || opt.SinkholeAAAA.IsValid()) {
-		if opt.SinkholeA.IsValid() {
-			addrs = append(addrs, opt.SinkholeA.String())
-		}
-		if opt.SinkholeAAAA.IsValid() {
-			addrs = append(addrs, opt.SinkholeAAAA.String())
-		}
-	} else {
-		addrs = []string{nullA.String(), nullAAAA.String()}
+	// Both families always: a name listed with an IPv4 address only would
+	// fall through to DNS for AAAA (and get the seized server's address).
+	a, aaaa := nullA, nullAAAA
+	if opt.Action == ActionLocal && opt.SinkholeA.IsValid() {
+		a = opt.SinkholeA
 	}
+	if opt.Action == ActionLocal && opt.SinkholeAAAA.IsValid() {
+		aaaa = opt.SinkholeAAAA
+	}
+	addrs := []string{a.String(), aaaa.String()}
 	p := planOf(set)
 	bw := buffered(w)
 	header(bw, "#", "hosts", set, &p,

@@ -59,7 +59,7 @@ func (rpzExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options) err
 			bw.WriteString("; skipped, the name would read as an RPZ trigger of another kind: " + r.name + "\n")
 			continue
 		}
-		cases := "; " + comment(strings.Join(r.cases, ", "))
+		cases := "; " + comment(r.cases)
 		owners := []string{r.name}
 		if r.domain {
 			owners = append(owners, "*."+r.name)
@@ -82,7 +82,7 @@ func (rpzExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options) err
 		bw.WriteString(" CNAME . ; ")
 		bw.WriteString(prefixString(r.prefix))
 		bw.WriteByte(' ')
-		bw.WriteString(comment(strings.Join(r.cases, ", ")))
+		bw.WriteString(comment(r.cases))
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()

@@ -161,10 +161,13 @@ func stixDescription(e *registry.Entry) string {
 	return sb.String()
 }
 
+// stixQuote escapes a string for a single-quoted STIX pattern literal.
+var stixQuote = strings.NewReplacer("\\", "\\\\", "'", "\\'")
+
 // stixPattern is the indicator's STIX pattern; addresses are written as
 // prefixes (/32, /128 for a single address), as FORMATS.md shows.
 func stixPattern(e *registry.Entry) string {
-	quote := strings.NewReplacer("\\", "\\\\", "'", "\\'")
+	quote := stixQuote
 	switch e.Kind {
 	case registry.KindDomain, registry.KindHost:
 		return "[domain-name:value = '" + quote.Replace(e.Value) + "']"

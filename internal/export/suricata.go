@@ -46,7 +46,7 @@ func (suricataExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options
 	p := planOf(set)
 	rules := make([]suricataRule, 0, 2*len(p.names)+len(p.addrs))
 	for _, r := range p.names {
-		cases := suricataEscape(comment(strings.Join(r.cases, ", ")))
+		cases := suricataEscape(comment(r.cases))
 		kind, what := "host", "seized host "
 		match := "; content:\"" + r.name + "\"; nocase; bsize:" + strconv.Itoa(len(r.name)) + ";"
 		if r.domain {
@@ -59,7 +59,7 @@ func (suricataExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options
 	}
 	for _, r := range p.addrs {
 		a := prefixString(r.prefix)
-		cases := suricataEscape(comment(strings.Join(r.cases, ", ")))
+		cases := suricataEscape(comment(r.cases))
 		what := "network"
 		if r.prefix.IsSingleIP() {
 			what = "address"
@@ -123,6 +123,8 @@ func suricataEscape(s string) string {
 	if !strings.ContainsAny(s, "\\\";") {
 		return s
 	}
-	r := strings.NewReplacer("\\", "\\\\", "\"", "\\\"", ";", "\\;")
-	return r.Replace(s)
+	return suricataEscaper.Replace(s)
 }
+
+// suricataEscaper backslash-escapes what a rule option value cannot hold.
+var suricataEscaper = strings.NewReplacer("\\", "\\\\", "\"", "\\\"", ";", "\\;")
