@@ -278,7 +278,7 @@ func (c *recConn) fingerprint() {
 	_, ja3 := tlsfp.JA3(ch)
 	c.meta = &tlsMeta{
 		sni:     ch.ServerName,
-		version: tlsfp.VersionName(ch.MaxVersion()),
+		version: tls.VersionName(ch.MaxVersion()), // offered; replaced by the negotiated one
 		alpn:    strings.Join(ch.ALPN, ","),
 		ja4:     tlsfp.JA4(ch),
 		ja3:     ja3,

@@ -161,6 +161,19 @@ func TestHTTPSAbortAfterClientHello(t *testing.T) {
 			if ev.Protocol != event.ProtoHTTPS || ev.JA4 != want[0] || ev.JA3 != want[1] {
 				t.Errorf("event %s ja4 %s ja3 %s, want %s %s", ev.Protocol, ev.JA4, ev.JA3, want[0], want[1])
 			}
+			wantVersion, wantSNI := "TLS 1.3", "beacon.rustock.example"
+			if strings.Contains(name, "tls12") {
+				wantVersion = "TLS 1.2"
+			}
+			switch {
+			case strings.Contains(name, "nosni"):
+				wantSNI = ""
+			case strings.Contains(name, "curl-http11"):
+				wantSNI = "c2.example"
+			}
+			if ev.SSLVersion != wantVersion || ev.SSLServerName != wantSNI || ev.SSLCipher != "" {
+				t.Errorf("version %q sni %q cipher %q, want %q %q and no cipher", ev.SSLVersion, ev.SSLServerName, ev.SSLCipher, wantVersion, wantSNI)
+			}
 		})
 	}
 	t.Run("not tls", func(t *testing.T) {

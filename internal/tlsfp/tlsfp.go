@@ -381,23 +381,6 @@ func VersionCode(v uint16) string {
 	return "00"
 }
 
-// VersionName is the usual name of a TLS version number, for events.
-func VersionName(v uint16) string {
-	switch v {
-	case 0x0304:
-		return "TLSv1.3"
-	case 0x0303:
-		return "TLSv1.2"
-	case 0x0302:
-		return "TLSv1.1"
-	case 0x0301:
-		return "TLSv1.0"
-	case 0x0300:
-		return "SSLv3"
-	}
-	return fmt.Sprintf("0x%04x", v)
-}
-
 // MaxVersion is the highest version ch offers: from supported_versions when
 // present (GREASE ignored), else the legacy version.
 func (ch *ClientHello) MaxVersion() uint16 {
