@@ -79,6 +79,55 @@ func startAuthServer(tb testing.TB, records []string) string {
 	return pc.LocalAddr().String()
 }
 
+// unboundConfig is a loopback-only Unbound configuration whose one upstream
+// is the test's authoritative server on upstreamPort; serverExtra goes into
+// the server: clause, clauses after the stub zones.
+func unboundConfig(dir string, port int, upstreamPort, serverExtra, clauses string) string {
+	return fmt.Sprintf(`server:
+	interface: 127.0.0.1
+	port: %[1]d
+	do-ip6: no
+	outgoing-interface: 127.0.0.1
+	do-not-query-localhost: no
+	access-control: 127.0.0.0/8 allow
+	username: ""
+	chroot: ""
+	directory: %[2]q
+	pidfile: %[4]q
+	use-syslog: no
+	logfile: ""
+	verbosity: 1
+	num-threads: 1
+	outgoing-range: 32
+	so-reuseport: no
+	module-config: "respip validator iterator"
+%[5]s	qname-minimisation: no
+	harden-referral-path: no
+	target-fetch-policy: "0 0 0 0 0"
+	prefetch: no
+	trust-anchor-signaling: no
+	root-key-sentinel: no
+	# test. is one of Unbound's built-in NXDOMAIN zones (RFC 6761).
+	local-zone: "test." nodefault
+
+# The test's zone goes to the test's server on loopback (a stub below the
+# root needs no priming). The root goes there too, so that root hints are
+# never used: priming the root fails against it (it serves no root NS), so a
+# name outside test. gets SERVFAIL and nothing leaves the machine; with
+# outgoing-interface 127.0.0.1, Unbound could not send off loopback anyway.
+stub-zone:
+	name: "test."
+	stub-addr: 127.0.0.1@%[3]s
+stub-zone:
+	name: "."
+	stub-addr: 127.0.0.1@%[3]s
+
+%[6]s
+remote-control:
+	control-enable: no
+`, port, dir, upstreamPort, filepath.Join(dir, "unbound.pid"), serverExtra, clauses)
+}
+
 // lockedBuffer collects a process's output for failure messages.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -97,8 +146,8 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// unboundProc is a running Unbound.
-type unboundProc struct {
+// resolverProc is a running resolver (Unbound, dnsmasq).
+type resolverProc struct {
 	addr string
 	out  *lockedBuffer
 	done chan error
@@ -106,10 +155,17 @@ type unboundProc struct {
 }
 
 // startUnbound runs unbound -d with conf and waits until it answers.
-func startUnbound(tb testing.TB, prog, conf, addr string) *unboundProc {
+func startUnbound(tb testing.TB, prog, conf, addr string) *resolverProc {
 	tb.Helper()
-	p := &unboundProc{addr: addr, out: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(prog, "-d", "-c", conf)
+	return startResolver(tb, addr, prog, "-d", "-c", conf)
+}
+
+// startResolver runs a resolver in the foreground and waits until it
+// answers clean.test on addr.
+func startResolver(tb testing.TB, addr, prog string, args ...string) *resolverProc {
+	tb.Helper()
+	p := &resolverProc{addr: addr, out: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(prog, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -137,16 +193,16 @@ func startUnbound(tb testing.TB, prog, conf, addr string) *unboundProc {
 		select {
 		case err := <-p.done:
 			p.done <- err
-			tb.Fatalf("unbound exited: %v\n%s", err, p.out.String())
+			tb.Fatalf("%s exited: %v\n%s", prog, err, p.out.String())
 		case <-ctx.Done():
-			tb.Fatalf("unbound did not answer (last: %s): %v\n%s", last, ctx.Err(), p.out.String())
+			tb.Fatalf("%s did not answer (last: %s): %v\n%s", prog, last, ctx.Err(), p.out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
 // stop ends the process and waits for it; safe to call twice.
-func (p *unboundProc) stop() {
+func (p *resolverProc) stop() {
 	if p.cmd.Process == nil {
 		return
 	}
@@ -184,6 +240,25 @@ func resolve(tb testing.TB, addr, name string, qtype uint16) (int, []string) {
 	return r.Rcode, data
 }
 
+// dnsCheck is one question to a resolver and the answer it must give.
+type dnsCheck struct {
+	name  string
+	qtype uint16
+	rcode int
+	data  []string // sorted A/AAAA data of the answer
+}
+
+func runChecks(t *testing.T, addr string, checks []dnsCheck) {
+	t.Helper()
+	for _, c := range checks {
+		rcode, data := resolve(t, addr, c.name, c.qtype)
+		if rcode != c.rcode || !slices.Equal(data, c.data) {
+			t.Errorf("%s %s = %s %v, want %s %v", c.name, dns.TypeToString[c.qtype],
+				dns.RcodeToString[rcode], data, dns.RcodeToString[c.rcode], c.data)
+		}
+	}
+}
+
 // activeAt plays the registry: the entries in force at at.
 func activeAt(all []registry.Entry, at time.Time, serial uint32) *registry.ActiveSet {
 	var in []registry.Entry
@@ -216,54 +291,12 @@ func TestUnboundEnforcesRPZ(t *testing.T) {
 	port := testtool.FreeBothPort(t)
 	addr := net.JoinHostPort("127.0.0.1", itoa(port))
 	conf := filepath.Join(dir, "unbound.conf")
-	writeFile(t, conf, fmt.Sprintf(`server:
-	interface: 127.0.0.1
-	port: %[1]d
-	do-ip6: no
-	outgoing-interface: 127.0.0.1
-	do-not-query-localhost: no
-	access-control: 127.0.0.0/8 allow
-	username: ""
-	chroot: ""
-	directory: %[2]q
-	pidfile: %[6]q
-	use-syslog: no
-	logfile: ""
-	verbosity: 1
-	num-threads: 1
-	outgoing-range: 32
-	so-reuseport: no
-	module-config: "respip validator iterator"
-	qname-minimisation: no
-	harden-referral-path: no
-	target-fetch-policy: "0 0 0 0 0"
-	prefetch: no
-	trust-anchor-signaling: no
-	root-key-sentinel: no
-	# test. is one of Unbound's built-in NXDOMAIN zones (RFC 6761).
-	local-zone: "test." nodefault
-
-# The test's zone goes to the test's server on loopback (a stub below the
-# root needs no priming). The root goes there too, so that root hints are
-# never used: priming the root fails against it (it serves no root NS), so a
-# name outside test. gets SERVFAIL and nothing leaves the machine; with
-# outgoing-interface 127.0.0.1, Unbound could not send off loopback anyway.
-stub-zone:
-	name: "test."
-	stub-addr: 127.0.0.1@%[3]s
-stub-zone:
-	name: "."
-	stub-addr: 127.0.0.1@%[3]s
-
-rpz:
-	name: "%[4]s."
-	zonefile: %[5]q
+	writeFile(t, conf, unboundConfig(dir, port, upPort, "", fmt.Sprintf(`rpz:
+	name: "%s."
+	zonefile: %q
 	rpz-log: yes
 	rpz-log-name: "takedown"
-
-remote-control:
-	control-enable: no
-`, port, dir, upPort, DefaultOrigin, zone, filepath.Join(dir, "unbound.pid")))
+`, DefaultOrigin, zone)))
 
 	// In force: the domain is seized.
 	writeFile(t, zone, exportString(t, "rpz", activeAt(orders, fixtureAt, 1), opt))
@@ -272,22 +305,8 @@ remote-control:
 	}
 	u := startUnbound(t, unbound, conf, addr)
 
-	type check struct {
-		name  string
-		qtype uint16
-		rcode int
-		data  []string
-	}
-	run := func(t *testing.T, checks []check) {
-		t.Helper()
-		for _, c := range checks {
-			rcode, data := resolve(t, addr, c.name, c.qtype)
-			if rcode != c.rcode || !slices.Equal(data, c.data) {
-				t.Errorf("%s %s = %s %v, want %s %v", c.name, dns.TypeToString[c.qtype],
-					dns.RcodeToString[rcode], data, dns.RcodeToString[c.rcode], c.data)
-			}
-		}
-	}
+	type check = dnsCheck
+	run := func(t *testing.T, checks []check) { t.Helper(); runChecks(t, addr, checks) }
 	ok, nx := dns.RcodeSuccess, dns.RcodeNameError
 	t.Run("in force", func(t *testing.T) {
 		run(t, []check{
