@@ -1,0 +1,379 @@
+// Package dnssink is the authoritative DNS server for seized names: every
+// active domain indicator (the name and all its subdomains) and host
+// indicator (exactly that name) answers A and AAAA with the sinkhole
+// addresses, SOA and NS at the apex, NODATA otherwise; everything else is
+// REFUSED. It never recurses, forwards or relays. Every query becomes an
+// event, handed off without ever blocking the answer.
+//
+// It is not a general DNS server. The answer path is one designed function
+// rather than a chain of handlers (house style, rule 2) because it is the
+// hottest path of the product: it parses only the question from the wire,
+// answers from prebuilt templates and does not allocate for the common case.
+// Anything unusual (compressed questions, EDNS options, several additional
+// records) goes through miekg/dns and then the same answer builder.
+package dnssink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/proxyproto"
+	"github.com/takedown/takedown/internal/registry"
+)
+
+// Addrs are sinkhole addresses: what seized names resolve to.
+type Addrs struct {
+	A    []netip.Addr
+	AAAA []netip.Addr
+}
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// Listen addresses (host:port); the server answers on UDP and TCP on
+	// each. Port 0 picks a free port, the same for UDP and TCP.
+	Listen []string
+	// Source gives the active indicators. Required.
+	Source registry.Source
+	// Events receives one event per query; nil discards them.
+	Events event.Handoff
+	// Sensor names this server in events.
+	Sensor string
+	// Sinkhole is the global answer; PerCase overrides it for a case.
+	Sinkhole Addrs
+	PerCase  map[string]Addrs
+	// TTL of answers, default 300 seconds.
+	TTL uint32
+	// NS names served at every apex (and the SOA MNAME is the first);
+	// default ns1.sinkhole.invalid.
+	NS []string
+	// SOAContact is the SOA RNAME, as a name or a mail address; default
+	// hostmaster.<NS[0]>.
+	SOAContact string
+	// UDPSize is the EDNS UDP payload size advertised and used, default 1232.
+	UDPSize uint16
+	// RRL is response rate limiting, on by default.
+	RRL RRL
+	// TrustedProxies may send PROXY protocol v2 headers (UDP) and v1 or v2
+	// (TCP); nil trusts nobody.
+	TrustedProxies *proxyproto.Trust
+	// TCPIdleTimeout closes a TCP connection that sends nothing for this
+	// long, default 10 seconds.
+	TCPIdleTimeout time.Duration
+	// TCPMaxConns caps open TCP connections, default 1024; connections
+	// beyond it are closed at once (and counted).
+	TCPMaxConns int
+	// UDPWorkers is the number of UDP sockets (SO_REUSEPORT) per listen
+	// address, each with its own goroutine; default GOMAXPROCS.
+	UDPWorkers int
+	// PollInterval is how often the registry serial is polled, default 1s.
+	PollInterval time.Duration
+	// Logger, nil for none.
+	Logger *slog.Logger
+	// Registerer receives the takedown_dns_* metrics; nil for none.
+	Registerer prometheus.Registerer
+	// Now is the clock (a test seam); nil for time.Now.
+	Now func() time.Time
+}
+
+// Server is the DNS sinkhole. New binds its sockets and loads the registry;
+// Run serves until its context ends.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	cfg     zoneConfig
+	rrl     *limiter
+	metrics *metrics
+
+	snap snapshotPtr
+
+	udp []*net.UDPConn
+	tcp []*net.TCPListener
+
+	reloadMu sync.Mutex // serialises rebuilds
+
+	connsMu sync.Mutex // guards conns
+	conns   map[net.Conn]struct{}
+
+	tcpCounters *counters
+	workerPool  sync.Pool // *worker for TCP messages
+}
+
+// New validates opts, binds every listen address on UDP and TCP and loads
+// the active set from the registry. The caller must call Run (which closes
+// the sockets when it returns) or Close.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Source == nil {
+		return nil, errors.New("dns sinkhole needs a registry source")
+	}
+	if len(opts.Listen) == 0 {
+		return nil, errors.New("dns sinkhole needs at least one listen address")
+	}
+	if opts.TTL == 0 {
+		opts.TTL = 300
+	}
+	if len(opts.NS) == 0 {
+		opts.NS = []string{"ns1.sinkhole.invalid"}
+	}
+	if opts.SOAContact == "" {
+		opts.SOAContact = "hostmaster." + strings.TrimSuffix(opts.NS[0], ".")
+	}
+	if opts.UDPSize == 0 {
+		opts.UDPSize = 1232
+	}
+	if opts.UDPSize < minUDPSize {
+		return nil, fmt.Errorf("dns sinkhole: udp size %d is below 512", opts.UDPSize)
+	}
+	if opts.TCPIdleTimeout <= 0 {
+		opts.TCPIdleTimeout = 10 * time.Second
+	}
+	if opts.TCPMaxConns <= 0 {
+		opts.TCPMaxConns = 1024
+	}
+	if opts.UDPWorkers <= 0 {
+		opts.UDPWorkers = runtime.GOMAXPROCS(0)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	contact := opts.SOAContact
+	if at := strings.IndexByte(contact, '@'); at >= 0 {
+		// RFC 1035 mailbox: the local part becomes the first label.
+		contact = strings.ReplaceAll(contact[:at], ".", `\.`) + "." + contact[at+1:]
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		rrl:     newLimiter(opts.RRL),
+		metrics: newMetrics(),
+		conns:   map[net.Conn]struct{}{},
+		cfg: zoneConfig{ttl: opts.TTL, ns: opts.NS, contact: contact, sinkhole: opts.Sinkhole, perCase: opts.PerCase,
+			udpSize: opts.UDPSize, negTTLSOA: opts.TTL, refresh: 3600, retry: 600, expireSecs: 1209600},
+	}
+	// The names must pack: check them once here rather than at every load.
+	if _, err := buildSnapshot(&registry.ActiveSet{}, &s.cfg); err != nil {
+		return nil, fmt.Errorf("dns sinkhole: %w", err)
+	}
+	s.tcpCounters = s.metrics.newShard()
+	s.workerPool.New = func() any { return s.newWorker(s.tcpCounters) }
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.metrics); err != nil {
+			return nil, fmt.Errorf("dns sinkhole metrics: %w", err)
+		}
+	}
+	if err := s.rebuild(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// listen binds UDPWorkers UDP sockets and one TCP listener per address.
+func (s *Server) listen() error {
+	for _, addr := range s.opts.Listen {
+		var lastErr error
+		// With port 0, retry a few times: the port picked for UDP may be
+		// taken for TCP.
+		for range 10 {
+			lastErr = s.listenOne(addr)
+			if lastErr == nil || !strings.HasSuffix(addr, ":0") {
+				break
+			}
+		}
+		if lastErr != nil {
+			return lastErr
+		}
+	}
+	return nil
+}
+
+func (s *Server) listenOne(addr string) error {
+	lc := net.ListenConfig{Control: reusePort}
+	ctx := context.Background()
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return fmt.Errorf("dns sinkhole: listen udp %s: %w", addr, err)
+	}
+	first := pc.(*net.UDPConn)
+	bound := first.LocalAddr().String()
+	conns := []*net.UDPConn{first}
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	for i := 1; i < s.opts.UDPWorkers && reusePortWorks; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("dns sinkhole: listen udp %s (socket %d): %w", bound, i+1, err)
+		}
+		conns = append(conns, pc.(*net.UDPConn))
+	}
+	l, err := net.Listen("tcp", bound)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("dns sinkhole: listen tcp %s: %w", bound, err)
+	}
+	s.udp = append(s.udp, conns...)
+	s.tcp = append(s.tcp, l.(*net.TCPListener))
+	return nil
+}
+
+// UDPAddrs returns the bound UDP addresses, one per listen address.
+func (s *Server) UDPAddrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	seen := map[netip.AddrPort]bool{}
+	for _, c := range s.udp {
+		a := c.LocalAddr().(*net.UDPAddr).AddrPort()
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TCPAddrs returns the bound TCP addresses, one per listen address.
+func (s *Server) TCPAddrs() []netip.AddrPort {
+	out := make([]netip.AddrPort, len(s.tcp))
+	for i, l := range s.tcp {
+		out[i] = l.Addr().(*net.TCPAddr).AddrPort()
+	}
+	return out
+}
+
+// Addr returns the first bound address (UDP and TCP share it), handy for
+// tests and the demo.
+func (s *Server) Addr() netip.AddrPort { return s.TCPAddrs()[0] }
+
+// Close closes the sockets of a server that was never run.
+func (s *Server) Close() error {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	for _, l := range s.tcp {
+		l.Close()
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then closes the sockets and open TCP
+// connections, waits for every goroutine it started and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, c := range s.udp {
+		w := s.newWorker(s.metrics.newShard())
+		wg.Go(func() { s.serveUDP(c, w) })
+	}
+	for _, l := range s.tcp {
+		wg.Go(func() { s.serveTCP(ctx, l, &wg) })
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); s.watch(watchCtx) }()
+	s.log.Info("dns sinkhole serving", "udp", s.UDPAddrs(), "tcp", s.TCPAddrs(), "zones", s.metrics.zones.Load())
+
+	<-ctx.Done()
+	stopWatch()
+	<-watchDone
+	s.Close()
+	s.connsMu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connsMu.Unlock()
+	wg.Wait()
+	s.log.Info("dns sinkhole stopped")
+	return nil
+}
+
+// Reload re-reads the registry now and swaps the answer data; on failure
+// the previous data stays. The binary calls it on SIGHUP.
+func (s *Server) Reload(ctx context.Context) error { return s.rebuild(ctx) }
+
+// rebuild loads the active set at Now and swaps the snapshot.
+func (s *Server) rebuild(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.metrics.reloads.Add(1)
+	set, err := s.opts.Source.Active(ctx, s.opts.Now(), "")
+	if err == nil {
+		var snap *snapshot
+		if snap, err = buildSnapshot(set, &s.cfg); err == nil {
+			old := s.snap.Load()
+			s.snap.Store(snap)
+			s.metrics.zones.Store(int64(snap.zones))
+			s.metrics.serial.Store(snap.serial)
+			s.metrics.lastReloadOK.Store(true)
+			if old == nil || old.serial != snap.serial || old.zones != snap.zones {
+				s.log.Info("dns sinkhole data loaded", "serial", snap.serial, "zones", snap.zones, "next_change", snap.next)
+			}
+			return nil
+		}
+	}
+	s.metrics.reloadFails.Add(1)
+	s.metrics.lastReloadOK.Store(false)
+	return fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+}
+
+// watch rebuilds when the registry serial changes (polled) and at the
+// snapshot's next change (an expiry or a start), at its instant.
+func (s *Server) watch(ctx context.Context) {
+	t := time.NewTimer(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		wait := s.opts.PollInterval
+		if next, now := s.snap.Load().next, s.opts.Now(); next.After(now) {
+			wait = min(wait, next.Sub(now))
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := s.snap.Load()
+		due := !cur.next.IsZero() && !s.opts.Now().Before(cur.next)
+		if !due {
+			serial, err := s.opts.Source.Serial(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("dns sinkhole: polling the registry serial", "err", err)
+				}
+				continue
+			}
+			due = serial != cur.serial
+		}
+		if due {
+			if err := s.rebuild(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("dns sinkhole: rebuild failed, keeping the previous data", "err", err)
+				// Do not spin on a failing NextChange: wait a poll interval.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(s.opts.PollInterval):
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package dnssink
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// counters are one worker's counts. Each UDP worker owns one (no cache line
+// shared between cores on the answer path); TCP connections share one.
+// The collector sums them at scrape time.
+type counters struct {
+	queries       [2][24]atomic.Uint64 // [transport][rcode]
+	malformed     atomic.Uint64        // dropped without an answer
+	truncated     atomic.Uint64
+	rrlDrop       atomic.Uint64
+	rrlSlip       atomic.Uint64
+	eventsDropped atomic.Uint64
+	proxyRejected atomic.Uint64
+	_             [64]byte
+}
+
+const (
+	trUDP = 0
+	trTCP = 1
+)
+
+var transportNames = [2]string{"udp", "tcp"}
+
+// metrics is the server's Prometheus collector, reading atomics at scrape
+// time so that the answer path never touches a metric vector.
+type metrics struct {
+	mu     sync.Mutex
+	shards []*counters
+
+	tcpOpen       atomic.Int64
+	tcpRejected   atomic.Uint64
+	tcpTimeouts   atomic.Uint64
+	tcpOversized  atomic.Uint64
+	reloads       atomic.Uint64
+	reloadFails   atomic.Uint64
+	lastReloadOK  atomic.Bool
+	zones         atomic.Int64
+	serial        atomic.Uint32
+	registryError atomic.Uint64
+
+	dQueries, dMalformed, dTruncated, dRRL, dEventsDropped, dProxy *prometheus.Desc
+	dTCPOpen, dTCPRejected, dTCPTimeouts, dTCPOversized            *prometheus.Desc
+	dReloads, dReloadFails, dLastReload, dZones, dSerial           *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*metrics)(nil)
+
+func newMetrics() *metrics {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("takedown_dns_"+name, help, labels, nil)
+	}
+	return &metrics{
+		dQueries:       d("queries_total", "DNS queries answered or dropped, by transport and response code.", "transport", "rcode"),
+		dMalformed:     d("malformed_total", "Datagrams and messages dropped without an answer (short, a response, a bad PROXY header)."),
+		dTruncated:     d("truncated_total", "Answers sent truncated (TC=1) because they did not fit."),
+		dRRL:           d("rrl_limited_total", "Responses limited by response rate limiting, by action (drop or slip).", "action"),
+		dEventsDropped: d("events_dropped_total", "Query events refused by the full event queue."),
+		dProxy:         d("proxy_rejected_total", "Messages from trusted proxies with a malformed PROXY header."),
+		dTCPOpen:       d("tcp_connections", "Open TCP connections."),
+		dTCPRejected:   d("tcp_rejected_total", "TCP connections closed at once because the connection cap was reached."),
+		dTCPTimeouts:   d("tcp_idle_closed_total", "TCP connections closed after the idle timeout."),
+		dTCPOversized:  d("tcp_oversized_total", "TCP connections closed for a length prefix out of bounds."),
+		dReloads:       d("reloads_total", "Rebuilds of the answer data from the registry."),
+		dReloadFails:   d("reload_failures_total", "Rebuilds that failed and kept the previous data."),
+		dLastReload:    d("last_reload_successful", "1 if the last rebuild from the registry succeeded."),
+		dZones:         d("zones", "Seized names (domains and hosts) being answered."),
+		dSerial:        d("serial", "Registry serial of the answer data (the SOA serial)."),
+	}
+}
+
+func (m *metrics) newShard() *counters {
+	c := &counters{}
+	m.mu.Lock()
+	m.shards = append(m.shards, c)
+	m.mu.Unlock()
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.dQueries, m.dMalformed, m.dTruncated, m.dRRL, m.dEventsDropped, m.dProxy,
+		m.dTCPOpen, m.dTCPRejected, m.dTCPTimeouts, m.dTCPOversized, m.dReloads, m.dReloadFails, m.dLastReload, m.dZones, m.dSerial} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	var sum counters
+	var queries [2][24]uint64
+	m.mu.Lock()
+	for _, c := range m.shards {
+		for t := range c.queries {
+			for r := range c.queries[t] {
+				queries[t][r] += c.queries[t][r].Load()
+			}
+		}
+		sum.malformed.Add(c.malformed.Load())
+		sum.truncated.Add(c.truncated.Load())
+		sum.rrlDrop.Add(c.rrlDrop.Load())
+		sum.rrlSlip.Add(c.rrlSlip.Load())
+		sum.eventsDropped.Add(c.eventsDropped.Load())
+		sum.proxyRejected.Add(c.proxyRejected.Load())
+	}
+	m.mu.Unlock()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	for t := range queries {
+		for r, v := range queries[t] {
+			if v > 0 {
+				counter(m.dQueries, v, transportNames[t], rcodeName(r))
+			}
+		}
+	}
+	counter(m.dMalformed, sum.malformed.Load())
+	counter(m.dTruncated, sum.truncated.Load())
+	counter(m.dRRL, sum.rrlDrop.Load(), "drop")
+	counter(m.dRRL, sum.rrlSlip.Load(), "slip")
+	counter(m.dEventsDropped, sum.eventsDropped.Load())
+	counter(m.dProxy, sum.proxyRejected.Load())
+	gauge(m.dTCPOpen, float64(m.tcpOpen.Load()))
+	counter(m.dTCPRejected, m.tcpRejected.Load())
+	counter(m.dTCPTimeouts, m.tcpTimeouts.Load())
+	counter(m.dTCPOversized, m.tcpOversized.Load())
+	counter(m.dReloads, m.reloads.Load())
+	counter(m.dReloadFails, m.reloadFails.Load())
+	ok := 0.0
+	if m.lastReloadOK.Load() {
+		ok = 1
+	}
+	gauge(m.dLastReload, ok)
+	gauge(m.dZones, float64(m.zones.Load()))
+	gauge(m.dSerial, float64(m.serial.Load()))
+}
+
+// rcodeName is the mnemonic of rcode (NOERROR, REFUSED, BADVERS …), without
+// allocating for the known ones.
+func rcodeName(r int) string {
+	if r == rcodeBadVers {
+		return "BADVERS"
+	}
+	if s, ok := dns.RcodeToString[r]; ok {
+		return s
+	}
+	return "RCODE" + strconv.Itoa(r)
+}
+
+// typeName is the mnemonic of qtype, without allocating for known types.
+func typeName(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
+}
