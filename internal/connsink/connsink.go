@@ -58,19 +58,19 @@ func ParseKind(s string) (Kind, error) {
 // Limits bound what one listener spends on its clients. Zero fields take
 // the defaults of [DefaultLimits].
 type Limits struct {
-	ReadHeaderTimeout time.Duration // from the first byte (or accept) to the end of the request headers
-	ReadTimeout       time.Duration // for a request body
-	IdleTimeout       time.Duration // between keep-alive requests
-	WriteTimeout      time.Duration // for one response
-	HandshakeTimeout  time.Duration // TLS handshake
-	FirstBytesTimeout time.Duration // TCP catch-all: how long to wait for the first bytes
-	QuietTimeout      time.Duration // TCP catch-all: silence after some bytes that ends the read
-	MaxHeaderBytes    int           // request line and headers
-	MaxBodyBytes      int           // body bytes read and hashed; longer bodies end the connection
-	MaxFirstBytes     int           // TCP catch-all: bytes read before closing
-	MaxConns          int           // connections open at once, all sources
-	MaxConnsPerSource int           // connections open at once from one source address
-	MaxRequestsPerConn int          // keep-alive requests on one connection
+	ReadHeaderTimeout  time.Duration // from the first byte (or accept) to the end of the request headers
+	ReadTimeout        time.Duration // for a request body
+	IdleTimeout        time.Duration // between keep-alive requests
+	WriteTimeout       time.Duration // for one response
+	HandshakeTimeout   time.Duration // TLS handshake
+	FirstBytesTimeout  time.Duration // TCP catch-all: how long to wait for the first bytes
+	QuietTimeout       time.Duration // TCP catch-all: silence after some bytes that ends the read
+	MaxHeaderBytes     int           // request line and headers
+	MaxBodyBytes       int           // body bytes read and hashed; longer bodies end the connection
+	MaxFirstBytes      int           // TCP catch-all: bytes read before closing
+	MaxConns           int           // connections open at once, all sources
+	MaxConnsPerSource  int           // connections open at once from one source address
+	MaxRequestsPerConn int           // keep-alive requests on one connection
 }
 
 // DefaultLimits are the limits used for zero fields.
@@ -153,10 +153,10 @@ type Options struct {
 	// it; shorter datagrams get nothing. Default: no answer.
 	UDPReply []byte
 
-	Handoff   event.Handoff    // required
-	Rules     *classify.Rules  // nil: classify.Default(); swap with SetRules
-	Indicator IndicatorFunc    // optional
-	Logger    *slog.Logger     // nil: discard
+	Handoff    event.Handoff         // required
+	Rules      *classify.Rules       // nil: classify.Default(); swap with SetRules
+	Indicator  IndicatorFunc         // optional
+	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: metrics are not registered
 
 	Now func() time.Time // test seam; nil: time.Now
@@ -164,18 +164,18 @@ type Options struct {
 
 // Listener is one sinkhole listener.
 type Listener struct {
-	opts   Options
-	lim    Limits
-	name   string
-	log    *slog.Logger
-	m      *metrics
-	rules  atomic.Pointer[classify.Rules]
-	now    func() time.Time
-	ln     net.Listener   // tcp kinds
-	pc     net.PacketConn // udp
-	local  netip.AddrPort
-	resp   responses
-	certs  *certMinter // https
+	opts  Options
+	lim   Limits
+	name  string
+	log   *slog.Logger
+	m     *metrics
+	rules atomic.Pointer[classify.Rules]
+	now   func() time.Time
+	ln    net.Listener   // tcp kinds
+	pc    net.PacketConn // udp
+	local netip.AddrPort
+	resp  responses
+	certs *certMinter // https
 
 	tlsOnce  sync.Once
 	tlsCfg   *tls.Config

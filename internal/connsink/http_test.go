@@ -26,9 +26,9 @@ func TestHTTPWithCurl(t *testing.T) {
 	bodySum := sha256.Sum256(body)
 
 	tests := []struct {
-		name   string
-		args   []string
-		check  func(t *testing.T, ev event.Event)
+		name  string
+		args  []string
+		check func(t *testing.T, ev event.Event)
 	}{
 		{"GET", []string{"-A", "Bot/1.0"}, func(t *testing.T, ev event.Event) {
 			if ev.HTTPMethod != "GET" || ev.HTTPURL != "/login.php" || ev.HTTPAgent != "Bot/1.0" {
@@ -144,7 +144,7 @@ func TestHTTPBadInput(t *testing.T) {
 	s := startSink(t, KindHTTP, func(o *Options) { o.Limits.MaxHeaderBytes = 1024; o.Limits.MaxBodyBytes = 100 })
 	tests := []struct {
 		name, req, status string
-		check         func(t *testing.T, ev event.Event)
+		check             func(t *testing.T, ev event.Event)
 	}{
 		{"not http", "\x16\x03\x01garbage\n\n", "HTTP/1.1 400 ", func(t *testing.T, ev event.Event) {
 			if !bytes.HasPrefix(ev.PayloadPrefix, []byte("\x16\x03\x01garbage")) {

@@ -25,12 +25,12 @@ const maxHeaderFields = 128
 // request is one parsed request head.
 type request struct {
 	method, target, host, agent, referer []byte
-	names         []byte // header names as sent, comma separated (reused)
-	contentLength int64  // -1 if absent
-	chunked       bool
-	close         bool // the client asked to close, or HTTP/1.0 without keep-alive
-	http10        bool
-	expect100     bool
+	names                                []byte // header names as sent, comma separated (reused)
+	contentLength                        int64  // -1 if absent
+	chunked                              bool
+	close                                bool // the client asked to close, or HTTP/1.0 without keep-alive
+	http10                               bool
+	expect100                            bool
 }
 
 func (r *request) reset() {

@@ -35,12 +35,12 @@ const caDir = "connsink-ca"
 // certMinter issues leaf certificates for whatever name a client asks for,
 // signed by the sinkhole CA, and keeps the last few in an LRU cache.
 type certMinter struct {
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caPEM  []byte
+	ca      *x509.Certificate
+	caKey   *ecdsa.PrivateKey
+	caPEM   []byte
 	leafKey *ecdsa.PrivateKey // one key for every leaf: minting is one signature
-	now    func() time.Time
-	size   int
+	now     func() time.Time
+	size    int
 
 	mu    sync.Mutex
 	lru   *list.List // of *cacheEntry, most recent first
