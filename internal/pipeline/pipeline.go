@@ -53,9 +53,16 @@ type Options struct {
 	// written, once it has one (default 20ms). It bounds how long an
 	// event waits before it is durable under light load.
 	Linger time.Duration
+	// FlushEvery is how often the store's pending aggregates are written
+	// when no batch does it (default 2s).
+	FlushEvery time.Duration
 	// Retries is how often a failed batch is retried before its events
 	// are counted as dropped (default 2), with a backoff from 100ms.
 	Retries int
+	// DrainTimeout bounds how long Run, once ctx is done, keeps storing the
+	// events already queued (default 10s); what is left is lost (and
+	// counted as dropped if the store still answers).
+	DrainTimeout time.Duration
 	// Registerer receives the takedown_pipeline_* metrics; nil registers
 	// none.
 	Registerer prometheus.Registerer
@@ -108,6 +115,12 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	if opts.Linger <= 0 {
 		opts.Linger = 20 * time.Millisecond
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 2 * time.Second
 	}
 	if opts.Retries < 0 {
 		opts.Retries = 0
@@ -220,7 +233,7 @@ func (p *Pipeline) trimCache() {
 }
 
 // Run drains the queue until ctx is done, then stores what is still queued
-// (within 10 seconds) and returns nil. It returns an error only if the
+// (within DrainTimeout) and returns nil. It returns an error only if the
 // writer cannot persist counters at the very end.
 func (p *Pipeline) Run(ctx context.Context) error {
 	batches := make(chan []event.Event) // unbuffered: one batch filling, one writing
@@ -232,9 +245,24 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer cancelWriter()
 	go func() {
 		defer close(done)
-		for b := range batches {
-			p.write(wctx, b)
-			free <- b[:0]
+		tick := time.NewTicker(p.opts.FlushEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case b, ok := <-batches:
+				if !ok {
+					if err := p.opts.Store.Flush(wctx); err != nil {
+						p.log.Error("aggregates not flushed at shutdown; rebuilt on next start", "err", err)
+					}
+					return
+				}
+				p.write(wctx, b)
+				free <- b[:0]
+			case <-tick.C:
+				if err := p.opts.Store.Flush(wctx); err != nil {
+					p.log.Warn("aggregate flush failed, retrying later", "err", err)
+				}
+			}
 		}
 	}()
 
@@ -279,7 +307,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	linger.Stop()
 	// Shutdown: store what the listeners already handed over.
-	deadline := time.AfterFunc(10*time.Second, cancelWriter)
+	deadline := time.AfterFunc(p.opts.DrainTimeout, cancelWriter)
 	defer deadline.Stop()
 	for n := p.opts.Queue.Len(); n > 0; n-- {
 		e := <-q

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -212,14 +213,14 @@ func TestPipelineQueueFullIsPersisted(t *testing.T) {
 func TestPipelineRunsConcurrently(t *testing.T) {
 	st := openStore(t)
 	q := event.NewQueue(1 << 14)
-	p, err := New(Options{Queue: q, Store: st, Enricher: bundledGeo(t), BatchSize: 512})
+	p, err := New(Options{Queue: q, Store: st, Enricher: bundledGeo(t), BatchSize: 512, DrainTimeout: 10 * time.Minute, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
-	const n = 10000
+	const n = 3000
 	var offered int
 	for i := range n {
 		e := event.Event{Timestamp: t0, Protocol: "http", SrcIP: netip.AddrFrom4([4]byte{1, byte(i >> 8), byte(i), 1}), ID: fmt.Sprint(i)}

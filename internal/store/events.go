@@ -6,6 +6,8 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -20,11 +22,18 @@ import (
 //
 // WriteBatch stores a batch in one transaction: raw events are inserted
 // unless their ID is already stored (re-delivery and re-import are
-// harmless), the aggregates are updated from the newly inserted events only,
-// and the health counters move in the same transaction. A batch that
-// returns nil is durable; one that returns an error changed nothing.
+// harmless) and the health counters move in the same transaction. A batch
+// that returns nil is durable; one that returns an error changed nothing.
+//
+// The aggregates are derived from the newly inserted events only, either in
+// the same transaction or later (a backend may hold them in memory and
+// write them in larger, sorted runs, rebuilding them from the raw events
+// after a crash); Flush makes them reflect every stored event.
 type EventStore interface {
 	WriteBatch(ctx context.Context, b *Batch) (BatchResult, error)
+	// Flush writes pending aggregates, so that ScanDayIPs and Rollups
+	// reflect every event WriteBatch has stored.
+	Flush(ctx context.Context) error
 	// Health returns the persisted counters since the store was created.
 	Health(ctx context.Context) (Health, error)
 	// PurgeEvents deletes raw events of UTC days before before. Aggregates
@@ -206,24 +215,31 @@ type Delta struct {
 	BotIDs    []string
 }
 
-// Aggregate folds events into one Delta per (day, IP, family), in the
-// order keys are first seen. Memory is bounded by the number of distinct
-// keys in events. Addresses are unmapped (::ffff:a.b.c.d counts as
-// a.b.c.d).
-func Aggregate(events []event.Event) []Delta {
-	idx := make(map[DayKey]int, len(events)/2+1)
-	out := make([]Delta, 0, len(events)/2+1)
+// Aggregator folds events into one Delta per (day, IP, family). Memory is
+// bounded by the number of distinct keys added since the last Take.
+// Addresses are unmapped (::ffff:a.b.c.d counts as a.b.c.d). It is not safe
+// for concurrent use.
+type Aggregator struct {
+	idx    map[DayKey]int
+	deltas []Delta
+}
+
+// Add folds events in.
+func (a *Aggregator) Add(events []event.Event) {
+	if a.idx == nil {
+		a.idx = make(map[DayKey]int, len(events))
+	}
 	for i := range events {
 		e := &events[i]
 		k := DayKey{DayOf(e.Timestamp), e.SrcIP.Unmap(), e.Family}
 		ts := e.Timestamp.UnixNano()
-		j, ok := idx[k]
+		j, ok := a.idx[k]
 		if !ok {
-			j = len(out)
-			idx[k] = j
-			out = append(out, Delta{Key: k, Case: e.Case, Country: e.SrcGeo, ASN: e.SrcASN, Org: e.SrcOrg, FirstSeen: ts, LastSeen: ts})
+			j = len(a.deltas)
+			a.idx[k] = j
+			a.deltas = append(a.deltas, Delta{Key: k, Case: e.Case, Country: e.SrcGeo, ASN: e.SrcASN, Org: e.SrcOrg, FirstSeen: ts, LastSeen: ts})
 		}
-		d := &out[j]
+		d := &a.deltas[j]
 		d.Hits++
 		d.Protocols |= ProtocolBit(e.Protocol)
 		d.FirstSeen = min(d.FirstSeen, ts)
@@ -235,7 +251,41 @@ func Aggregate(events []event.Event) []Delta {
 			d.BotIDs = MergeBotIDs(d.BotIDs, e.BotID)
 		}
 	}
+}
+
+// Len is the number of distinct keys held.
+func (a *Aggregator) Len() int { return len(a.deltas) }
+
+// Take returns the deltas sorted by (day, address, family), the order of
+// the aggregate tables' keys, and empties the aggregator.
+func (a *Aggregator) Take() []Delta {
+	out := a.deltas
+	a.deltas, a.idx = nil, nil
+	slices.SortFunc(out, func(x, y Delta) int {
+		if c := cmp.Compare(x.Key.Day, y.Key.Day); c != 0 {
+			return c
+		}
+		if c := compareAddrBytes(x.Key.IP, y.Key.IP); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Key.Family, y.Key.Family)
+	})
 	return out
+}
+
+// compareAddrBytes orders addresses as their stored bytes do: all IPv4 (4
+// bytes) before IPv6 (16 bytes) only where the first bytes tie, exactly as
+// a BLOB comparison does.
+func compareAddrBytes(a, b netip.Addr) int {
+	x, y := a.AsSlice(), b.AsSlice()
+	return bytes.Compare(x, y)
+}
+
+// Aggregate folds events into deltas sorted by key.
+func Aggregate(events []event.Event) []Delta {
+	var a Aggregator
+	a.Add(events)
+	return a.Take()
 }
 
 // MergeBotIDs adds ids not yet in have, up to MaxBotIDs in all.
@@ -293,4 +343,28 @@ func RollupChange(before, after Protocols) (ips, resolverIPs int64) {
 		resolverIPs = -1
 	}
 	return ips, resolverIPs
+}
+
+// AddDeltas folds deltas back in (a flush that failed).
+func (a *Aggregator) AddDeltas(deltas []Delta) {
+	if a.idx == nil {
+		a.idx = make(map[DayKey]int, len(deltas))
+	}
+	for _, d := range deltas {
+		j, ok := a.idx[d.Key]
+		if !ok {
+			a.idx[d.Key] = len(a.deltas)
+			a.deltas = append(a.deltas, d)
+			continue
+		}
+		x := &a.deltas[j]
+		x.Hits += d.Hits
+		x.Protocols |= d.Protocols
+		x.FirstSeen = min(x.FirstSeen, d.FirstSeen)
+		x.LastSeen = max(x.LastSeen, d.LastSeen)
+		if x.Case == "" {
+			x.Case = d.Case
+		}
+		x.BotIDs = MergeBotIDs(x.BotIDs, d.BotIDs...)
+	}
 }

@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,20 +24,48 @@ import (
 // and makes a batch survive power loss too, at the cost of one fsync per
 // batch.
 
+// Aggregates. Upserting a batch's keys into a table of millions of
+// (day, IP, family) rows touches a different page for almost every key, and
+// SQLite writes each touched page to the WAL on commit: per batch, that is
+// megabytes written for kilobytes of change. So the store keeps the
+// aggregate deltas of committed batches in memory and writes them in one
+// sorted run per FlushEvery (or when MaxPending keys are held), with the
+// rowid of the last event they include (the watermark) in the same
+// transaction. On open, events after the watermark are aggregated again:
+// a crash loses no aggregate and counts none twice.
+
 // EventStoreOptions configures an EventStore.
 type EventStoreOptions struct {
 	// FullSync makes every committed batch survive power loss, not only a
 	// killed process (see above).
 	FullSync bool
+	// FlushEvery is the longest time aggregates lag the stored events
+	// (default 2s); WriteBatch flushes when it has passed.
+	FlushEvery time.Duration
+	// MaxPending is the most (day, IP, family) keys held before a flush
+	// (default 1,000,000, about 150 MB).
+	MaxPending int
+	Now        func() time.Time
 }
 
 // EventStore is the SQLite store.EventStore, in the same database as the
 // rest of the embedded store. Writes go through one connection, one
 // transaction per batch.
 type EventStore struct {
-	db   *DB
-	mu   sync.Mutex // serialises writers on conn
-	conn *sql.Conn
+	db    *DB
+	opts  EventStoreOptions
+	mu    sync.Mutex // serialises writers on conn; guards all below
+	conn  *sql.Conn
+	stmts map[stmtKey]*sql.Stmt // multi-row statements prepared on conn
+
+	pending   store.Aggregator // deltas of committed events not yet flushed
+	watermark int64            // rowid of the last event in pending (or flushed)
+	lastFlush time.Time
+}
+
+type stmtKey struct {
+	query string
+	rows  int
 }
 
 var _ store.EventStore = (*EventStore)(nil)
@@ -46,42 +76,198 @@ func NewEventStore(ctx context.Context, db *DB, opts EventStoreOptions) (*EventS
 	if err != nil {
 		return nil, fmt.Errorf("event store connection: %w", err)
 	}
+	// A large page cache for the writer: aggregate upserts touch index
+	// pages all over the tables, and rereading them costs a syscall each.
+	for _, pragma := range []string{`PRAGMA cache_size=-131072`, `PRAGMA temp_store=MEMORY`} {
+		if _, err := conn.ExecContext(ctx, pragma); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("event store %s: %w", pragma, err)
+		}
+	}
 	if opts.FullSync {
 		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("event store synchronous=FULL: %w", err)
 		}
 	}
-	return &EventStore{db: db, conn: conn}, nil
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 2 * time.Second
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 1_000_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &EventStore{db: db, opts: opts, conn: conn, stmts: make(map[stmtKey]*sql.Stmt), lastFlush: opts.Now()}
+	if err := s.recover(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// recover aggregates the events stored after the watermark (the batches
+// committed before a crash whose aggregates were still in memory).
+func (s *EventStore) recover(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.conn.QueryRowContext(ctx, `SELECT watermark FROM event_aggregate_state WHERE id = 1`).Scan(&s.watermark); err != nil {
+		return fmt.Errorf("read aggregate watermark: %w", err)
+	}
+	rows, err := s.conn.QueryContext(ctx, `SELECT rowid, record FROM events WHERE rowid > ? ORDER BY rowid`, s.watermark)
+	if err != nil {
+		return fmt.Errorf("recover aggregates: %w", err)
+	}
+	defer rows.Close()
+	var buf []event.Event
+	for rows.Next() {
+		var rec []byte
+		if err := rows.Scan(&s.watermark, &rec); err != nil {
+			return fmt.Errorf("recover aggregates: %w", err)
+		}
+		e, err := event.UnmarshalJSONL(rec)
+		if err != nil {
+			return fmt.Errorf("recover aggregates: event at rowid %d: %w", s.watermark, err)
+		}
+		buf = append(buf, e)
+		if len(buf) == 4096 {
+			s.pending.Add(buf)
+			buf = buf[:0]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("recover aggregates: %w", err)
+	}
+	rows.Close()
+	s.pending.Add(buf)
+	return s.flushLocked(ctx)
+}
+
+// Flush implements store.EventStore.
+func (s *EventStore) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+func (s *EventStore) flushLocked(ctx context.Context) error {
+	s.lastFlush = s.opts.Now()
+	if s.pending.Len() == 0 {
+		return nil
+	}
+	deltas := s.pending.Take()
+	err := s.inTx(ctx, func() error {
+		if err := s.upsertAggregates(ctx, deltas); err != nil {
+			return err
+		}
+		if _, err := s.conn.ExecContext(ctx, `UPDATE event_aggregate_state SET watermark = ? WHERE id = 1`, s.watermark); err != nil {
+			return fmt.Errorf("update aggregate watermark: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		// Keep the deltas for the next try; nothing was written.
+		s.pending.AddDeltas(deltas)
+		return fmt.Errorf("flush aggregates: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in one immediate transaction on the writer connection. The
+// transaction is run by hand so that the cached statements run on the
+// connection directly (database/sql would re-prepare them for a *sql.Tx).
+func (s *EventStore) inTx(ctx context.Context, fn func() error) error {
+	if _, err := s.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(); err != nil {
+		s.conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) //nolint:errcheck // fn's error is what matters
+		return err
+	}
+	if _, err := s.conn.ExecContext(ctx, `COMMIT`); err != nil {
+		s.conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) //nolint:errcheck // the commit error is what matters
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // Close releases the writer connection.
 func (s *EventStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conn.Close()
+	ferr := s.flushLocked(context.Background())
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	return errors.Join(ferr, s.conn.Close())
 }
 
+// stmt returns query (with one %s for the VALUES list) for rows rows of
+// cols values, prepared on the writer connection. Statements for full
+// chunks are kept; others are closed by done. Callers hold s.mu.
+func (s *EventStore) stmt(ctx context.Context, query string, rows, cols int) (st *sql.Stmt, done func(), err error) {
+	k := stmtKey{query, rows}
+	if st, ok := s.stmts[k]; ok {
+		return st, func() {}, nil
+	}
+	st, err = s.conn.PrepareContext(ctx, fmt.Sprintf(query, values(rows, cols)))
+	if err != nil {
+		return nil, nil, err
+	}
+	if rows == chunk {
+		s.stmts[k] = st
+		return st, func() {}, nil
+	}
+	return st, func() { st.Close() }, nil
+}
+
+// Rows per multi-row statement: fewer, larger statements cost far less
+// per row than one statement per row.
+const chunk = 128
+
 const (
-	sqlInsertEvent = `INSERT INTO events (day, id, ts, case_id, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	sqlUpsertDayIP = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, prev_protocols, bot_ids)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+	sqlInsertEvents = `INSERT INTO events (day, id, ts, case_id, record) VALUES %s ON CONFLICT DO NOTHING RETURNING rowid, day, id`
+	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids)
+		VALUES %s
 		ON CONFLICT (day, ip, family) DO UPDATE SET
 			first_seen = min(first_seen, excluded.first_seen),
 			last_seen = max(last_seen, excluded.last_seen),
 			hits = hits + excluded.hits,
 			prev_protocols = protocols,
 			protocols = protocols | excluded.protocols
-		RETURNING case_id, country, asn, protocols, prev_protocols, bot_ids`
-	sqlSetBotIDs    = `UPDATE event_day_ip SET bot_ids = ? WHERE day = ? AND ip = ? AND family = ?`
-	sqlUpsertRollup = `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING day, ip, family, case_id, country, asn, protocols, prev_protocols, bot_ids`
+	sqlSetBotIDs     = `UPDATE event_day_ip SET bot_ids = ? WHERE day = ? AND ip = ? AND family = ?`
+	sqlUpsertRollups = `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
+		VALUES %s
 		ON CONFLICT (day, country, asn, family, case_id) DO UPDATE SET
 			ips = ips + excluded.ips,
 			resolver_ips = resolver_ips + excluded.resolver_ips,
 			hits = hits + excluded.hits`
 	sqlAddHealth = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ? WHERE id = 1`
 )
+
+// values returns "(?,…),(?,…)…": rows groups of cols placeholders.
+func values(rows, cols int) string {
+	one := "(" + strings.Repeat("?,", cols-1) + "?)"
+	return strings.Repeat(one+",", rows-1) + one
+}
+
+// eachChunk calls fn with the statement for n rows of cols values, in
+// chunks of at most chunk rows.
+func eachChunk(n int, fn func(lo, hi int) error) error {
+	for lo := 0; lo < n; lo += chunk {
+		if err := fn(lo, min(lo+chunk, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type eventKey struct {
+	day int64
+	id  string
+}
 
 // WriteBatch implements store.EventStore.
 func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.BatchResult, error) {
@@ -103,99 +289,177 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.conn.BeginTx(ctx, nil)
-	if err != nil {
-		return res, fmt.Errorf("begin batch: %w", err)
+	type fresh struct {
+		rowid int64
+		i     int
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-
-	ins, err := tx.PrepareContext(ctx, sqlInsertEvent)
+	var inserted map[eventKey]int64
+	err := s.inTx(ctx, func() error {
+		inserted = make(map[eventKey]int64, len(b.Events))
+		args := make([]any, 0, chunk*5)
+		err := eachChunk(len(b.Events), func(lo, hi int) error {
+			args = args[:0]
+			for i := lo; i < hi; i++ {
+				e := &b.Events[i]
+				args = append(args, store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, records[i])
+			}
+			st, done, err := s.stmt(ctx, sqlInsertEvents, hi-lo, 5)
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			defer done()
+			rows, err := st.QueryContext(ctx, args...)
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k eventKey
+				var rowid int64
+				if err := rows.Scan(&rowid, &k.day, &k.id); err != nil {
+					return fmt.Errorf("insert events: %w", err)
+				}
+				inserted[k] = rowid
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(len(inserted)), int64(b.Dropped)); err != nil {
+			return fmt.Errorf("update health: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return res, fmt.Errorf("prepare event insert: %w", err)
+		return res, fmt.Errorf("store batch: %w", err)
 	}
-	defer ins.Close()
-	fresh := make([]event.Event, 0, len(b.Events))
+	// Committed: fold the newly inserted events into the pending
+	// aggregates. A copy of an ID later in the batch is a duplicate.
+	freshEvents := make([]event.Event, 0, len(inserted))
 	for i := range b.Events {
 		e := &b.Events[i]
-		r, err := ins.ExecContext(ctx, store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, records[i])
-		if err != nil {
-			return res, fmt.Errorf("insert event %s: %w", e.ID, err)
+		k := eventKey{store.DayOf(e.Timestamp), e.ID}
+		if rowid, ok := inserted[k]; ok {
+			delete(inserted, k)
+			freshEvents = append(freshEvents, *e)
+			s.watermark = max(s.watermark, rowid)
 		}
-		if n, _ := r.RowsAffected(); n == 1 {
-			fresh = append(fresh, *e)
-		}
 	}
-	res.Inserted = len(fresh)
-	res.Duplicates = len(b.Events) - len(fresh)
-
-	if err := upsertAggregates(ctx, tx, store.Aggregate(fresh)); err != nil {
-		return store.BatchResult{}, err
-	}
-	if _, err := tx.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped)); err != nil {
-		return store.BatchResult{}, fmt.Errorf("update health: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return store.BatchResult{}, fmt.Errorf("commit batch: %w", err)
+	s.pending.Add(freshEvents)
+	res.Inserted = len(freshEvents)
+	res.Duplicates = len(b.Events) - len(freshEvents)
+	if s.pending.Len() >= s.opts.MaxPending || s.opts.Now().Sub(s.lastFlush) >= s.opts.FlushEvery {
+		// The batch is stored whatever happens here: a failed flush keeps
+		// the deltas for the next one.
+		s.flushLocked(ctx) //nolint:errcheck // retried on the next batch, Flush or Close
 	}
 	return res, nil
 }
 
 type rollupDelta struct{ ips, resolverIPs, hits int64 }
 
-func upsertAggregates(ctx context.Context, tx *sql.Tx, deltas []store.Delta) error {
+type dayIPKey struct {
+	day    int64
+	ip     string // address bytes
+	family string
+}
+
+func (s *EventStore) upsertAggregates(ctx context.Context, deltas []store.Delta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	up, err := tx.PrepareContext(ctx, sqlUpsertDayIP)
-	if err != nil {
-		return fmt.Errorf("prepare aggregate upsert: %w", err)
-	}
-	defer up.Close()
-	rollups := make(map[store.RollupKey]*rollupDelta)
+	byKey := make(map[dayIPKey]*store.Delta, len(deltas))
 	for i := range deltas {
 		d := &deltas[i]
-		ip := d.Key.IP.AsSlice()
-		var (
-			caseID, country, botIDs string
-			asn                     int64
-			after, before           int64
-		)
-		if err := up.QueryRowContext(ctx, d.Key.Day, ip, d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
-			d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs)).
-			Scan(&caseID, &country, &asn, &after, &before, &botIDs); err != nil {
-			return fmt.Errorf("upsert aggregate %s %s: %w", d.Key.IP, d.Key.Family, err)
+		byKey[dayIPKey{d.Key.Day, string(d.Key.IP.AsSlice()), d.Key.Family}] = d
+	}
+	rollups := make(map[store.RollupKey]*rollupDelta)
+	args := make([]any, 0, chunk*12)
+	type botUpdate struct {
+		k   dayIPKey
+		ids string
+	}
+	var bots []botUpdate
+	err := eachChunk(len(deltas), func(lo, hi int) error {
+		args = args[:0]
+		for i := lo; i < hi; i++ {
+			d := &deltas[i]
+			args = append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
+				d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
 		}
-		if before != 0 && len(d.BotIDs) > 0 {
-			have := store.SplitBotIDs(botIDs)
-			merged := store.MergeBotIDs(slices.Clone(have), d.BotIDs...)
-			if len(merged) != len(have) {
-				if _, err := tx.ExecContext(ctx, sqlSetBotIDs, store.JoinBotIDs(merged), d.Key.Day, ip, d.Key.Family); err != nil {
-					return fmt.Errorf("update bot ids: %w", err)
+		st, done, err := s.stmt(ctx, sqlUpsertDayIPs, hi-lo, 12)
+		if err != nil {
+			return fmt.Errorf("upsert aggregates: %w", err)
+		}
+		defer done()
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("upsert aggregates: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				k                       dayIPKey
+				ip                      []byte
+				caseID, country, botIDs string
+				asn, after, before      int64
+			)
+			if err := rows.Scan(&k.day, &ip, &k.family, &caseID, &country, &asn, &after, &before, &botIDs); err != nil {
+				return fmt.Errorf("upsert aggregates: %w", err)
+			}
+			k.ip = string(ip)
+			d := byKey[k]
+			if d == nil {
+				return fmt.Errorf("upsert aggregates: unexpected key %x %s", ip, k.family)
+			}
+			if before != 0 && len(d.BotIDs) > 0 {
+				have := store.SplitBotIDs(botIDs)
+				if merged := store.MergeBotIDs(slices.Clone(have), d.BotIDs...); len(merged) != len(have) {
+					bots = append(bots, botUpdate{k, store.JoinBotIDs(merged)})
 				}
 			}
+			rk := store.RollupKey{Day: k.day, Country: country, ASN: uint32(asn), Family: k.family, Case: caseID}
+			r := rollups[rk]
+			if r == nil {
+				r = &rollupDelta{}
+				rollups[rk] = r
+			}
+			ips, res := store.RollupChange(store.Protocols(before), store.Protocols(after))
+			r.ips += ips
+			r.resolverIPs += res
+			r.hits += int64(d.Hits)
 		}
-		k := store.RollupKey{Day: d.Key.Day, Country: country, ASN: uint32(asn), Family: d.Key.Family, Case: caseID}
-		r := rollups[k]
-		if r == nil {
-			r = &rollupDelta{}
-			rollups[k] = r
-		}
-		ips, res := store.RollupChange(store.Protocols(before), store.Protocols(after))
-		r.ips += ips
-		r.resolverIPs += res
-		r.hits += int64(d.Hits)
-	}
-	ru, err := tx.PrepareContext(ctx, sqlUpsertRollup)
+		return rows.Err()
+	})
 	if err != nil {
-		return fmt.Errorf("prepare rollup upsert: %w", err)
+		return err
 	}
-	defer ru.Close()
-	for k, r := range rollups {
-		if _, err := ru.ExecContext(ctx, k.Day, k.Country, int64(k.ASN), k.Family, k.Case, r.ips, r.resolverIPs, r.hits); err != nil {
-			return fmt.Errorf("upsert rollup: %w", err)
+	for _, u := range bots {
+		if _, err := s.conn.ExecContext(ctx, sqlSetBotIDs, u.ids, u.k.day, []byte(u.k.ip), u.k.family); err != nil {
+			return fmt.Errorf("update bot ids: %w", err)
 		}
 	}
-	return nil
+	keys := make([]store.RollupKey, 0, len(rollups))
+	for k := range rollups {
+		keys = append(keys, k)
+	}
+	return eachChunk(len(keys), func(lo, hi int) error {
+		args = args[:0]
+		for _, k := range keys[lo:hi] {
+			r := rollups[k]
+			args = append(args, k.Day, k.Country, int64(k.ASN), k.Family, k.Case, r.ips, r.resolverIPs, r.hits)
+		}
+		st, done, err := s.stmt(ctx, sqlUpsertRollups, hi-lo, 8)
+		if err != nil {
+			return fmt.Errorf("upsert rollups: %w", err)
+		}
+		defer done()
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("upsert rollups: %w", err)
+		}
+		return nil
+	})
 }
 
 // Health implements store.EventStore.

@@ -53,3 +53,57 @@ func TestEventStoreHealthSurvivesReopen(t *testing.T) {
 		t.Fatalf("re-delivery after reopen: %+v %v", r, err)
 	}
 }
+
+// TestEventStoreRebuildsAggregatesAfterCrash stops the writer without a
+// flush, as kill -9 would, and checks that reopening rebuilds the
+// aggregates from the stored events, once.
+func TestEventStoreRebuildsAggregatesAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewEventStore(t.Context(), db, EventStoreOptions{FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
+	mk := func(id string, ip string) event.Event {
+		return event.Event{ID: id, Timestamp: day.Add(time.Hour), Protocol: "http", SrcIP: netip.MustParseAddr(ip), Family: "rustock"}
+	}
+	if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{mk("1", "192.0.2.1"), mk("2", "192.0.2.2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{mk("3", "192.0.2.1"), mk("4", "192.0.2.3")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Crash: the second batch's aggregates are only in memory.
+	s.conn.Close()
+	db.Close()
+
+	_, s2 := openEvents(t, path)
+	hits := map[string]uint64{}
+	err = s2.ScanDayIPs(t.Context(), day, day.Add(24*time.Hour), func(a *store.DayIP) error {
+		hits[a.IP.String()] = a.Hits
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"192.0.2.1": 2, "192.0.2.2": 1, "192.0.2.3": 1}
+	if len(hits) != len(want) {
+		t.Fatalf("aggregates %v, want %v", hits, want)
+	}
+	for ip, n := range want {
+		if hits[ip] != n {
+			t.Fatalf("aggregates %v, want %v", hits, want)
+		}
+	}
+	rs, err := s2.Rollups(t.Context(), day, day.Add(24*time.Hour))
+	if err != nil || len(rs) != 1 || rs[0].IPs != 3 || rs[0].Hits != 4 {
+		t.Fatalf("rollups %+v %v", rs, err)
+	}
+}

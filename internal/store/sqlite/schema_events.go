@@ -8,14 +8,18 @@ package sqlite
 // (IPv4-mapped IPv6 is unmapped) and 16 for IPv6, so a CIDR is a byte range
 // and byte order is address order within a family.
 var eventsMigrations = []string{
-	`CREATE TABLE events (
+	`-- Raw events: appended in seq order (never reused, so the aggregate
+	-- watermark stays valid after purges), with a small unique index on
+	-- (day, id) for idempotence and purges.
+	CREATE TABLE events (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
 		day INTEGER NOT NULL,
 		id TEXT NOT NULL,
 		ts INTEGER NOT NULL,
 		case_id TEXT NOT NULL DEFAULT '',
-		record BLOB NOT NULL, -- the JSON-lines record (docs/events.md)
-		PRIMARY KEY (day, id)
-	) WITHOUT ROWID;
+		record BLOB NOT NULL -- the JSON-lines record (docs/events.md)
+	);
+	CREATE UNIQUE INDEX events_day_id ON events (day, id);
 
 	-- One row per (UTC day, source address, family); attributes are those
 	-- of the key's first stored event. prev_protocols is the mask before
@@ -36,9 +40,9 @@ var eventsMigrations = []string{
 		bot_ids TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (day, ip, family)
 	) WITHOUT ROWID;
-	CREATE INDEX event_day_ip_country ON event_day_ip (day, country, ip);
-	CREATE INDEX event_day_ip_asn ON event_day_ip (day, asn, ip);
-	CREATE INDEX event_day_ip_addr ON event_day_ip (ip, day);
+	-- No secondary index: every reader works day by day (a window is a
+	-- range of days; one address or CIDR is a seek per day), and each
+	-- index would cost a B-tree insert per new key on the write path.
 
 	-- Daily totals per (day, country, ASN, family, case): ips counts sources
 	-- with a direct connection, resolver_ips those seen only through DNS.
@@ -53,6 +57,15 @@ var eventsMigrations = []string{
 		hits INTEGER NOT NULL,
 		PRIMARY KEY (day, country, asn, family, case_id)
 	) WITHOUT ROWID;
+
+	-- Aggregates are written in sorted runs, not per batch: watermark is
+	-- the last events rowid they include. After a crash the writer rebuilds
+	-- them from the events after it.
+	CREATE TABLE event_aggregate_state (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		watermark INTEGER NOT NULL
+	);
+	INSERT INTO event_aggregate_state VALUES (1, 0);
 
 	-- Pipeline health since the data dir was created.
 	CREATE TABLE event_health (

@@ -40,6 +40,9 @@ func write(tb testing.TB, s store.EventStore, b *store.Batch) store.BatchResult 
 
 func dayIPs(tb testing.TB, s store.EventStore, from, to time.Time) []store.DayIP {
 	tb.Helper()
+	if err := s.Flush(tb.Context()); err != nil {
+		tb.Fatalf("Flush: %v", err)
+	}
 	var out []store.DayIP
 	err := s.ScanDayIPs(tb.Context(), from, to, func(a *store.DayIP) error {
 		c := *a
@@ -63,6 +66,9 @@ func health(tb testing.TB, s store.EventStore) store.Health {
 
 func rollups(tb testing.TB, s store.EventStore, from, to time.Time) []store.Rollup {
 	tb.Helper()
+	if err := s.Flush(tb.Context()); err != nil {
+		tb.Fatalf("Flush: %v", err)
+	}
 	r, err := s.Rollups(tb.Context(), from, to)
 	if err != nil {
 		tb.Fatalf("Rollups: %v", err)
