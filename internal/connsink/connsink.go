@@ -56,7 +56,7 @@ func ParseKind(s string) (Kind, error) {
 }
 
 // Limits bound what one listener spends on its clients. Zero fields take
-// the defaults of [DefaultLimits].
+// the values of [DefaultLimits].
 type Limits struct {
 	ReadHeaderTimeout  time.Duration // from the first byte (or accept) to the end of the request headers
 	ReadTimeout        time.Duration // for a request body
@@ -73,25 +73,27 @@ type Limits struct {
 	MaxRequestsPerConn int           // keep-alive requests on one connection
 }
 
-// DefaultLimits are the limits used for zero fields.
-var DefaultLimits = Limits{
-	ReadHeaderTimeout:  10 * time.Second,
-	ReadTimeout:        10 * time.Second,
-	IdleTimeout:        30 * time.Second,
-	WriteTimeout:       10 * time.Second,
-	HandshakeTimeout:   10 * time.Second,
-	FirstBytesTimeout:  5 * time.Second,
-	QuietTimeout:       500 * time.Millisecond,
-	MaxHeaderBytes:     8 << 10,
-	MaxBodyBytes:       64 << 10,
-	MaxFirstBytes:      4 << 10,
-	MaxConns:           20000,
-	MaxConnsPerSource:  256,
-	MaxRequestsPerConn: 10000,
+// DefaultLimits returns the limits used for zero fields.
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout:  10 * time.Second,
+		ReadTimeout:        10 * time.Second,
+		IdleTimeout:        30 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		HandshakeTimeout:   10 * time.Second,
+		FirstBytesTimeout:  5 * time.Second,
+		QuietTimeout:       500 * time.Millisecond,
+		MaxHeaderBytes:     8 << 10,
+		MaxBodyBytes:       64 << 10,
+		MaxFirstBytes:      4 << 10,
+		MaxConns:           20000,
+		MaxConnsPerSource:  256,
+		MaxRequestsPerConn: 10000,
+	}
 }
 
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+	d := DefaultLimits()
 	set := func(v *time.Duration, def time.Duration) {
 		if *v <= 0 {
 			*v = def
