@@ -1,0 +1,421 @@
+package stats
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/RoaringBitmap/roaring/v2/roaring64"
+)
+
+// Set is an exact set of source addresses: IPv4 addresses as 32-bit
+// integers, IPv6 addresses by their 64-bit prefix (see docs/counting.md).
+type Set struct {
+	V4 *roaring.Bitmap
+	V6 *roaring64.Bitmap
+}
+
+// NewSet returns an empty set.
+func NewSet() Set { return Set{V4: roaring.New(), V6: roaring64.New()} }
+
+// Add adds an address (IPv4-mapped IPv6 counts as IPv4).
+func (s Set) Add(ip netip.Addr) {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		b := ip.As4()
+		s.V4.Add(binary.BigEndian.Uint32(b[:]))
+		return
+	}
+	b := ip.As16()
+	s.V6.Add(binary.BigEndian.Uint64(b[:8]))
+}
+
+// Len is the number of distinct addresses (IPv6: /64 prefixes).
+func (s Set) Len() uint64 {
+	var n uint64
+	if s.V4 != nil {
+		n += s.V4.GetCardinality()
+	}
+	if s.V6 != nil {
+		n += s.V6.GetCardinality()
+	}
+	return n
+}
+
+// AndNotLen is the number of addresses in s and not in o.
+func (s Set) AndNotLen(o Set) uint64 {
+	return s.Len() - andLen(s, o)
+}
+
+func andLen(s, o Set) uint64 {
+	var n uint64
+	if s.V4 != nil && o.V4 != nil {
+		n += s.V4.AndCardinality(o.V4)
+	}
+	if s.V6 != nil && o.V6 != nil {
+		n += s.V6.AndCardinality(o.V6)
+	}
+	return n
+}
+
+// Union returns the union of sets as a new set; the inputs are unchanged.
+func Union(sets ...Set) Set {
+	v4 := make([]*roaring.Bitmap, 0, len(sets))
+	v6 := make([]*roaring64.Bitmap, 0, len(sets))
+	for _, s := range sets {
+		if s.V4 != nil && !s.V4.IsEmpty() {
+			v4 = append(v4, s.V4)
+		}
+		if s.V6 != nil && !s.V6.IsEmpty() {
+			v6 = append(v6, s.V6)
+		}
+	}
+	out := Set{V4: roaring.New(), V6: roaring64.New()}
+	switch len(v4) {
+	case 0:
+	case 1:
+		out.V4 = v4[0].Clone()
+	default:
+		out.V4 = roaring.FastOr(v4...)
+	}
+	switch len(v6) {
+	case 0:
+	case 1:
+		out.V6 = v6[0].Clone()
+	default:
+		out.V6 = roaring64.FastOr(v6...)
+	}
+	return out
+}
+
+// UnionLen is the number of distinct addresses in the union of sets.
+func UnionLen(sets ...Set) uint64 {
+	if len(sets) == 1 {
+		return sets[0].Len()
+	}
+	return Union(sets...).Len()
+}
+
+// botHash maps a family-scoped bot identifier to the 64-bit key counted in
+// the identifier sets. Collisions are possible in principle and negligible
+// in practice (about n²/2⁶⁵ for n identifiers).
+func botHash(family, id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(family))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// Day is the analytics' view of one UTC day (or the part of one that a
+// window covers): the address sets it needs, per dimension key.
+type Day struct {
+	Day int64 // unix seconds of UTC midnight
+	// All holds the sources with a direct connection.
+	All Set
+	// Resolvers holds the sources seen only through DNS (for some family).
+	Resolvers Set
+	// IDAddrs holds the direct sources of aggregates that carried bot
+	// identifiers, NoIDAddrs those of aggregates that carried none.
+	IDAddrs, NoIDAddrs Set
+	// BotIDs holds the hashed, family-scoped bot identifiers, per case.
+	BotIDs map[string]*roaring64.Bitmap
+	// By maps a dimension to its keys' direct-source sets.
+	By map[Dim]map[string]Set
+
+	idFamilies map[string]bool // while building: families with identifiers
+}
+
+func newDay(day int64) *Day {
+	d := &Day{Day: day, All: NewSet(), Resolvers: NewSet(), IDAddrs: NewSet(), NoIDAddrs: NewSet(), BotIDs: make(map[string]*roaring64.Bitmap), By: make(map[Dim]map[string]Set, len(Dims))}
+	for _, dim := range Dims {
+		d.By[dim] = make(map[string]Set)
+	}
+	return d
+}
+
+func (d *Day) addDirect(ip netip.Addr, family string, keys [4]string, botIDs []string) {
+	caseKey := keys[3]
+	d.All.Add(ip)
+	for i, dim := range Dims {
+		m := d.By[dim]
+		s, ok := m[keys[i]]
+		if !ok {
+			s = NewSet()
+			m[keys[i]] = s
+		}
+		s.Add(ip)
+	}
+	if len(botIDs) == 0 {
+		return
+	}
+	if d.idFamilies == nil {
+		d.idFamilies = make(map[string]bool)
+	}
+	d.idFamilies[keys[2]] = true
+	b := d.BotIDs[caseKey]
+	if b == nil {
+		b = roaring64.New()
+		d.BotIDs[caseKey] = b
+	}
+	for _, id := range botIDs {
+		b.Add(botHash(family, id))
+	}
+}
+
+// finish splits the day's direct sources into those of families whose
+// traffic carried bot identifiers that day (IDAddrs) and the others
+// (NoIDAddrs). A family's aggregates without an identifier (a connection
+// of a kind that does not carry it) count with the family's.
+func (d *Day) finish() {
+	var id, no []Set
+	for f, s := range d.By[ByFamily] {
+		if d.idFamilies[f] {
+			id = append(id, s)
+		} else {
+			no = append(no, s)
+		}
+	}
+	d.IDAddrs, d.NoIDAddrs = Union(id...), Union(no...)
+	d.idFamilies = nil
+}
+
+// optimize compresses runs before the day is stored.
+func (d *Day) optimize() {
+	for _, s := range d.sets() {
+		s.V4.RunOptimize()
+		s.V6.RunOptimize()
+	}
+	for _, m := range d.By {
+		for _, s := range m {
+			s.V4.RunOptimize()
+			s.V6.RunOptimize()
+		}
+	}
+}
+
+func (d *Day) sets() []Set { return []Set{d.All, d.Resolvers, d.IDAddrs, d.NoIDAddrs} }
+
+// The cached encoding of a day is one blob for the overall sets ("" part)
+// and one blob per dimension, so a by-country query reads only what it
+// needs. Layout (all lengths uvarint): version byte 1, then for the
+// overall part the four sets and the identifier bitmap; for a dimension
+// part the key count, then per key the key and its set. A set is the
+// portable Roaring encoding of V4 then of V6, each length-prefixed.
+
+const encVersion = 1
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+func appendSet(b []byte, s Set) ([]byte, error) {
+	v4, err := s.V4.ToBytes()
+	if err != nil {
+		return nil, err
+	}
+	v6, err := s.V6.ToBytes()
+	if err != nil {
+		return nil, err
+	}
+	return appendBytes(appendBytes(b, v4), v6), nil
+}
+
+// EncodeOverall encodes the day's overall sets.
+func (d *Day) EncodeOverall() ([]byte, error) {
+	b := []byte{encVersion}
+	var err error
+	for _, s := range d.sets() {
+		if b, err = appendSet(b, s); err != nil {
+			return nil, fmt.Errorf("encode day sets: %w", err)
+		}
+	}
+	cases := make([]string, 0, len(d.BotIDs))
+	for k := range d.BotIDs {
+		cases = append(cases, k)
+	}
+	slices.Sort(cases)
+	b = binary.AppendUvarint(b, uint64(len(cases)))
+	for _, k := range cases {
+		ids, err := d.BotIDs[k].ToBytes()
+		if err != nil {
+			return nil, fmt.Errorf("encode bot ids: %w", err)
+		}
+		b = appendBytes(appendBytes(b, []byte(k)), ids)
+	}
+	return b, nil
+}
+
+// EncodeDim encodes the day's sets of one dimension.
+func (d *Day) EncodeDim(dim Dim) ([]byte, error) {
+	m := d.By[dim]
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b := []byte{encVersion}
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	var err error
+	for _, k := range keys {
+		b = appendBytes(b, []byte(k))
+		if b, err = appendSet(b, m[k]); err != nil {
+			return nil, fmt.Errorf("encode %s sets: %w", dim, err)
+		}
+	}
+	return b, nil
+}
+
+var errCorrupt = errors.New("corrupt cached day sets")
+
+type decoder struct{ b []byte }
+
+func (r *decoder) bytes() ([]byte, error) {
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || n > uint64(len(r.b)-k) {
+		return nil, errCorrupt
+	}
+	p := r.b[k : k+int(n)]
+	r.b = r.b[k+int(n):]
+	return p, nil
+}
+
+// count reads a count of items that take at least one byte each.
+func (r *decoder) count() (uint64, error) {
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || n > uint64(len(r.b)-k) {
+		return 0, errCorrupt
+	}
+	r.b = r.b[k:]
+	return n, nil
+}
+
+func (r *decoder) set() (Set, error) {
+	p4, err := r.bytes()
+	if err != nil {
+		return Set{}, err
+	}
+	p6, err := r.bytes()
+	if err != nil {
+		return Set{}, err
+	}
+	s := NewSet()
+	if err := s.V4.UnmarshalBinary(p4); err != nil {
+		return Set{}, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	if err := s.V6.UnmarshalBinary(p6); err != nil {
+		return Set{}, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	return s, nil
+}
+
+func newDecoder(b []byte) (*decoder, error) {
+	if len(b) == 0 || b[0] != encVersion {
+		return nil, errCorrupt
+	}
+	return &decoder{b[1:]}, nil
+}
+
+// decodeOverall fills d's overall sets from EncodeOverall's output.
+func (d *Day) decodeOverall(b []byte) error {
+	r, err := newDecoder(b)
+	if err != nil {
+		return err
+	}
+	for _, p := range []*Set{&d.All, &d.Resolvers, &d.IDAddrs, &d.NoIDAddrs} {
+		if *p, err = r.set(); err != nil {
+			return err
+		}
+	}
+	n, err := r.count()
+	if err != nil {
+		return err
+	}
+	d.BotIDs = make(map[string]*roaring64.Bitmap, n)
+	for range n {
+		k, err := r.bytes()
+		if err != nil {
+			return err
+		}
+		ids, err := r.bytes()
+		if err != nil {
+			return err
+		}
+		b := roaring64.New()
+		if err := b.UnmarshalBinary(ids); err != nil {
+			return fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		d.BotIDs[string(k)] = b
+	}
+	if len(r.b) != 0 {
+		return errCorrupt
+	}
+	return nil
+}
+
+// decodeDim fills d's sets of dim from EncodeDim's output.
+func (d *Day) decodeDim(dim Dim, b []byte) error {
+	r, err := newDecoder(b)
+	if err != nil {
+		return err
+	}
+	n, err := r.count()
+	if err != nil {
+		return err
+	}
+	m := make(map[string]Set, n)
+	for range n {
+		key, err := r.bytes()
+		if err != nil {
+			return err
+		}
+		s, err := r.set()
+		if err != nil {
+			return err
+		}
+		m[string(key)] = s
+	}
+	if len(r.b) != 0 {
+		return errCorrupt
+	}
+	d.By[dim] = m
+	return nil
+}
+
+// intersect returns the addresses of s that are also in o, as a new set.
+func intersect(s, o Set) Set {
+	return Set{V4: roaring.And(s.V4, o.V4), V6: roaring64.And(s.V6, o.V6)}
+}
+
+// restrict keeps only the direct sources of case caseID. Resolvers are
+// not kept per case and stay as they are; bot identifiers are not kept per
+// case and are dropped (the caller scales the estimate instead).
+func (d *Day) restrict(caseID string) {
+	c, ok := d.By[ByCase][caseID]
+	if !ok {
+		c = NewSet()
+	}
+	d.All = intersect(d.All, c)
+	d.IDAddrs = intersect(d.IDAddrs, c)
+	d.NoIDAddrs = intersect(d.NoIDAddrs, c)
+	for k := range d.BotIDs {
+		if k != caseID {
+			delete(d.BotIDs, k)
+		}
+	}
+	for dim, m := range d.By {
+		for k, s := range m {
+			if i := intersect(s, c); i.Len() > 0 {
+				m[k] = i
+			} else {
+				delete(m, k)
+			}
+		}
+		d.By[dim] = m
+	}
+}

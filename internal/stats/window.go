@@ -1,0 +1,297 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2/roaring64"
+
+	"github.com/takedown/takedown/internal/store"
+)
+
+const daySecs = 86400
+
+// windowSets is the union of a window's day pieces.
+type windowSets struct {
+	all, resolvers, idAddrs, noIDAddrs Set
+	botIDs                             *roaring64.Bitmap
+	by                                 map[string]Set
+	busiest                            uint64 // max over pieces of addresses without identifiers
+	undecided                          uint64
+}
+
+// minCalibration is the number of distinct bot identifiers below which
+// their addresses-per-identifier ratio is not used to estimate the hosts
+// of the other families (too few to say anything about churn and NAT).
+const minCalibration = 100
+
+// fill sets r's totals and estimate from w.
+func (w *windowSets) fill(r *Result) {
+	r.UniqueIPs = w.all.Len()
+	r.ResolverIPsExcluded = w.resolvers.AndNotLen(w.all)
+	r.Undecided = w.undecided
+	est := Estimate{Method: "none", IDHosts: w.botIDs.GetCardinality()}
+	// Addresses explained by identifiers are not estimated again.
+	est.ModelAddrs = w.noIDAddrs.AndNotLen(w.idAddrs)
+	idAddrs := w.idAddrs.Len()
+	switch {
+	case est.ModelAddrs == 0 && est.IDHosts > 0:
+		est.Method = "identifiers"
+	case est.IDHosts >= minCalibration && idAddrs > 0:
+		est.Method = "identifiers+calibrated"
+		est.AddrsPerHost = float64(idAddrs) / float64(est.IDHosts)
+		est.ModelHosts = uint64(math.Round(float64(est.ModelAddrs) / est.AddrsPerHost))
+	case est.ModelAddrs > 0:
+		est.Method = "busiest-day"
+		est.ModelHosts = min(est.ModelAddrs, w.busiest)
+		if est.ModelHosts > 0 {
+			est.AddrsPerHost = float64(est.ModelAddrs) / float64(est.ModelHosts)
+		}
+	}
+	r.Estimate = est
+	r.EstimatedHosts = est.IDHosts + est.ModelHosts
+}
+
+// window computes the sets of [from, to), with the keys of dimension by,
+// restricted to the sources of case caseID when it is not empty.
+func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID string) (*windowSets, error) {
+	f, t := from.Unix(), to.Unix()
+	firstDay := store.DayOf(from)
+	today := store.DayOf(e.now())
+	var fps map[int64]uint64
+	if e.cache != nil {
+		var err error
+		if fps, err = e.cache.Fingerprints(ctx, time.Unix(firstDay, 0), to); err != nil {
+			return nil, fmt.Errorf("day fingerprints: %w", err)
+		}
+	}
+	var days []*Day
+	var undecided uint64
+	for d := firstDay; d < t; d += daySecs {
+		lo, hi := max(f, d), min(t, d+daySecs)
+		var (
+			day *Day
+			err error
+		)
+		switch {
+		case lo != d || hi != d+daySecs:
+			var n uint64
+			day, n, err = e.partialDay(ctx, d, lo, hi)
+			undecided += n
+		case d < today && e.cache != nil:
+			fp, ok := fps[d]
+			if !ok {
+				continue // nothing stored that day
+			}
+			day, err = e.closedDay(ctx, d, fp, by, caseID != "")
+		default:
+			day, _, err = e.buildDay(ctx, d)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if caseID != "" {
+			day.restrict(caseID)
+		}
+		days = append(days, day)
+	}
+	return combine(days, by, undecided), nil
+}
+
+func combine(days []*Day, by Dim, undecided uint64) *windowSets {
+	w := &windowSets{undecided: undecided, by: make(map[string]Set)}
+	pick := func(f func(*Day) Set) []Set {
+		out := make([]Set, len(days))
+		for i, d := range days {
+			out[i] = f(d)
+		}
+		return out
+	}
+	w.all = Union(pick(func(d *Day) Set { return d.All })...)
+	w.resolvers = Union(pick(func(d *Day) Set { return d.Resolvers })...)
+	w.idAddrs = Union(pick(func(d *Day) Set { return d.IDAddrs })...)
+	w.noIDAddrs = Union(pick(func(d *Day) Set { return d.NoIDAddrs })...)
+	ids := make([]*roaring64.Bitmap, 0, len(days))
+	for _, d := range days {
+		for _, b := range d.BotIDs {
+			ids = append(ids, b)
+		}
+		w.busiest = max(w.busiest, d.NoIDAddrs.AndNotLen(d.IDAddrs))
+	}
+	w.botIDs = roaring64.FastOr(ids...)
+	if by != "" {
+		per := make(map[string][]Set)
+		for _, d := range days {
+			for k, s := range d.By[by] {
+				per[k] = append(per[k], s)
+			}
+		}
+		for k, ss := range per {
+			w.by[k] = Union(ss...)
+		}
+	}
+	return w
+}
+
+// closedDay returns a closed day's sets from the cache, building and
+// caching them when missing or stale.
+func (e *Engine) closedDay(ctx context.Context, d int64, fp uint64, by Dim, withCase bool) (*Day, error) {
+	day := newDay(d)
+	ok, err := e.loadPart(ctx, day, "", fp)
+	if err == nil && ok && by != "" {
+		ok, err = e.loadPart(ctx, day, string(by), fp)
+	}
+	if err == nil && ok && withCase && by != ByCase {
+		ok, err = e.loadPart(ctx, day, string(ByCase), fp)
+	}
+	if err != nil {
+		e.log.Warn("stats cache unreadable, rebuilding", "day", time.Unix(d, 0).UTC().Format(time.DateOnly), "err", err)
+	} else if ok {
+		return day, nil
+	}
+	day, sum, err := e.buildDay(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	// The aggregates scanned are those of fingerprint fp only if no event
+	// of the day arrived meanwhile: cache only then.
+	if sum == fp {
+		if err := e.saveDay(ctx, day, fp); err != nil {
+			e.log.Warn("stats cache not written", "day", time.Unix(d, 0).UTC().Format(time.DateOnly), "err", err)
+		}
+	}
+	return day, nil
+}
+
+func (e *Engine) loadPart(ctx context.Context, day *Day, part string, fp uint64) (bool, error) {
+	b, ok, err := e.cache.LoadDayPart(ctx, day.Day, part, fp)
+	if err != nil || !ok {
+		return false, err
+	}
+	if part == "" {
+		err = day.decodeOverall(b)
+	} else {
+		err = day.decodeDim(Dim(part), b)
+	}
+	return err == nil, err
+}
+
+func (e *Engine) saveDay(ctx context.Context, day *Day, fp uint64) error {
+	day.optimize()
+	parts := make(map[string][]byte, len(Dims)+1)
+	b, err := day.EncodeOverall()
+	if err != nil {
+		return err
+	}
+	parts[""] = b
+	for _, dim := range Dims {
+		if parts[string(dim)], err = day.EncodeDim(dim); err != nil {
+			return err
+		}
+	}
+	return e.cache.SaveDay(ctx, day.Day, fp, parts)
+}
+
+// buildDay builds the sets of the whole day d from its aggregates. It
+// returns the sum of the aggregates' hits (the day's fingerprint).
+func (e *Engine) buildDay(ctx context.Context, d int64) (*Day, uint64, error) {
+	day := newDay(d)
+	var sum uint64
+	err := e.src.ScanDayIPs(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0), func(a *store.DayIP) error {
+		sum += a.Hits
+		add(day, a, a.Protocols)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("stats of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
+	}
+	day.finish()
+	return day, sum, nil
+}
+
+// add adds aggregate a, with protocol mask p, to day.
+func add(day *Day, a *store.DayIP, p store.Protocols) {
+	switch {
+	case p&store.Direct != 0:
+		day.addDirect(a.IP, a.Family, dimKeys(a), a.BotIDs)
+	case p.Resolver():
+		day.Resolvers.Add(a.IP)
+	}
+}
+
+type ipFamily struct {
+	ip     netip.Addr
+	family string
+}
+
+// partialDay builds the sets of the part [lo, hi) of day d (unix seconds).
+// An aggregate whose first or last sighting lies in the part, and whose
+// events are all of one kind (direct, or DNS only), is decided by that
+// sighting; one that spans the part or mixes DNS with direct connections
+// is decided by the raw events of the part. It returns the number of
+// aggregates left undecided (counted with their whole day's protocols).
+func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64, error) {
+	day := newDay(d)
+	loNs, hiNs := lo*1e9, hi*1e9
+	var sum uint64
+	pending := make(map[ipFamily]*store.DayIP)
+	err := e.src.ScanDayIPs(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0), func(a *store.DayIP) error {
+		sum += a.Hits
+		f, l := a.FirstSeen.UnixNano(), a.LastSeen.UnixNano()
+		if l < loNs || f >= hiNs {
+			return nil
+		}
+		mixed := a.Protocols&store.ProtoDNS != 0 && a.Protocols&store.Direct != 0
+		inside := (f >= loNs && f < hiNs) || (l >= loNs && l < hiNs)
+		if inside && !mixed {
+			add(day, a, a.Protocols)
+			return nil
+		}
+		c := *a
+		c.BotIDs = slices.Clone(a.BotIDs)
+		pending[ipFamily{a.IP.Unmap(), a.Family}] = &c
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("stats of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
+	}
+	if len(pending) == 0 {
+		day.finish()
+		return day, 0, nil
+	}
+	complete := false
+	if e.raw != nil {
+		n, err := e.src.CountEvents(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0))
+		if err != nil {
+			return nil, 0, err
+		}
+		complete = n >= 0 && uint64(n) >= sum
+	}
+	if !complete {
+		for _, a := range pending {
+			add(day, a, a.Protocols)
+		}
+		day.finish()
+		return day, uint64(len(pending)), nil
+	}
+	seen := make(map[ipFamily]store.Protocols, len(pending))
+	err = e.raw.ScanEventSources(ctx, time.Unix(lo, 0), time.Unix(hi, 0), func(ip netip.Addr, family string, p store.Protocols) error {
+		k := ipFamily{ip.Unmap(), family}
+		if _, ok := pending[k]; ok {
+			seen[k] |= p
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("raw events of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
+	}
+	for k, p := range seen {
+		add(day, pending[k], p)
+	}
+	day.finish()
+	return day, 0, nil
+}
