@@ -2,7 +2,6 @@ package export
 
 import (
 	"cmp"
-	"hash/fnv"
 	"io"
 	"slices"
 	"strconv"
@@ -80,40 +79,53 @@ func (suricataExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options
 	return bw.Flush()
 }
 
-// sidOf is a rule key's SID before collisions.
+// sidOf is a rule key's SID before collisions: FNV-1a (64-bit) of the key,
+// reduced to the range. Inlined rather than hash/fnv so that it allocates
+// nothing; TestSIDOfIsFNV1a pins it to the standard one.
 func sidOf(key string) int {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	return sidMin + int(h.Sum64()%sidCount)
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return sidMin + int(h%sidCount)
 }
 
 // assignSIDs gives every rule a distinct SID (see suricataExporter). More
 // rules than SIDs cannot happen with the registry's sizes; the extra rules
 // would get SID 0, which Suricata rejects loudly rather than silently.
 func assignSIDs(rules []suricataRule) {
-	order := make([]int, len(rules))
+	type slot struct{ sid, i int32 }
+	order := make([]slot, len(rules))
 	for i := range rules {
 		rules[i].sid = sidOf(rules[i].key)
-		order[i] = i
+		order[i] = slot{int32(rules[i].sid), int32(i)}
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(cmp.Compare(rules[a].sid, rules[b].sid), cmp.Compare(rules[a].key, rules[b].key))
+	slices.SortFunc(order, func(a, b slot) int {
+		if a.sid != b.sid {
+			return cmp.Compare(a.sid, b.sid)
+		}
+		return cmp.Compare(rules[a.i].key, rules[b.i].key) // only on a collision
 	})
-	taken := make(map[int]bool, len(rules))
-	for n, i := range order {
+	var taken []uint64 // a bit per SID of the range, allocated only if needed
+	if len(rules) > 1 {
+		taken = make([]uint64, (sidCount+63)/64)
+	}
+	for n, o := range order {
+		i := o.i
 		if n >= sidCount {
 			rules[i].sid = 0
 			continue
 		}
-		s := rules[i].sid
-		for taken[s] {
-			s++
-			if s == sidMin+sidCount {
-				s = sidMin
-			}
+		if taken == nil {
+			continue
 		}
-		taken[s] = true
-		rules[i].sid = s
+		s := rules[i].sid - sidMin
+		for taken[s/64]&(1<<(s%64)) != 0 {
+			s = (s + 1) % sidCount
+		}
+		taken[s/64] |= 1 << (s % 64)
+		rules[i].sid = sidMin + s
 	}
 }
 

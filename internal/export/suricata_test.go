@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"slices"
 	"strconv"
@@ -151,5 +152,15 @@ func TestAssignSIDsWraps(t *testing.T) {
 	slices.Sort(got)
 	if got[0] != sidMin || got[1] != sidMin+sidCount-1 {
 		t.Errorf("SIDs %v, want [%d %d]", got, sidMin, sidMin+sidCount-1)
+	}
+}
+
+func TestSIDOfIsFNV1a(t *testing.T) {
+	for _, key := range []string{"", "domain/dns/c2.example", "addr/198.51.100.0/24", "host/tls/xn--80ak6aa92e.com"} {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		if want := sidMin + int(h.Sum64()%sidCount); sidOf(key) != want {
+			t.Errorf("sidOf(%q) = %d, want %d", key, sidOf(key), want)
+		}
 	}
 }
