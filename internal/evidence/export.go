@@ -83,11 +83,11 @@ func (l *Log) Custody(ctx context.Context, action, detail string) error {
 	if action == "" {
 		return errors.New("evidence custody: empty action")
 	}
-	_, _, err := l.appendCustody(ctx, CustodyRecord{Action: action, Detail: detail})
+	_, _, err := l.appendCustody(ctx, &CustodyRecord{Action: action, Detail: detail})
 	return err
 }
 
-func (l *Log) appendCustody(ctx context.Context, c CustodyRecord) (uint64, []byte, error) {
+func (l *Log) appendCustody(ctx context.Context, c *CustodyRecord) (uint64, []byte, error) {
 	c.Type = "custody"
 	if c.Time.IsZero() {
 		c.Time = l.opts.Now().UTC().Truncate(time.Millisecond)
@@ -200,7 +200,7 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 		t := sel.To.UTC()
 		cr.To = &t
 	}
-	ci, crBytes, err := l.appendCustody(ctx, cr)
+	ci, crBytes, err := l.appendCustody(ctx, &cr)
 	if err != nil {
 		return err
 	}
@@ -369,10 +369,10 @@ func prepareDir(dir string) error {
 
 // pkgWriter writes package files and keeps the first error.
 type pkgWriter struct {
-	dir   string
-	open  []*os.File
-	bufs  []*bufio.Writer
-	err   error
+	dir  string
+	open []*os.File
+	bufs []*bufio.Writer
+	err  error
 }
 
 func (w *pkgWriter) create(name string) (*bufio.Writer, error) {

@@ -77,6 +77,11 @@ func TestExportVerifies(t *testing.T) {
 	if n := bytes.Count(lv, []byte("\t-\t")); n == 0 {
 		t.Fatal("no entries shown by hash only: the range does not cover the interleaved events")
 	}
+	readme, err := os.ReadFile(filepath.Join(f.dir, fileReadme))
+	must(t, err)
+	if !bytes.Contains(readme, []byte("by analyst@dcu for FBI")) || bytes.Contains(readme, []byte("0001-01-01")) {
+		t.Fatalf("README does not say who exported when, for whom:\n%s", readme[:200])
+	}
 	// The export is a custody leaf of the log, and a second export of the
 	// same window proves consistency with the first package's checkpoint.
 	cps, err := f.log.Checkpoints()
@@ -352,9 +357,32 @@ func TestStandardTools(t *testing.T) {
 	if out, err := verify(f.dir, filepath.Join(f.dir, fileAllowed)); err != nil {
 		t.Fatalf("ssh-keygen -Y verify with the package's allowed_signers: %v\n%s", err, out)
 	}
+	// The README's bash recipe recomputes every shown leaf hash.
+	bash := testtool.Need(t, "bash", "bash")
+	leafCheck := func(dir string) string {
+		cmd := exec.CommandContext(t.Context(), bash, "-c", LeafCheckScript)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("README leaf-hash recipe: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := leafCheck(f.dir); out != "" {
+		t.Fatalf("README leaf-hash recipe on a good package:\n%s", out)
+	}
+	readme, err := os.ReadFile(filepath.Join(f.dir, fileReadme))
+	must(t, err)
+	if !bytes.Contains(readme, []byte(strings.Split(LeafCheckScript, "\n")[2])) {
+		t.Fatal("README does not carry the leaf-hash recipe the test runs")
+	}
+
 	// A changed manifest must fail both tools.
 	d := copyDir(t, f.dir)
 	editFile(t, filepath.Join(d, fileEvents), func(b []byte) []byte { return flipAt(b, 10) })
+	if out := leafCheck(d); !strings.Contains(out, "entry 27: leaf hash mismatch") {
+		t.Fatalf("README leaf-hash recipe missed a changed event: %q", out)
+	}
 	cmd = exec.CommandContext(t.Context(), sha, "-c", "--strict", "--quiet", fileSums)
 	cmd.Dir = d
 	if out, err := cmd.CombinedOutput(); err == nil {

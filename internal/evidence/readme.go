@@ -6,6 +6,15 @@ import (
 	"time"
 )
 
+// LeafCheckScript is the bash recipe in a package's README that recomputes
+// every shown entry's leaf hash with standard tools; a test runs it.
+const LeafCheckScript = `grep -v "$(printf '\t-\t')" leaves.tsv | paste - events.jsonl |
+while IFS="$(printf '\t')" read -r idx nonce hash line; do
+  got=$({ printf '\000'; printf "$(printf %s "$nonce" | sed 's/../\\x&/g')"; printf %s "$line"; } | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$hash" ] || echo "entry $idx: leaf hash mismatch"
+done
+`
+
 // readme is the package's README: what it holds and how to check it with
 // takedown and with standard tools alone.
 func readme(cr CustodyRecord, cp Checkpoint, k *Key) []byte {
@@ -46,10 +55,16 @@ works offline, lists every check, and exits 0 only when all pass.
 	p("   `%s namespaces=\"%s\" ssh-ed25519 AAAA…`):\n\n", Principal, Namespace)
 	p("       ssh-keygen -Y verify -f MY_ALLOWED_SIGNERS -I %s -n %s -s SHA256SUMS.sig < SHA256SUMS\n\n", Principal, Namespace)
 	p(`3. Leaf hashes: for each line of leaves.tsv with a nonce, the next line L of events.jsonl (without its
-   newline) must give the leaf hash SHA-256(0x00 || nonce || L):
+   newline) must give the leaf hash SHA-256(0x00 || nonce || L). In bash, this prints nothing when
+   all match:
 
-       printf '\x00' > leaf; printf '%%s' "$NONCE_HEX" | xxd -r -p >> leaf; printf '%%s' "$L" >> leaf; sha256sum leaf
-
+`)
+	for _, line := range strings.Split(LeafCheckScript, "\n") {
+		if line != "" {
+			p("       %s\n", line)
+		}
+	}
+	p(`
 4. Root: the RFC 6962 tree hash of the checkpoint's size is rebuilt from the leaf hashes of the range
    and the subtree hashes in range-proof.txt (each line: first leaf, number of leaves, base64 hash):
    MTH(a, b) is the given hash when [a, b) is a listed subtree or a single leaf of the range; otherwise,
