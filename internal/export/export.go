@@ -55,11 +55,12 @@ type Options struct {
 type Exporter interface {
 	// Name is the format's name on the command line.
 	Name() string
-	// Export writes set to w in this format.
+	// Export writes set to w in this format. Bad options are reported
+	// before anything is written; otherwise the error is w's.
 	Export(w io.Writer, set *registry.ActiveSet, opt Options) error
 }
 
-// exporters is every format, in the order of [Names].
+// exporters is every format, in the order of [Names]. Read-only.
 var exporters = []Exporter{
 	rpzExporter{}, hostsExporter{}, dnsmasqExporter{}, unboundExporter{},
 	nftablesExporter{}, suricataExporter{}, stixExporter{}, csvExporter{}, jsonExporter{},
@@ -120,16 +121,31 @@ func (opt Options) normalize(needSinkhole bool) (Options, error) {
 	return opt, errors.Join(errs...)
 }
 
-// plainName reports whether s is made only of the characters a normalised
-// name may hold, so that it can be written into any format unquoted.
+// plainName reports whether s is a name as the registry normalises them:
+// lower-case letters, digits, '-' and '_', labels of 1 to 63 bytes, at most
+// 253 bytes in all. Such a name can be written into any format unquoted,
+// and one bad name cannot make a consumer reject a whole file.
 func plainName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	label := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		switch c := s[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			if label++; label > 63 {
+				return false
+			}
+		default:
 			return false
 		}
 	}
-	return s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
+	return label > 0
 }
 
 // nameRule is one seized name after planning: a domain (with its

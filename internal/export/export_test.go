@@ -359,3 +359,42 @@ func TestHostsCoversBothFamilies(t *testing.T) {
 		})
 	}
 }
+
+func TestPlainName(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"c2.example", true},
+		{"xn--80ak6aa92e.com", true},
+		{"_dmarc.example", true},
+		{"com", true},
+		{"", false},
+		{"C2.example", false},
+		{".example", false},
+		{"example.", false},
+		{"a..b", false},
+		{"a b.example", false},
+		{"a\nb.example", false},
+		{"*.example", false},
+		{long + ".example", true},
+		{long + "a.example", false},
+		{strings.Repeat(long+".", 4)[:253], true},
+		{strings.Repeat(long+".", 4)[:254], false},
+	}
+	for _, tc := range tests {
+		if got := plainName(tc.name); got != tc.want {
+			t.Errorf("plainName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestRPZSkipsNamesTooLongForTheOrigin(t *testing.T) {
+	long := strings.Repeat(strings.Repeat("a", 63)+".", 3) + "example" // 199 bytes: fine alone
+	set := newSet(fixtureAt, 1, []registry.Entry{entry(t, registry.KindDomain, long, "rustock-2011", longExpiry)})
+	out := exportString(t, "rpz", set, Options{SinkholeA: netip.MustParseAddr("192.0.2.1"), Origin: strings.Repeat("o", 60) + ".example"})
+	if !strings.Contains(out, "; skipped, too long") || strings.Contains(out, "\n"+long+" A") {
+		t.Errorf("an over-long name was written:\n%s", out)
+	}
+}

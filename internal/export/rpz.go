@@ -59,6 +59,10 @@ func (rpzExporter) Export(w io.Writer, set *registry.ActiveSet, opt Options) err
 			bw.WriteString("; skipped, the name would read as an RPZ trigger of another kind: " + r.name + "\n")
 			continue
 		}
+		if len("*.")+len(r.name)+len(".")+len(opt.Origin) > 253 {
+			bw.WriteString("; skipped, too long for a name under the origin: " + r.name + "\n")
+			continue
+		}
 		cases := "; " + comment(r.cases)
 		owners := []string{r.name}
 		if r.domain {
