@@ -2,6 +2,7 @@ package dnssink
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"sort"
@@ -206,4 +207,36 @@ func question(name string, qtype uint16) *dns.Msg {
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = false
 	return m
+}
+
+// eventFiller fills event queues in tests.
+var eventFiller = event.Event{Protocol: event.ProtoDNS}
+
+// rawTCP sends b with a length prefix on a new TCP connection and returns
+// the framed answer, or nil when the server closed the connection.
+func (s *sink) rawTCP(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(append([]byte{byte(len(b) >> 8), byte(len(b))}, b...)); err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return readFramed(c)
+}
+
+// readFramed reads one length-prefixed message, nil on error.
+func readFramed(c net.Conn) []byte {
+	var l [2]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		return nil
+	}
+	buf := make([]byte, int(l[0])<<8|int(l[1]))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return nil
+	}
+	return buf
 }

@@ -199,8 +199,9 @@ func parseGeneral(q *query, msg []byte) parseStatus {
 	if err := m.Unpack(msg); err != nil {
 		return formErr
 	}
-	if len(m.Question) != 1 {
-		return formErr
+	if len(m.Question) != 1 || len(m.Answer) != int(binary.BigEndian.Uint16(msg[6:])) ||
+		len(m.Ns) != int(binary.BigEndian.Uint16(msg[8:])) || len(m.Extra) != int(binary.BigEndian.Uint16(msg[10:])) {
+		return formErr // miekg/dns forgives sections shorter than their counts
 	}
 	q.id = m.Id
 	q.flags = binary.BigEndian.Uint16(msg[2:])
