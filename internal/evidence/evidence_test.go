@@ -395,3 +395,52 @@ func TestLeafHash(t *testing.T) {
 		t.Fatal("LeafHash differs from tlog.RecordHash over nonce||record")
 	}
 }
+
+// TestConcurrent: appends go on while checkpoints, audits and an export
+// run; everything stays consistent (run with -race).
+func TestConcurrent(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	ctx := t.Context()
+	appendN(t, l, [][]byte{eventRecord(t, 0, "A", t0)})
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			batch := [][]byte{eventRecord(t, i, "A", t0.Add(time.Duration(i)*time.Second)), eventRecord(t, i, "B", t0)}
+			if _, err := l.Append(ctx, batch); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for range 5 {
+		if _, err := l.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Audit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkg := filepath.Join(t.TempDir(), "pkg")
+	if err := Export(ctx, l, Selection{Case: "A"}, pkg, "op", "LE"); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Audit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(pkg, l.Key().Public())
+	must(t, err)
+	if !rep.OK() {
+		t.Fatal(rep.Failed())
+	}
+}
