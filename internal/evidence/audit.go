@@ -132,6 +132,11 @@ func (l *Log) verifyDisk(ctx context.Context, limit uint64, repair bool) (diskSt
 		if err == io.EOF {
 			break
 		}
+		if err != nil && !errors.Is(err, errTorn) && err != io.EOF && repair && zeroTail(l.data, start, dataSize) {
+			// A crash can leave the file longer than what was written, filled
+			// with zeros; nothing there was ever acknowledged.
+			err = errTorn
+		}
 		if errors.Is(err, errTorn) {
 			if !repair {
 				return st, fmt.Errorf("evidence data: entry %d at offset %d is cut short", n, start)
@@ -238,3 +243,17 @@ func fileSize(f *os.File) (int64, error) {
 }
 
 func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
+
+// zeroTail reports whether f holds only zero bytes from off to size.
+func zeroTail(f *os.File, off, size int64) bool {
+	r := bufio.NewReader(io.NewSectionReader(f, off, size-off))
+	for {
+		b, err := r.ReadByte()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil || b != 0 {
+			return false
+		}
+	}
+}

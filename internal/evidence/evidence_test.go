@@ -301,6 +301,26 @@ func TestCrashRecovery(t *testing.T) {
 	if err := l2.Audit(t.Context()); err != nil {
 		t.Fatalf("audit after recovery: %v", err)
 	}
+	appendN(t, l2, [][]byte{eventRecord(t, 70, "A", t0)})
+	must(t, l2.Close())
+	// A crash that leaves a zero-filled tail is repaired too; a non-zero
+	// bad length is not (that is an edit, not a crash).
+	f, err = os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	f.Write(make([]byte, 4096))
+	f.Close()
+	l2 = openLog(t, dir)
+	if l2.Size() != 71 {
+		t.Fatalf("after zero-tail recovery %d entries, want 71", l2.Size())
+	}
+	must(t, l2.Close())
+	f, err = os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	f.Write([]byte{0xff, 0xff, 0xff, 0xff, 1})
+	f.Close()
+	if _, err := Open(t.Context(), dir, Options{}); err == nil {
+		t.Fatal("Open accepted an entry with an impossible length")
+	}
 }
 
 func must(tb testing.TB, err error) {
