@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/takedown/takedown/internal/proxyproto"
@@ -50,6 +51,9 @@ type LiveReport struct {
 	DNS      int64     // DNS queries sent
 	Failed   int64     // beacons that failed (connection refused, timeout)
 	Err      error     // the first failure, if any
+	// Errors counts failures by kind: "timeout", "refused", "reset",
+	// "ports" (no local port left), "other".
+	Errors map[string]int64
 	Duration time.Duration
 	// UniqueIPs are the distinct simulated source addresses of the
 	// answered HTTP and HTTPS beacons, per country.
@@ -196,13 +200,13 @@ func (s *Sim) RunLive(ctx context.Context, t Targets) (*LiveReport, error) {
 	var wg sync.WaitGroup
 	workers := make([]*worker, conc)
 	for i := range workers {
-		w := &worker{r: r, id: i, seen: map[uint32]uint16{}}
+		w := &worker{r: r, id: i, seen: map[uint32]uint16{}, errs: map[string]int64{}}
 		w.rng = s.rng(streamLive, uint64(start.UnixNano())+uint64(i))
 		workers[i] = w
 		wg.Go(func() { w.run(ctx, conc) })
 	}
 	wg.Wait()
-	rep := &LiveReport{Day: sn.day, Duration: time.Since(start), UniqueIPs: map[string]int{}}
+	rep := &LiveReport{Day: sn.day, Duration: time.Since(start), UniqueIPs: map[string]int{}, Errors: map[string]int64{}}
 	seen := map[uint32]uint16{}
 	for _, w := range workers {
 		rep.HTTP += w.nHTTP
@@ -211,6 +215,9 @@ func (s *Sim) RunLive(ctx context.Context, t Targets) (*LiveReport, error) {
 		rep.Failed += w.nFail
 		if rep.Err == nil {
 			rep.Err = w.err
+		}
+		for k, n := range w.errs {
+			rep.Errors[k] += n
 		}
 		for a, c := range w.seen {
 			seen[a] = c
@@ -247,6 +254,7 @@ type worker struct {
 	seen                       map[uint32]uint16 // answered sources → country
 	nHTTP, nHTTPS, nDNS, nFail int64
 	err                        error // the first failure
+	errs                       map[string]int64
 }
 
 func (w *worker) failed(err error) {
@@ -254,6 +262,22 @@ func (w *worker) failed(err error) {
 	if w.err == nil {
 		w.err = err
 	}
+	w.errs[errorKind(err)]++
+}
+
+func errorKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "reset"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "ports"
+	}
+	return "other"
 }
 
 func (w *worker) run(ctx context.Context, conc int) {
