@@ -45,15 +45,15 @@ type Targets struct {
 
 // LiveReport is what a live run sent.
 type LiveReport struct {
-	Day      time.Time // the population day the beacons were drawn from
-	HTTP     int64     // HTTP beacons answered by the sinkhole
-	HTTPS    int64     // HTTPS beacons answered
-	DNS      int64     // DNS queries sent
-	Failed   int64     // beacons that failed (connection refused, timeout)
-	Err      error     // the first failure, if any
+	Day    time.Time // the population day the beacons were drawn from
+	HTTP   int64     // HTTP beacons answered by the sinkhole
+	HTTPS  int64     // HTTPS beacons answered
+	DNS    int64     // DNS queries sent
+	Failed int64     // beacons that failed (connection refused, timeout)
+	Err    error     // the first failure, if any
 	// Errors counts failures by kind: "timeout", "refused", "reset",
 	// "ports" (no local port left), "other".
-	Errors map[string]int64
+	Errors   map[string]int64
 	Duration time.Duration
 	// UniqueIPs are the distinct simulated source addresses of the
 	// answered HTTP and HTTPS beacons, per country.
