@@ -1,0 +1,245 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// EventRow is one infected address seen on one UTC day for one family: the
+// store's (day, IP, family) aggregate. Sources seen only through DNS
+// (resolvers) are not infected hosts and are not listed.
+type EventRow struct {
+	Day       string    `json:"day"` // YYYY-MM-DD, UTC
+	IP        string    `json:"src_ip"`
+	ASN       uint32    `json:"src_asn,omitempty"`
+	Org       string    `json:"src_org,omitempty"`
+	Country   string    `json:"src_geo,omitempty"`
+	Family    string    `json:"family,omitempty"`
+	Case      string    `json:"case,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Hits      uint64    `json:"hits"`
+	Protocols []string  `json:"protocols"`
+}
+
+var eventCSVHeader = []string{"day", "src_ip", "src_asn", "src_org", "src_geo", "family", "case", "first_seen", "last_seen", "hits", "protocols"}
+
+// eventFilter is what a caller asked for, always narrowed by its scope.
+type eventFilter struct {
+	scope    *token.Networks // nil: everything (admin, analyst)
+	prefix   netip.Prefix    // invalid: any
+	asn      uint32
+	country  string
+	family   string
+	hasAfter bool
+	after    cursor
+}
+
+type cursor struct {
+	day    int64
+	ip     netip.Addr
+	family string
+}
+
+func (c cursor) encode() string {
+	b, _ := c.ip.MarshalText()
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.day, 10) + "|" + string(b) + "|" + c.family))
+}
+
+func decodeCursor(s string) (cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, errBadParameter.withf("cursor is malformed")
+	}
+	parts := strings.SplitN(string(raw), "|", 3)
+	if len(parts) != 3 {
+		return cursor{}, errBadParameter.withf("cursor is malformed")
+	}
+	day, err1 := strconv.ParseInt(parts[0], 10, 64)
+	ip, err2 := netip.ParseAddr(parts[1])
+	if err1 != nil || err2 != nil {
+		return cursor{}, errBadParameter.withf("cursor is malformed")
+	}
+	return cursor{day, ip, parts[2]}, nil
+}
+
+// keep reports whether a row passes the caller's scope and filters. The
+// scope is checked on every row, whatever the filters say: a filter only
+// narrows.
+func (f *eventFilter) keep(a *store.DayIP) bool {
+	if a.Resolver() {
+		return false
+	}
+	if f.scope != nil && !f.scope.Covers(a.IP, a.ASN, a.Country) {
+		return false
+	}
+	ip := a.IP.Unmap()
+	if f.prefix.IsValid() && !f.prefix.Contains(ip) {
+		return false
+	}
+	if f.asn != 0 && a.ASN != f.asn {
+		return false
+	}
+	if f.country != "" && !strings.EqualFold(a.Country, f.country) {
+		return false
+	}
+	if f.family != "" && a.Family != f.family {
+		return false
+	}
+	return true
+}
+
+func (a *API) eventFilter(r *http.Request, p *Principal) (*eventFilter, error) {
+	q := r.URL.Query()
+	f := &eventFilter{family: q.Get("family")}
+	if !p.SeesAll() {
+		if p == nil || p.Role != token.RoleNetwork {
+			return nil, errForbidden.withf("IP-level data needs an analyst, admin or network token")
+		}
+		nets := p.Networks
+		f.scope = &nets
+	}
+	if s := q.Get("cidr"); s != "" {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			ad, err2 := netip.ParseAddr(s)
+			if err2 != nil {
+				return nil, errBadParameter.withf("cidr=%q is not a prefix or address", s)
+			}
+			pf = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
+		}
+		f.prefix = token.NormalizePrefix(pf)
+	}
+	if s := q.Get("asn"); s != "" {
+		v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)
+		if err != nil || v == 0 {
+			return nil, errBadParameter.withf("asn=%q is not an AS number", s)
+		}
+		f.asn = uint32(v)
+	}
+	if s := q.Get("country"); s != "" {
+		if len(s) != 2 {
+			return nil, errBadParameter.withf("country=%q is not a two-letter code", s)
+		}
+		f.country = strings.ToUpper(s)
+	}
+	if s := q.Get("cursor"); s != "" {
+		c, err := decodeCursor(s)
+		if err != nil {
+			return nil, err
+		}
+		f.hasAfter, f.after = true, c
+	}
+	return f, nil
+}
+
+// errPageFull stops a scan once a page is complete.
+var errPageFull = errors.New("page full")
+
+// events lists infected addresses per day, scoped to the caller. Rows come
+// in the store's order (day, address, family); cursor continues after the
+// last row of the previous page.
+func (a *API) events(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	q := r.URL.Query()
+	from, to, err := a.window(q)
+	if err != nil {
+		return err
+	}
+	// Rows are per UTC day: every day the window touches is listed.
+	from = time.Unix(store.DayOf(from), 0).UTC()
+	limit, err := intParam(q, "limit", 1000, 1, 10000)
+	if err != nil {
+		return err
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "jsonl" && format != "csv" {
+		return errBadParameter.withf("format=%q: want json, jsonl or csv", format)
+	}
+	f, err := a.eventFilter(r, p)
+	if err != nil {
+		return err
+	}
+	rows := make([]EventRow, 0, min(limit, 256))
+	var last cursor
+	more := false
+	passed := !f.hasAfter
+	err = a.opt.Events.ScanDayIPs(r.Context(), from, to, func(d *store.DayIP) error {
+		day := d.Day.Unix()
+		if !passed {
+			// Skip to just after the cursor's key. A cursor whose key is
+			// gone resumes at the next day.
+			if day < f.after.day {
+				return nil
+			}
+			if day == f.after.day {
+				if d.IP.Unmap() == f.after.ip && d.Family == f.after.family {
+					passed = true
+				}
+				return nil
+			}
+			passed = true
+		}
+		if !f.keep(d) {
+			return nil
+		}
+		if len(rows) == limit {
+			more = true
+			return errPageFull
+		}
+		rows = append(rows, EventRow{
+			Day: d.Day.UTC().Format("2006-01-02"), IP: d.IP.Unmap().String(), ASN: d.ASN, Org: d.Org,
+			Country: d.Country, Family: d.Family, Case: d.Case, FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC(),
+			Hits: d.Hits, Protocols: d.Protocols.Names(),
+		})
+		last = cursor{day, d.IP.Unmap(), d.Family}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPageFull) {
+		return errInternal.wrap(err)
+	}
+	next := ""
+	if more {
+		next = last.encode()
+		w.Header().Set("X-Next-Cursor", next)
+	}
+	// Every read of IP-level data is logged (issue 7).
+	a.log.Info("api access", "who", p.who(), "role", string(p.Role), "path", r.URL.Path, "query", r.URL.RawQuery, "rows", len(rows))
+	switch format {
+	case "jsonl":
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		for i := range rows {
+			if err := enc.Encode(&rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		var buf bytes.Buffer
+		cw := csv.NewWriter(&buf)
+		_ = cw.Write(eventCSVHeader)
+		for _, e := range rows {
+			_ = cw.Write([]string{e.Day, e.IP, strconv.FormatUint(uint64(e.ASN), 10), e.Org, e.Country, e.Family, e.Case,
+				e.FirstSeen.Format(time.RFC3339), e.LastSeen.Format(time.RFC3339), strconv.FormatUint(e.Hits, 10), strings.Join(e.Protocols, " ")})
+		}
+		cw.Flush()
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	return writeJSON(w, map[string]any{"from": from, "to": to, "rows": rows, "next_cursor": next})
+}
