@@ -49,6 +49,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -75,6 +76,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for custody records; nil means time.Now.
 	Now func() time.Time
+	// Registerer receives the takedown_evidence_* metrics; nil skips them.
+	Registerer prometheus.Registerer
 }
 
 // Log is an append-only Merkle log on local disk. Its methods are safe for
@@ -85,6 +88,7 @@ type Log struct {
 	log  *slog.Logger
 	key  *Key
 	lock *os.File
+	met  *metrics
 
 	mu       sync.Mutex
 	data     *os.File // O_APPEND
@@ -131,7 +135,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		lock.Close()
 		return nil, fmt.Errorf("evidence log %s is open in another process (a running server?): %w", dir, err)
 	}
-	l := &Log{dir: dir, opts: opts, log: lg, lock: lock}
+	l := &Log{dir: dir, opts: opts, log: lg, lock: lock, met: newMetrics(opts.Registerer)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -162,6 +166,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	ok = true
+	l.met.checkpoint.Set(float64(l.last.Size))
 	lg.Info("evidence log open", "dir", dir, "leaves", l.n, "checkpoint", l.last.Size)
 	return l, nil
 }
@@ -197,8 +202,10 @@ func (l *Log) Append(ctx context.Context, records [][]byte) (first uint64, err e
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.broken != nil {
+		l.met.failures.WithLabelValues("append").Inc()
 		return 0, fmt.Errorf("evidence append: log unusable until restart: %w", l.broken)
 	}
+	start := time.Now()
 	if len(records) == 0 {
 		return l.n, nil
 	}
@@ -230,29 +237,39 @@ func (l *Log) Append(ctx context.Context, records [][]byte) (first uint64, err e
 		n++
 	}
 	if _, err := l.data.Write(buf); err != nil {
-		l.broken = err
+		l.fail(err)
 		return 0, fmt.Errorf("evidence append: write data: %w", err)
 	}
 	if err := l.data.Sync(); err != nil {
-		l.broken = err
+		l.fail(err)
 		return 0, fmt.Errorf("evidence append: fsync data: %w", err)
 	}
 	// The batch is durable. index and hashes are derived and rebuilt at Open
 	// if these writes are lost.
 	if _, err := l.index.WriteAt(ibuf, int64(l.n)*8); err != nil {
-		l.broken = err
+		l.fail(err)
 		return 0, fmt.Errorf("evidence append: write index: %w", err)
 	}
 	if _, err := l.hashes.WriteAt(hbuf, tlog.StoredHashIndex(0, int64(l.n))*tlog.HashSize); err != nil {
-		l.broken = err
+		l.fail(err)
 		return 0, fmt.Errorf("evidence append: write hashes: %w", err)
 	}
 	first = l.n
 	l.n, l.dataEnd, l.frontier, l.dirty = n, off, frontier, true
+	l.met.leaves.Add(float64(len(records)))
+	l.met.batches.Inc()
+	l.met.appendSec.Observe(time.Since(start).Seconds())
 	if cap(buf) <= 4<<20 {
 		l.buf, l.ibuf, l.hbuf = buf, ibuf, hbuf
 	}
 	return first, nil
+}
+
+// fail marks the log unusable after a write failed half-way (mu held).
+func (l *Log) fail(err error) {
+	l.broken = err
+	l.met.failures.WithLabelValues("append").Inc()
+	l.log.Error("evidence append failed; the log refuses appends until restart", "err", err)
 }
 
 // pushLeaf adds leaf number n to the compact range frontier and appends to
@@ -310,6 +327,8 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("evidence checkpoint: %w", err)
 	}
 	l.last = c
+	l.met.checkpoint.Set(float64(c.Size))
+	l.met.checkpoints.Inc()
 	l.log.Debug("evidence checkpoint", "size", c.Size)
 	return c, nil
 }
@@ -381,6 +400,7 @@ func (l *Log) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if _, err := l.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+				l.met.failures.WithLabelValues("checkpoint").Inc()
 				l.log.Error("evidence checkpoint failed", "err", err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/takedown/takedown/internal/event"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -462,5 +463,43 @@ func TestConcurrent(t *testing.T) {
 	must(t, err)
 	if !rep.OK() {
 		t.Fatal(rep.Failed())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l, err := Open(t.Context(), t.TempDir(), Options{Registerer: reg})
+	must(t, err)
+	t.Cleanup(func() { l.Close() })
+	appendN(t, l, [][]byte{eventRecord(t, 1, "A", t0), eventRecord(t, 2, "A", t0)})
+	appendN(t, l, [][]byte{eventRecord(t, 3, "A", t0)})
+	_, err = l.Checkpoint(t.Context())
+	must(t, err)
+	mfs, err := reg.Gather()
+	must(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				got[mf.GetName()] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				got[mf.GetName()] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	want := map[string]float64{
+		"takedown_evidence_leaves_appended_total":   3,
+		"takedown_evidence_append_batches_total":    2,
+		"takedown_evidence_append_duration_seconds": 2,
+		"takedown_evidence_checkpoint_size_leaves":  3,
+		"takedown_evidence_checkpoints_total":       1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
 	}
 }
