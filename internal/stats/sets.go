@@ -74,20 +74,23 @@ func Union(sets ...Set) Set {
 			v6 = append(v6, s.V6)
 		}
 	}
+	// A fold of merging Ors: FastOr's in-place lazy union inserts
+	// containers one by one and degrades to quadratic copying on sparse
+	// sets (random addresses: a few per 65,536-address container).
 	out := Set{V4: roaring.New(), V6: roaring64.New()}
-	switch len(v4) {
-	case 0:
-	case 1:
-		out.V4 = v4[0].Clone()
-	default:
-		out.V4 = roaring.FastOr(v4...)
+	for i, b := range v4 {
+		if i == 0 {
+			out.V4 = b.Clone()
+			continue
+		}
+		out.V4 = roaring.Or(out.V4, b)
 	}
-	switch len(v6) {
-	case 0:
-	case 1:
-		out.V6 = v6[0].Clone()
-	default:
-		out.V6 = roaring64.FastOr(v6...)
+	for i, b := range v6 {
+		if i == 0 {
+			out.V6 = b.Clone()
+			continue
+		}
+		out.V6 = roaring64.Or(out.V6, b)
 	}
 	return out
 }
@@ -119,9 +122,10 @@ type Day struct {
 	All Set
 	// Resolvers holds the sources seen only through DNS (for some family).
 	Resolvers Set
-	// IDAddrs holds the direct sources of aggregates that carried bot
-	// identifiers, NoIDAddrs those of aggregates that carried none.
-	IDAddrs, NoIDAddrs Set
+	// IDAddrs holds the direct sources of families whose traffic carried
+	// bot identifiers that day; All minus IDAddrs are the sources the
+	// estimate models (docs/counting.md).
+	IDAddrs Set
 	// BotIDs holds the hashed, family-scoped bot identifiers, per case.
 	BotIDs map[string]*roaring64.Bitmap
 	// By maps a dimension to its keys' direct-source sets.
@@ -131,7 +135,7 @@ type Day struct {
 }
 
 func newDay(day int64) *Day {
-	d := &Day{Day: day, All: NewSet(), Resolvers: NewSet(), IDAddrs: NewSet(), NoIDAddrs: NewSet(), BotIDs: make(map[string]*roaring64.Bitmap), By: make(map[Dim]map[string]Set, len(Dims))}
+	d := &Day{Day: day, All: NewSet(), Resolvers: NewSet(), IDAddrs: NewSet(), BotIDs: make(map[string]*roaring64.Bitmap), By: make(map[Dim]map[string]Set, len(Dims))}
 	for _, dim := range Dims {
 		d.By[dim] = make(map[string]Set)
 	}
@@ -167,20 +171,18 @@ func (d *Day) addDirect(ip netip.Addr, family string, keys [4]string, botIDs []s
 	}
 }
 
-// finish splits the day's direct sources into those of families whose
-// traffic carried bot identifiers that day (IDAddrs) and the others
-// (NoIDAddrs). A family's aggregates without an identifier (a connection
-// of a kind that does not carry it) count with the family's.
+// finish collects the direct sources of families whose traffic carried bot
+// identifiers that day (IDAddrs). A family's aggregates without an
+// identifier (a connection of a kind that does not carry it) count with
+// the family's.
 func (d *Day) finish() {
-	var id, no []Set
+	var id []Set
 	for f, s := range d.By[ByFamily] {
 		if d.idFamilies[f] {
 			id = append(id, s)
-		} else {
-			no = append(no, s)
 		}
 	}
-	d.IDAddrs, d.NoIDAddrs = Union(id...), Union(no...)
+	d.IDAddrs = Union(id...)
 	d.idFamilies = nil
 }
 
@@ -198,12 +200,12 @@ func (d *Day) optimize() {
 	}
 }
 
-func (d *Day) sets() []Set { return []Set{d.All, d.Resolvers, d.IDAddrs, d.NoIDAddrs} }
+func (d *Day) sets() []Set { return []Set{d.All, d.Resolvers, d.IDAddrs} }
 
 // The cached encoding of a day is one blob for the overall sets ("" part)
 // and one blob per dimension, so a by-country query reads only what it
 // needs. Layout (all lengths uvarint): version byte 1, then for the
-// overall part the four sets and the identifier bitmap; for a dimension
+// overall part the three sets and the identifier bitmaps per case; for a dimension
 // part the key count, then per key the key and its set. A set is the
 // portable Roaring encoding of V4 then of V6, each length-prefixed.
 
@@ -327,7 +329,7 @@ func (d *Day) decodeOverall(b []byte) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range []*Set{&d.All, &d.Resolvers, &d.IDAddrs, &d.NoIDAddrs} {
+	for _, p := range []*Set{&d.All, &d.Resolvers, &d.IDAddrs} {
 		if *p, err = r.set(); err != nil {
 			return err
 		}
@@ -402,7 +404,6 @@ func (d *Day) restrict(caseID string) {
 	}
 	d.All = intersect(d.All, c)
 	d.IDAddrs = intersect(d.IDAddrs, c)
-	d.NoIDAddrs = intersect(d.NoIDAddrs, c)
 	for k := range d.BotIDs {
 		if k != caseID {
 			delete(d.BotIDs, k)

@@ -17,7 +17,7 @@ const daySecs = 86400
 
 // windowSets is the union of a window's day pieces.
 type windowSets struct {
-	all, resolvers, idAddrs, noIDAddrs Set
+	all, resolvers, idAddrs Set
 	botIDs                             *roaring64.Bitmap
 	by                                 map[string]Set
 	busiest                            uint64 // max over pieces of addresses without identifiers
@@ -36,7 +36,7 @@ func (w *windowSets) fill(r *Result) {
 	r.Undecided = w.undecided
 	est := Estimate{Method: "none", IDHosts: w.botIDs.GetCardinality()}
 	// Addresses explained by identifiers are not estimated again.
-	est.ModelAddrs = w.noIDAddrs.AndNotLen(w.idAddrs)
+	est.ModelAddrs = w.all.AndNotLen(w.idAddrs)
 	idAddrs := w.idAddrs.Len()
 	switch {
 	case est.ModelAddrs == 0 && est.IDHosts > 0:
@@ -114,13 +114,12 @@ func combine(days []*Day, by Dim, undecided uint64) *windowSets {
 	w.all = Union(pick(func(d *Day) Set { return d.All })...)
 	w.resolvers = Union(pick(func(d *Day) Set { return d.Resolvers })...)
 	w.idAddrs = Union(pick(func(d *Day) Set { return d.IDAddrs })...)
-	w.noIDAddrs = Union(pick(func(d *Day) Set { return d.NoIDAddrs })...)
 	ids := make([]*roaring64.Bitmap, 0, len(days))
 	for _, d := range days {
 		for _, b := range d.BotIDs {
 			ids = append(ids, b)
 		}
-		w.busiest = max(w.busiest, d.NoIDAddrs.AndNotLen(d.IDAddrs))
+		w.busiest = max(w.busiest, d.All.AndNotLen(d.IDAddrs))
 	}
 	w.botIDs = roaring64.FastOr(ids...)
 	if by != "" {

@@ -151,13 +151,17 @@ func Generate(c Config) *Fixture {
 		m.addr = randAddr(m.net)
 	}
 	resolvers := make([]netip.Addr, c.Resolvers)
+	resolverNet := make([]network, c.Resolvers)
 	for i := range resolvers {
 		resolvers[i] = netip.AddrFrom4([4]byte{8, 8, byte(i / 200), byte(1 + i%200)})
+		resolverNet[i] = network{country: "US", asn: 15169, org: "GOOGLE"}
 	}
-	// Two resolvers sit on addresses that are also NAT gateways of bots:
-	// DNS rows never make them infected, but their direct rows do.
-	if len(nats) >= 2 && len(resolvers) >= 2 {
-		resolvers[0], resolvers[1] = nats[0].addr, nats[1].addr
+	// Two resolvers sit on addresses that are also NAT gateways of bots
+	// (home routers): DNS rows never make them infected, but their direct
+	// rows do. Their geolocation is the gateway's, as enrichment by
+	// address gives.
+	for i := range min(2, len(nats), len(resolvers)) {
+		resolvers[i], resolverNet[i] = nats[i].addr, networks[nats[i].net]
 	}
 	f := &Fixture{Config: c}
 	seq := 0
@@ -218,7 +222,8 @@ func Generate(c Config) *Fixture {
 			if i%2 == 1 {
 				fam = NoIDFamily
 			}
-			today = append(today, event.Event{Timestamp: ts, Protocol: event.ProtoDNS, SrcIP: r, SrcPort: 53, SrcASN: 15169, SrcOrg: "GOOGLE", SrcGeo: "US",
+			n := resolverNet[i]
+			today = append(today, event.Event{Timestamp: ts, Protocol: event.ProtoDNS, SrcIP: r, SrcPort: 53, SrcASN: n.asn, SrcOrg: n.org, SrcGeo: n.country,
 				Case: c.Case, Family: fam, QName: "c2.example", QType: "A"})
 			owners = append(owners, -1)
 		}

@@ -129,3 +129,61 @@ func (s *StatsStore) PurgeStats(ctx context.Context, before time.Time) (int64, e
 	}
 	return r.RowsAffected()
 }
+
+// StatsStore is also a read-only stats.Source, for commands that must not
+// open the writer (NewEventStore re-aggregates pending events on open,
+// which only the process that writes may do).
+var _ stats.Source = (*StatsStore)(nil)
+
+// ScanDayIPs reads the (day, IP, family) aggregates of days in [from, to)
+// in the order of store.EventStore.ScanDayIPs.
+func (s *StatsStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
+	rows, err := s.db.SQL().QueryContext(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
+		FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`, from.Unix(), to.Unix())
+	if err != nil {
+		return fmt.Errorf("scan aggregates: %w", err)
+	}
+	defer rows.Close()
+	var (
+		a                         store.DayIP
+		day, asn, f, l, h, protos int64
+		ip                        []byte
+		bots                      string
+	)
+	for rows.Next() {
+		if err := rows.Scan(&day, &ip, &a.Family, &a.Case, &a.Country, &asn, &a.Org, &f, &l, &h, &protos, &bots); err != nil {
+			return fmt.Errorf("scan aggregates: %w", err)
+		}
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return fmt.Errorf("scan aggregates: bad address bytes %x", ip)
+		}
+		a.Day, a.IP, a.ASN = time.Unix(day, 0).UTC(), addr, uint32(asn)
+		a.FirstSeen, a.LastSeen = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
+		a.Hits, a.Protocols, a.BotIDs = uint64(h), store.Protocols(protos), store.SplitBotIDs(bots)
+		if err := fn(&a); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Health reads the pipeline's persisted counters.
+func (s *StatsStore) Health(ctx context.Context) (store.Health, error) {
+	var r, st, d int64
+	if err := s.db.SQL().QueryRowContext(ctx, `SELECT received, stored, dropped FROM event_health WHERE id = 1`).Scan(&r, &st, &d); err != nil {
+		return store.Health{}, fmt.Errorf("read health: %w", err)
+	}
+	return store.Health{Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)}, nil
+}
+
+// CountEvents counts the raw events stored with a timestamp in [from, to).
+func (s *StatsStore) CountEvents(ctx context.Context, from, to time.Time) (int64, error) {
+	var n int64
+	err := s.db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
+		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,154 @@
+package stats
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Thousands formats n with comma thousands separators (1,601,619).
+func Thousands(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	if len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	lead := len(s) % 3
+	if lead > 0 {
+		b.WriteString(s[:lead])
+	}
+	for i := lead; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}
+
+func pct(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*p, 'f', 1, 64) + "%"
+}
+
+func opt(n *uint64) string {
+	if n == nil {
+		return ""
+	}
+	return Thousands(*n)
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// WriteTable writes r as an aligned, human-readable table.
+func WriteTable(w io.Writer, r *Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "window              %s – %s\n", stamp(r.From), stamp(r.To))
+	fmt.Fprintf(w, "unique IPs          %s\n", Thousands(r.UniqueIPs))
+	if r.Baseline != nil {
+		fmt.Fprintf(w, "baseline            %s – %s: %s unique IPs, reduction %s\n", stamp(r.Baseline.From), stamp(r.Baseline.To), Thousands(r.Baseline.UniqueIPs), pct(r.ReductionPct))
+	}
+	fmt.Fprintf(w, "estimated hosts     %s (%s; see docs/counting.md)\n", Thousands(r.EstimatedHosts), r.Estimate.Method)
+	fmt.Fprintf(w, "resolvers excluded  %s\n", Thousands(r.ResolverIPsExcluded))
+	fmt.Fprintf(w, "events              received %s, stored %s, dropped %s\n", Thousands(r.Health.Received), Thousands(r.Health.Stored), Thousands(r.Health.Dropped))
+	if r.Undecided > 0 {
+		fmt.Fprintf(w, "warning             %s aggregates of cut days could not be placed (raw events purged) and were counted\n", Thousands(r.Undecided))
+	}
+	if r.By == "" {
+		return nil
+	}
+	fmt.Fprintln(w)
+	head := strings.ToUpper(string(r.By)) + "\tUNIQUE IPS\t"
+	if r.Baseline != nil {
+		head += "BASELINE\tREDUCTION\t"
+	}
+	fmt.Fprintln(tw, head)
+	rows := r.Rows
+	if r.Rest != nil {
+		rows = append(rows[:len(rows):len(rows)], *r.Rest)
+	}
+	for _, row := range rows {
+		line := row.Key + "\t" + Thousands(row.UniqueIPs) + "\t"
+		if r.Baseline != nil {
+			line += opt(row.BaselineUniqueIPs) + "\t" + pct(row.ReductionPct) + "\t"
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+// WriteCSV writes r's rows as CSV with a header: key, unique_ips,
+// baseline_unique_ips, reduction_pct; then the rest of the keys beyond
+// --top as key "other" and the total as key "all".
+func WriteCSV(w io.Writer, r *Result) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"key", "unique_ips", "baseline_unique_ips", "reduction_pct"})
+	rec := func(row Row) {
+		b, p := "", ""
+		if row.BaselineUniqueIPs != nil {
+			b = strconv.FormatUint(*row.BaselineUniqueIPs, 10)
+		}
+		if row.ReductionPct != nil {
+			p = strconv.FormatFloat(*row.ReductionPct, 'f', 1, 64)
+		}
+		cw.Write([]string{row.Key, strconv.FormatUint(row.UniqueIPs, 10), b, p})
+	}
+	for _, row := range r.Rows {
+		rec(row)
+	}
+	if r.Rest != nil {
+		rec(*r.Rest)
+	}
+	total := Row{Key: "all", UniqueIPs: r.UniqueIPs, ReductionPct: r.ReductionPct}
+	if r.Baseline != nil {
+		total.BaselineUniqueIPs = &r.Baseline.UniqueIPs
+	}
+	rec(total)
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteSeriesTable writes s as an aligned table, one line per point (and
+// per row when grouped).
+func WriteSeriesTable(w io.Writer, s *Series) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "FROM\tTO\t"
+	if s.By != "" {
+		head += strings.ToUpper(string(s.By)) + "\t"
+	}
+	fmt.Fprintln(tw, head+"UNIQUE IPS\tEST. HOSTS\tRESOLVERS EXCLUDED\t")
+	for _, p := range s.Points {
+		fmt.Fprint(tw, stamp(p.From)+"\t"+stamp(p.To)+"\t")
+		if s.By != "" {
+			fmt.Fprint(tw, "all\t")
+		}
+		fmt.Fprintln(tw, Thousands(p.UniqueIPs)+"\t"+Thousands(p.EstimatedHosts)+"\t"+Thousands(p.ResolverIPsExcluded)+"\t")
+		for _, row := range p.Rows {
+			fmt.Fprintln(tw, "\t\t"+row.Key+"\t"+Thousands(row.UniqueIPs)+"\t\t\t")
+		}
+	}
+	return tw.Flush()
+}
+
+// WriteSeriesCSV writes s as CSV: from, to, key, unique_ips,
+// estimated_hosts, resolver_ips_excluded; key "all" is the point's total
+// (the only line that has the estimate and resolvers).
+func WriteSeriesCSV(w io.Writer, s *Series) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"from", "to", "key", "unique_ips", "estimated_hosts", "resolver_ips_excluded"})
+	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
+	for _, p := range s.Points {
+		cw.Write([]string{stamp(p.From), stamp(p.To), "all", u(p.UniqueIPs), u(p.EstimatedHosts), u(p.ResolverIPsExcluded)})
+		for _, row := range p.Rows {
+			cw.Write([]string{stamp(p.From), stamp(p.To), row.Key, u(row.UniqueIPs), "", ""})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
