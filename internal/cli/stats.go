@@ -172,4 +172,3 @@ midnight, so the last step holds today so far.`,
 	cmd.Flags().StringVar(&f.every, "every", "day", "step: day or week")
 	return cmd
 }
-

@@ -18,10 +18,10 @@ const daySecs = 86400
 // windowSets is the union of a window's day pieces.
 type windowSets struct {
 	all, resolvers, idAddrs Set
-	botIDs                             *roaring64.Bitmap
-	by                                 map[string]Set
-	busiest                            uint64 // max over pieces of addresses without identifiers
-	undecided                          uint64
+	botIDs                  *roaring64.Bitmap
+	by                      map[string]Set
+	busiest                 uint64 // max over pieces of addresses without identifiers
+	undecided               uint64
 }
 
 // minCalibration is the number of distinct bot identifiers below which
