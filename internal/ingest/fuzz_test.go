@@ -5,8 +5,6 @@ import (
 	"testing"
 )
 
-
-
 func FuzzShadowserver(f *testing.F) {
 	f.Add([]byte(httpHeader + "\n" + row(httpHeader, map[string]string{"timestamp": "2011-03-17 10:00:00", "protocol": "tcp", "src_ip": "192.0.2.1", "http_host": "c2.example"}) + "\n"))
 	f.Add([]byte(dnsHeader + "\n" + row(dnsHeader, map[string]string{"timestamp": "2011-03-17 10:00:00", "protocol": "udp", "src_ip": "::1", "query": "x.example"}) + "\n"))

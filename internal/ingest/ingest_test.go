@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
-	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -262,5 +261,4 @@ func TestReadFilesAndStoreTwice(t *testing.T) {
 	if h, _ := st.Health(t.Context()); h.Stored != 4 {
 		t.Fatalf("health %+v", h)
 	}
-	_ = store.Health{}
 }

@@ -85,6 +85,59 @@ func Run(t *testing.T, open Open) {
 	t.Run("BadEvent", func(t *testing.T) { testBadEvent(t, open(t)) })
 	t.Run("Purge", func(t *testing.T) { testPurge(t, open(t)) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, open(t)) })
+	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
+}
+
+// testConcurrentWriters has two writers (two collectors) store overlapping
+// keys at once, in opposite orders, with some events delivered to both.
+func testConcurrentWriters(t *testing.T, s store.EventStore) {
+	const batches, per, ips = 10, 200, 150
+	errc := make(chan error, 2)
+	for w := range 2 {
+		go func() {
+			for b := range batches {
+				events := make([]event.Event, per)
+				for i := range events {
+					n := b*per + i
+					ip := n % ips
+					if w == 1 {
+						ip = ips - 1 - ip
+					}
+					id := fmt.Sprintf("w%d-%d", w, n)
+					if n%10 == 0 {
+						id = fmt.Sprintf("both-%d", n) // re-delivered to the other collector
+					}
+					events[i] = ev(id, time.Duration(n)*time.Second, fmt.Sprintf("10.1.0.%d", ip), "http", "rustock")
+				}
+				if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: events, Received: per}); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	const total = 2*batches*per - batches*per/10
+	var ips0, hits uint64
+	for _, r := range rollups(t, s, day0, day0.Add(24*time.Hour)) {
+		ips0 += r.IPs
+		hits += r.Hits
+	}
+	if ips0 != ips || hits != total {
+		t.Fatalf("rollups: %d IPs, %d hits; want %d, %d", ips0, hits, ips, total)
+	}
+	var aggHits uint64
+	for _, a := range dayIPs(t, s, day0, day0.Add(24*time.Hour)) {
+		aggHits += a.Hits
+	}
+	if h := health(t, s); h.Stored != total || aggHits != total {
+		t.Fatalf("stored %d, aggregate hits %d; want %d", h.Stored, aggHits, total)
+	}
 }
 
 func testIdempotent(t *testing.T, s store.EventStore) {

@@ -1,0 +1,467 @@
+// Package postgres is the PostgreSQL store.EventStore, for a deployment
+// where several collectors and dashboards share one database (selected with
+// --db postgres://…). It is not the embedded default (that is sqlite).
+//
+// Each batch is one transaction of a few set-based statements (arrays
+// unnested server-side): the raw events, then the (day, IP, family)
+// aggregates and the rollups of the newly inserted events, then the health
+// counters. Aggregates are written in the batch's own transaction, so
+// several collectors can write at once; their keys are written in sorted
+// order, so concurrent batches lock rows in the same order and do not
+// deadlock.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// migrations is the events schema, applied in order; append only. Times
+// and addresses are encoded as in the SQLite store (see
+// internal/store/sqlite/schema_events.go).
+var migrations = []string{
+	`CREATE TABLE events (
+		day BIGINT NOT NULL,
+		id TEXT NOT NULL,
+		ts BIGINT NOT NULL,
+		case_id TEXT NOT NULL DEFAULT '',
+		record BYTEA NOT NULL,
+		PRIMARY KEY (day, id)
+	);
+	CREATE TABLE event_day_ip (
+		day BIGINT NOT NULL,
+		ip BYTEA NOT NULL,
+		family TEXT NOT NULL,
+		case_id TEXT NOT NULL,
+		country TEXT NOT NULL,
+		asn BIGINT NOT NULL,
+		org TEXT NOT NULL,
+		first_seen BIGINT NOT NULL,
+		last_seen BIGINT NOT NULL,
+		hits BIGINT NOT NULL,
+		protocols INTEGER NOT NULL,
+		prev_protocols INTEGER NOT NULL DEFAULT 0,
+		bot_ids TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (day, ip, family)
+	);
+	CREATE TABLE event_rollups (
+		day BIGINT NOT NULL,
+		country TEXT NOT NULL,
+		asn BIGINT NOT NULL,
+		family TEXT NOT NULL,
+		case_id TEXT NOT NULL,
+		ips BIGINT NOT NULL,
+		resolver_ips BIGINT NOT NULL,
+		hits BIGINT NOT NULL,
+		PRIMARY KEY (day, country, asn, family, case_id)
+	);
+	CREATE TABLE event_health (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		received BIGINT NOT NULL,
+		stored BIGINT NOT NULL,
+		dropped BIGINT NOT NULL
+	);
+	INSERT INTO event_health VALUES (1, 0, 0, 0);`,
+}
+
+// migrationLock is the advisory lock key that serialises migrations of
+// several collectors starting at once.
+const migrationLock = 0x74616b65646f776e // "takedown"
+
+// EventStore is the PostgreSQL store.EventStore.
+type EventStore struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.EventStore = (*EventStore)(nil)
+
+// Open connects to dsn (postgres://…) and brings the events schema up to
+// date.
+func Open(ctx context.Context, dsn string) (*EventStore, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	s := &EventStore{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *EventStore) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Pool is the connection pool, for other components' queries.
+func (s *EventStore) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *EventStore) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			component TEXT NOT NULL, version INTEGER NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now(),
+			PRIMARY KEY (component, version))`); err != nil {
+			return err
+		}
+		var have int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = 'events'`).Scan(&have); err != nil {
+			return err
+		}
+		if have > len(migrations) {
+			return fmt.Errorf("events schema is at version %d, newer than this build knows (%d)", have, len(migrations))
+		}
+		for v := have + 1; v <= len(migrations); v++ {
+			if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("events migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version) VALUES ('events', $1)`, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+const (
+	sqlInsertEvents = `INSERT INTO events (day, id, ts, case_id, record)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
+		ON CONFLICT DO NOTHING RETURNING day, id`
+	sqlUpsertDayIPs = `INSERT INTO event_day_ip AS a (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids)
+		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+			$8::bigint[], $9::bigint[], $10::bigint[], $11::int[], $12::text[])
+		ON CONFLICT (day, ip, family) DO UPDATE SET
+			first_seen = LEAST(a.first_seen, excluded.first_seen),
+			last_seen = GREATEST(a.last_seen, excluded.last_seen),
+			hits = a.hits + excluded.hits,
+			prev_protocols = a.protocols,
+			protocols = a.protocols | excluded.protocols
+		RETURNING day, ip, family, case_id, country, asn, protocols, prev_protocols, bot_ids`
+	sqlSetBotIDs     = `UPDATE event_day_ip SET bot_ids = $1 WHERE day = $2 AND ip = $3 AND family = $4`
+	sqlUpsertRollups = `INSERT INTO event_rollups AS r (day, country, asn, family, case_id, ips, resolver_ips, hits)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[])
+		ON CONFLICT (day, country, asn, family, case_id) DO UPDATE SET
+			ips = r.ips + excluded.ips,
+			resolver_ips = r.resolver_ips + excluded.resolver_ips,
+			hits = r.hits + excluded.hits`
+	sqlAddHealth = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3 WHERE id = 1`
+)
+
+type eventKey struct {
+	day int64
+	id  string
+}
+
+// WriteBatch implements store.EventStore.
+func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.BatchResult, error) {
+	var res store.BatchResult
+	n := len(b.Events)
+	days, ids, tss, cases := make([]int64, n), make([]string, n), make([]int64, n), make([]string, n)
+	records := make([][]byte, n)
+	for i := range b.Events {
+		e := &b.Events[i]
+		if err := store.CheckEvent(e); err != nil {
+			return res, err
+		}
+		rec, err := event.MarshalJSONL(e)
+		if err != nil {
+			return res, fmt.Errorf("encode event %s: %w", e.ID, err)
+		}
+		days[i], ids[i], tss[i], cases[i], records[i] = store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, rec
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res = store.BatchResult{}
+		inserted := make(map[eventKey]bool, n)
+		if n > 0 {
+			rows, err := tx.Query(ctx, sqlInsertEvents, days, ids, tss, cases, records)
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			for rows.Next() {
+				var k eventKey
+				if err := rows.Scan(&k.day, &k.id); err != nil {
+					rows.Close()
+					return fmt.Errorf("insert events: %w", err)
+				}
+				inserted[k] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+		}
+		fresh := make([]event.Event, 0, len(inserted))
+		for i := range b.Events {
+			k := eventKey{days[i], ids[i]}
+			if inserted[k] {
+				delete(inserted, k) // a copy later in the batch is a duplicate
+				fresh = append(fresh, b.Events[i])
+			}
+		}
+		res.Inserted, res.Duplicates = len(fresh), n-len(fresh)
+		if err := upsertAggregates(ctx, tx, store.Aggregate(fresh)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped)); err != nil {
+			return fmt.Errorf("update health: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.BatchResult{}, fmt.Errorf("store batch: %w", err)
+	}
+	return res, nil
+}
+
+type dayIPKey struct {
+	day    int64
+	ip     string
+	family string
+}
+
+type rollupDelta struct{ ips, resolverIPs, hits int64 }
+
+func upsertAggregates(ctx context.Context, tx pgx.Tx, deltas []store.Delta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	n := len(deltas)
+	var (
+		days, asns, firsts, lasts, hits = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		ips                             = make([][]byte, n)
+		families, cases, countries      = make([]string, n), make([]string, n), make([]string, n)
+		orgs, bots                      = make([]string, n), make([]string, n)
+		protos                          = make([]int32, n)
+	)
+	byKey := make(map[dayIPKey]*store.Delta, n)
+	for i := range deltas {
+		d := &deltas[i]
+		ip := d.Key.IP.AsSlice()
+		days[i], ips[i], families[i], cases[i], countries[i] = d.Key.Day, ip, d.Key.Family, d.Case, d.Country
+		asns[i], orgs[i], firsts[i], lasts[i], hits[i] = int64(d.ASN), d.Org, d.FirstSeen, d.LastSeen, int64(d.Hits)
+		protos[i], bots[i] = int32(d.Protocols), store.JoinBotIDs(d.BotIDs)
+		byKey[dayIPKey{d.Key.Day, string(ip), d.Key.Family}] = d
+	}
+	rows, err := tx.Query(ctx, sqlUpsertDayIPs, days, ips, families, cases, countries, asns, orgs, firsts, lasts, hits, protos, bots)
+	if err != nil {
+		return fmt.Errorf("upsert aggregates: %w", err)
+	}
+	rollups := make(map[store.RollupKey]*rollupDelta)
+	type botUpdate struct {
+		k   dayIPKey
+		ids string
+	}
+	var botUpdates []botUpdate
+	for rows.Next() {
+		var (
+			k                       dayIPKey
+			ip                      []byte
+			caseID, country, botIDs string
+			asn                     int64
+			after, before           int32
+		)
+		if err := rows.Scan(&k.day, &ip, &k.family, &caseID, &country, &asn, &after, &before, &botIDs); err != nil {
+			rows.Close()
+			return fmt.Errorf("upsert aggregates: %w", err)
+		}
+		k.ip = string(ip)
+		d := byKey[k]
+		if d == nil {
+			rows.Close()
+			return fmt.Errorf("upsert aggregates: unexpected key %x %s", ip, k.family)
+		}
+		if before != 0 && len(d.BotIDs) > 0 {
+			have := store.SplitBotIDs(botIDs)
+			if merged := store.MergeBotIDs(slices.Clone(have), d.BotIDs...); len(merged) != len(have) {
+				botUpdates = append(botUpdates, botUpdate{k, store.JoinBotIDs(merged)})
+			}
+		}
+		rk := store.RollupKey{Day: k.day, Country: country, ASN: uint32(asn), Family: k.family, Case: caseID}
+		r := rollups[rk]
+		if r == nil {
+			r = &rollupDelta{}
+			rollups[rk] = r
+		}
+		dIPs, dRes := store.RollupChange(store.Protocols(before), store.Protocols(after))
+		r.ips += dIPs
+		r.resolverIPs += dRes
+		r.hits += int64(d.Hits)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("upsert aggregates: %w", err)
+	}
+	for _, u := range botUpdates {
+		if _, err := tx.Exec(ctx, sqlSetBotIDs, u.ids, u.k.day, []byte(u.k.ip), u.k.family); err != nil {
+			return fmt.Errorf("update bot ids: %w", err)
+		}
+	}
+	keys := make([]store.RollupKey, 0, len(rollups))
+	for k := range rollups {
+		keys = append(keys, k)
+	}
+	// Sorted, so that concurrent collectors lock rollup rows in one order.
+	slices.SortFunc(keys, func(a, b store.RollupKey) int {
+		switch {
+		case a.Day != b.Day:
+			return cmpInt(a.Day, b.Day)
+		case a.Country != b.Country:
+			return cmpString(a.Country, b.Country)
+		case a.ASN != b.ASN:
+			return cmpInt(int64(a.ASN), int64(b.ASN))
+		case a.Family != b.Family:
+			return cmpString(a.Family, b.Family)
+		}
+		return cmpString(a.Case, b.Case)
+	})
+	m := len(keys)
+	rDays, rCountries, rASNs, rFamilies, rCases := make([]int64, m), make([]string, m), make([]int64, m), make([]string, m), make([]string, m)
+	rIPs, rRes, rHits := make([]int64, m), make([]int64, m), make([]int64, m)
+	for i, k := range keys {
+		r := rollups[k]
+		rDays[i], rCountries[i], rASNs[i], rFamilies[i], rCases[i] = k.Day, k.Country, int64(k.ASN), k.Family, k.Case
+		rIPs[i], rRes[i], rHits[i] = r.ips, r.resolverIPs, r.hits
+	}
+	if _, err := tx.Exec(ctx, sqlUpsertRollups, rDays, rCountries, rASNs, rFamilies, rCases, rIPs, rRes, rHits); err != nil {
+		return fmt.Errorf("upsert rollups: %w", err)
+	}
+	return nil
+}
+
+func cmpInt(a, b int64) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}
+
+func cmpString(a, b string) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}
+
+// Flush implements store.EventStore: aggregates are written with each
+// batch, so there is nothing pending.
+func (s *EventStore) Flush(context.Context) error { return nil }
+
+// Health implements store.EventStore.
+func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
+	var r, st, d int64
+	if err := s.pool.QueryRow(ctx, `SELECT received, stored, dropped FROM event_health WHERE id = 1`).Scan(&r, &st, &d); err != nil {
+		return store.Health{}, fmt.Errorf("read health: %w", err)
+	}
+	return store.Health{Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)}, nil
+}
+
+// PurgeEvents implements store.EventStore.
+func (s *EventStore) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	t, err := s.pool.Exec(ctx, `DELETE FROM events WHERE day < $1`, store.DayOf(before))
+	if err != nil {
+		return 0, fmt.Errorf("purge events: %w", err)
+	}
+	return t.RowsAffected(), nil
+}
+
+// PurgeAggregates implements store.EventStore.
+func (s *EventStore) PurgeAggregates(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		t, err := tx.Exec(ctx, `DELETE FROM event_day_ip WHERE day < $1`, store.DayOf(before))
+		if err != nil {
+			return err
+		}
+		n = t.RowsAffected()
+		_, err = tx.Exec(ctx, `DELETE FROM event_rollups WHERE day < $1`, store.DayOf(before))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge aggregates: %w", err)
+	}
+	return n, nil
+}
+
+// ScanDayIPs implements store.EventStore.
+func (s *EventStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
+		FROM event_day_ip WHERE day >= $1 AND day < $2 ORDER BY day, ip, family`, from.Unix(), to.Unix())
+	if err != nil {
+		return fmt.Errorf("scan aggregates: %w", err)
+	}
+	defer rows.Close()
+	var (
+		a                 store.DayIP
+		day, asn, f, l, h int64
+		protos            int32
+		ip                []byte
+		bots              string
+		errStop           error
+	)
+	for rows.Next() {
+		if err := rows.Scan(&day, &ip, &a.Family, &a.Case, &a.Country, &asn, &a.Org, &f, &l, &h, &protos, &bots); err != nil {
+			return fmt.Errorf("scan aggregates: %w", err)
+		}
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return fmt.Errorf("scan aggregates: bad address bytes %x", ip)
+		}
+		a.Day, a.IP, a.ASN = time.Unix(day, 0).UTC(), addr, uint32(asn)
+		a.FirstSeen, a.LastSeen = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
+		a.Hits, a.Protocols, a.BotIDs = uint64(h), store.Protocols(protos), store.SplitBotIDs(bots)
+		if errStop = fn(&a); errStop != nil {
+			return errStop
+		}
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("scan aggregates: %w", err)
+	}
+	return ctx.Err()
+}
+
+// Rollups implements store.EventStore.
+func (s *EventStore) Rollups(ctx context.Context, from, to time.Time) ([]store.Rollup, error) {
+	rows, err := s.pool.Query(ctx, `SELECT day, country, asn, family, case_id, ips, resolver_ips, hits
+		FROM event_rollups WHERE day >= $1 AND day < $2 ORDER BY day, country, asn, family, case_id`, from.Unix(), to.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("read rollups: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Rollup
+	for rows.Next() {
+		var r store.Rollup
+		var day, asn, ips, res, hits int64
+		if err := rows.Scan(&day, &r.Country, &asn, &r.Family, &r.Case, &ips, &res, &hits); err != nil {
+			return nil, fmt.Errorf("read rollups: %w", err)
+		}
+		r.Day, r.ASN, r.IPs, r.ResolverIPs, r.Hits = time.Unix(day, 0).UTC(), uint32(asn), uint64(ips), uint64(res), uint64(hits)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// CountEvents implements store.EventStore.
+func (s *EventStore) CountEvents(ctx context.Context, from, to time.Time) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM events WHERE day >= $1 AND day <= $2 AND ts >= $3 AND ts < $4`,
+		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
