@@ -446,3 +446,81 @@ func FuzzParseCountries(f *testing.F) {
 		}
 	})
 }
+
+// TestFastJSONL holds the history's own encoder to the event package's:
+// the same bytes for every event of a history.
+func TestFastJSONL(t *testing.T) {
+	o := testOptions(t)
+	o.Days = 2
+	o.Bots = 500
+	s := newSim(t, o)
+	n := 0
+	err := s.EachEvent(s.Start(), s.End(), func(ev *event.Event) error {
+		n++
+		if !simple(ev) {
+			t.Fatalf("%s: the fast encoder does not cover it", ev.ID)
+		}
+		want, err := event.MarshalJSONL(ev)
+		if err != nil {
+			return err
+		}
+		if got := appendJSONL(nil, ev); !bytes.Equal(got, want) {
+			t.Fatalf("fast encoder:\n%s\nevent package:\n%s", got, want)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatal(n, err)
+	}
+	ev := event.Event{ID: "x", SrcOrg: "AS 1"}
+	if simple(&ev) {
+		t.Fatal("an event with src_org is not simple")
+	}
+	ev = event.Event{ID: `a"b`}
+	if simple(&ev) {
+		t.Fatal("a string that needs escaping is not simple")
+	}
+}
+
+// BenchmarkHistoryDay writes one day of a 20,000-host history.
+func BenchmarkHistoryDay(b *testing.B) {
+	o := testOptions(b)
+	o.Bots = 20000
+	o.Days = 1
+	s := newSim(b, o)
+	var n int64
+	for b.Loop() {
+		var cw countWriter
+		if err := s.WriteHistory(&cw, s.Start(), s.End()); err != nil {
+			b.Fatal(err)
+		}
+		n = cw.lines
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+type countWriter struct{ lines int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.lines += int64(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
+}
+
+// simple reports (for the tests) whether ev has only the fields appendJSONL writes and only
+// strings it need not escape.
+func simple(ev *event.Event) bool {
+	if ev.SrcASN != 0 || ev.SrcOrg != "" || ev.ECS != "" || ev.ResponseSize != 0 || ev.HTTPReferer != "" ||
+		ev.HeaderNames != "" || ev.HeaderHash != "" || ev.SSLVersion != "" || ev.SSLCipher != "" || ev.ALPN != "" ||
+		ev.JA4 != "" || ev.JA3 != "" || ev.PayloadPrefix != nil || ev.ContentLength < 0 || ev.PayloadSize < 0 ||
+		ev.Confidence < 1e-6 && ev.Confidence != 0 || ev.Confidence >= 1e21 {
+		return false
+	}
+	for _, s := range []string{ev.ID, ev.Sensor, ev.Protocol, ev.Transport, ev.SrcGeo, ev.Case, ev.Family, ev.Tag,
+		ev.BotID, ev.QName, ev.QType, ev.RCode, ev.Matched, ev.HTTPMethod, ev.HTTPURL, ev.HTTPHost, ev.HTTPAgent,
+		ev.SSLServerName, ev.PayloadSHA256} {
+		if !plain(s) {
+			return false
+		}
+	}
+	return true
+}
