@@ -166,6 +166,7 @@ func startResolver(tb testing.TB, addr, prog string, args ...string) *resolverPr
 	tb.Helper()
 	p := &resolverProc{addr: addr, out: &lockedBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(prog, args...)
+	dieWithTest(p.cmd)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatal(err)
