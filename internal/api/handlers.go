@@ -92,8 +92,10 @@ func (a *API) health(w http.ResponseWriter, r *http.Request, _ *Principal) error
 		Time   string `json:"time"`
 		Serial uint32 `json:"registry_serial"`
 		Events any    `json:"events"`
+		// Evidence says whether the evidence routes are served.
+		Evidence bool `json:"evidence_enabled"`
 	}
-	d := doc{Status: "ok", Time: a.opt.Now().UTC().Format(time.RFC3339)}
+	d := doc{Status: "ok", Time: a.opt.Now().UTC().Format(time.RFC3339), Evidence: a.opt.Evidence != nil}
 	var errs []string
 	if s, err := a.opt.Registry.Serial(r.Context()); err != nil {
 		errs = append(errs, "registry")

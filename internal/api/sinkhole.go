@@ -19,17 +19,20 @@ func MetricsHandler(g prometheus.Gatherer) http.Handler {
 // metrics gatherer. Counters are totals since the process started: the
 // dashboard turns two snapshots into rates.
 type Sinkhole struct {
-	At               time.Time `json:"at"`
-	DNSQueries       float64   `json:"dns_queries_total"`
-	Connections      float64   `json:"connections_total"`
-	EventsReceived   float64   `json:"events_received_total"`
-	EventsDropped    float64   `json:"events_dropped_total"`
-	RateLimited      float64   `json:"rate_limited_total"`
-	QueueDepth       float64   `json:"queue_depth_events"`
-	BatchSecondsAvg  float64   `json:"store_batch_seconds_avg"`
-	StoredTotal      uint64    `json:"events_stored_total"`
-	LastReloadOK     *bool     `json:"last_reload_successful,omitempty"`
-	MetricsAvailable bool      `json:"metrics_available"`
+	At              time.Time `json:"at"`
+	DNSQueries      float64   `json:"dns_queries_total"`
+	Connections     float64   `json:"connections_total"`
+	EventsReceived  float64   `json:"events_received_total"`
+	EventsDropped   float64   `json:"events_dropped_total"`
+	RateLimited     float64   `json:"rate_limited_total"`
+	QueueDepth      float64   `json:"queue_depth_events"`
+	BatchSecondsAvg float64   `json:"store_batch_seconds_avg"`
+	StoredTotal     uint64    `json:"events_stored_total"`
+	// DroppedPersisted is the store's dropped counter: since the data dir
+	// was created, across restarts.
+	DroppedPersisted uint64 `json:"events_dropped_persisted_total"`
+	LastReloadOK     *bool  `json:"last_reload_successful,omitempty"`
+	MetricsAvailable bool   `json:"metrics_available"`
 }
 
 // The metric names the snapshot reads. A metric family counts when its
@@ -101,7 +104,7 @@ func (a *API) sinkhole(w http.ResponseWriter, r *http.Request, _ *Principal) err
 		}
 	}
 	if h, err := a.opt.Events.Health(r.Context()); err == nil {
-		s.StoredTotal = h.Stored
+		s.StoredTotal, s.DroppedPersisted = h.Stored, h.Dropped
 	}
 	return writeJSON(w, s)
 }

@@ -1,0 +1,204 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/takedown/takedown/internal/api/apitest"
+	"github.com/takedown/takedown/internal/testtool"
+)
+
+// browser starts headless Chromium with a fresh profile and collects
+// console errors, uncaught exceptions and error entries of the browser log
+// (CSP violations, failed loads).
+func browser(t *testing.T) (context.Context, func() []string, func()) {
+	t.Helper()
+	chrome := testtool.Need(t, "chromium", "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chrome),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1100),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelC(); cancelA() })
+	var mu sync.Mutex
+	var errs []string
+	messages := chromedp.Console(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
+				mu.Lock()
+				errs = append(errs, m.String()+" "+m.URL)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancelC(); <-done })
+	get := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(errs) }
+	reset := func() { mu.Lock(); errs = nil; mu.Unlock() }
+	return ctx, get, reset
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", path)
+	if dir := os.Getenv("TAKEDOWN_SCREENSHOTS"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+	}
+}
+
+// mapShaded is what the map draws: the regions of the world map that have
+// a value and a visual colour other than the empty area colour.
+const mapShaded = `(() => {
+  const c = window.__takedown.charts.map;
+  const s = c.getModel().getSeriesByIndex(0);
+  const d = s.getData();
+  const geo = s.coordinateSystem;
+  const out = [];
+  for (let i = 0; i < d.count(); i++) {
+    const v = d.get('value', i);
+    const name = d.getName(i);
+    const fill = (d.getItemVisual(i, 'style') || {}).fill;
+    if (!Number.isNaN(v) && v > 0 && geo.getRegion(name) && fill && fill !== '#2b3949') out.push(name);
+  }
+  return out.sort();
+})()`
+
+func TestBrowserDashboard(t *testing.T) {
+	fx := apitest.New(t)
+	srv := newServer(t, fx)
+	ctx, consoleErrors, resetErrors := browser(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(sel chromedp.CSS) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		must(err)
+		return s
+	}
+	location := func() string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Location())
+		must(err)
+		return s
+	}
+
+	// The login flow: a wrong password does not log in.
+	must(chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("user")),
+		chromedp.SendKeys(chromedp.ID("user"), "admin"),
+		chromedp.SendKeys(chromedp.ID("password"), "not-the-password"),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("login-error")),
+	))
+	if loc, msg := location(), text("#login-error"); !strings.HasSuffix(loc, "/login") || !strings.Contains(msg, "Wrong user name or password") {
+		t.Fatalf("after a wrong password: at %s, message %q", loc, msg)
+	}
+	screenshot(t, ctx, "login-refused")
+	resetErrors() // the 401 of the refused login is logged as a failed load
+
+	// The right password leads to the overview.
+	must(chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("password"), "s3cret-admin"),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-loaded="overview"]`)),
+	))
+	if loc := location(); strings.Contains(loc, "/login") {
+		t.Fatalf("still at %s after the right password", loc)
+	}
+
+	// The headline equals /api/v1/stats.
+	headline := text("#headline-24h")
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/api/v1/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+fx.Secrets["analyst"])
+	resp, err := http.DefaultClient.Do(req)
+	must(err)
+	var st struct {
+		UniqueIPs uint64 `json:"unique_ips"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	must(err)
+	shown, err := strconv.ParseUint(strings.ReplaceAll(headline, ",", ""), 10, 64)
+	if err != nil || shown != st.UniqueIPs || st.UniqueIPs == 0 {
+		t.Fatalf("headline %q, /api/v1/stats unique_ips %d", headline, st.UniqueIPs)
+	}
+
+	// The map shades exactly the fixture's countries.
+	shaded, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](mapShaded))
+	must(err)
+	if want := apitest.Countries(); !slices.Equal(shaded, want) {
+		t.Fatalf("map shades %v, want %v", shaded, want)
+	}
+	screenshot(t, ctx, "overview")
+	if errs := consoleErrors(); len(errs) > 0 {
+		t.Fatalf("console errors on the overview:\n%s", strings.Join(errs, "\n"))
+	}
+
+	// Keyboard navigation: focus the Orders link and press Enter.
+	must(chromedp.Do(ctx,
+		chromedp.Focus(chromedp.CSS(`a[data-view="orders"]`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-loaded="orders"]`)),
+	))
+	if orders := text("#orders-table"); !strings.Contains(orders, "CASE-1") || !strings.Contains(orders, "expires within 30 days") || !strings.Contains(orders, "UTC") {
+		t.Fatalf("orders table: %q", orders)
+	}
+	screenshot(t, ctx, "orders")
+
+	// The other views load too, without errors.
+	for _, v := range []string{"geo", "health", "evidence"} {
+		must(chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/#"+v),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`body[data-loaded=%q]`, v))),
+		))
+		screenshot(t, ctx, v)
+	}
+	must(chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#geo"), chromedp.WaitVisible(chromedp.CSS(`body[data-loaded="geo"]`))))
+	rows, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll("#geo-country tbody tr")))
+	must(err)
+	if len(rows) != len(apitest.Countries()) {
+		t.Errorf("countries table has %d rows, want %d", len(rows), len(apitest.Countries()))
+	}
+	if errs := consoleErrors(); len(errs) > 0 {
+		t.Fatalf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}

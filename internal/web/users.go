@@ -1,0 +1,173 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/takedown/takedown/internal/api/token"
+)
+
+// Users checks dashboard logins.
+type Users interface {
+	// Authenticate returns the role of user when password is right.
+	Authenticate(user, password string) (token.Role, bool)
+}
+
+// UsersFileName is the dashboard's user file inside the data dir.
+const UsersFileName = "dashboard-users"
+
+// pbkdf2Iter is the PBKDF2-HMAC-SHA256 iteration count of new hashes
+// (OWASP's 2023 recommendation for PBKDF2-SHA256).
+const pbkdf2Iter = 600_000
+
+// HashPassword returns the stored form of password:
+// pbkdf2-sha256$ITER$SALT$HASH (base64, no padding).
+func HashPassword(password string) (string, error) { return hashPassword(password, pbkdf2Iter) }
+
+func hashPassword(password string, iter int) (string, error) {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	key, err := pbkdf2.Key(sha256.New, password, salt, iter, 32)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	enc := base64.RawStdEncoding
+	return "pbkdf2-sha256$" + strconv.Itoa(iter) + "$" + enc.EncodeToString(salt) + "$" + enc.EncodeToString(key), nil
+}
+
+// checkPassword reports whether password matches the stored hash.
+func checkPassword(stored, password string) bool {
+	parts := strings.Split(stored, "$")
+	if len(parts) != 4 || parts[0] != "pbkdf2-sha256" {
+		return false
+	}
+	iter, err := strconv.Atoi(parts[1])
+	if err != nil || iter < 1 || iter > 10_000_000 {
+		return false
+	}
+	enc := base64.RawStdEncoding
+	salt, err1 := enc.DecodeString(parts[2])
+	want, err2 := enc.DecodeString(parts[3])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got, err := pbkdf2.Key(sha256.New, password, salt, iter, len(want))
+	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+}
+
+type user struct {
+	role token.Role
+	hash string
+}
+
+// PasswordFile is the dashboard's users, one a line: "NAME ROLE HASH"
+// (HASH from HashPassword; ROLE admin or analyst; # starts a comment).
+type PasswordFile struct {
+	users map[string]user
+	dummy string // a hash to check against for unknown users, so timing says nothing
+}
+
+var _ Users = (*PasswordFile)(nil)
+
+// Authenticate checks user and password.
+func (f *PasswordFile) Authenticate(name, password string) (token.Role, bool) {
+	u, ok := f.users[name]
+	if !ok {
+		checkPassword(f.dummy, password)
+		return "", false
+	}
+	if !checkPassword(u.hash, password) {
+		return "", false
+	}
+	return u.role, true
+}
+
+// ParsePasswordFile parses the user file's content; name is for messages.
+func ParsePasswordFile(name string, b []byte) (*PasswordFile, error) {
+	f := &PasswordFile{users: map[string]user{}}
+	var errs []error
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fs := strings.Fields(line)
+		if len(fs) != 3 {
+			errs = append(errs, fmt.Errorf("%s:%d: want NAME ROLE HASH", name, n))
+			continue
+		}
+		r, err := token.ParseRole(fs[1])
+		if err != nil || r == token.RoleNetwork {
+			errs = append(errs, fmt.Errorf("%s:%d: role %q: dashboard users are admin or analyst", name, n, fs[1]))
+			continue
+		}
+		if !strings.HasPrefix(fs[2], "pbkdf2-sha256$") {
+			errs = append(errs, fmt.Errorf("%s:%d: the hash must be pbkdf2-sha256$…", name, n))
+			continue
+		}
+		if _, dup := f.users[fs[0]]; dup {
+			errs = append(errs, fmt.Errorf("%s:%d: user %q listed twice", name, n, fs[0]))
+			continue
+		}
+		f.users[fs[0]] = user{r, fs[2]}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	f.dummy = "pbkdf2-sha256$" + strconv.Itoa(pbkdf2Iter) + "$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	return f, nil
+}
+
+// OpenPasswordFile reads dir/dashboard-users. When the file does not exist
+// it creates it (mode 0600) with one user "admin" and a random password,
+// which it returns so that the caller prints it once; otherwise the
+// returned password is empty.
+func OpenPasswordFile(dir string) (*PasswordFile, string, error) {
+	path := filepath.Join(dir, UsersFileName)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		f, err := ParsePasswordFile(path, b)
+		return f, "", err
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("read users: %w", err)
+	}
+	raw := make([]byte, 18)
+	_, _ = rand.Read(raw)
+	password := base64.RawURLEncoding.EncodeToString(raw)
+	h, err := HashPassword(password)
+	if err != nil {
+		return nil, "", err
+	}
+	content := "# takedown dashboard users: NAME ROLE HASH (role admin or analyst).\n" +
+		"# Add a user with the hash printed by HashPassword; see docs/api.md.\n" +
+		"admin admin " + h + "\n"
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("create data dir: %w", err)
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, "", fmt.Errorf("create users: %w", err)
+	}
+	if _, err := fh.WriteString(content); err != nil {
+		fh.Close()
+		return nil, "", fmt.Errorf("write users: %w", err)
+	}
+	if err := fh.Close(); err != nil {
+		return nil, "", fmt.Errorf("write users: %w", err)
+	}
+	f, err := ParsePasswordFile(path, []byte(content))
+	return f, password, err
+}

@@ -1,0 +1,283 @@
+// The takedown dashboard: fetches the REST API with the session cookie and
+// draws figures, tables, the trend and the world map with ECharts. No
+// inline scripts (the page's CSP forbids them); every figure refreshes by
+// itself.
+import * as echarts from 'echarts/core';
+import { LineChart, MapChart } from 'echarts/charts';
+import { GridComponent, TooltipComponent, VisualMapComponent } from 'echarts/components';
+import { CanvasRenderer } from 'echarts/renderers';
+import { feature } from 'topojson-client';
+import world from 'world-atlas/countries-110m.json';
+import codes from 'i18n-iso-countries/codes.json';
+
+echarts.use([LineChart, MapChart, GridComponent, TooltipComponent, VisualMapComponent, CanvasRenderer]);
+
+const API = '/api/v1';
+const nf = new Intl.NumberFormat('en-US');
+const fmt = (n) => (n === null || n === undefined || Number.isNaN(n) ? '–' : nf.format(n));
+const pct = (v) => (v === null || v === undefined ? '–' : `${v > 0 ? '−' : v < 0 ? '+' : ''}${Math.abs(v).toFixed(1)} %`);
+const utc = (s) => (s ? `${new Date(s).toISOString().slice(0, 16).replace('T', ' ')} UTC` : '–');
+const day = (s) => new Date(s).toISOString().slice(0, 10);
+const $ = (id) => document.getElementById(id);
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
+
+// ISO 3166 numeric (world-atlas ids) to alpha-2 (the API's country keys).
+const alpha2 = new Map(codes.map(([a2, , num]) => [num, a2]));
+const names = new Map();
+const geo = feature(world, world.objects.countries);
+for (const f of geo.features) {
+  f.properties.iso = alpha2.get(String(f.id)) || '';
+  if (f.properties.iso) names.set(f.properties.iso, f.properties.name);
+}
+echarts.registerMap('world', geo);
+const countryName = (cc) => (names.has(cc) ? `${names.get(cc)} (${cc})` : cc);
+
+const charts = {};
+window.__takedown = { charts };
+
+const chartTheme = { textStyle: { color: '#e8eef4' } };
+function chart(id) {
+  if (!charts[id]) {
+    charts[id] = echarts.init($(id), null, { renderer: 'canvas' });
+    window.addEventListener('resize', () => charts[id].resize());
+  }
+  return charts[id];
+}
+
+async function get(path) {
+  const r = await fetch(API + path, { credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf, Accept: 'application/json' } });
+  if (r.status === 401) {
+    window.location.assign('/login');
+    throw new Error('session expired');
+  }
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = new Error(body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${r.status}`);
+    e.code = body.error?.code;
+    throw e;
+  }
+  return body;
+}
+
+function showError(e) {
+  const el = $('error');
+  if (e) {
+    el.textContent = `Could not refresh: ${e.message}`;
+    el.hidden = false;
+  } else {
+    el.hidden = true;
+  }
+}
+
+function stamp() {
+  $('updated').textContent = new Date().toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+}
+
+function fillTable(id, rows, cols, onSelect) {
+  const tb = $(id).querySelector('tbody');
+  tb.replaceChildren();
+  for (const row of rows) {
+    const tr = document.createElement('tr');
+    cols.forEach(([get, cls]) => {
+      const td = document.createElement('td');
+      td.textContent = get(row);
+      if (cls) td.className = cls;
+      tr.append(td);
+    });
+    if (onSelect) {
+      tr.tabIndex = 0;
+      const pick = () => {
+        tb.querySelectorAll('tr').forEach((r) => r.removeAttribute('aria-selected'));
+        tr.setAttribute('aria-selected', 'true');
+        onSelect(row);
+      };
+      tr.addEventListener('click', pick);
+      tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); pick(); } });
+    }
+    tb.append(tr);
+  }
+  if (rows.length === 0) {
+    const tr = document.createElement('tr');
+    const td = document.createElement('td');
+    td.colSpan = cols.length;
+    td.textContent = 'No data';
+    tr.append(td);
+    tb.append(tr);
+  }
+}
+
+const known = (r) => r.key !== 'unknown';
+
+// Overview.
+async function overview() {
+  const [d1, d7, c7, a7, f7, series] = await Promise.all([
+    get('/stats'),
+    get('/stats?window=7d'),
+    get('/stats?window=7d&by=country'),
+    get('/stats?window=7d&by=asn&top=10'),
+    get('/stats?window=7d&by=family&top=10'),
+    get('/series?window=30d&every=day'),
+  ]);
+  $('headline-24h').textContent = fmt(d1.unique_ips);
+  $('hosts-24h').textContent = `about ${fmt(d1.estimated_hosts)} hosts; ${fmt(d1.resolver_ips_excluded)} resolver IPs not counted`;
+  $('headline-7d').textContent = fmt(d7.unique_ips);
+  $('hosts-7d').textContent = `about ${fmt(d7.estimated_hosts)} hosts`;
+  if (d7.baseline) {
+    $('change').textContent = pct(d7.reduction_pct);
+    $('baseline').textContent = `7 days vs baseline ${day(d7.baseline.from)} to ${day(d7.baseline.to)} (${fmt(d7.baseline.unique_ips)} IPs)`;
+  } else {
+    $('change').textContent = '–';
+    $('baseline').textContent = 'No baseline configured';
+  }
+  chart('trend').setOption({
+    ...chartTheme,
+    grid: { left: 60, right: 20, top: 20, bottom: 40 },
+    tooltip: { trigger: 'axis', valueFormatter: fmt },
+    xAxis: { type: 'category', name: 'day (UTC)', nameLocation: 'middle', nameGap: 28, data: series.points.map((p) => day(p.from)), axisLabel: { color: '#a9b7c6' } },
+    yAxis: { type: 'value', axisLabel: { color: '#a9b7c6', formatter: fmt }, splitLine: { lineStyle: { color: '#2a3a4b' } } },
+    series: [{ name: 'Infected IPs', type: 'line', smooth: false, showSymbol: true, data: series.points.map((p) => p.unique_ips), lineStyle: { color: '#5fb3ff' }, itemStyle: { color: '#5fb3ff' } }],
+  });
+  const countries = (c7.rows || []).filter(known);
+  const max = Math.max(1, ...countries.map((r) => r.unique_ips));
+  chart('map').setOption({
+    ...chartTheme,
+    tooltip: { trigger: 'item', formatter: (p) => `${p.data ? countryName(p.data.name) : p.name}: ${p.data ? fmt(p.data.value) : 'no infected IPs'}` },
+    visualMap: { min: 0, max, left: 10, bottom: 10, text: ['more', 'fewer'], calculable: false, inRange: { color: ['#fde7a3', '#f59e0b', '#b91c1c'] }, textStyle: { color: '#e8eef4' }, formatter: fmt },
+    series: [{
+      type: 'map', map: 'world', nameProperty: 'iso', roam: true, zoom: 1,
+      itemStyle: { areaColor: '#2b3949', borderColor: '#0f1720', borderWidth: 0.5 },
+      emphasis: { label: { show: false }, itemStyle: { areaColor: '#5fb3ff' } },
+      data: countries.map((r) => ({ name: r.key, value: r.unique_ips })),
+    }],
+  });
+  fillTable('top-country', countries.slice(0, 10), [[(r) => countryName(r.key)], [(r) => fmt(r.unique_ips), 'num']]);
+  fillTable('top-asn', a7.rows || [], [[(r) => (r.key === 'unknown' ? 'unknown' : `AS${r.key}`)], [(r) => fmt(r.unique_ips), 'num']]);
+  fillTable('top-family', f7.rows || [], [[(r) => r.key], [(r) => fmt(r.unique_ips), 'num']]);
+}
+
+// Countries and ASNs.
+let drillKey = null;
+async function drill(by, key) {
+  drillKey = { by, key };
+  const s = await get(`/series?window=30d&every=day&by=${by}`);
+  const label = by === 'country' ? countryName(key) : `AS${key}`;
+  $('drill-title').textContent = `Trend: ${label}, distinct infected IPs per day (UTC)`;
+  chart('drill').setOption({
+    ...chartTheme,
+    grid: { left: 60, right: 20, top: 20, bottom: 30 },
+    tooltip: { trigger: 'axis', valueFormatter: fmt },
+    xAxis: { type: 'category', data: s.points.map((p) => day(p.from)), axisLabel: { color: '#a9b7c6' } },
+    yAxis: { type: 'value', axisLabel: { color: '#a9b7c6', formatter: fmt }, splitLine: { lineStyle: { color: '#2a3a4b' } } },
+    series: [{ type: 'line', name: label, data: s.points.map((p) => (p.rows || []).find((r) => r.key === key)?.unique_ips || 0), itemStyle: { color: '#f59e0b' } }],
+  });
+}
+
+async function geoView() {
+  const w = $('geo-window').value;
+  const [c, a] = await Promise.all([get(`/stats?window=${w}&by=country`), get(`/stats?window=${w}&by=asn`)]);
+  const cols = (label) => [[label], [(r) => fmt(r.unique_ips), 'num'], [(r) => fmt(r.baseline_unique_ips), 'num'], [(r) => pct(r.reduction_pct), 'num']];
+  fillTable('geo-country', (c.rows || []).filter(known), cols((r) => countryName(r.key)), (r) => drill('country', r.key));
+  fillTable('geo-asn', (a.rows || []).filter(known), cols((r) => `AS${r.key}`), (r) => drill('asn', r.key));
+  const first = (c.rows || []).find(known);
+  if (!drillKey && first) {
+    $('geo-country').querySelector('tbody tr')?.setAttribute('aria-selected', 'true');
+    drillKey = { by: 'country', key: first.key };
+  }
+  if (drillKey) await drill(drillKey.by, drillKey.key);
+}
+
+// Orders.
+async function ordersView() {
+  const d = await get('/orders');
+  fillTable('orders-table', d.orders, [
+    [(o) => o.case], [(o) => o.court], [(o) => o.title || ''],
+    [(o) => Object.entries(o.indicators || {}).map(([k, n]) => `${fmt(n)} ${k}`).join(', ') || 'none'],
+    [(o) => utc(o.effective)], [(o) => utc(o.expires)],
+    [(o) => (o.days_left === undefined ? '–' : fmt(o.days_left)), 'num'],
+    [(o) => (o.revoked ? 'revoked' : !o.active && o.days_left === undefined ? 'expired' : o.expiring_within_30_days ? 'expires within 30 days' : o.active ? 'in force' : 'not yet in force')],
+  ]);
+  for (const tr of $('orders-table').querySelectorAll('tbody tr')) {
+    const st = tr.lastChild;
+    if (st && st.textContent === 'expires within 30 days') st.innerHTML = '<span class="warn">⚠ expires within 30 days</span>';
+  }
+}
+
+// Sinkhole health.
+let prev = null;
+async function healthView() {
+  const s = await get('/sinkhole');
+  const rate = (k) => {
+    if (!prev) return '…';
+    const dt = (new Date(s.at) - new Date(prev.at)) / 1000;
+    return dt > 0 ? fmt(Math.max(0, Math.round((s[k] - prev[k]) / dt))) : '…';
+  };
+  $('h-qps').textContent = rate('dns_queries_total');
+  $('h-cps').textContent = rate('connections_total');
+  $('h-eps').textContent = rate('events_received_total');
+  $('h-dropped').textContent = fmt(s.events_dropped_persisted_total);
+  $('h-limited').textContent = fmt(s.rate_limited_total);
+  $('h-lag').textContent = `${fmt(s.queue_depth_events)} queued`;
+  $('h-batch').textContent = `${(s.store_batch_seconds_avg * 1000).toFixed(1)} ms per store batch (average)`;
+  $('h-stored').textContent = fmt(s.events_stored_total);
+  $('h-reload').textContent = s.last_reload_successful === undefined ? '–' : s.last_reload_successful ? 'succeeded' : 'FAILED';
+  prev = s;
+}
+
+// Evidence.
+async function evidenceView() {
+  const h = await get('/health');
+  if (!h.evidence_enabled) {
+    $('e-origin').textContent = 'The evidence log is not enabled.';
+    return;
+  }
+  try {
+    const d = await get('/evidence/checkpoints/latest');
+    $('e-origin').textContent = d.checkpoint.origin;
+    $('e-size').textContent = fmt(d.checkpoint.size);
+    $('e-root').textContent = d.checkpoint.root_hash;
+    $('e-fp').textContent = d.key.fingerprint;
+    $('e-note').textContent = d.checkpoint.note;
+  } catch (e) {
+    if (e.code === 'not_configured' || e.code === 'not_found') {
+      $('e-origin').textContent = e.code === 'not_configured' ? 'The evidence log is not enabled.' : 'No checkpoint yet.';
+      return;
+    }
+    throw e;
+  }
+}
+
+const views = { overview: [overview, 30000], geo: [geoView, 30000], orders: [ordersView, 60000], health: [healthView, 5000], evidence: [evidenceView, 60000] };
+let timer = null;
+let current = null;
+
+async function refresh() {
+  const [fn] = views[current];
+  try {
+    await fn();
+    showError(null);
+    stamp();
+    document.body.dataset.loaded = current;
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function show(name) {
+  if (!views[name]) name = 'overview';
+  current = name;
+  for (const s of document.querySelectorAll('section[data-view]')) s.hidden = s.dataset.view !== name;
+  for (const a of document.querySelectorAll('nav a')) {
+    if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  delete document.body.dataset.loaded;
+  clearInterval(timer);
+  refresh().then(() => Object.values(charts).forEach((c) => c.resize()));
+  timer = setInterval(refresh, views[name][1]);
+}
+
+window.addEventListener('hashchange', () => show(location.hash.slice(1)));
+document.addEventListener('DOMContentLoaded', () => {
+  $('geo-window').addEventListener('change', () => geoView().catch(showError));
+  show(location.hash.slice(1));
+});
