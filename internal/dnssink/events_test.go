@@ -148,3 +148,22 @@ func TestProxyProtocol(t *testing.T) {
 		}
 	})
 }
+
+func TestIPv6Listener(t *testing.T) {
+	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		c.Close()
+	}
+	s := startSink(t, testSource(), Options{Listen: []string{"[::1]:0"}})
+	for _, network := range []string{"udp", "tcp"} {
+		s.drainEvents()
+		r := s.exchange(t, network, question("www.c2.example.", dns.TypeAAAA))
+		if len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "2001:db8::1" {
+			t.Errorf("%s: answer %v", network, r.Answer)
+		}
+		if e := s.nextEvent(t); e.SrcIP != netip.IPv6Loopback() || e.DstIP != netip.IPv6Loopback() || e.Transport != network {
+			t.Errorf("%s: event src %s dst %s transport %s", network, e.SrcIP, e.DstIP, e.Transport)
+		}
+	}
+}

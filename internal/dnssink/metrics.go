@@ -158,8 +158,20 @@ func rcodeName(r int) string {
 	return "RCODE" + strconv.Itoa(r)
 }
 
+// typeNames are the mnemonics of types 0–255, an immutable table built once
+// so that naming the type of a query is an index, not a map lookup.
+var typeNames = func() (t [256]string) {
+	for i := range t {
+		t[i] = dns.TypeToString[uint16(i)]
+	}
+	return t
+}()
+
 // typeName is the mnemonic of qtype, without allocating for known types.
 func typeName(t uint16) string {
+	if t < 256 && typeNames[t] != "" {
+		return typeNames[t]
+	}
 	if s, ok := dns.TypeToString[t]; ok {
 		return s
 	}

@@ -146,11 +146,13 @@ func (w *worker) emit(src, local netip.AddrPort, transport, rcode int, z *zone, 
 		Transport:    transportNames[transport],
 		SrcIP:        src.Addr().Unmap(),
 		SrcPort:      src.Port(),
-		DstIP:        local.Addr().Unmap(),
 		DstPort:      local.Port(),
 		RCode:        rcodeName(rcode),
 		ResponseSize: size,
 		Tag:          tag,
+	}
+	if a := local.Addr(); !a.IsUnspecified() {
+		ev.DstIP = a.Unmap() // a wildcard listener does not know it
 	}
 	if len(q.wire) > 0 {
 		ev.QName = w.internName(q.text)
