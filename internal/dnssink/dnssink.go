@@ -88,6 +88,10 @@ type Options struct {
 
 // Server is the DNS sinkhole. New binds its sockets and loads the registry;
 // Run serves until its context ends.
+//
+// Locks: reloadMu and connsMu are never held together; the answer path
+// takes none (it reads the snapshot through an atomic pointer), except the
+// rate limiter's per-shard lock, taken alone.
 type Server struct {
 	opts    Options
 	log     *slog.Logger
