@@ -83,3 +83,16 @@ func FuzzParseNetworks(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCovers(b *testing.B) {
+	n, err := ParseNetworks("AS64500,AS64501,192.0.2.0/24,198.51.100.0/24,2001:db8::/32,DE,FR")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ip := netip.MustParseAddr("::ffff:203.0.113.9")
+	for b.Loop() {
+		if n.Covers(ip, 64999, "US") {
+			b.Fatal("covered")
+		}
+	}
+}

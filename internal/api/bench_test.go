@@ -1,0 +1,28 @@
+package api_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/api"
+	"github.com/takedown/takedown/internal/api/apitest"
+)
+
+// BenchmarkScopedEvents is one page of a network token's events: token
+// lookup, scan of the day's aggregates, the scope check on every row and
+// the JSON encoding.
+func BenchmarkScopedEvents(b *testing.B) {
+	f := apitest.New(b)
+	h := api.New(api.Options{Registry: f.DB, Events: f.Events, Stats: f.Stats, Tokens: f.DB, Now: func() time.Time { return apitest.Now }})
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/api/v1/events?window=24h", nil)
+		req.Header.Set("Authorization", "Bearer "+f.Secrets["network"])
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
