@@ -310,10 +310,26 @@ func (r *decoder) set() (Set, error) {
 	if err := s.V4.UnmarshalBinary(p4); err != nil {
 		return Set{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
+	if err := check64(p6); err != nil {
+		return Set{}, err
+	}
 	if err := s.V6.UnmarshalBinary(p6); err != nil {
 		return Set{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	return s, nil
+}
+
+// check64 bounds the bucket count of a portable 64-bit Roaring encoding by
+// its length before the library allocates for it (it trusts the count):
+// each bucket takes at least a 4-byte key and an 8-byte 32-bit bitmap.
+func check64(p []byte) error {
+	if len(p) < 8 {
+		return errCorrupt
+	}
+	if n := binary.LittleEndian.Uint64(p); n > uint64(len(p)-8)/12 {
+		return errCorrupt
+	}
+	return nil
 }
 
 func newDecoder(b []byte) (*decoder, error) {
@@ -349,6 +365,9 @@ func (d *Day) decodeOverall(b []byte) error {
 			return err
 		}
 		b := roaring64.New()
+		if err := check64(ids); err != nil {
+			return err
+		}
 		if err := b.UnmarshalBinary(ids); err != nil {
 			return fmt.Errorf("%w: %w", errCorrupt, err)
 		}
