@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"net/url"
 	"testing"
 	"time"
 
@@ -239,5 +240,39 @@ func checkRows(t testing.TB, what string, rows []stats.Row, want map[string]int)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("%s: rows %v, want %v", what, got, want)
+	}
+}
+
+func TestParseParams(t *testing.T) {
+	now := at(7, 12)
+	tests := []struct {
+		in   string
+		ok   bool
+		from time.Time
+		by   stats.Dim
+	}{
+		{"", true, at(6, 12), ""},
+		{"from=2011-09-06&to=2011-09-13&by=country&top=20", true, at(0, 0), stats.ByCountry},
+		{"from=2011-09-06&baseline_from=2011-03-24&baseline_to=2011-03-31", true, at(0, 0), ""},
+		{"from=2011-09-06&baseline-from=2011-03-24&baseline-to=2011-03-31", true, at(0, 0), ""},
+		{"by=city", false, time.Time{}, ""},
+		{"top=many", false, time.Time{}, ""},
+		{"from=yesterday", false, time.Time{}, ""},
+		{"baseline_from=2011-03-24", false, time.Time{}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			v, err := url.ParseQuery(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := stats.ParseParams(v, now)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && (!q.From.Equal(tc.from) || q.By != tc.by) {
+				t.Errorf("got from %s by %q, want %s %q", q.From, q.By, tc.from, tc.by)
+			}
+		})
 	}
 }
