@@ -241,3 +241,26 @@ func TestPipelineRunsConcurrently(t *testing.T) {
 		t.Fatalf("health %+v, want stored %d, received %d", h, n, n+offered)
 	}
 }
+
+func TestRetention(t *testing.T) {
+	st := openStore(t)
+	now := time.Date(2011, 6, 1, 12, 0, 0, 0, time.UTC)
+	var evs []event.Event
+	for i, age := range []time.Duration{40 * 24 * time.Hour, 31 * 24 * time.Hour, 29 * 24 * time.Hour, time.Hour} {
+		evs = append(evs, event.Event{ID: fmt.Sprint(i), Timestamp: now.Add(-age), Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1")})
+	}
+	if _, err := st.WriteBatch(t.Context(), &store.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	r := &Retention{Store: st, Now: func() time.Time { return now }, Aggregates: func() time.Duration { return 35 * 24 * time.Hour }}
+	ev, agg, err := r.PurgeOnce(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev != 2 || agg != 1 {
+		t.Fatalf("purged %d events, %d aggregates; want 2, 1", ev, agg)
+	}
+	if n, _ := st.CountEvents(t.Context(), now.Add(-60*24*time.Hour), now); n != 2 {
+		t.Fatalf("%d events left, want 2", n)
+	}
+}
