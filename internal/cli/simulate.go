@@ -100,7 +100,7 @@ func runSimulate(cmd *cobra.Command, g *globals, f *simulateFlags) error {
 		}
 	}
 	o := simulate.DefaultOptions(g.now())
-	o.Seed, o.Bots, o.Days, o.Churn, o.NAT = f.seed, f.bots, f.days, f.churn, f.nat
+	o.Seed, o.Bots, o.Days, o.Churn, o.NAT, o.Now = f.seed, f.bots, f.days, f.churn, f.nat, g.now
 	o.BeaconsPerDay, o.HTTPSShare, o.Case = f.beaconsPerDay, f.httpsShare, f.caseID
 	if f.httpsShare == 0 {
 		o.HTTPSShare = -1 // none

@@ -133,8 +133,8 @@ type snapshot struct {
 }
 
 // liveDay is the population day of now: the days since Start, kept within
-// the history and the day after it (a history in the past goes on from
-// its last state).
+// the history and the day after it (a history in the past, such as 2011,
+// beacons with its last state).
 func (s *Sim) liveDay(now time.Time) int {
 	d := int(now.Sub(s.start) / (24 * time.Hour))
 	return min(max(d, 0), s.opts.Days)
@@ -184,11 +184,13 @@ func (s *Sim) RunLive(ctx context.Context, t Targets) (*LiveReport, error) {
 	if t.Timeout <= 0 {
 		t.Timeout = 5 * time.Second
 	}
-	sn := s.snapshot(s.liveDay(time.Now()))
+	day := s.liveDay(s.now())
+	sn := s.snapshot(day)
 	if len(sn.alive) == 0 {
 		return nil, fmt.Errorf("simulate: no host is infected on %s", sn.day.Format(time.DateOnly))
 	}
-	r := &live{s: s, t: t, lt: lt, sn: sn}
+	r := &live{s: s, t: t, lt: lt}
+	r.sn.Store(sn)
 	r.prefixes = make([][]byte, len(s.opts.Domains))
 	for i, d := range s.opts.Domains {
 		r.prefixes[i] = fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
@@ -198,15 +200,39 @@ func (s *Sim) RunLive(ctx context.Context, t Targets) (*LiveReport, error) {
 		"http", t.HTTP, "https", t.HTTPS, "dns", t.DNS, "rate", t.Rate, "concurrency", conc)
 	start := time.Now()
 	var wg sync.WaitGroup
+	// At midnight (UTC) the beacons move on to the next day's population:
+	// clean-up and churn go on while the run lasts.
+	dayCtx, stopDays := context.WithCancel(ctx)
+	wg.Go(func() {
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-dayCtx.Done():
+				return
+			case <-tick.C:
+			}
+			if d := s.liveDay(s.now()); d != day {
+				if next := s.snapshot(d); len(next.alive) > 0 {
+					day = d
+					r.sn.Store(next)
+					s.log.Info("live beacons moved on a day", "day", next.day.Format(time.DateOnly), "infected", len(next.alive))
+				}
+			}
+		}
+	})
 	workers := make([]*worker, conc)
+	var wwg sync.WaitGroup
 	for i := range workers {
 		w := &worker{r: r, id: i, seen: map[uint32]uint16{}, errs: map[string]int64{}}
 		w.rng = s.rng(streamLive, uint64(start.UnixNano())+uint64(i))
 		workers[i] = w
-		wg.Go(func() { w.run(ctx, conc) })
+		wwg.Go(func() { w.run(ctx, conc) })
 	}
+	wwg.Wait()
+	stopDays()
 	wg.Wait()
-	rep := &LiveReport{Day: sn.day, Duration: time.Since(start), UniqueIPs: map[string]int{}, Errors: map[string]int64{}}
+	rep := &LiveReport{Day: r.sn.Load().day, Duration: time.Since(start), UniqueIPs: map[string]int{}, Errors: map[string]int64{}}
 	seen := map[uint32]uint16{}
 	for _, w := range workers {
 		rep.HTTP += w.nHTTP
@@ -239,8 +265,8 @@ type live struct {
 	s        *Sim
 	t        Targets
 	lt       liveTargets
-	sn       *snapshot
-	prefixes [][]byte // per domain: request line and headers
+	sn       atomic.Pointer[snapshot] // swapped at midnight
+	prefixes [][]byte                 // per domain: request line and headers
 	sent     atomic.Int64
 }
 
@@ -324,9 +350,10 @@ func (w *worker) beacon(ctx context.Context) {
 		return
 	}
 	https := lt.https.IsValid() && (!lt.http.IsValid() || w.rng.Float64() < r.s.opts.HTTPSShare)
-	i := r.sn.alive[w.rng.IntN(len(r.sn.alive))]
+	sn := r.sn.Load()
+	i := sn.alive[w.rng.IntN(len(sn.alive))]
 	h := &r.s.hosts[i]
-	src := r.sn.addr[h.holder]
+	src := sn.addr[h.holder]
 	var err error
 	if https {
 		err = w.web(ctx, lt.https, i, src, 443, true)
@@ -416,7 +443,8 @@ func (w *worker) dns() error {
 		w.udp = c
 		go drain(c)
 	}
-	rs := r.s.resolvers[r.sn.res[w.rng.IntN(len(r.sn.res))]]
+	sn := r.sn.Load()
+	rs := r.s.resolvers[sn.res[w.rng.IntN(len(sn.res))]]
 	dom := r.s.opts.Domains[w.rng.IntN(len(r.s.opts.Domains))]
 	w.buf = w.proxyHeader(w.buf[:0], rs.addr, 53, proxyproto.TransportUDP)
 	w.buf = appendQuery(w.buf, uint16(w.rng.Uint32()), dom)

@@ -179,7 +179,7 @@ func readRequest(br *bufio.Reader) (string, error) {
 // liveAddrs are the addresses and resolvers of the hosts infected on the
 // live day.
 func liveAddrs(s *Sim) (hosts, resolvers map[netip.Addr]bool) {
-	sn := s.snapshot(s.liveDay(time.Now()))
+	sn := s.snapshot(s.liveDay(s.now()))
 	hosts, resolvers = map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	for _, i := range sn.alive {
 		hosts[addr4(sn.addr[s.hosts[i].holder])] = true

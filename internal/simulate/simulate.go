@@ -100,6 +100,9 @@ type Options struct {
 	// classify.Default().
 	Rules  *classify.Rules
 	Logger *slog.Logger // nil discards
+	// Now is the clock of the live beacons (which day's population they
+	// come from) and of the default Start; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultOptions returns the defaults: 20,000 bots, 180 days ending at the
@@ -234,8 +237,11 @@ func normalise(o *Options) error {
 			errs = append(errs, fmt.Errorf("%s %v: want a fraction from 0 to 1", f.name, f.v))
 		}
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.Start.IsZero() {
-		o.Start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -o.Days)
+		o.Start = o.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -o.Days)
 	}
 	o.Start = o.Start.UTC().Truncate(24 * time.Hour)
 	if o.Countries == nil {
@@ -461,6 +467,8 @@ func (s *Sim) cleanDay(cc string, u float64) int32 {
 	}
 	return int32(lo)
 }
+
+func (s *Sim) now() time.Time { return s.opts.Now() }
 
 // Start is day 0 of the history (UTC midnight).
 func (s *Sim) Start() time.Time { return s.start }

@@ -21,7 +21,7 @@ func testOptions(tb testing.TB) Options {
 	tb.Helper()
 	o := DefaultOptions(time.Date(2011, 9, 14, 0, 0, 0, 0, time.UTC))
 	o.Seed = 42
-	o.Bots = 3000
+	o.Bots = 1500
 	o.Days = 21
 	o.Start = time.Date(2011, 3, 31, 0, 0, 0, 0, time.UTC)
 	o.Domains = testDomains
@@ -58,7 +58,7 @@ func truthJSON(tb testing.TB, s *Sim) []byte {
 
 func TestDeterministic(t *testing.T) {
 	o := testOptions(t)
-	o.Days = 8
+	o.Days = 4
 	a, b := newSim(t, o), newSim(t, o)
 	ha, hb := history(t, a), history(t, b)
 	if !bytes.Equal(ha, hb) {
@@ -254,7 +254,7 @@ func TestTruthMatchesHistory(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testOptions(t)
-			o.Days = 12
+			o.Days = 9
 			tc.edit(&o)
 			s := newSim(t, o)
 			tr, err := s.Truth()
