@@ -127,6 +127,9 @@ func New(o Options) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if l, ok := o.Evidence.(*evidence.Log); ok && l == nil {
+		o.Evidence = nil // a nil *evidence.Log means no evidence log
+	}
 	if o.MinCount == 0 {
 		o.MinCount = 5
 	}

@@ -28,7 +28,12 @@ func newEnv(t *testing.T, mod func(*api.Options)) *env {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_conn_accepted_total", Help: "x"})
 	c.Add(42)
-	reg.MustRegister(c)
+	q := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "takedown_dns_queries_total", Help: "x"}, []string{"transport", "rcode"})
+	q.WithLabelValues("udp", "NOERROR").Add(10)
+	q.WithLabelValues("tcp", "REFUSED").Add(5)
+	rl := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "takedown_dns_rrl_limited_total", Help: "x"}, []string{"action"})
+	rl.WithLabelValues("slip").Add(3)
+	reg.MustRegister(c, q, rl)
 	o := api.Options{Registry: f.DB, Events: f.Events, Stats: f.Stats, Tokens: f.DB, Gatherer: reg, Now: func() time.Time { return apitest.Now }}
 	if mod != nil {
 		mod(&o)
@@ -239,7 +244,7 @@ func TestMetricsAndSinkhole(t *testing.T) {
 	}
 	_, body = e.get(t, "/api/v1/sinkhole", "analyst")
 	s := decode[api.Sinkhole](t, body)
-	if s.Connections != 42 || !s.MetricsAvailable || s.StoredTotal == 0 {
+	if s.Connections != 42 || s.DNSQueries != 15 || s.RateLimited != 3 || !s.MetricsAvailable || s.StoredTotal == 0 {
 		t.Fatalf("sinkhole %+v", s)
 	}
 }

@@ -47,7 +47,7 @@ func sinkholeField(s *Sinkhole, name string) *float64 {
 		return &s.EventsReceived
 	case name == "takedown_events_queue_dropped_total":
 		return &s.EventsDropped
-	case strings.HasPrefix(name, "takedown_") && strings.Contains(name, "rate_limited") && strings.HasSuffix(name, "_total"):
+	case strings.HasPrefix(name, "takedown_") && (strings.Contains(name, "rate_limited") || strings.Contains(name, "rrl_limited")) && strings.HasSuffix(name, "_total"):
 		return &s.RateLimited
 	case name == "takedown_events_queue_depth":
 		return &s.QueueDepth

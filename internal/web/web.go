@@ -55,7 +55,11 @@ type Options struct {
 	SecureCookies bool
 	// SessionTTL is how long a session lasts without use (default 12h).
 	SessionTTL time.Duration
-	Logger     *slog.Logger
+	// MaxLoginFailures is how many wrong passwords a client address may
+	// send in 15 minutes before its logins are refused until the 15
+	// minutes end (default 10).
+	MaxLoginFailures int
+	Logger           *slog.Logger
 	Now        func() time.Time
 }
 
@@ -73,6 +77,8 @@ type Dashboard struct {
 	mux   *http.ServeMux
 	index *template.Template
 	login *template.Template
+
+	throttle *throttle
 
 	mu       sync.Mutex // guards sessions
 	sessions map[string]*session
@@ -92,7 +98,11 @@ func New(o Options) *Dashboard {
 	if o.SessionTTL == 0 {
 		o.SessionTTL = 12 * time.Hour
 	}
-	d := &Dashboard{opt: o, log: o.Logger, mux: http.NewServeMux(), sessions: map[string]*session{}}
+	if o.MaxLoginFailures == 0 {
+		o.MaxLoginFailures = 10
+	}
+	d := &Dashboard{opt: o, log: o.Logger, mux: http.NewServeMux(), sessions: map[string]*session{},
+		throttle: newThrottle(o.MaxLoginFailures, 15*time.Minute, o.Now)}
 	d.index = template.Must(template.ParseFS(assets, "assets/index.html"))
 	d.login = template.Must(template.ParseFS(assets, "assets/login.html"))
 	static, _ := fs.Sub(assets, "assets")
@@ -225,16 +235,23 @@ func (d *Dashboard) doLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, password := r.PostFormValue("user"), r.PostFormValue("password")
+	if d.throttle.blocked(r.RemoteAddr) {
+		d.log.Warn("dashboard login throttled", "user", user, "remote", r.RemoteAddr)
+		d.renderLogin(w, http.StatusTooManyRequests, user, "Too many failed logins from your address; try again in 15 minutes.")
+		return
+	}
 	var role token.Role
 	ok := false
 	if d.opt.Users != nil && user != "" && password != "" {
 		role, ok = d.opt.Users.Authenticate(user, password)
 	}
 	if !ok {
+		d.throttle.fail(r.RemoteAddr)
 		d.log.Warn("dashboard login refused", "user", user, "remote", r.RemoteAddr)
 		d.renderLogin(w, http.StatusUnauthorized, user, "Wrong user name or password.")
 		return
 	}
+	d.throttle.succeed(r.RemoteAddr)
 	id := randomString()
 	d.mu.Lock()
 	now := d.opt.Now()

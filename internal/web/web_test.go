@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,5 +209,29 @@ func TestOpenPasswordFile(t *testing.T) {
 	}
 	if _, err := ParsePasswordFile("u", []byte("bob network pbkdf2-sha256$1$AA$AA\nbob\n")); err == nil || !strings.Contains(err.Error(), "u:1:") || !strings.Contains(err.Error(), "u:2:") {
 		t.Fatalf("bad file: %v", err)
+	}
+}
+
+func TestLoginThrottle(t *testing.T) {
+	fx := apitest.New(t)
+	a := api.New(api.Options{Registry: fx.DB, Events: fx.Events, Stats: fx.Stats, Tokens: fx.DB})
+	var now atomic.Int64 // unix seconds; the server reads it from its own goroutines
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+	d := New(Options{API: a, Users: testUsers(t), MaxLoginFailures: 3, Now: func() time.Time { return time.Unix(now.Load(), 0) }})
+	srv := httptest.NewServer(d)
+	t.Cleanup(srv.Close)
+	c := client(t)
+	for i := range 3 {
+		if resp := login(t, c, srv.URL, "admin", "wrong"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d", i, resp.StatusCode)
+		}
+	}
+	// Now even the right password is refused from this address.
+	if resp := login(t, c, srv.URL, "admin", "s3cret-admin"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after 3 failures: status %d", resp.StatusCode)
+	}
+	now.Add(16 * 60)
+	if resp := login(t, c, srv.URL, "admin", "s3cret-admin"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after the window: status %d", resp.StatusCode)
 	}
 }
