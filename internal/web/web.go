@@ -60,7 +60,7 @@ type Options struct {
 	// minutes end (default 10).
 	MaxLoginFailures int
 	Logger           *slog.Logger
-	Now        func() time.Time
+	Now              func() time.Time
 }
 
 type session struct {
