@@ -22,10 +22,11 @@ import (
 //     2009-2011 Rustock spam-source tables of Microsoft's anti-spam team.
 func DefaultCountries() map[string]float64 {
 	return map[string]float64{
+		// Percent; they add up to 100.
 		"IN": 14, "RU": 10, "BR": 6, "US": 5.4,
-		"UA": 4, "TR": 4, "VN": 4, "PL": 3.5, "TH": 3.5, "ID": 3, "PH": 3,
+		"UA": 3.5, "TR": 3.5, "VN": 3.5, "PL": 3.5, "TH": 3.5, "ID": 3, "PH": 3,
 		"CO": 3, "AR": 3, "MX": 3, "RO": 2.5, "KR": 2.5, "IT": 2.5, "ES": 2.5,
-		"PK": 2.5, "SA": 2, "EG": 2, "KZ": 2, "BY": 1.5, "CL": 1.5, "PE": 1.5,
+		"PK": 2.5, "SA": 1.6, "EG": 2, "KZ": 1.5, "BY": 1.5, "CL": 1.5, "PE": 1.5,
 		"MY": 1.5, "IR": 1.5, "GB": 1.5, "DE": 1.5, "FR": 1, "CZ": 1, "IL": 1,
 		"ZA": 1,
 	}

@@ -524,3 +524,13 @@ func simple(ev *event.Event) bool {
 	}
 	return true
 }
+
+func TestDefaultCountriesAddUp(t *testing.T) {
+	var sum float64
+	for _, w := range DefaultCountries() {
+		sum += w
+	}
+	if math.Abs(sum-100) > 1e-9 {
+		t.Fatalf("default country weights add up to %v, want 100 (percent)", sum)
+	}
+}
