@@ -64,17 +64,25 @@ func WriteTable(w io.Writer, r *Result) error {
 		return nil
 	}
 	fmt.Fprintln(w)
-	head := strings.ToUpper(string(r.By)) + "\tUNIQUE IPS\t"
-	if r.Baseline != nil {
-		head += "BASELINE\tREDUCTION\t"
-	}
-	fmt.Fprintln(tw, head)
 	rows := r.Rows
 	if r.Rest != nil {
 		rows = append(rows[:len(rows):len(rows)], *r.Rest)
 	}
+	// Keys read left-aligned: pad them to one width in the right-aligned
+	// table.
+	title := strings.ToUpper(string(r.By))
+	width := len(title)
 	for _, row := range rows {
-		line := row.Key + "\t" + Thousands(row.UniqueIPs) + "\t"
+		width = max(width, len(row.Key))
+	}
+	left := func(s string) string { return s + strings.Repeat(" ", width-len(s)) }
+	head := left(title) + "\tUNIQUE IPS\t"
+	if r.Baseline != nil {
+		head += "BASELINE\tREDUCTION\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, row := range rows {
+		line := left(row.Key) + "\t" + Thousands(row.UniqueIPs) + "\t"
 		if r.Baseline != nil {
 			line += opt(row.BaselineUniqueIPs) + "\t" + pct(row.ReductionPct) + "\t"
 		}

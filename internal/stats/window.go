@@ -162,6 +162,8 @@ func (e *Engine) closedDay(ctx context.Context, d int64, fp uint64, by Dim, with
 		if err := e.saveDay(ctx, day, fp); err != nil {
 			e.log.Warn("stats cache not written", "day", time.Unix(d, 0).UTC().Format(time.DateOnly), "err", err)
 		}
+	} else {
+		e.log.Debug("stats day changed while read, not cached", "day", time.Unix(d, 0).UTC().Format(time.DateOnly), "fingerprint", fp, "aggregated", sum)
 	}
 	return day, nil
 }
