@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +49,7 @@ type Options struct {
 
 // App is the running server.
 type App struct {
+	ctx   context.Context // New's, for the roles' constructors
 	opts  Options
 	log   *slog.Logger
 	cfg   atomic.Pointer[config.Config]
@@ -86,7 +86,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	c := opts.Config
-	a := &App{opts: opts, log: opts.Logger, queue: event.NewQueue(c.Pipeline.Queue)}
+	a := &App{ctx: ctx, opts: opts, log: opts.Logger, queue: event.NewQueue(c.Pipeline.Queue)}
 	a.cfg.Store(c)
 	a.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reloads_total", Help: "Configuration and registry reloads attempted."})
 	a.reloadFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reload_failures_total", Help: "Reloads that failed and kept the old state."})
@@ -109,7 +109,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 
 	var err error
-	a.geo, err = openGeo(c, opts.Logger)
+	a.geo, err = OpenGeo(c, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +146,19 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 		a.conns = append(a.conns, l)
 	}
-	if a.dns, err = newDNS(a, c); err != nil {
+	dns, err := newDNS(a, c)
+	if err != nil {
 		return nil, err
+	}
+	if dns != nil { // a nil *Server in the interface would not be nil
+		a.dns = dns
 	}
 	ok = true
 	return a, nil
 }
 
-func openGeo(c *config.Config, log *slog.Logger) (*geo.DB, error) {
+// OpenGeo opens the configured MMDB files, or the bundled data.
+func OpenGeo(c *config.Config, log *slog.Logger) (*geo.DB, error) {
 	o := geo.Options{Logger: log.With("role", "geo")}
 	if c.Geo.Country != "" {
 		o.Country.Path = c.Geo.Country
@@ -198,50 +203,11 @@ func (a *App) trust(list []string) (*proxyproto.Trust, error) {
 // indicatorOf tells the connection sinkhole which seized indicator a Host,
 // SNI or destination address belongs to.
 func (a *App) indicatorOf(host string) (family, caseID string, ok bool) {
-	ix := a.index.Load()
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if addr, err := netip.ParseAddr(host); err == nil {
-		if e, ok := ix.LookupAddr(addr); ok {
-			return e.Family, e.Case, true
-		}
-		return "", "", false
-	}
-	if e, ok := ix.LookupName(host); ok {
-		return e.Family, e.Case, true
-	}
-	return "", "", false
+	return indicatorIn(a.index.Load(), host)
 }
 
-// classify is the pipeline's classification stage: it fills the case (and
-// the family, where no rule named one) from the registry for events whose
-// listener did not.
-func (a *App) classify(e *event.Event) {
-	if e.Case != "" {
-		return
-	}
-	var fam, c string
-	var ok bool
-	switch {
-	case e.Matched != "":
-		fam, c, ok = a.indicatorOf(e.Matched)
-	case e.SSLServerName != "":
-		fam, c, ok = a.indicatorOf(e.SSLServerName)
-	case e.HTTPHost != "":
-		fam, c, ok = a.indicatorOf(e.HTTPHost)
-	}
-	if !ok && e.DstIP.IsValid() {
-		fam, c, ok = a.indicatorOf(e.DstIP.String())
-	}
-	if !ok {
-		return
-	}
-	e.Case = c
-	if (e.Family == "" || e.Family == "unknown") && fam != "" {
-		e.Family = fam
-	}
-}
+// classify is the pipeline's classification stage (see classifyWith).
+func (a *App) classify(e *event.Event) { classifyWith(a.index.Load(), e) }
 
 // refreshRegistry rebuilds the index when the registry changed or an entry
 // started or ended since the last build.

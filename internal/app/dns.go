@@ -1,9 +1,86 @@
 package app
 
-import "github.com/takedown/takedown/internal/config"
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/dnssink"
+	"github.com/takedown/takedown/internal/event"
+)
 
 // newDNS builds the DNS sinkhole role from the configuration, or nil when
 // no DNS address is configured.
 func newDNS(a *App, c *config.Config) (dnsRole, error) {
-	return nil, nil
+	if len(c.DNS.Listen) == 0 {
+		return nil, nil
+	}
+	sink, err := sinkAddrs(c.Sinkhole.A, c.Sinkhole.AAAA)
+	if err != nil {
+		return nil, fmt.Errorf("sinkhole: %w", err)
+	}
+	perCase := map[string]dnssink.Addrs{}
+	for k, v := range c.Sinkhole.PerCase {
+		if perCase[k], err = sinkAddrs(v.A, v.AAAA); err != nil {
+			return nil, fmt.Errorf("sinkhole.per_case.%s: %w", k, err)
+		}
+	}
+	var exempt []netip.Prefix
+	for _, s := range c.DNS.RRL.Exempt {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("dns.rrl.exempt: %w", err)
+		}
+		exempt = append(exempt, p)
+	}
+	trust, err := a.trust(c.DNS.TrustedProxy)
+	if err != nil {
+		return nil, fmt.Errorf("dns.trusted_proxy: %w", err)
+	}
+	srv, err := dnssink.New(a.ctx, dnssink.Options{
+		Listen: c.DNS.Listen, Source: a.opts.Registry, Sensor: a.opts.Sensor,
+		Events:   event.NewProducer(a.queue, "dns"),
+		Sinkhole: sink, PerCase: perCase, TTL: c.DNS.TTL, NS: c.DNS.NS, SOAContact: c.DNS.SOAContact,
+		UDPSize: c.DNS.UDPSize, TrustedProxies: trust, PollInterval: c.Registry.Poll.D(),
+		RRL: dnssink.RRL{
+			Disabled: !c.DNS.RRL.Enabled, ResponsesPerSecond: c.DNS.RRL.ResponsesPerSec, Window: c.DNS.RRL.Window.D(),
+			Slip: c.DNS.RRL.Slip, IPv4Prefix: c.DNS.RRL.IPv4Prefix, IPv6Prefix: c.DNS.RRL.IPv6Prefix, Exempt: exempt,
+		},
+		Logger: a.log.With("role", "dns"), Registerer: a.opts.Registerer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	return srv, nil
+}
+
+func sinkAddrs(a4, a6 []string) (dnssink.Addrs, error) {
+	var out dnssink.Addrs
+	for _, s := range a4 {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return out, err
+		}
+		out.A = append(out.A, a)
+	}
+	for _, s := range a6 {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return out, err
+		}
+		out.AAAA = append(out.AAAA, a)
+	}
+	return out, nil
+}
+
+// parsePrefix accepts a CIDR or a bare address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -107,7 +107,8 @@ Start with:  takedown demo`,
 	pf.StringVar(&g.data, "data", def, "data dir (default ./takedown-data, or $TAKEDOWN_DATA)")
 	pf.StringVar(&g.db, "db", "", "store DSN (default: SQLite in the data dir)")
 	pf.StringVar(&g.configPath, "config", "", "YAML configuration file")
-	root.AddCommand(newOrderCmd(g), newExportCmd(g), newConfigCmd(g), newServeCmd(g), newDemoCmd(g))
+	root.AddCommand(newDemoCmd(g), newServeCmd(g), newOrderCmd(g), newExportCmd(g), newEventsCmd(g), newStatsCmd(g), newReportCmd(g),
+		newTokenCmd(g), newEvidenceCmd(g), newSimulateCmd(g), newConfigCmd(g))
 	return root
 }
 

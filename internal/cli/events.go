@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/takedown/takedown/internal/app"
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/ingest"
+	"github.com/takedown/takedown/internal/pipeline"
+	"github.com/takedown/takedown/internal/store/sqlite"
+)
+
+func newEventsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "events", Short: "Sinkhole events: import partner and historical data"}
+	var format string
+	var asJSON bool
+	imp := &cobra.Command{
+		Use:   "import FILE…",
+		Short: "Import events (Shadowserver sinkhole CSV, header-driven, or this product's JSON lines); all or nothing, idempotent",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case ingest.FormatShadowserver, ingest.FormatJSONL:
+			default:
+				return usagef("--format must be %s or %s", ingest.FormatShadowserver, ingest.FormatJSONL)
+			}
+			c, err := g.config(cmd)
+			if err != nil {
+				return err
+			}
+			for i, a := range args {
+				if a == "-" {
+					args[i] = "-" // ingest reads stdin for "-"
+				}
+			}
+			evs, err := ingest.ReadFiles(args, format)
+			if err != nil {
+				var ie *ingest.Error
+				if errors.As(err, &ie) {
+					return &UsageError{fmt.Errorf("%w\nnothing was imported", err)}
+				}
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := g.openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			es, err := sqlite.NewEventStore(ctx, st, sqlite.EventStoreOptions{})
+			if err != nil {
+				return err
+			}
+			defer es.Close()
+			geo, err := app.OpenGeo(c, g.logger(c))
+			if err != nil {
+				return err
+			}
+			classify, classifyErr := app.HistoricClassifier(ctx, st)
+			p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
+			if err != nil {
+				return err
+			}
+			res, err := ingest.Store(ctx, es, evs, p.Prepare)
+			if err != nil {
+				return err
+			}
+			if err := classifyErr(); err != nil {
+				return fmt.Errorf("imported, but reading the registry for classification failed: %w", err)
+			}
+			if asJSON {
+				return writeJSON(g.stdout, map[string]any{"read": len(evs), "stored": res.Inserted, "already_stored": res.Duplicates})
+			}
+			fmt.Fprintf(g.stdout, "read %d events; stored %d new, %d already stored\n", len(evs), res.Inserted, res.Duplicates)
+			return nil
+		},
+	}
+	imp.Flags().StringVar(&format, "format", "", "shadowserver or jsonl (required)")
+	imp.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.AddCommand(imp)
+	return cmd
+}

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/evidence"
+)
+
+// evidenceDir is the evidence log's folder in the data dir.
+func evidenceDir(c *config.Config) string { return filepath.Join(c.Data, "evidence") }
+
+// errVerifyFailed is returned when a package fails a check: the report has
+// already named every failing check.
+var errVerifyFailed = errors.New("evidence verify: the package failed one or more checks")
+
+func newEvidenceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "evidence",
+		Short: "The tamper-evident evidence log: key, checkpoints, audit, export and offline verification",
+		Long: `The evidence log is an append-only Merkle log (RFC 6962) of every stored
+event and custody action, with signed checkpoints. key, checkpoint, audit and
+export open the log in the data dir and need the server stopped (the log is
+held by one process at a time). verify works offline on an exported package.`,
+	}
+	simple := func(use, short string, f func(*cobra.Command, *config.Config) error) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.config(cmd)
+			if err != nil {
+				return err
+			}
+			return f(cmd, c)
+		}}
+	}
+	cmd.AddCommand(simple("key", "Print the log's public key and its fingerprint", func(cmd *cobra.Command, c *config.Config) error {
+		return evidence.KeyCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
+	}))
+	cmd.AddCommand(simple("checkpoint", "Write a signed checkpoint of the log now", func(cmd *cobra.Command, c *config.Config) error {
+		return evidence.CheckpointCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
+	}))
+	cmd.AddCommand(simple("audit", "Re-hash every stored entry against every checkpoint", func(cmd *cobra.Command, c *config.Config) error {
+		return evidence.AuditCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
+	}))
+
+	var a evidence.ExportArgs
+	var from, to string
+	export := &cobra.Command{
+		Use:   "export --case ID --from TIME --to TIME -o DIR",
+		Short: "Write an evidence package that verifies offline",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.config(cmd)
+			if err != nil {
+				return err
+			}
+			if a.Out == "" {
+				return usagef("-o DIR is required")
+			}
+			if from != "" {
+				if a.From, err = ParseTime(from); err != nil {
+					return usagef("--from: %v", err)
+				}
+			}
+			if to != "" {
+				if a.To, err = ParseTime(to); err != nil {
+					return usagef("--to: %v", err)
+				}
+			}
+			if a.Who == "" {
+				a.Who = actor()
+			}
+			return evidence.ExportCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{}, a)
+		},
+	}
+	export.Flags().StringVar(&a.Case, "case", "", "only this case's events")
+	export.Flags().StringVar(&from, "from", "", "window start, RFC 3339 or date")
+	export.Flags().StringVar(&to, "to", "", "window end (exclusive)")
+	export.Flags().StringVarP(&a.Out, "output", "o", "", "the package folder to write")
+	export.Flags().StringVar(&a.ForWhom, "for", "", "the recipient, recorded in the custody record")
+	cmd.AddCommand(export)
+
+	var key string
+	var asJSON bool
+	verify := &cobra.Command{
+		Use:   "verify DIR --key PUBKEY",
+		Short: "Verify an evidence package offline against a trusted public key; exit 0 only when every check passes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if key == "" {
+				return usagef("--key is required: the key shipped inside a package is not trusted")
+			}
+			if asJSON {
+				keyBytes, err := os.ReadFile(key)
+				if err != nil {
+					keyBytes = []byte(key) // the key itself, not a file
+				}
+				rep, err := evidence.Verify(args[0], keyBytes)
+				if err != nil {
+					return &UsageError{err}
+				}
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return errVerifyFailed
+				}
+				return nil
+			}
+			ok, err := evidence.VerifyReport(g.stdout, args[0], key)
+			if err != nil {
+				return &UsageError{err}
+			}
+			if !ok {
+				return errVerifyFailed
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&key, "key", "", "the trusted public key: a file or the key itself (OpenSSH or note format)")
+	verify.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.AddCommand(verify)
+	return cmd
+}
