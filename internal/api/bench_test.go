@@ -26,3 +26,18 @@ func BenchmarkScopedEvents(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStats is GET /api/v1/stats (the last 24 hours) with a token.
+func BenchmarkStats(b *testing.B) {
+	f := apitest.New(b)
+	h := api.New(api.Options{Registry: f.DB, Events: f.Events, Stats: f.Stats, Tokens: f.DB, Now: func() time.Time { return apitest.Now }})
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/api/v1/stats", nil)
+		req.Header.Set("Authorization", "Bearer "+f.Secrets["analyst"])
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
