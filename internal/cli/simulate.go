@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -198,7 +197,7 @@ func writeOut(path string, stdout io.Writer, write func(io.Writer) error) error 
 	return writeFileAtomic(path, write)
 }
 
-// readDomains reads one name a line; '#' starts a comment; '-' is stdin.
+// readDomains reads --domains FILE ('-' is stdin).
 func readDomains(path string, stdin io.Reader) ([]string, error) {
 	var r io.Reader = stdin
 	if path != "-" {
@@ -209,26 +208,11 @@ func readDomains(path string, stdin io.Reader) ([]string, error) {
 		defer fh.Close()
 		r = fh
 	}
-	var out []string
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		if strings.ContainsAny(line, " \t,") {
-			return nil, usagef("%s:%d: one name a line, got %q", path, n, line)
-		}
-		out = append(out, line)
+	names, err := simulate.ReadDomains(r, path)
+	if err != nil {
+		return nil, &UsageError{err}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("--domains: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, usagef("%s: no names", path)
-	}
-	return out, nil
+	return names, nil
 }
 
 // registryDomains returns the names in force in the registry (of caseID,

@@ -286,6 +286,9 @@ func normalise(o *Options) error {
 	if o.BeaconsPerDay <= 0 {
 		o.BeaconsPerDay = DefaultBeaconsPerDay
 	}
+	if o.BeaconsPerDay > 96 {
+		errs = append(errs, fmt.Errorf("beacons per day %d: want at most 96", o.BeaconsPerDay))
+	}
 	if o.HTTPSShare == 0 {
 		o.HTTPSShare = DefaultHTTPSShare
 	}

@@ -534,3 +534,33 @@ func TestDefaultCountriesAddUp(t *testing.T) {
 		t.Fatalf("default country weights add up to %v, want 100 (percent)", sum)
 	}
 }
+
+func TestReadDomains(t *testing.T) {
+	got, err := ReadDomains(strings.NewReader("# seized\nAactsxgiv.example.\n\n bbkwyjt.example # c2\n"), "names.txt")
+	if err != nil || len(got) != 2 || got[0] != "aactsxgiv.example" || got[1] != "bbkwyjt.example" {
+		t.Fatalf("%q %v", got, err)
+	}
+	_, err = ReadDomains(strings.NewReader("ok.example\nnot a name\nbad,name.example\n"), "names.txt")
+	if err == nil || !strings.Contains(err.Error(), "names.txt:2:") || !strings.Contains(err.Error(), "names.txt:3:") {
+		t.Fatalf("want both problems with file:line, got %v", err)
+	}
+	if _, err := ReadDomains(strings.NewReader("# nothing\n"), "empty.txt"); err == nil {
+		t.Fatal("an empty file gave no error")
+	}
+}
+
+func FuzzReadDomains(f *testing.F) {
+	f.Add("a.example\n# x\nb.example.\n")
+	f.Add("\xff\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		names, err := ReadDomains(strings.NewReader(s), "f")
+		if err != nil {
+			return
+		}
+		for _, n := range names {
+			if !validName(n) {
+				t.Fatalf("%q: accepted %q", s, n)
+			}
+		}
+	})
+}
