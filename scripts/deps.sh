@@ -9,6 +9,7 @@ PKGS=(
   bind9-utils bind9-dnsutils knot-dnsutils   # named-checkzone, dig, kdig
   unbound nsd dnsperf dnsmasq-base nftables  # resolvers, anchor servers, consumers of exports
   nginx-light wrk curl openssl hyperfine     # HTTP anchor and clients
+  sqlite3 bc                                 # storage anchor of the import benchmark
   postgresql nats-server                     # shared store, many-sensor transport
   chromium openssh-client                    # dashboard browser tests; ssh-keygen -Y verify for evidence
   ca-certificates
