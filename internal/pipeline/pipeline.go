@@ -8,7 +8,8 @@
 //
 // Two goroutines: the preparer drains the queue and fills a batch; the
 // writer commits the previous batch meanwhile. Memory is bounded by two
-// batches and the enrichment cache, never by the event rate.
+// batches (enrichment caches decoded records per database, see geo), never
+// by the event rate.
 package pipeline
 
 import (
@@ -95,15 +96,8 @@ type Pipeline struct {
 	persistedReceived, persistedQueueDropped, persistedInvalid uint64
 	pendingDropped                                             uint64
 
-	cache    map[netip.Addr]geo.Info // owned by the preparer
-	cacheAge time.Time
-
 	batchSeconds prometheus.Histogram
 }
-
-// cacheSize bounds the enrichment cache; it is also cleared every minute so
-// that a reloaded database takes effect.
-const cacheSize = 1 << 16
 
 // New returns a pipeline; it does nothing until Run.
 func New(opts Options) (*Pipeline, error) {
@@ -133,7 +127,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, cache: make(map[netip.Addr]geo.Info)}
+	p := &Pipeline{opts: opts, log: opts.Logger}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -193,11 +187,7 @@ func (p *Pipeline) Prepare(e *event.Event) bool {
 	}
 	e.Timestamp = e.Timestamp.UTC()
 	if p.opts.Enricher != nil && (e.SrcGeo == "" || e.SrcASN == 0) {
-		in, ok := p.cache[e.SrcIP]
-		if !ok {
-			in = p.opts.Enricher.Lookup(e.SrcIP)
-			p.cache[e.SrcIP] = in
-		}
+		in := p.opts.Enricher.Lookup(e.SrcIP)
 		if e.SrcGeo == "" {
 			e.SrcGeo = in.Country
 		}
@@ -222,14 +212,6 @@ func (p *Pipeline) add(batch []event.Event, e *event.Event) []event.Event {
 		return batch[:len(batch)-1]
 	}
 	return batch
-}
-
-func (p *Pipeline) trimCache() {
-	now := p.opts.Now()
-	if len(p.cache) >= cacheSize || now.Sub(p.cacheAge) > time.Minute {
-		clear(p.cache)
-		p.cacheAge = now
-	}
 }
 
 // Run drains the queue until ctx is done, then stores what is still queued
@@ -273,7 +255,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	send := func() {
 		batches <- batch
 		batch = <-free
-		p.trimCache()
 	}
 	stopping := false
 	for !stopping {

@@ -7,6 +7,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"cmp"
 	"context"
 	"errors"
@@ -220,23 +221,37 @@ type Delta struct {
 // Addresses are unmapped (::ffff:a.b.c.d counts as a.b.c.d). It is not safe
 // for concurrent use.
 type Aggregator struct {
-	idx    map[DayKey]int
+	idx    map[aggKey]int32
 	deltas []Delta
+}
+
+// aggKey is DayKey in a form that hashes and compares fast (no address
+// zone handle).
+type aggKey struct {
+	day    int64
+	hi, lo uint64
+	family string
+}
+
+func keyOf(k DayKey) aggKey {
+	b := k.IP.As16()
+	return aggKey{k.Day, binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), k.Family}
 }
 
 // Add folds events in.
 func (a *Aggregator) Add(events []event.Event) {
 	if a.idx == nil {
-		a.idx = make(map[DayKey]int, len(events))
+		a.idx = make(map[aggKey]int32, len(events))
 	}
 	for i := range events {
 		e := &events[i]
 		k := DayKey{DayOf(e.Timestamp), e.SrcIP.Unmap(), e.Family}
 		ts := e.Timestamp.UnixNano()
-		j, ok := a.idx[k]
+		ak := keyOf(k)
+		j, ok := a.idx[ak]
 		if !ok {
-			j = len(a.deltas)
-			a.idx[k] = j
+			j = int32(len(a.deltas))
+			a.idx[ak] = j
 			a.deltas = append(a.deltas, Delta{Key: k, Case: e.Case, Country: e.SrcGeo, ASN: e.SrcASN, Org: e.SrcOrg, FirstSeen: ts, LastSeen: ts})
 		}
 		d := &a.deltas[j]
@@ -348,12 +363,13 @@ func RollupChange(before, after Protocols) (ips, resolverIPs int64) {
 // AddDeltas folds deltas back in (a flush that failed).
 func (a *Aggregator) AddDeltas(deltas []Delta) {
 	if a.idx == nil {
-		a.idx = make(map[DayKey]int, len(deltas))
+		a.idx = make(map[aggKey]int32, len(deltas))
 	}
 	for _, d := range deltas {
-		j, ok := a.idx[d.Key]
+		ak := keyOf(d.Key)
+		j, ok := a.idx[ak]
 		if !ok {
-			a.idx[d.Key] = len(a.deltas)
+			a.idx[ak] = int32(len(a.deltas))
 			a.deltas = append(a.deltas, d)
 			continue
 		}
