@@ -7,9 +7,9 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
