@@ -42,6 +42,8 @@ type Options struct {
 	Logger     *slog.Logger          // nil discards
 	Registerer prometheus.Registerer // nil: a fresh registry
 	Sensor     string                // copied into every event
+	// Web, when set, serves the dashboard, the REST API and /metrics.
+	Web *WebOptions
 	// TrustProxyFromLoopback makes every listener believe PROXY headers
 	// from loopback peers (the demo: the simulator sends them).
 	TrustProxyFromLoopback bool
@@ -58,6 +60,7 @@ type App struct {
 	pipe  *pipeline.Pipeline
 	conns []*connsink.Listener
 	dns   dnsRole
+	web   *webRole
 
 	index  atomic.Pointer[registry.Index]
 	serial atomic.Uint32
@@ -152,6 +155,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	if dns != nil { // a nil *Server in the interface would not be nil
 		a.dns = dns
+	}
+	if opts.Web != nil {
+		if a.web, err = newWeb(a, opts.Web); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return a, nil
@@ -332,6 +340,14 @@ func indexByte(s string, c byte) int {
 	return -1
 }
 
+// WebAddr is the dashboard's bound address, or nil.
+func (a *App) WebAddr() net.Addr {
+	if a.web == nil {
+		return nil
+	}
+	return a.web.Addr()
+}
+
 // Queue is the hand-off between listeners and the pipeline.
 func (a *App) Queue() *event.Queue { return a.queue }
 
@@ -377,6 +393,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.dns != nil {
 		start(&listeners, "dns", a.dns.Run, lctx)
+	}
+	if a.web != nil {
+		start(&listeners, "web", a.web.Run, lctx)
 	}
 	<-lctx.Done()
 	a.log.Info("shutting down: stopping listeners")

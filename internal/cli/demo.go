@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,10 +24,11 @@ var exportFiles = map[string]string{
 }
 
 func newDemoCmd(g *globals) *cobra.Command {
-	var historyDays int
+	var f demoFlags
+	var exportsOnly bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the demo: import the sample court order and write every export",
+		Short: "Run the demo: a court order, every export, the sinkhole, the dashboard and a simulated botnet, all on loopback",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.config(cmd)
@@ -49,7 +51,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			order := demo.Order(g.now(), historyDays)
+			order := demo.Order(g.now(), f.historyDays)
 			ir, err := st.Import(ctx, order, res.Indicators, "demo", false)
 			if err != nil {
 				return err
@@ -92,10 +94,25 @@ func newDemoCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "  %s\t%s\t%d bytes\n", name, path, fi.Size())
 			}
 			tw.Flush()
-			fmt.Fprintf(g.stdout, "\nnext: takedown order show %s --data %s\n", demo.Case, c.Data)
-			return nil
+			if exportsOnly {
+				fmt.Fprintf(g.stdout, "\nnext: takedown order show %s --data %s\n", demo.Case, c.Data)
+				return nil
+			}
+			if f.headless && f.duration <= 0 {
+				return usagef("--headless needs --duration")
+			}
+			return runDemoLive(ctx, g, c, st, f, sum.Order)
 		},
 	}
-	cmd.Flags().IntVar(&historyDays, "history-days", 180, "days between the order taking effect and now")
+	fl := cmd.Flags()
+	fl.IntVar(&f.historyDays, "history-days", 180, "days between the order taking effect and now (simulated history)")
+	fl.IntVar(&f.bots, "bots", 20000, "infected hosts at the takedown")
+	fl.Uint64Var(&f.seed, "seed", 1, "simulator seed")
+	fl.Float64Var(&f.rate, "rate", 200, "live beacons per second")
+	fl.IntVar(&f.beaconsPerDay, "beacons-per-day", 1, "history beacons per infected host per day")
+	fl.BoolVar(&f.headless, "headless", false, "run without waiting for Ctrl-C (with --duration)")
+	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (0: at Ctrl-C)")
+	fl.DurationVar(&f.every, "every", 5*time.Second, "how often the headline is printed")
+	fl.BoolVar(&exportsOnly, "exports-only", false, "import the order and write the exports, then exit")
 	return cmd
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/takedown/takedown/internal/api"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,7 +31,12 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		return err
 	}
 	defer es.Close()
-	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname()})
+	wo, err := g.webOptions(c, st, es, api.Window{})
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname(), Web: wo,
+		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return err
 	}
@@ -47,6 +54,9 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 			_ = a.Reload(context.WithoutCancel(ctx), nc)
 		}
 	}()
+	if ad := a.WebAddr(); ad != nil {
+		log.Info("dashboard", "url", "http://"+ad.String())
+	}
 	for kind, addrs := range a.Addrs() {
 		for _, ad := range addrs {
 			log.Info("listening", "kind", kind, "addr", ad.String())

@@ -37,6 +37,18 @@ type Config struct {
 	Listeners []Listener `yaml:"listeners"`
 	Pipeline  Pipeline   `yaml:"pipeline"`
 	Geo       Geo        `yaml:"geo"`
+	Web       Web        `yaml:"web"`
+}
+
+// Web configures the operator dashboard, REST API and /metrics.
+type Web struct {
+	// Listen is the dashboard's address; empty turns it off.
+	Listen string `yaml:"listen"`
+	// PublicStats serves aggregate statistics without a token.
+	PublicStats bool `yaml:"public_stats"`
+	// MinCount is the smallest country or ASN count shown to anyone who
+	// does not see everything.
+	MinCount uint64 `yaml:"min_count"`
 }
 
 // Log configures logging.
@@ -273,6 +285,12 @@ func (c *Config) Validate() error {
 			bad("%s.listen: %s is used twice", f, l.Listen)
 		}
 		seen[key] = true
+	}
+	if c.Web.Listen != "" {
+		checkListen("web.listen", c.Web.Listen)
+	}
+	if c.Web.MinCount < 1 {
+		bad("web.min_count: must be at least 1")
 	}
 	if c.Pipeline.Queue < 1 {
 		bad("pipeline.queue: must be at least 1")

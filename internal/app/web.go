@@ -1,0 +1,76 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown/takedown/internal/api"
+	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/web"
+)
+
+// WebOptions enable the operator dashboard, the REST API and /metrics on
+// one listener.
+type WebOptions struct {
+	Listen      string
+	Registry    api.Registry
+	Events      api.Events
+	Stats       api.Stats
+	Evidence    api.Evidence // optional
+	Tokens      token.Store
+	Users       web.Users
+	PublicStats bool
+	MinCount    uint64
+	Baseline    api.Window
+}
+
+// webRole is the dashboard's HTTP server.
+type webRole struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func newWeb(a *App, o *WebOptions) (*webRole, error) {
+	g, ok := a.opts.Registerer.(prometheus.Gatherer)
+	if !ok {
+		return nil, errors.New("web: the metrics registerer is not a gatherer")
+	}
+	h := api.New(api.Options{Registry: o.Registry, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
+		Tokens: o.Tokens, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
+		Logger: a.log.With("role", "api")})
+	d := web.New(web.Options{API: h, Metrics: api.MetricsHandler(g), Users: o.Users, Logger: a.log.With("role", "web")})
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	return &webRole{ln: ln, srv: &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}, nil
+}
+
+// Run serves until ctx ends, then gives requests in flight five seconds.
+func (w *webRole) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- w.srv.Serve(w.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Addr is the bound address.
+func (w *webRole) Addr() net.Addr { return w.ln.Addr() }
