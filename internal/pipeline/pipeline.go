@@ -204,24 +204,46 @@ func (p *Pipeline) Prepare(e *event.Event) bool {
 	return true
 }
 
-// add appends e to batch if it prepares, else counts it as dropped.
-func (p *Pipeline) add(batch []event.Event, e *event.Event) []event.Event {
-	batch = append(batch, *e)
-	if !p.Prepare(&batch[len(batch)-1]) {
-		p.invalid.Add(1)
-		return batch[:len(batch)-1]
+// batch is the unit handed from the preparer to the writer: the events
+// and their JSON-lines records, encoded by the preparer so that the writer
+// spends its time in the store.
+type batch struct {
+	events  []event.Event
+	records [][]byte
+}
+
+func newBatch(n int) *batch {
+	return &batch{events: make([]event.Event, 0, n), records: make([][]byte, 0, n)}
+}
+
+func (b *batch) reset() {
+	clear(b.records) // let the records go
+	b.events, b.records = b.events[:0], b.records[:0]
+}
+
+// add appends e to b if it prepares and encodes, else counts it as
+// dropped.
+func (p *Pipeline) add(b *batch, e *event.Event) {
+	b.events = append(b.events, *e)
+	last := &b.events[len(b.events)-1]
+	if p.Prepare(last) {
+		if rec, err := event.MarshalJSONL(last); err == nil {
+			b.records = append(b.records, rec)
+			return
+		}
 	}
-	return batch
+	p.invalid.Add(1)
+	b.events = b.events[:len(b.events)-1]
 }
 
 // Run drains the queue until ctx is done, then stores what is still queued
 // (within DrainTimeout) and returns nil. It returns an error only if the
 // writer cannot persist counters at the very end.
 func (p *Pipeline) Run(ctx context.Context) error {
-	batches := make(chan []event.Event) // unbuffered: one batch filling, one writing
-	free := make(chan []event.Event, 2)
-	free <- make([]event.Event, 0, p.opts.BatchSize)
-	free <- make([]event.Event, 0, p.opts.BatchSize)
+	batches := make(chan *batch) // unbuffered: one batch filling, one writing
+	free := make(chan *batch, 2)
+	free <- newBatch(p.opts.BatchSize)
+	free <- newBatch(p.opts.BatchSize)
 	done := make(chan struct{})
 	wctx, cancelWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWriter()
@@ -229,6 +251,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer close(done)
 		tick := time.NewTicker(p.opts.FlushEvery)
 		defer tick.Stop()
+		wrote := false // since the last tick
 		for {
 			select {
 			case b, ok := <-batches:
@@ -239,11 +262,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 					return
 				}
 				p.write(wctx, b)
-				free <- b[:0]
+				wrote = true
+				b.reset()
+				free <- b
 			case <-tick.C:
-				if err := p.opts.Store.Flush(wctx); err != nil {
-					p.log.Warn("aggregate flush failed, retrying later", "err", err)
+				// Under load the store flushes on its own schedule; when
+				// the traffic stops, pending aggregates are written here.
+				if !wrote {
+					if err := p.opts.Store.Flush(wctx); err != nil {
+						p.log.Warn("aggregate flush failed, retrying later", "err", err)
+					}
 				}
+				wrote = false
 			}
 		}
 	}()
@@ -251,10 +281,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	q := p.opts.Queue.C()
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	batch := <-free
+	b := <-free
 	send := func() {
-		batches <- batch
-		batch = <-free
+		batches <- b
+		b = <-free
 	}
 	stopping := false
 	for !stopping {
@@ -262,26 +292,26 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			stopping = true
 		case e := <-q:
-			if len(batch) == 0 {
+			if len(b.events) == 0 {
 				linger.Reset(p.opts.Linger)
 			}
-			batch = p.add(batch, &e)
+			p.add(b, &e)
 			// Take what is already waiting without another select.
-			for len(batch) < p.opts.BatchSize {
+			for len(b.events) < p.opts.BatchSize {
 				select {
 				case e := <-q:
-					batch = p.add(batch, &e)
+					p.add(b, &e)
 					continue
 				default:
 				}
 				break
 			}
-			if len(batch) >= p.opts.BatchSize {
+			if len(b.events) >= p.opts.BatchSize {
 				linger.Stop()
 				send()
 			}
 		case <-linger.C:
-			if len(batch) > 0 {
+			if len(b.events) > 0 {
 				send()
 			}
 		}
@@ -292,12 +322,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer deadline.Stop()
 	for n := p.opts.Queue.Len(); n > 0; n-- {
 		e := <-q
-		batch = p.add(batch, &e)
-		if len(batch) >= p.opts.BatchSize {
+		p.add(b, &e)
+		if len(b.events) >= p.opts.BatchSize {
 			send()
 		}
 	}
-	batches <- batch // possibly empty: persists the last counters
+	batches <- b // possibly empty: persists the last counters
 	close(batches)
 	<-done
 	if p.pendingDropped > 0 {
@@ -308,11 +338,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // write commits one batch with the counters accumulated since the last
 // commit; on failure it retries, then counts the batch as dropped.
-func (p *Pipeline) write(ctx context.Context, events []event.Event) {
+func (p *Pipeline) write(ctx context.Context, pb *batch) {
+	events := pb.events
 	q := p.opts.Queue
 	recv, qdrop, idrop := q.Received(), q.Dropped(), p.invalid.Load()
 	b := &store.Batch{
 		Events:   events,
+		Records:  pb.records,
 		Received: recv - p.persistedReceived,
 		Dropped:  qdrop - p.persistedQueueDropped + idrop - p.persistedInvalid + p.pendingDropped,
 	}

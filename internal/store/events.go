@@ -66,6 +66,26 @@ type Batch struct {
 	Received uint64
 	// Dropped is added to the dropped counter in the same transaction.
 	Dropped uint64
+	// Records optionally holds each event's JSON-lines record
+	// (event.MarshalJSONL), encoded ahead by the caller on another
+	// goroutine; nil makes the store encode them.
+	Records [][]byte
+}
+
+// EncodeRecords returns b.Records, encoding them if the caller did not.
+func (b *Batch) EncodeRecords() ([][]byte, error) {
+	if len(b.Records) == len(b.Events) {
+		return b.Records, nil
+	}
+	out := make([][]byte, len(b.Events))
+	for i := range b.Events {
+		rec, err := event.MarshalJSONL(&b.Events[i])
+		if err != nil {
+			return nil, errors.Join(ErrBadEvent, err)
+		}
+		out[i] = rec
+	}
+	return out, nil
 }
 
 // BatchResult says what a committed batch did.

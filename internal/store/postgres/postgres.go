@@ -172,19 +172,18 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	var res store.BatchResult
 	n := len(b.Events)
 	days, ids, tss, cases := make([]int64, n), make([]string, n), make([]int64, n), make([]string, n)
-	records := make([][]byte, n)
 	for i := range b.Events {
 		e := &b.Events[i]
 		if err := store.CheckEvent(e); err != nil {
 			return res, err
 		}
-		rec, err := event.MarshalJSONL(e)
-		if err != nil {
-			return res, fmt.Errorf("encode event %s: %w", e.ID, err)
-		}
-		days[i], ids[i], tss[i], cases[i], records[i] = store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, rec
+		days[i], ids[i], tss[i], cases[i] = store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	records, err := b.EncodeRecords()
+	if err != nil {
+		return res, err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		res = store.BatchResult{}
 		inserted := make(map[eventKey]bool, n)
 		if n > 0 {

@@ -40,7 +40,10 @@ type EventStoreOptions struct {
 	// killed process (see above).
 	FullSync bool
 	// FlushEvery is the longest time aggregates lag the stored events
-	// (default 2s); WriteBatch flushes when it has passed.
+	// under load (default 30s); WriteBatch flushes when it has passed. The
+	// longer it is, the more events each aggregate row write covers (a
+	// source beaconing every minute is written once per run, not once per
+	// beacon), and the more events a restart after a crash re-aggregates.
 	FlushEvery time.Duration
 	// MaxPending is the most (day, IP, family) keys held before a flush
 	// (default 1,000,000, about 150 MB).
@@ -91,7 +94,7 @@ func NewEventStore(ctx context.Context, db *DB, opts EventStoreOptions) (*EventS
 		}
 	}
 	if opts.FlushEvery <= 0 {
-		opts.FlushEvery = 2 * time.Second
+		opts.FlushEvery = 30 * time.Second
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1_000_000
@@ -278,13 +281,9 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		}
 	}
 	// Encode before taking the lock and the transaction.
-	records := make([][]byte, len(b.Events))
-	for i := range b.Events {
-		rec, err := event.MarshalJSONL(&b.Events[i])
-		if err != nil {
-			return res, fmt.Errorf("encode event %s: %w", b.Events[i].ID, err)
-		}
-		records[i] = rec
+	records, err := b.EncodeRecords()
+	if err != nil {
+		return res, err
 	}
 
 	s.mu.Lock()
@@ -294,7 +293,7 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		i     int
 	}
 	var inserted map[eventKey]int64
-	err := s.inTx(ctx, func() error {
+	err = s.inTx(ctx, func() error {
 		inserted = make(map[eventKey]int64, len(b.Events))
 		args := make([]any, 0, chunk*5)
 		err := eachChunk(len(b.Events), func(lo, hi int) error {
