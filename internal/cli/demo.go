@@ -113,6 +113,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.headless, "headless", false, "run without waiting for Ctrl-C (with --duration)")
 	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (0: at Ctrl-C)")
 	fl.DurationVar(&f.every, "every", 5*time.Second, "how often the headline is printed")
+	fl.StringVar(&f.truth, "truth", "", "write the simulated population's ground truth (JSON) to FILE")
 	fl.BoolVar(&exportsOnly, "exports-only", false, "import the order and write the exports, then exit")
 	return cmd
 }

@@ -34,6 +34,7 @@ type demoFlags struct {
 	headless      bool
 	duration      time.Duration
 	every         time.Duration
+	truth         string
 }
 
 // The demo's addresses (PRODUCT.md; all loopback).
@@ -100,6 +101,11 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	sim, err := simulate.New(opts)
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
+	}
+	if f.truth != "" {
+		if err := writeFileAtomic(f.truth, sim.WriteTruth); err != nil {
+			return fmt.Errorf("--truth: %w", err)
+		}
 	}
 	dc := demoConfig(c)
 	reg := prometheus.NewRegistry()

@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type truthPeriod struct {
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	HostsAlive  int       `json:"hosts_alive"`
+	UniqueIPs   int       `json:"unique_ips"`
+	ResolverIPs int       `json:"resolver_ips"`
+	Countries   map[string]struct {
+		UniqueIPs int `json:"unique_ips"`
+	} `json:"countries"`
+}
+
+type truthFile struct {
+	Daily        []truthPeriod `json:"daily"`
+	Baseline     *truthPeriod  `json:"baseline"`
+	Last         *truthPeriod  `json:"last"`
+	ReductionPct float64       `json:"reduction_pct"`
+}
+
+type statsDoc struct {
+	UniqueIPs      uint64   `json:"unique_ips"`
+	EstimatedHosts uint64   `json:"estimated_hosts"`
+	ResolverIPs    uint64   `json:"resolver_ips_excluded"`
+	ReductionPct   *float64 `json:"reduction_pct"`
+	Rows           []struct {
+		Key       string `json:"key"`
+		UniqueIPs uint64 `json:"unique_ips"`
+	} `json:"rows"`
+}
+
+func statsJSON(t *testing.T, data string, args ...string) statsDoc {
+	t.Helper()
+	r := mustRun(t, nil, append([]string{"--data", data, "stats", "--json", "--by", "country"}, args...)...)
+	var d statsDoc
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatalf("stats JSON: %v\n%s", err, r.stdout)
+	}
+	return d
+}
+
+func compareCountries(t *testing.T, what string, got statsDoc, want *truthPeriod) {
+	t.Helper()
+	if int(got.UniqueIPs) != want.UniqueIPs {
+		t.Errorf("%s: unique_ips %d; truth %d", what, got.UniqueIPs, want.UniqueIPs)
+	}
+	seen := map[string]bool{}
+	for _, row := range got.Rows {
+		seen[row.Key] = true
+		if w := want.Countries[row.Key].UniqueIPs; int(row.UniqueIPs) != w {
+			t.Errorf("%s: %s has %d unique IPs; truth %d", what, row.Key, row.UniqueIPs, w)
+		}
+	}
+	for cc, w := range want.Countries {
+		if w.UniqueIPs > 0 && !seen[cc] {
+			t.Errorf("%s: %s missing (truth %d)", what, cc, w.UniqueIPs)
+		}
+	}
+}
+
+// The demo with a fixed seed: stats for the last day and the last seven
+// days equal the simulator's ground truth per country, the reduction is
+// within 0.1 points and the estimate of hosts within 10%.
+func TestDemoMatchesTruth(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	truthPath := filepath.Join(dir, "truth.json")
+	r := mustRun(t, nil, "--data", data, "demo", "--headless", "--duration", "45s", "--seed", "7",
+		"--bots", "3000", "--history-days", "40", "--rate", "50", "--every", "2s", "--truth", truthPath)
+	for _, want := range []string{"http://127.0.0.1:8081", "infected IPs (24h):", "since the takedown", "stopped cleanly"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "events of 40 days stored") {
+		t.Fatalf("the history did not finish loading within the run:\n%s", r.stdout)
+	}
+	b, err := os.ReadFile(truthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth truthFile
+	if err := json.Unmarshal(b, &truth); err != nil {
+		t.Fatal(err)
+	}
+	if len(truth.Daily) == 0 || truth.Last == nil || truth.Baseline == nil {
+		t.Fatalf("truth incomplete: %s", b[:min(len(b), 400)])
+	}
+	lastDay := truth.Daily[len(truth.Daily)-1]
+	day := statsJSON(t, data, "--from", lastDay.From.Format(time.RFC3339), "--to", lastDay.To.Format(time.RFC3339))
+	compareCountries(t, "last day", day, &lastDay)
+	if int(day.ResolverIPs) != lastDay.ResolverIPs {
+		t.Errorf("last day: resolver_ips_excluded %d; truth %d", day.ResolverIPs, lastDay.ResolverIPs)
+	}
+
+	week := statsJSON(t, data, "--from", truth.Last.From.Format(time.RFC3339), "--to", truth.Last.To.Format(time.RFC3339),
+		"--baseline-from", truth.Baseline.From.Format(time.RFC3339), "--baseline-to", truth.Baseline.To.Format(time.RFC3339))
+	compareCountries(t, "last seven days", week, truth.Last)
+	if week.ReductionPct == nil || math.Abs(*week.ReductionPct-truth.ReductionPct) > 0.1 {
+		t.Errorf("reduction %v; truth %.1f", week.ReductionPct, truth.ReductionPct)
+	}
+	if e, h := float64(week.EstimatedHosts), float64(truth.Last.HostsAlive); math.Abs(e-h) > 0.1*h {
+		t.Errorf("estimated_hosts %.0f; truth %.0f hosts (more than 10%% apart)", e, h)
+	}
+	t.Logf("last day %d IPs, last week %d IPs, %d estimated hosts (truth %d), reduction %.1f%% (truth %.1f%%)",
+		day.UniqueIPs, week.UniqueIPs, week.EstimatedHosts, truth.Last.HostsAlive, *week.ReductionPct, truth.ReductionPct)
+}
