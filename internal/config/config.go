@@ -38,6 +38,17 @@ type Config struct {
 	Pipeline  Pipeline   `yaml:"pipeline"`
 	Geo       Geo        `yaml:"geo"`
 	Web       Web        `yaml:"web"`
+	SelfCheck SelfCheck  `yaml:"selfcheck"`
+}
+
+// SelfCheck configures the public self-check page.
+type SelfCheck struct {
+	// Listen is the page's address; empty turns it off.
+	Listen string `yaml:"listen"`
+	// TrustedProxy may send PROXY headers and X-Forwarded-For.
+	TrustedProxy []string `yaml:"trusted_proxy"`
+	// Days is how far back a visitor's address is looked up.
+	Days int `yaml:"days"`
 }
 
 // Web configures the operator dashboard, REST API and /metrics.
@@ -288,6 +299,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Web.Listen != "" {
 		checkListen("web.listen", c.Web.Listen)
+	}
+	if c.SelfCheck.Listen != "" {
+		checkListen("selfcheck.listen", c.SelfCheck.Listen)
+	}
+	checkPrefixes("selfcheck.trusted_proxy", c.SelfCheck.TrustedProxy)
+	if c.SelfCheck.Days < 1 || c.SelfCheck.Days > 366 {
+		bad("selfcheck.days: %d is not between 1 and 366", c.SelfCheck.Days)
 	}
 	if c.Web.MinCount < 1 {
 		bad("web.min_count: must be at least 1")

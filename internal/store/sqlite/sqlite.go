@@ -31,6 +31,7 @@ func components() []component {
 		{"events", eventsMigrations},
 		{"stats", statsMigrations},
 		{"api", apiMigrations},
+		{"notify", notifyMigrations},
 	}
 }
 

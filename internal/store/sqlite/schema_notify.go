@@ -1,0 +1,5 @@
+package sqlite
+
+// notifyMigrations is the schema of subscribers and the delivery ledger,
+// owned by package notify. Append only.
+var notifyMigrations = []string{}
