@@ -4,7 +4,7 @@ GO ?= go
 FUZZTIME ?= 10s
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test bench fuzz lint deps demo geodata
+.PHONY: help build test bench fuzz lint deps demo web-assets
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,3 +33,6 @@ deps: ## install the Debian packages the tests need (as root; otherwise print th
 
 demo: ## run the demo
 	$(GO) run ./cmd/takedown demo
+
+web-assets: ## rebuild the dashboard's committed assets from web/ (needs nodejs and npm)
+	cd web && npm ci && npm run build
