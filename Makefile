@@ -7,7 +7,7 @@ export GOFLAGS ?= -buildvcs=false
 .PHONY: help build test bench fuzz lint deps demo web-assets
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/takedown
 	$(GO) build -o bin/takedown ./cmd/takedown

@@ -230,7 +230,7 @@ func (s *EventStore) stmt(ctx context.Context, query string, rows, cols int) (st
 const chunk = 128
 
 const (
-	sqlInsertEvents = `INSERT INTO events (day, id, ts, case_id, record) VALUES %s ON CONFLICT DO NOTHING RETURNING rowid, day, id`
+	sqlInsertEvents = `INSERT INTO events (day, id, ts, case_id, record) VALUES %s ON CONFLICT DO NOTHING`
 	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids)
 		VALUES %s
 		ON CONFLICT (day, ip, family) DO UPDATE SET
@@ -288,13 +288,17 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	type fresh struct {
-		rowid int64
-		i     int
-	}
-	var inserted map[eventKey]int64
+	// fresh marks the events this batch inserted; maxSeq is the sequence
+	// number of the last one.
+	fresh := make([]bool, len(b.Events))
+	var inserted int
+	var maxSeq int64
 	err = s.inTx(ctx, func() error {
-		inserted = make(map[eventKey]int64, len(b.Events))
+		clear(fresh)
+		inserted = 0
+		if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
 		args := make([]any, 0, chunk*5)
 		err := eachChunk(len(b.Events), func(lo, hi int) error {
 			args = args[:0]
@@ -307,25 +311,63 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 				return fmt.Errorf("insert events: %w", err)
 			}
 			defer done()
-			rows, err := st.QueryContext(ctx, args...)
+			r, err := st.ExecContext(ctx, args...)
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			if n == 0 {
+				return nil
+			}
+			last, err := r.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			inserted += int(n)
+			prev := maxSeq
+			maxSeq = last
+			if int(n) == hi-lo {
+				// The common case: every row was new.
+				for i := lo; i < hi; i++ {
+					fresh[i] = true
+				}
+				return nil
+			}
+			// Some were already stored: the rows this statement inserted
+			// are those with sequence numbers after prev.
+			rows, err := s.conn.QueryContext(ctx, `SELECT day, id FROM events WHERE seq > ? AND seq <= ?`, prev, last)
 			if err != nil {
 				return fmt.Errorf("insert events: %w", err)
 			}
 			defer rows.Close()
+			mine := make(map[eventKey]bool, n)
 			for rows.Next() {
 				var k eventKey
-				var rowid int64
-				if err := rows.Scan(&rowid, &k.day, &k.id); err != nil {
+				if err := rows.Scan(&k.day, &k.id); err != nil {
 					return fmt.Errorf("insert events: %w", err)
 				}
-				inserted[k] = rowid
+				mine[k] = true
 			}
-			return rows.Err()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			for i := lo; i < hi; i++ {
+				e := &b.Events[i]
+				k := eventKey{store.DayOf(e.Timestamp), e.ID}
+				if mine[k] {
+					delete(mine, k) // a copy later in the chunk is a duplicate
+					fresh[i] = true
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(len(inserted)), int64(b.Dropped)); err != nil {
+		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped)); err != nil {
 			return fmt.Errorf("update health: %w", err)
 		}
 		return nil
@@ -334,16 +376,18 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		return res, fmt.Errorf("store batch: %w", err)
 	}
 	// Committed: fold the newly inserted events into the pending
-	// aggregates. A copy of an ID later in the batch is a duplicate.
-	freshEvents := make([]event.Event, 0, len(inserted))
-	for i := range b.Events {
-		e := &b.Events[i]
-		k := eventKey{store.DayOf(e.Timestamp), e.ID}
-		if rowid, ok := inserted[k]; ok {
-			delete(inserted, k)
-			freshEvents = append(freshEvents, *e)
-			s.watermark = max(s.watermark, rowid)
+	// aggregates.
+	freshEvents := b.Events
+	if inserted != len(b.Events) {
+		freshEvents = make([]event.Event, 0, inserted)
+		for i := range b.Events {
+			if fresh[i] {
+				freshEvents = append(freshEvents, b.Events[i])
+			}
 		}
+	}
+	if inserted > 0 {
+		s.watermark = max(s.watermark, maxSeq)
 	}
 	s.pending.Add(freshEvents)
 	res.Inserted = len(freshEvents)
