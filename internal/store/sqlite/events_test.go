@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +107,54 @@ func TestEventStoreRebuildsAggregatesAfterCrash(t *testing.T) {
 	rs, err := s2.Rollups(t.Context(), day, day.Add(24*time.Hour))
 	if err != nil || len(rs) != 1 || rs[0].IPs != 3 || rs[0].Hits != 4 {
 		t.Fatalf("rollups %+v %v", rs, err)
+	}
+}
+
+// TestEventStoreFullDisk fills the database to its page limit (what a full
+// disk looks like to SQLite): the failing batch reports it clearly and
+// changes nothing, the database stays intact, and writing resumes once
+// there is room.
+func TestEventStoreFullDisk(t *testing.T) {
+	db, s := openEvents(t, filepath.Join(t.TempDir(), FileName))
+	day := time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
+	var pages int64
+	if err := s.conn.QueryRowContext(t.Context(), `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.conn.ExecContext(t.Context(), fmt.Sprintf(`PRAGMA max_page_count=%d`, pages+40)); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(n int) *store.Batch {
+		evs := make([]event.Event, 200)
+		for i := range evs {
+			evs[i] = event.Event{ID: fmt.Sprintf("%d-%d", n, i), Timestamp: day.Add(time.Duration(i) * time.Second), Protocol: "http",
+				SrcIP: netip.AddrFrom4([4]byte{10, byte(n), byte(i), 1}), HTTPAgent: strings.Repeat("x", 300)}
+		}
+		return &store.Batch{Events: evs, Received: 200}
+	}
+	var full error
+	n := 0
+	for ; n < 100 && full == nil; n++ {
+		_, full = s.WriteBatch(t.Context(), batch(n))
+	}
+	if full == nil || !strings.Contains(full.Error(), "full") {
+		t.Fatalf("after %d batches: err %v, want a disk-full error", n, full)
+	}
+	h, err := s.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Stored != uint64(200*(n-1)) || h.Received != h.Stored {
+		t.Fatalf("health %+v after %d good batches: the failed batch changed it", h, n-1)
+	}
+	var ok string
+	if err := db.SQL().QueryRowContext(t.Context(), `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check: %q %v", ok, err)
+	}
+	if _, err := s.conn.ExecContext(t.Context(), `PRAGMA max_page_count=1073741823`); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.WriteBatch(t.Context(), batch(n)); err != nil || r.Inserted != 200 {
+		t.Fatalf("after room was made: %+v %v", r, err)
 	}
 }
