@@ -117,7 +117,7 @@ func TestBench(t *testing.T) {
 
 	// 1. Enrichment and aggregation, one goroutine.
 	{
-		n := envInt("BENCH_ENRICH_EVENTS", 3_000_000)
+		n := envInt("BENCH_ENRICH_EVENTS", 2_000_000)
 		evs := events(n, pop)
 		p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: nopStore{}, Enricher: g, Classify: classify})
 		if err != nil {
@@ -145,7 +145,7 @@ func TestBench(t *testing.T) {
 
 	// 2. Durable storage through the whole pipeline: queue → prepare →
 	// SQLite batches (WAL, synchronous=NORMAL: a commit survives kill -9).
-	run := func(name string, st store.EventStore, n int, goal float64) {
+	run := func(name string, st store.EventStore, n, pop int, goal float64) {
 		evs := events(n, pop)
 		q := event.NewQueue(1 << 16)
 		p, err := pipeline.New(pipeline.Options{Queue: q, Store: st, Enricher: g, Classify: classify, DrainTimeout: time.Hour})
@@ -177,7 +177,14 @@ func TestBench(t *testing.T) {
 		rep.line(name, float64(n)/d.Seconds(), goal)
 		rep.line(name+"_per_cpu_second", float64(n)/cpu, goal)
 	}
-	{
+	// Two populations: every event from a different source than the last
+	// few hundred thousand (the worst case: one aggregate row write per
+	// event), and 20,000 busy sources (about 25 events per source per
+	// aggregate run: the raw-event path dominates).
+	for _, sc := range []struct {
+		name string
+		pop  int
+	}{{"pipeline_store_sqlite", pop}, {"pipeline_store_sqlite_20k_sources", 20_000}} {
 		db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), sqlite.FileName))
 		if err != nil {
 			t.Fatal(err)
@@ -186,7 +193,7 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run("pipeline_store_sqlite", st, envInt("BENCH_STORE_EVENTS", 1_000_000), 200_000)
+		run(sc.name, st, envInt("BENCH_STORE_EVENTS", 500_000), sc.pop, 200_000)
 		st.Close()
 		db.Close()
 	}
@@ -196,7 +203,7 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run("pipeline_store_postgres", st, envInt("BENCH_PG_EVENTS", 300_000), 200_000)
+		run("pipeline_store_postgres", st, envInt("BENCH_PG_EVENTS", 200_000), pop, 200_000)
 		st.Close()
 	}
 	rss := maxRSSMiB()
