@@ -1,0 +1,121 @@
+package selfcheck
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/takedown/takedown/internal/proxyproto"
+)
+
+// proxyListener reads a PROXY v1 or v2 header at the start of every
+// connection from a trusted peer and makes the relayed client the
+// connection's RemoteAddr. Connections from other peers are passed through
+// untouched: a PROXY header they send is not read, and net/http answers it
+// as a malformed request.
+type proxyListener struct {
+	net.Listener
+	trust   *proxyproto.Trust
+	timeout time.Duration // for the header
+	refused func()        // a trusted peer sent a bad header
+}
+
+var _ net.Listener = (*proxyListener)(nil)
+
+// Accept does not read from the connection (that would let one slow peer
+// stall every other): the header is read on the connection's first use.
+func (l *proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if !l.trust.Trusted(addrOf(c.RemoteAddr())) {
+		return c, nil
+	}
+	return &proxyConn{Conn: c, l: l}, nil
+}
+
+// proxyConn is a connection from a trusted peer. The header is read once,
+// on the first of RemoteAddr, Read or a deadline change: net/http calls
+// RemoteAddr first, on the connection's own goroutine, before it sets its
+// own deadlines.
+type proxyConn struct {
+	net.Conn
+	l    *proxyListener
+	once sync.Once
+	br   *bufio.Reader
+	src  net.Addr
+	err  error
+}
+
+func (c *proxyConn) init() {
+	c.once.Do(func() {
+		c.src = c.Conn.RemoteAddr()
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.l.timeout))
+		c.br = bufio.NewReader(c.Conn)
+		h, err := proxyproto.Read(c.br)
+		_ = c.Conn.SetReadDeadline(time.Time{})
+		switch {
+		case err == nil && h.Proxied():
+			c.src = net.TCPAddrFromAddrPort(netip.AddrPortFrom(h.Src.Addr().Unmap(), h.Src.Port()))
+		case err == nil, errors.Is(err, proxyproto.ErrNoHeader):
+			// A health check (LOCAL) or a direct request from the proxy
+			// host: the peer is the client.
+		default:
+			// A read error, so that net/http closes the connection
+			// without answering.
+			c.err = &net.OpError{Op: "read", Net: "tcp", Source: c.Conn.LocalAddr(), Addr: c.src, Err: err}
+			if c.l.refused != nil {
+				c.l.refused()
+			}
+		}
+	})
+}
+
+// RemoteAddr is the relayed client's address when the header carried one.
+func (c *proxyConn) RemoteAddr() net.Addr {
+	c.init()
+	return c.src
+}
+
+// Read reads after the header; it fails for good after a bad header, so a
+// request is never served under the proxy's own address by mistake.
+func (c *proxyConn) Read(p []byte) (int, error) {
+	c.init()
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.br.Read(p)
+}
+
+// SetDeadline first reads the header, so that the caller's deadline is
+// the one that stays.
+func (c *proxyConn) SetDeadline(t time.Time) error {
+	c.init()
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline: see SetDeadline.
+func (c *proxyConn) SetReadDeadline(t time.Time) error {
+	c.init()
+	return c.Conn.SetReadDeadline(t)
+}
+
+// addrOf is the IP address of a net.Addr (invalid when it has none).
+func addrOf(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	case nil:
+		return netip.Addr{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
