@@ -116,7 +116,6 @@ func TestSelfCheck(t *testing.T) {
 	mustRun(t, nil, "--data", data, "events", "import", "--format", "jsonl", events)
 
 	srv := startServe(t, addr, "--config", conf)
-	_ = srv
 
 	answer := func(t *testing.T, local string, prefix []byte, method, target, header, body string) selfAnswer {
 		t.Helper()
