@@ -61,10 +61,20 @@ func (o *StreamOptions) defaults() {
 	}
 }
 
-// EnsureStream creates the stream, or updates it to opts.
+// EnsureStream returns the stream, creating it with opts if it does not
+// exist. An existing stream is left as it is: its replicas and limits are
+// the operator's (a sensor started with other options must not shrink a
+// replicated stream).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOptions) (jetstream.Stream, error) {
 	opts.defaults()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := js.Stream(ctx, opts.Stream)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("jetstream stream %s: %w", opts.Stream, err)
+	}
+	s, err = js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:       opts.Stream,
 		Subjects:   []string{opts.Subject + ".>"},
 		Storage:    jetstream.FileStorage,
@@ -73,6 +83,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		MaxAge:     opts.MaxAge,
 		Duplicates: opts.Duplicates,
 	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.Stream(ctx, opts.Stream) // another sensor created it meanwhile
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream stream %s: %w", opts.Stream, err)
 	}

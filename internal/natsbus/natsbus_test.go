@@ -109,10 +109,20 @@ func sensor(tb testing.TB, url, name string, n int) {
 		q.Offer(&event.Event{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Protocol: "http",
 			SrcIP: netip.AddrFrom4([4]byte{10, byte(len(name)), byte(i >> 8), byte(i)}), Family: "rustock"})
 	}
-	if _, err := EnsureStream(tb.Context(), js, StreamOptions{}); err != nil {
-		tb.Fatal(err)
+	// In a cluster that just lost a node, JetStream may be electing a
+	// leader: retry (bounded) as a sensor starting up would.
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Second)
+		_, err := EnsureStream(ctx, js, StreamOptions{})
+		cancel()
+		if err == nil {
+			break
+		}
+		if i > 60 {
+			tb.Fatal(err)
+		}
 	}
-	p, err := NewPublisher(PublisherOptions{JS: js, Queue: q, Sensor: name, Batch: 256})
+	p, err := NewPublisher(PublisherOptions{JS: js, Queue: q, Sensor: name, Batch: 256, Retries: 30})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -281,6 +291,9 @@ func TestClusterNodeKilled(t *testing.T) {
 	stop := runCollector(t, urls, st)
 	sensor(t, urls, "sink-a", 500)
 	waitStored(t, st, 500)
+	if info, err := js.Stream(t.Context(), DefaultStream); err != nil || info.CachedInfo().Config.Replicas != 3 {
+		t.Fatalf("stream after sensors and collector started: %v, want 3 replicas kept", err)
+	}
 
 	servers[2].kill()
 	sensor(t, servers[0].url+","+servers[1].url, "sink-b", 500)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strings"
@@ -64,6 +65,14 @@ type EventStore struct {
 	pending   store.Aggregator // deltas of committed events not yet flushed
 	watermark int64            // rowid of the last event in pending (or flushed)
 	lastFlush time.Time
+
+	// known holds, for the latest two days, a hash of every (ip, family)
+	// key already in event_day_ip: a key not in it is certainly new and is
+	// written with a plain INSERT, much cheaper than an upsert. A hash
+	// collision only sends a new key down the upsert path.
+	known     map[int64]map[uint64]struct{}
+	seed      maphash.Seed
+	latestDay int64
 }
 
 type stmtKey struct {
@@ -102,7 +111,8 @@ func NewEventStore(ctx context.Context, db *DB, opts EventStoreOptions) (*EventS
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &EventStore{db: db, opts: opts, conn: conn, stmts: make(map[stmtKey]*sql.Stmt), lastFlush: opts.Now()}
+	s := &EventStore{db: db, opts: opts, conn: conn, stmts: make(map[stmtKey]*sql.Stmt), lastFlush: opts.Now(),
+		known: make(map[int64]map[uint64]struct{}), seed: maphash.MakeSeed()}
 	if err := s.recover(ctx); err != nil {
 		conn.Close()
 		return nil, err
@@ -170,11 +180,68 @@ func (s *EventStore) flushLocked(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		// Keep the deltas for the next try; nothing was written.
+		// Keep the deltas for the next try; nothing was written. The
+		// known sets may have been loaded in the failed transaction:
+		// start them afresh.
 		s.pending.AddDeltas(deltas)
+		clear(s.known)
 		return fmt.Errorf("flush aggregates: %w", err)
 	}
+	for i := range deltas {
+		if set := s.known[deltas[i].Key.Day]; set != nil {
+			set[s.keyHash(&deltas[i].Key)] = struct{}{}
+		}
+	}
 	return nil
+}
+
+func (s *EventStore) keyHash(k *store.DayKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	b := k.IP.As16()
+	h.Write(b[:])
+	h.WriteString(k.Family)
+	return h.Sum64()
+}
+
+// knownSet returns the key set of day, loading it from the table the first
+// time, or nil for a day older than the two latest (imports of old data),
+// whose keys all take the upsert path. Callers hold s.mu.
+func (s *EventStore) knownSet(ctx context.Context, day int64) (map[uint64]struct{}, error) {
+	if day > s.latestDay {
+		s.latestDay = day
+		for d := range s.known {
+			if d < day-86400 {
+				delete(s.known, d)
+			}
+		}
+	}
+	if day < s.latestDay-86400 {
+		return nil, nil
+	}
+	if set, ok := s.known[day]; ok {
+		return set, nil
+	}
+	rows, err := s.conn.QueryContext(ctx, `SELECT ip, family FROM event_day_ip WHERE day = ?`, day)
+	if err != nil {
+		return nil, fmt.Errorf("load aggregate keys: %w", err)
+	}
+	defer rows.Close()
+	set := make(map[uint64]struct{})
+	for rows.Next() {
+		var ip []byte
+		var k store.DayKey
+		if err := rows.Scan(&ip, &k.Family); err != nil {
+			return nil, fmt.Errorf("load aggregate keys: %w", err)
+		}
+		k.IP, _ = netip.AddrFromSlice(ip)
+		set[s.keyHash(&k)] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load aggregate keys: %w", err)
+	}
+	s.known[day] = set
+	return set, nil
 }
 
 // inTx runs fn in one immediate transaction on the writer connection. The
@@ -240,6 +307,7 @@ const (
 			prev_protocols = protocols,
 			protocols = protocols | excluded.protocols
 		RETURNING day, ip, family, case_id, country, asn, protocols, prev_protocols, bot_ids`
+	sqlInsertDayIPs  = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids) VALUES %s`
 	sqlSetBotIDs     = `UPDATE event_day_ip SET bot_ids = ? WHERE day = ? AND ip = ? AND family = ?`
 	sqlUpsertRollups = `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
 		VALUES %s
@@ -408,23 +476,88 @@ type dayIPKey struct {
 	family string
 }
 
-func (s *EventStore) upsertAggregates(ctx context.Context, deltas []store.Delta) error {
-	if len(deltas) == 0 {
+func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) error {
+	if len(all) == 0 {
 		return nil
+	}
+	rollups := make(map[store.RollupKey]*rollupDelta)
+	addRollup := func(k store.RollupKey, before, after store.Protocols, hits uint64) {
+		r := rollups[k]
+		if r == nil {
+			r = &rollupDelta{}
+			rollups[k] = r
+		}
+		ips, res := store.RollupChange(before, after)
+		r.ips += ips
+		r.resolverIPs += res
+		r.hits += int64(hits)
+	}
+	// New keys first, with plain INSERTs; the rest are upserted.
+	var fresh, deltas []store.Delta
+	for i := range all {
+		d := &all[i]
+		set, err := s.knownSet(ctx, d.Key.Day)
+		if err != nil {
+			return err
+		}
+		if set == nil {
+			deltas = append(deltas, *d)
+			continue
+		}
+		if _, ok := set[s.keyHash(&d.Key)]; ok {
+			deltas = append(deltas, *d)
+			continue
+		}
+		fresh = append(fresh, *d)
+	}
+	args := make([]any, 0, chunk*12)
+	err := eachChunk(len(fresh), func(lo, hi int) error {
+		args = args[:0]
+		for i := lo; i < hi; i++ {
+			d := &fresh[i]
+			args = append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
+				d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
+		}
+		st, done, err := s.stmt(ctx, sqlInsertDayIPs, hi-lo, 12)
+		if err != nil {
+			return fmt.Errorf("insert aggregates: %w", err)
+		}
+		defer done()
+		if _, err := s.conn.ExecContext(ctx, `SAVEPOINT fresh`); err != nil {
+			return fmt.Errorf("insert aggregates: %w", err)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			// A key thought new was not (the set was stale): undo this
+			// chunk and upsert it instead.
+			if _, rerr := s.conn.ExecContext(ctx, `ROLLBACK TO fresh`); rerr != nil {
+				return fmt.Errorf("insert aggregates: %w", errors.Join(err, rerr))
+			}
+			deltas = append(deltas, fresh[lo:hi]...)
+		} else {
+			for i := lo; i < hi; i++ {
+				d := &fresh[i]
+				addRollup(store.RollupKey{Day: d.Key.Day, Country: d.Country, ASN: d.ASN, Family: d.Key.Family, Case: d.Case}, 0, d.Protocols, d.Hits)
+			}
+		}
+		if _, err := s.conn.ExecContext(ctx, `RELEASE fresh`); err != nil {
+			return fmt.Errorf("insert aggregates: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	byKey := make(map[dayIPKey]*store.Delta, len(deltas))
 	for i := range deltas {
 		d := &deltas[i]
 		byKey[dayIPKey{d.Key.Day, string(d.Key.IP.AsSlice()), d.Key.Family}] = d
 	}
-	rollups := make(map[store.RollupKey]*rollupDelta)
-	args := make([]any, 0, chunk*12)
 	type botUpdate struct {
 		k   dayIPKey
 		ids string
 	}
 	var bots []botUpdate
-	err := eachChunk(len(deltas), func(lo, hi int) error {
+	err = eachChunk(len(deltas), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
 			d := &deltas[i]

@@ -158,3 +158,49 @@ func TestEventStoreFullDisk(t *testing.T) {
 		t.Fatalf("after room was made: %+v %v", r, err)
 	}
 }
+
+// TestEventStoreKnownKeys covers the two aggregate write paths: plain
+// inserts for keys known to be new, upserts for the rest, and the fallback
+// when the in-memory key set is wrong.
+func TestEventStoreKnownKeys(t *testing.T) {
+	_, s := openEvents(t, filepath.Join(t.TempDir(), FileName))
+	day := time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
+	n := 0
+	write := func(ips ...string) {
+		t.Helper()
+		var evs []event.Event
+		for _, ip := range ips {
+			n++
+			evs = append(evs, event.Event{ID: fmt.Sprint(n), Timestamp: day.Add(time.Duration(n) * time.Minute), Protocol: "tcp", SrcIP: netip.MustParseAddr(ip)})
+		}
+		if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: evs}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("192.0.2.1", "192.0.2.2")
+	write("192.0.2.1", "192.0.2.3") // .1 known: upserted; .3 new: inserted
+	// A wrong key set (as if it had missed .2): the insert conflicts and
+	// the chunk is upserted instead.
+	clear(s.known[store.DayOf(day)])
+	write("192.0.2.2", "192.0.2.4")
+	hits := map[string]uint64{}
+	if err := s.ScanDayIPs(t.Context(), day, day.Add(24*time.Hour), func(a *store.DayIP) error {
+		hits[a.IP.String()] = a.Hits
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"192.0.2.1": 2, "192.0.2.2": 2, "192.0.2.3": 1, "192.0.2.4": 1}
+	for ip, h := range want {
+		if hits[ip] != h {
+			t.Fatalf("hits %v, want %v", hits, want)
+		}
+	}
+	rs, err := s.Rollups(t.Context(), day, day.Add(24*time.Hour))
+	if err != nil || len(rs) != 1 || rs[0].IPs != 4 || rs[0].Hits != 6 {
+		t.Fatalf("rollups %+v %v; want 4 IPs, 6 hits", rs, err)
+	}
+}
