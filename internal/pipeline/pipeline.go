@@ -64,6 +64,11 @@ type Options struct {
 	// events already queued (default 10s); what is left is lost (and
 	// counted as dropped if the store still answers).
 	DrainTimeout time.Duration
+	// Committed, if set, is called after every committed batch with the
+	// batch and what it stored (the evidence log appends the fresh
+	// records). It runs on the writer goroutine: it delays the next batch,
+	// never a listener.
+	Committed func(ctx context.Context, b *store.Batch, res store.BatchResult)
 	// Registerer receives the takedown_pipeline_* metrics; nil registers
 	// none.
 	Registerer prometheus.Registerer
@@ -357,6 +362,9 @@ func (p *Pipeline) write(ctx context.Context, pb *batch) {
 			p.persistedReceived, p.persistedQueueDropped, p.persistedInvalid, p.pendingDropped = recv, qdrop, idrop, 0
 			p.stored.Add(uint64(res.Inserted))
 			p.duplicates.Add(uint64(res.Duplicates))
+			if p.opts.Committed != nil && res.Inserted > 0 {
+				p.opts.Committed(ctx, b, res)
+			}
 			if len(events) > 0 {
 				p.batches.Add(1)
 			}

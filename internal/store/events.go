@@ -92,6 +92,9 @@ func (b *Batch) EncodeRecords() ([][]byte, error) {
 type BatchResult struct {
 	Inserted   int // events newly stored (the stored counter rose by this)
 	Duplicates int // events whose ID was already stored
+	// Fresh marks, per event of the batch, those newly stored (nil for a
+	// batch of counters only). The evidence log appends exactly these.
+	Fresh []bool
 }
 
 // Health is the persisted pipeline counters, since the store was created.

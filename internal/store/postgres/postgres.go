@@ -205,11 +205,13 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 			}
 		}
 		fresh := make([]event.Event, 0, len(inserted))
+		res.Fresh = make([]bool, len(b.Events))
 		for i := range b.Events {
 			k := eventKey{days[i], ids[i]}
 			if inserted[k] {
 				delete(inserted, k) // a copy later in the batch is a duplicate
 				fresh = append(fresh, b.Events[i])
+				res.Fresh[i] = true
 			}
 		}
 		res.Inserted, res.Duplicates = len(fresh), n-len(fresh)

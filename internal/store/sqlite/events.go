@@ -460,6 +460,9 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	s.pending.Add(freshEvents)
 	res.Inserted = len(freshEvents)
 	res.Duplicates = len(b.Events) - len(freshEvents)
+	if len(b.Events) > 0 {
+		res.Fresh = fresh
+	}
 	if s.pending.Len() >= s.opts.MaxPending || s.opts.Now().Sub(s.lastFlush) >= s.opts.FlushEvery {
 		// The batch is stored whatever happens here: a failed flush keeps
 		// the deltas for the next one.
