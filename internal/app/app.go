@@ -7,7 +7,9 @@
 // acknowledged is lost" true):
 //  1. the listeners stop (no new events);
 //  2. the pipeline drains the queue and commits its last batch;
-//  3. the store is closed by the caller after Run returns.
+//  3. the evidence log writes its last checkpoint (covering every stored
+//     event) and closes;
+//  4. the store is closed by the caller after Run returns.
 package app
 
 import (
@@ -27,10 +29,12 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/connsink"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/geo"
 	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/proxyproto"
 	"github.com/takedown/takedown/internal/registry"
+	"github.com/takedown/takedown/internal/selfcheck"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -42,6 +46,9 @@ type Options struct {
 	Logger     *slog.Logger          // nil discards
 	Registerer prometheus.Registerer // nil: a fresh registry
 	Sensor     string                // copied into every event
+	// SelfCheck is the store the public self-check page looks addresses up
+	// in; the page runs when it is set and selfcheck.listen is configured.
+	SelfCheck selfcheck.Store
 	// Web, when set, serves the dashboard, the REST API and /metrics.
 	Web *WebOptions
 	// TrustProxyFromLoopback makes every listener believe PROXY headers
@@ -61,6 +68,9 @@ type App struct {
 	conns []*connsink.Listener
 	dns   dnsRole
 	web   *webRole
+
+	evidence  *evidence.Log
+	selfcheck *selfcheck.Server
 
 	index  atomic.Pointer[registry.Index]
 	serial atomic.Uint32
@@ -120,8 +130,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.openEvidence(ctx); err != nil {
+		return nil, err
+	}
 	a.pipe, err = pipeline.New(pipeline.Options{
-		Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify,
+		Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify, Committed: a.committed,
 		BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
 	})
 	if err != nil {
@@ -131,6 +144,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	defer func() {
 		if !ok {
 			a.closeListeners()
+			if a.evidence != nil {
+				a.evidence.Close()
+			}
 		}
 	}()
 	for i, lc := range c.Listeners {
@@ -157,9 +173,15 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.dns = dns
 	}
 	if opts.Web != nil {
+		if opts.Web.Evidence == nil && a.evidence != nil {
+			opts.Web.Evidence = a.evidence
+		}
 		if a.web, err = newWeb(a, opts.Web); err != nil {
 			return nil, err
 		}
+	}
+	if err := a.newSelfCheck(opts.SelfCheck); err != nil {
+		return nil, err
 	}
 	ok = true
 	return a, nil
@@ -301,8 +323,12 @@ func (a *App) reload(ctx context.Context, c *config.Config) error {
 	if err != nil {
 		return err
 	}
-	// Then apply, in this order: the registry (the sinkhole answers follow
-	// it), the DNS sinkhole, the classification rules, the config itself.
+	// Then apply, in this order: the IP databases, the registry (the
+	// sinkhole answers follow it), the DNS sinkhole, the classification
+	// rules, the config itself.
+	if err := a.geo.Reload(); err != nil {
+		return fmt.Errorf("geo: %w", err)
+	}
 	if err := a.refreshRegistry(ctx); err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -338,6 +364,14 @@ func indexByte(s string, c byte) int {
 		}
 	}
 	return -1
+}
+
+// SelfCheckAddr is the self-check page's bound address, or nil.
+func (a *App) SelfCheckAddr() net.Addr {
+	if a.selfcheck == nil {
+		return nil
+	}
+	return a.selfcheck.Addr()
 }
 
 // WebAddr is the dashboard's bound address, or nil.
@@ -397,12 +431,31 @@ func (a *App) Run(ctx context.Context) error {
 	if a.web != nil {
 		start(&listeners, "web", a.web.Run, lctx)
 	}
+	if a.selfcheck != nil {
+		start(&listeners, "selfcheck", a.selfcheck.Run, lctx)
+	}
+	start(&listeners, "retention", a.retention().Run, lctx)
+	// The evidence log's checkpointer stops after the pipeline has drained,
+	// so that its last checkpoint covers every stored event.
+	ectx, stopEvidence := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEvidence()
+	var evidenceWG sync.WaitGroup
+	if a.evidence != nil {
+		start(&evidenceWG, "evidence", a.evidence.Run, ectx)
+	}
 	<-lctx.Done()
 	a.log.Info("shutting down: stopping listeners")
 	listeners.Wait()
 	a.log.Info("draining the event queue", "waiting", a.queue.Len())
 	stopPipeline()
 	pipe.Wait()
+	if a.evidence != nil {
+		stopEvidence()
+		evidenceWG.Wait()
+		if err := a.evidence.Close(); err != nil {
+			errc <- fmt.Errorf("evidence: %w", err)
+		}
+	}
 	st := a.pipe.Stats()
 	a.log.Info("stopped", "received", st.Received, "stored", st.Stored, "dropped", st.Dropped)
 	select {

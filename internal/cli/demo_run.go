@@ -45,6 +45,7 @@ const (
 	demoTCP       = "127.0.0.1:8025"
 	demoUDP       = "127.0.0.1:8025"
 	demoDashboard = "127.0.0.1:8081"
+	demoSelfCheck = "127.0.0.1:8082"
 )
 
 // demoConfig is the configuration the demo runs with.
@@ -110,15 +111,16 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	dc := demoConfig(c)
 	reg := prometheus.NewRegistry()
 	dc.Web.Listen = demoDashboard
+	dc.SelfCheck.Listen = demoSelfCheck
 	baseline := [2]time.Time{opts.Start, opts.Start.AddDate(0, 0, 7)}
 	wo, err := g.webOptions(dc, st, es, api.Window{From: baseline[0], To: baseline[1]})
 	if err != nil {
 		return err
 	}
 	a, err := app.New(ctx, app.Options{Config: dc, Registry: st, Events: es, Logger: log, Registerer: reg,
-		Sensor: "demo", TrustProxyFromLoopback: true, Web: wo})
+		Sensor: "demo", TrustProxyFromLoopback: true, Web: wo, SelfCheck: es})
 	if err != nil {
-		return fmt.Errorf("start the sinkhole (are the demo ports %s, %s, %s, %s free?): %w", demoDNS, demoHTTP, demoHTTPS, demoTCP, err)
+		return fmt.Errorf("start the sinkhole (are the demo ports %s, %s, %s, %s, %s, %s free?): %w", demoDNS, demoHTTP, demoHTTPS, demoTCP, demoDashboard, demoSelfCheck, err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -138,6 +140,7 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	w := g.stdout
 	fmt.Fprintf(w, "\nthe takedown is live (all loopback):\n")
 	fmt.Fprintf(w, "  dashboard, REST API, /metrics   http://%s\n", demoDashboard)
+	fmt.Fprintf(w, "  public self-check               http://%s\n", demoSelfCheck)
 	fmt.Fprintf(w, "  DNS    %s (udp, tcp)   dig @127.0.0.1 -p 5353 %s\n", demoDNS, names[0])
 	fmt.Fprintf(w, "  HTTP   http://%s      curl -H 'Host: %s' http://%s/login.php\n", demoHTTP, names[0], demoHTTP)
 	fmt.Fprintf(w, "  HTTPS  https://%s     (certificates from the sinkhole CA in %s)\n", demoHTTPS, filepath.Join(c.Data, "connsink-ca"))

@@ -35,7 +35,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	if err != nil {
 		return err
 	}
-	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname(), Web: wo,
+	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname(), Web: wo, SelfCheck: es,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return err
@@ -54,6 +54,9 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 			_ = a.Reload(context.WithoutCancel(ctx), nc)
 		}
 	}()
+	if ad := a.SelfCheckAddr(); ad != nil {
+		log.Info("self-check page", "url", "http://"+ad.String())
+	}
 	if ad := a.WebAddr(); ad != nil {
 		log.Info("dashboard", "url", "http://"+ad.String())
 	}

@@ -39,6 +39,15 @@ type Config struct {
 	Geo       Geo        `yaml:"geo"`
 	Web       Web        `yaml:"web"`
 	SelfCheck SelfCheck  `yaml:"selfcheck"`
+	Evidence  Evidence   `yaml:"evidence"`
+}
+
+// Evidence configures the tamper-evident log of stored events.
+type Evidence struct {
+	// Enabled appends every stored event to the log in <data>/evidence.
+	Enabled bool `yaml:"enabled"`
+	// CheckpointEvery is how often a signed checkpoint is written.
+	CheckpointEvery Duration `yaml:"checkpoint_every"`
 }
 
 // SelfCheck configures the public self-check page.
@@ -309,6 +318,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Web.MinCount < 1 {
 		bad("web.min_count: must be at least 1")
+	}
+	if c.Evidence.Enabled && c.Evidence.CheckpointEvery.D() < time.Second {
+		bad("evidence.checkpoint_every: must be at least 1s")
 	}
 	if c.Pipeline.Queue < 1 {
 		bad("pipeline.queue: must be at least 1")
