@@ -157,6 +157,13 @@ func waitStored(tb testing.TB, st store.EventStore, want uint64) {
 
 func runCollector(tb testing.TB, url string, st store.EventStore) (stop func() *Collector) {
 	tb.Helper()
+	_, stop = runCollectorC(tb, url, st)
+	return stop
+}
+
+// runCollectorC is runCollector that also returns the running collector.
+func runCollectorC(tb testing.TB, url string, st store.EventStore) (*Collector, func() *Collector) {
+	tb.Helper()
 	nc, js, err := Connect(url)
 	if err != nil {
 		tb.Fatal(err)
@@ -168,7 +175,7 @@ func runCollector(tb testing.TB, url string, st store.EventStore) (stop func() *
 	ctx, cancel := context.WithCancel(tb.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
-	return func() *Collector {
+	return c, func() *Collector {
 		cancel()
 		if err := <-errc; err != nil {
 			tb.Error(err)
@@ -243,15 +250,20 @@ func TestCollectorKilledMidStream(t *testing.T) {
 
 	died := make(chan struct{})
 	d := &dying{EventStore: st, kill: func() { close(died) }}
-	stop := runCollector(t, srv.url, d)
+	stopFirst := runCollector(t, srv.url, d)
 	<-died
-	first := stop()
+	first := stopFirst()
 	if first.Stored() == 0 || first.Stored() >= 2000 {
 		t.Fatalf("first collector stored %d: the test wants it to die mid-stream", first.Stored())
 	}
 
-	stop = runCollector(t, srv.url, st)
+	c2, stop := runCollectorC(t, srv.url, st)
 	waitStored(t, st, 2000)
+	// The unacknowledged batch comes back after the ack wait (2s), which
+	// may be after every other event is stored: wait for it, bounded.
+	for deadline := time.Now().Add(30 * time.Second); c2.Duplicates() == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	second := stop()
 	checkExactlyOnce(t, st, 2000)
 	if second.Duplicates() == 0 {
