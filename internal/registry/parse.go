@@ -296,6 +296,9 @@ type stixObject struct {
 	Name        string `json:"name"`
 	Labels      []string
 	MalwareName string `json:"x_takedown_family"`
+	// Kind is takedown's own export property: "host" marks an exact name
+	// (a domain-name pattern is otherwise a domain and all subdomains).
+	Kind string `json:"x_takedown_kind"`
 }
 
 func parseSTIX(name string, data []byte) ([]Indicator, Problems) {
@@ -371,6 +374,9 @@ func parseSTIX(name string, data []byte) ([]Indicator, Problems) {
 					}
 				}
 				for _, ind := range got {
+					if o.Kind == string(KindHost) && ind.Kind == KindDomain {
+						ind.Kind = KindHost
+					}
 					ind.From, ind.Until = from.UTC(), until.UTC()
 					ind.Family = strings.ToLower(o.MalwareName)
 					ind.Note = o.Name

@@ -237,6 +237,12 @@ func TestParseFileSTIX(t *testing.T) {
 	if res.Indicators[1].Value != "93.184.216.0/24" || res.Indicators[2].Value != "2a00:1450::1" {
 		t.Errorf("addresses: %+v", res.Indicators[1:])
 	}
+	host := strings.Replace(stixBundle, `"pattern_type": "stix",
+      "valid_from": "2011-03-16T00:00:00Z", "valid_until"`, `"pattern_type": "stix", "x_takedown_kind": "host",
+      "valid_from": "2011-03-16T00:00:00Z", "valid_until"`, 1)
+	if res, err := ParseFile("bundle.json", strings.NewReader(host), testGuard(t)); err != nil || res.Indicators[0].Kind != KindHost {
+		t.Fatalf("x_takedown_kind host: %+v, %v", res, err)
+	}
 	bad := strings.Replace(stixBundle, `'93.184.216.0/24'`, `'2a00::1'`, 1)
 	bad = strings.Replace(bad, "[domain-name:value = 'Evil-C2.com']", "[url:value = 'http://x']", 1)
 	_, err = ParseFile("bundle.json", strings.NewReader(bad), testGuard(t))

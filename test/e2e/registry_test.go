@@ -151,3 +151,25 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("invalid values: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// A STIX export imports back into another registry with the same
+// indicators, kinds included.
+func TestSTIXRoundTrip(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	in := "c2.evil-c2.net\nhost:www.bad-host.org\n93.184.216.34\n2a00:1450:4001::/48\n"
+	mustRun(t, []byte(in), "--data", a, "order", "import", "-", "--case", "X", "--court", "c", "--effective", "2011-03-16", "--expires", "2013-03-16")
+	bundle := mustRun(t, nil, "--data", a, "export", "stix", "--at", "2012-01-01").stdout
+	mustRun(t, []byte(bundle), "--data", b, "order", "import", "-", "--case", "Y", "--court", "c", "--effective", "2011-03-16", "--expires", "2013-03-16")
+	values := func(data string) string {
+		out := mustRun(t, nil, "--data", data, "export", "csv", "--at", "2012-01-01").stdout
+		var rows []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			f := strings.Split(l, ",")
+			rows = append(rows, f[0]+" "+f[1])
+		}
+		return strings.Join(rows, "\n")
+	}
+	if va, vb := values(a), values(b); va != vb || !strings.Contains(va, "host www.bad-host.org") {
+		t.Fatalf("round trip differs:\n%s\n--\n%s", va, vb)
+	}
+}
