@@ -1,0 +1,313 @@
+package notify_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/testtool"
+)
+
+// opensmtpd is a real OpenSMTPD process on a loopback port, accepting mail
+// for any recipient into one maildir.
+type opensmtpd struct {
+	Addr    string
+	Maildir string
+}
+
+// startOpenSMTPD starts smtpd -d with a config of its own. OpenSMTPD keeps
+// its queue in /var/spool/smtpd and its control socket in
+// /var/run/smtpd.sock whatever the config says, so only one instance can
+// run: a file lock serialises tests (and test binaries) that use it.
+func startOpenSMTPD(tb testing.TB) *opensmtpd {
+	tb.Helper()
+	bin := testtool.Need(tb, "smtpd", "opensmtpd")
+	testtool.Need(tb, "smtpctl", "opensmtpd")
+	if os.Geteuid() != 0 {
+		tb.Skip("OpenSMTPD runs as root only")
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "takedown-opensmtpd-test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); lock.Close() })
+
+	// The maildir is written by the unprivileged user "nobody": it lives
+	// outside t.TempDir (whose parents are 0700).
+	root, err := os.MkdirTemp("", "takedown-smtpd-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(root) })
+	maildir := filepath.Join(root, "Maildir")
+	for _, d := range []string{root, maildir} {
+		os.MkdirAll(d, 0o777)
+		os.Chmod(d, 0o777)
+	}
+	port := testtool.FreePort(tb, "tcp")
+	conf := filepath.Join(root, "smtpd.conf")
+	// No "tls pki": OpenSMTPD 6.8 as built by Debian 12 fails every TLS
+	// handshake with OpenSSL 3 ("EVP lib" in its privilege-separated
+	// signer), and it offers AUTH only over TLS. STARTTLS and AUTH are
+	// therefore not exercised against this server.
+	fmt.Fprintf(newFile(tb, conf), `table vusers { "@" = "nobody" }
+listen on 127.0.0.1 port %d hostname localhost
+action "box" maildir "%s" virtual <vusers>
+match from any for any action "box"
+`, port, maildir)
+	logf, _ := os.Create(filepath.Join(root, "smtpd.log"))
+	cmd := exec.Command(bin, "-d", "-f", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start smtpd: %v", err)
+	}
+	tb.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if tb.Failed() {
+			b, _ := os.ReadFile(filepath.Join(root, "smtpd.log"))
+			tb.Logf("smtpd log:\n%s", b)
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			b, _ := os.ReadFile(filepath.Join(root, "smtpd.log"))
+			tb.Fatalf("smtpd did not listen on %s: %v\n%s", addr, err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &opensmtpd{Addr: addr, Maildir: maildir}
+}
+
+func newFile(tb testing.TB, path string) io.Writer {
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return f
+}
+
+// settle waits until smtpd's queue is empty and at least want messages
+// are in the maildir, then returns them all.
+func (s *opensmtpd) settle(tb testing.TB, want int) []*mail.Message {
+	tb.Helper()
+	for i := 0; ; i++ {
+		out, _ := exec.Command("smtpctl", "show", "queue").Output()
+		msgs := s.messages(tb)
+		if len(bytes.TrimSpace(out)) == 0 && len(msgs) >= want {
+			return msgs
+		}
+		if i > 600 {
+			tb.Fatalf("maildir has %d messages, want %d; queue:\n%s", len(msgs), want, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *opensmtpd) messages(tb testing.TB) []*mail.Message {
+	tb.Helper()
+	files, _ := filepath.Glob(filepath.Join(s.Maildir, "new", "*"))
+	var out []*mail.Message
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(b))
+		if err != nil {
+			tb.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// parsedMail is a received report: its text part and attachments by name
+// (gunzipped when named .gz, under the name without .gz).
+type parsedMail struct {
+	Header mail.Header
+	Text   string
+	Files  map[string][]byte
+}
+
+func parseMail(tb testing.TB, m *mail.Message) parsedMail {
+	tb.Helper()
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" {
+		tb.Fatalf("content type %q: %v", m.Header.Get("Content-Type"), err)
+	}
+	p := parsedMail{Header: m.Header, Files: map[string][]byte{}}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		part, err := mr.NextPart() // decodes quoted-printable
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body, _ := io.ReadAll(part)
+		name := part.FileName()
+		if name == "" {
+			p.Text = string(body)
+			continue
+		}
+		if part.Header.Get("Content-Transfer-Encoding") == "base64" {
+			dec, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
+			if err != nil {
+				tb.Fatalf("%s: %v", name, err)
+			}
+			body = dec
+		}
+		if strings.HasSuffix(name, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				tb.Fatalf("%s: %v", name, err)
+			}
+			body, err = io.ReadAll(zr)
+			if err != nil {
+				tb.Fatalf("%s: %v", name, err)
+			}
+			name = strings.TrimSuffix(name, ".gz")
+		}
+		p.Files[name] = body
+	}
+	return p
+}
+
+// csvRecords reads a report file into maps of column to value.
+func csvRecords(tb testing.TB, data []byte) (header []string, rows []map[string]string) {
+	tb.Helper()
+	r := csv.NewReader(bytes.NewReader(data))
+	all, err := r.ReadAll()
+	if err != nil || len(all) == 0 {
+		tb.Fatalf("bad CSV: %v\n%s", err, data)
+	}
+	for _, rec := range all[1:] {
+		m := map[string]string{}
+		for i, h := range all[0] {
+			m[h] = rec[i]
+		}
+		rows = append(rows, m)
+	}
+	return all[0], rows
+}
+
+// responder is a tiny scripted SMTP server for the failure cases only: it
+// answers the end of DATA (or RCPT) with the reply the script gives for
+// the n-th connection (from 0); "" closes the connection without a reply.
+type responder struct {
+	Addr     string
+	accepted chan []byte
+}
+
+func startResponder(tb testing.TB, rcpt, endData func(conn int) string) *responder {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &responder{Addr: l.Addr().String(), accepted: make(chan []byte, 100)}
+	tb.Cleanup(func() { l.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r.serve(c, n, rcpt, endData)
+		}
+	}()
+	return r
+}
+
+func (r *responder) serve(c net.Conn, n int, rcpt, endData func(int) string) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	say := func(s string) { io.WriteString(c, s+"\r\n") }
+	say("220 responder ESMTP")
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+			say("250-responder")
+			say("250 8BITMIME")
+		case strings.HasPrefix(cmd, "MAIL"):
+			say("250 2.1.0 ok")
+		case strings.HasPrefix(cmd, "RCPT"):
+			reply := "250 2.1.5 ok"
+			if rcpt != nil {
+				reply = rcpt(n)
+			}
+			say(reply)
+		case cmd == "DATA":
+			say("354 go ahead")
+			var msg bytes.Buffer
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				msg.WriteString(l)
+			}
+			reply := "250 2.0.0 queued"
+			if endData != nil {
+				reply = endData(n)
+			}
+			if reply == "" {
+				return
+			}
+			if strings.HasPrefix(reply, "250") {
+				r.accepted <- msg.Bytes()
+			}
+			say(reply)
+		case cmd == "QUIT":
+			say("221 bye")
+			return
+		case cmd == "RSET", cmd == "NOOP":
+			say("250 ok")
+		default:
+			say("502 5.5.1 unknown")
+		}
+	}
+}
