@@ -118,6 +118,15 @@ func (o *MessageOptions) domain() string {
 	return "localhost"
 }
 
+// tlpMeaning is the TLP 2.0 sharing rule, said in the mail.
+var tlpMeaning = map[string]string{
+	"CLEAR":        ": no limit on disclosure.",
+	"GREEN":        ": share within your community, not publicly.",
+	"AMBER":        ": share only within your organisation and with its clients who need to act.",
+	"AMBER+STRICT": ": share only within your organisation.",
+	"RED":          ": for the named recipients only.",
+}
+
 // Summary is the plain-text part of a report mail.
 func Summary(s *Subscriber, day time.Time, rows []Row, atts []Attachment, o MessageOptions) string {
 	d := day.UTC().Format(time.DateOnly)
@@ -137,10 +146,13 @@ func Summary(s *Subscriber, day time.Time, rows []Row, atts []Attachment, o Mess
 		fam[cmp.Or(rows[i].Family, "(unclassified)")]++
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "TLP:%s\n\n", s.TLP)
+	fmt.Fprintf(&b, "TLP:%s%s\n\n", s.TLP, tlpMeaning[s.TLP])
 	fmt.Fprintf(&b, "Daily sinkhole report for %s, %s (UTC)\n\n", s.Org, d)
-	src := cmp.Or(o.PublicSource, "our sinkhole")
-	fmt.Fprintf(&b, "%d infected address(es) in your networks (%d IPv4, %d IPv6) connected to\n%s on %s, the sinkhole of a court-ordered botnet takedown.\n", len(addrs), v4, v6, src, d)
+	src := "the sinkhole of a court-ordered botnet takedown"
+	if o.PublicSource != "" {
+		src += ", run by " + o.PublicSource
+	}
+	fmt.Fprintf(&b, "%d infected address(es) in your networks (%d IPv4, %d IPv6) connected on %s to\n%s.\n", len(addrs), v4, v6, d, src)
 	fmt.Fprintf(&b, "Your networks: %s\n\n", s.Networks.String())
 	b.WriteString("By malware family (rows: one per address and family):\n")
 	names := make([]string, 0, len(fam))
@@ -157,7 +169,7 @@ func Summary(s *Subscriber, day time.Time, rows []Row, atts []Attachment, o Mess
 	}
 	b.WriteString(`
 The CSV files use the column layout of Shadowserver's sinkhole reports
-(event4_sinkhole, event4_sinkhole_http, event6_…), so tools that read those
+(event4_sinkhole, event4_sinkhole_http, event6_...), so tools that read those
 (IntelMQ, AbuseIO) read these. Times are UTC.
 
 How to clean up: every listed address made a direct connection to a seized
