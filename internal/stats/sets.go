@@ -95,14 +95,6 @@ func Union(sets ...Set) Set {
 	return out
 }
 
-// UnionLen is the number of distinct addresses in the union of sets.
-func UnionLen(sets ...Set) uint64 {
-	if len(sets) == 1 {
-		return sets[0].Len()
-	}
-	return Union(sets...).Len()
-}
-
 // botHash maps a family-scoped bot identifier to the 64-bit key counted in
 // the identifier sets. Collisions are possible in principle and negligible
 // in practice (about n²/2⁶⁵ for n identifiers).
@@ -307,7 +299,9 @@ func (r *decoder) set() (Set, error) {
 		return Set{}, err
 	}
 	s := NewSet()
-	if err := s.V4.UnmarshalBinary(p4); err != nil {
+	// Zero-copy: the bitmap reads p4 in place. Loaded sets are never
+	// modified (unions and intersections build new ones).
+	if _, err := s.V4.FromUnsafeBytes(p4); err != nil {
 		return Set{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	if err := check64(p6); err != nil {

@@ -255,7 +255,7 @@ func (e *Engine) Stats(ctx context.Context, q Query) (*Result, error) {
 		if bw, err = e.window(ctx, q.BaselineFrom, q.BaselineTo, q.By, q.Case); err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
-		r.Baseline = &Baseline{From: q.BaselineFrom, To: q.BaselineTo, UniqueIPs: bw.all.Len()}
+		r.Baseline = &Baseline{From: q.BaselineFrom, To: q.BaselineTo, UniqueIPs: bw.all}
 		r.ReductionPct = ReductionPct(r.Baseline.UniqueIPs, r.UniqueIPs)
 		r.Undecided += bw.undecided
 	}
@@ -280,9 +280,9 @@ func rows(w, bw *windowSets, top int) ([]Row, *Row) {
 	}
 	out := make([]Row, 0, len(keys))
 	for k := range keys {
-		r := Row{Key: k, UniqueIPs: w.by[k].Len()}
+		r := Row{Key: k, UniqueIPs: w.byLen[k]}
 		if bw != nil {
-			b := bw.by[k].Len()
+			b := bw.byLen[k]
 			r.BaselineUniqueIPs = &b
 			r.ReductionPct = ReductionPct(b, r.UniqueIPs)
 		}
@@ -304,13 +304,9 @@ func rows(w, bw *windowSets, top int) ([]Row, *Row) {
 	}
 	var cur, base []Set
 	for _, r := range out[top:] {
-		if s, ok := w.by[r.Key]; ok {
-			cur = append(cur, s)
-		}
+		cur = append(cur, w.by[r.Key]...)
 		if bw != nil {
-			if s, ok := bw.by[r.Key]; ok {
-				base = append(base, s)
-			}
+			base = append(base, bw.by[r.Key]...)
 		}
 	}
 	rest := &Row{Key: "other", UniqueIPs: UnionLen(cur...)}

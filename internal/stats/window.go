@@ -15,13 +15,18 @@ import (
 
 const daySecs = 86400
 
-// windowSets is the union of a window's day pieces.
+// windowSets is what a window's day pieces add up to: distinct counts
+// over the union of the pieces (never built, only counted: UnionLen), and
+// each key's per-piece sets for rows and the rest.
 type windowSets struct {
-	all, resolvers, idAddrs Set
-	botIDs                  *roaring64.Bitmap
-	by                      map[string]Set
-	busiest                 uint64 // max over pieces of addresses without identifiers
-	undecided               uint64
+	all       uint64 // distinct direct sources
+	resolvers uint64 // distinct DNS-only sources not among them
+	idAddrs   uint64 // distinct sources of identifier-carrying families (a subset of all)
+	idHosts   uint64 // distinct bot identifiers
+	by        map[string][]Set
+	byLen     map[string]uint64
+	busiest   uint64 // max over pieces of sources without identifiers
+	undecided uint64
 }
 
 // minCalibration is the number of distinct bot identifiers below which
@@ -31,13 +36,13 @@ const minCalibration = 100
 
 // fill sets r's totals and estimate from w.
 func (w *windowSets) fill(r *Result) {
-	r.UniqueIPs = w.all.Len()
-	r.ResolverIPsExcluded = w.resolvers.AndNotLen(w.all)
+	r.UniqueIPs = w.all
+	r.ResolverIPsExcluded = w.resolvers
 	r.Undecided = w.undecided
-	est := Estimate{Method: "none", IDHosts: w.botIDs.GetCardinality()}
+	est := Estimate{Method: "none", IDHosts: w.idHosts}
 	// Addresses explained by identifiers are not estimated again.
-	est.ModelAddrs = w.all.AndNotLen(w.idAddrs)
-	idAddrs := w.idAddrs.Len()
+	est.ModelAddrs = w.all - w.idAddrs
+	idAddrs := w.idAddrs
 	switch {
 	case est.ModelAddrs == 0 && est.IDHosts > 0:
 		est.Method = "identifiers"
@@ -103,34 +108,35 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 }
 
 func combine(days []*Day, by Dim, undecided uint64) *windowSets {
-	w := &windowSets{undecided: undecided, by: make(map[string]Set)}
-	pick := func(f func(*Day) Set) []Set {
-		out := make([]Set, len(days))
-		for i, d := range days {
-			out[i] = f(d)
-		}
-		return out
-	}
-	w.all = Union(pick(func(d *Day) Set { return d.All })...)
-	w.resolvers = Union(pick(func(d *Day) Set { return d.Resolvers })...)
-	w.idAddrs = Union(pick(func(d *Day) Set { return d.IDAddrs })...)
-	ids := make([]*roaring64.Bitmap, 0, len(days))
+	w := &windowSets{undecided: undecided, by: make(map[string][]Set), byLen: make(map[string]uint64)}
+	all := make([]Set, 0, 2*len(days))
+	ids := make([]Set, 0, len(days))
+	bots := make([]*roaring64.Bitmap, 0, len(days))
 	for _, d := range days {
+		all = append(all, d.All)
+		ids = append(ids, d.IDAddrs)
 		for _, b := range d.BotIDs {
-			ids = append(ids, b)
+			bots = append(bots, b)
 		}
-		w.busiest = max(w.busiest, d.All.AndNotLen(d.IDAddrs))
+		w.busiest = max(w.busiest, d.All.Len()-d.IDAddrs.Len())
 	}
-	w.botIDs = roaring64.FastOr(ids...)
+	w.all = UnionLen(all...)
+	for _, d := range days {
+		all = append(all, d.Resolvers)
+	}
+	w.resolvers = UnionLen(all...) - w.all
+	w.idAddrs = UnionLen(ids...)
+	if len(bots) > 0 {
+		w.idHosts = roaring64.FastOr(bots...).GetCardinality()
+	}
 	if by != "" {
-		per := make(map[string][]Set)
 		for _, d := range days {
 			for k, s := range d.By[by] {
-				per[k] = append(per[k], s)
+				w.by[k] = append(w.by[k], s)
 			}
 		}
-		for k, ss := range per {
-			w.by[k] = Union(ss...)
+		for k, ss := range w.by {
+			w.byLen[k] = UnionLen(ss...)
 		}
 	}
 	return w
