@@ -532,3 +532,52 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("a dry run wrote the ledger: %+v", ds)
 	}
 }
+
+func TestScheduler(t *testing.T) {
+	srv := startOpenSMTPD(t)
+	base := len(srv.messages(t))
+	db, ns := newStore(t)
+	seed(t, db, seedEvents())
+	if err := ns.AddSubscribers(t.Context(), []notify.Subscriber{subscriber(t, "sched-a", "AS64500", "abuse@isp-a.example")}); err != nil {
+		t.Fatal(err)
+	}
+	// 07:00 on the next day, the daily time 06:00 has passed: the
+	// scheduler sends the 13th at once.
+	now := func() time.Time { return day.Add(31 * time.Hour) }
+	n, err := notify.New(notify.Options{Store: ns, Source: ns, Mailer: &notify.SMTP{Addr: srv.Addr}, Now: now,
+		Message: notify.MessageOptions{From: "takedown@dcu.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 { // a restart sends nothing more
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- (&notify.Scheduler{Notifier: n, At: 6 * time.Hour, RetryEvery: time.Hour, Now: now}).Run(ctx) }()
+		for {
+			ds, err := ns.Deliveries(t.Context(), day, day.Add(24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) == 1 && ds[0].State == notify.StateSent {
+				if ds[0].Attempts != 1 {
+					t.Errorf("run %d: %d attempts", run, ds[0].Attempts)
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	var mine int
+	for _, m := range srv.settle(t, base+1) {
+		if m.Header.Get("X-Takedown-Subscriber") == "sched-a" {
+			mine++
+		}
+	}
+	if mine != 1 {
+		t.Errorf("%d messages for sched-a, want 1", mine)
+	}
+}

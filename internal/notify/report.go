@@ -118,7 +118,18 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []token.Networ
 	// over other protocols, so that a bot that speaks HTTP is in the _http
 	// report with its URL and agent.
 	details := map[store.DayKey]event.Event{}
+	wantIP := make(map[netip.Addr]struct{}, len(refs))
+	for k := range refs {
+		wantIP[k.IP] = struct{}{}
+	}
 	err = src.ScanDayRecords(ctx, day, func(rec []byte) error {
+		// Most of a day's events are other networks': skip them on their
+		// src_ip before decoding the whole record.
+		if a, ok := peekSrcIP(rec); ok {
+			if _, want := wantIP[a]; !want {
+				return nil
+			}
+		}
 		e, err := event.UnmarshalJSONL(rec)
 		if err != nil || e.Resolver() || store.ProtocolBit(e.Protocol) == 0 {
 			return nil // a record this version cannot read adds no detail
@@ -149,6 +160,27 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []token.Networ
 		}
 	}
 	return out, nil
+}
+
+var srcIPKey = []byte(`"src_ip":"`)
+
+// peekSrcIP finds the src_ip of a JSON-lines record without decoding it;
+// ok is false when it cannot (the caller then decodes the record).
+func peekSrcIP(rec []byte) (netip.Addr, bool) {
+	i := bytes.Index(rec, srcIPKey)
+	if i < 0 {
+		return netip.Addr{}, false
+	}
+	rest := rec[i+len(srcIPKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || j > 64 {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(string(rest[:j]))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
 
 func isHTTP(e *event.Event) bool {
