@@ -552,7 +552,9 @@ func TestScheduler(t *testing.T) {
 	for run := range 2 { // a restart sends nothing more
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
-		go func() { done <- (&notify.Scheduler{Notifier: n, At: 6 * time.Hour, RetryEvery: time.Hour, Now: now}).Run(ctx) }()
+		go func() {
+			done <- (&notify.Scheduler{Notifier: n, At: 6 * time.Hour, RetryEvery: time.Hour, Now: now}).Run(ctx)
+		}()
 		for {
 			ds, err := ns.Deliveries(t.Context(), day, day.Add(24*time.Hour))
 			if err != nil {
