@@ -107,9 +107,18 @@ Start with:  takedown demo`,
 	pf.StringVar(&g.data, "data", def, "data dir (default ./takedown-data, or $TAKEDOWN_DATA)")
 	pf.StringVar(&g.db, "db", "", "store DSN (default: SQLite in the data dir)")
 	pf.StringVar(&g.configPath, "config", "", "YAML configuration file")
-	root.AddCommand(newDemoCmd(g), newServeCmd(g), newOrderCmd(g), newExportCmd(g), newEventsCmd(g), newStatsCmd(g), newReportCmd(g),
-		newTokenCmd(g), newEvidenceCmd(g), newSimulateCmd(g), newConfigCmd(g))
+	root.AddCommand(newDemoCmd(g), newServeCmd(g), newOrderCmd(g), newExportCmd(g), newEventsCmd(g), newStatsCmd(g), reportCmd(g),
+		newSubscriberCmd(g), newNotifyCmd(g), newTokenCmd(g), newEvidenceCmd(g), newSimulateCmd(g), newConfigCmd(g))
 	return root
+}
+
+// reportCmd is `takedown report` with its status (court) and network
+// (Shadowserver CSV for one network) reports.
+func reportCmd(g *globals) *cobra.Command {
+	cmd := newReportCmd(g)
+	cmd.Short = "Write reports: the court status report, a network's infected addresses"
+	cmd.AddCommand(newReportNetworkCmd(g))
+	return cmd
 }
 
 // config loads the configuration and applies the global flags over it.
