@@ -128,7 +128,9 @@ func selfSigned(tb testing.TB) (certPEM, keyPEM []byte, roots *x509.CertPool) {
 func TestStartTLSAndAuth(t *testing.T) {
 	const user, pass = "notifier", "s3cret-for-test"
 	srv := startAiosmtpd(t, user, pass)
-	tlsConf := func() *tls.Config { return &tls.Config{RootCAs: srv.Roots, ServerName: "localhost", MinVersion: tls.VersionTLS12} }
+	tlsConf := func() *tls.Config {
+		return &tls.Config{RootCAs: srv.Roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	}
 	tests := []struct {
 		name      string
 		mailer    *notify.SMTP
