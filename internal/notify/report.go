@@ -409,7 +409,11 @@ func WriteXARF02(w io.Writer, rows []Row, reportedFrom string) error {
 			}
 			b.WriteString(p[0])
 			b.WriteString(": ")
-			b.WriteString(yamlString(p[1]))
+			if strings.HasSuffix(p[0], "-Port") {
+				b.WriteString(p[1]) // a number
+			} else {
+				b.WriteString(yamlString(p[1]))
+			}
 			b.WriteByte('\n')
 		}
 	}

@@ -1,0 +1,57 @@
+package notify_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/notify"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestGolden pins the report files and the summary of the seed data for
+// one subscriber holding AS64500 and NL.
+func TestGolden(t *testing.T) {
+	db, ns := newStore(t)
+	seed(t, db, seedEvents())
+	sub := subscriber(t, "golden", "AS64500,NL", "abuse@golden.example")
+	sub.Formats = []notify.Format{notify.FormatShadowserver, notify.FormatXARF4, notify.FormatXARF02}
+	rows, err := notify.Collect(t.Context(), ns, day, []token.Networks{sub.Networks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := notify.MessageOptions{From: "takedown@dcu.example", PublicSource: "Test DCU", APIURL: "https://takedown.example/api/v1", CompressAbove: -1}
+	generated := day.AddDate(0, 0, 1)
+	atts, err := notify.Attachments(&sub, day, rows[0], o, generated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"summary.txt": []byte(notify.Summary(&sub, day, rows[0], atts, o))}
+	for _, a := range atts {
+		files[a.Name] = a.Data
+	}
+	if len(atts) != 5 {
+		t.Errorf("%d attachments, want 3 Shadowserver files, XARF v4 and X-ARF 0.2", len(atts))
+	}
+	for name, got := range files {
+		path := filepath.Join("testdata", "golden", name)
+		if *update {
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -update)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, path, got)
+		}
+	}
+}
