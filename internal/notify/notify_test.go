@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -259,8 +260,19 @@ func TestSendRealSMTPServer(t *testing.T) {
 			t.Errorf("%s: %+v, want sent at the first attempt", o.Subscriber, o)
 		}
 	}
-	// isp-a has two contacts: one message, delivered to each.
-	msgs := srv.settle(t, 3)
+	// isp-a has two contacts: one message, delivered to each. Only this
+	// test's messages count (the spool is shared with earlier runs).
+	mine := func(all []*mail.Message) []*mail.Message {
+		var out []*mail.Message
+		for _, m := range all {
+			switch m.Header.Get("X-Takedown-Subscriber") {
+			case "isp-a", "cert-nl", "quiet":
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	msgs := mine(srv.settle(t, 3))
 	// Sending again (a restart, a second run) sends nothing.
 	if _, err := newNotifier().Send(t.Context(), day); err != nil {
 		t.Fatal(err)
@@ -269,7 +281,7 @@ func TestSendRealSMTPServer(t *testing.T) {
 	if outs, err := newNotifier().Send(t.Context(), day.AddDate(0, 0, -5)); err != nil || len(outs) != 0 {
 		t.Fatalf("empty day: %+v, %v", outs, err)
 	}
-	msgs = srv.settle(t, 3)
+	msgs = mine(srv.settle(t, 3))
 	if len(msgs) != 3 {
 		t.Fatalf("%d messages in the mailbox, want 3", len(msgs))
 	}
