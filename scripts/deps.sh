@@ -12,6 +12,7 @@ PKGS=(
   sqlite3 bc                                 # storage anchor of the import benchmark
   postgresql nats-server                     # shared store, many-sensor transport
   chromium openssh-client                    # dashboard browser tests; ssh-keygen -Y verify for evidence
+  opensmtpd python3-aiosmtpd                 # real SMTP servers for the notification tests
   ca-certificates
 )
 
