@@ -31,6 +31,7 @@ import (
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/geo"
+	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/proxyproto"
 	"github.com/takedown/takedown/internal/registry"
@@ -49,6 +50,9 @@ type Options struct {
 	// SelfCheck is the store the public self-check page looks addresses up
 	// in; the page runs when it is set and selfcheck.listen is configured.
 	SelfCheck selfcheck.Store
+	// Notify is where the daily reports read and record; they run when it
+	// is set and notify.enabled is configured.
+	Notify *NotifyStores
 	// Web, when set, serves the dashboard, the REST API and /metrics.
 	Web *WebOptions
 	// TrustProxyFromLoopback makes every listener believe PROXY headers
@@ -71,6 +75,7 @@ type App struct {
 
 	evidence  *evidence.Log
 	selfcheck *selfcheck.Server
+	notify    *notify.Scheduler
 
 	index  atomic.Pointer[registry.Index]
 	serial atomic.Uint32
@@ -181,6 +186,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 	}
 	if err := a.newSelfCheck(opts.SelfCheck); err != nil {
+		return nil, err
+	}
+	if a.notify, err = a.newNotifyScheduler(c, opts.Notify); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -435,6 +443,9 @@ func (a *App) Run(ctx context.Context) error {
 		start(&listeners, "selfcheck", a.selfcheck.Run, lctx)
 	}
 	start(&listeners, "retention", a.retention().Run, lctx)
+	if a.notify != nil {
+		start(&listeners, "notify", runNotify(a.notify), lctx)
+	}
 	// The evidence log's checkpointer stops after the pipeline has drained,
 	// so that its last checkpoint covers every stored event.
 	ectx, stopEvidence := context.WithCancel(context.WithoutCancel(ctx))

@@ -36,6 +36,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		return err
 	}
 	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname(), Web: wo, SelfCheck: es,
+		Notify:     &app.NotifyStores{Store: sqlite.NewNotifyStore(st), Source: sqlite.NewNotifyStore(st)},
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return err

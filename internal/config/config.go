@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -40,6 +41,28 @@ type Config struct {
 	Web       Web        `yaml:"web"`
 	SelfCheck SelfCheck  `yaml:"selfcheck"`
 	Evidence  Evidence   `yaml:"evidence"`
+	Notify    Notify     `yaml:"notify"`
+}
+
+// Notify configures the daily reports to network owners sent by serve.
+type Notify struct {
+	Enabled bool `yaml:"enabled"`
+	// At is the UTC time of day ("06:00") the previous day's reports go out.
+	At           string `yaml:"at"`
+	From         string `yaml:"from"`
+	PublicSource string `yaml:"public_source"`
+	APIURL       string `yaml:"api_url"`
+	CleanupURL   string `yaml:"cleanup_url"`
+	SMTP         SMTP   `yaml:"smtp"`
+}
+
+// SMTP is the mail server the reports go through.
+type SMTP struct {
+	Addr         string `yaml:"addr"`
+	StartTLS     string `yaml:"starttls"` // auto, always, never
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	Helo         string `yaml:"helo"`
 }
 
 // Evidence configures the tamper-evident log of stored events.
@@ -321,6 +344,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Evidence.Enabled && c.Evidence.CheckpointEvery.D() < time.Second {
 		bad("evidence.checkpoint_every: must be at least 1s")
+	}
+	if c.Notify.Enabled {
+		if _, err := time.Parse("15:04", c.Notify.At); err != nil {
+			bad("notify.at: %q is not a UTC time of day like 06:00", c.Notify.At)
+		}
+		if c.Notify.From == "" {
+			bad("notify.from: the sender address is required")
+		}
+		if _, _, err := net.SplitHostPort(c.Notify.SMTP.Addr); err != nil {
+			bad("notify.smtp.addr: %q is not host:port", c.Notify.SMTP.Addr)
+		}
+	}
+	switch c.Notify.SMTP.StartTLS {
+	case "auto", "always", "never":
+	default:
+		bad("notify.smtp.starttls: %q is not auto, always or never", c.Notify.SMTP.StartTLS)
 	}
 	if c.Pipeline.Queue < 1 {
 		bad("pipeline.queue: must be at least 1")

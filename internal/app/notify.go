@@ -1,0 +1,53 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/notify"
+)
+
+// NotifyStores are what the daily reports read and record.
+type NotifyStores struct {
+	Store  notify.Store
+	Source notify.Source
+}
+
+// newNotifyScheduler builds the daily reports' scheduler when notify is
+// enabled.
+func (a *App) newNotifyScheduler(c *config.Config, st *NotifyStores) (*notify.Scheduler, error) {
+	if !c.Notify.Enabled || st == nil {
+		return nil, nil
+	}
+	at, err := time.Parse("15:04", c.Notify.At)
+	if err != nil {
+		return nil, fmt.Errorf("notify.at: %w", err)
+	}
+	m := &notify.SMTP{Addr: c.Notify.SMTP.Addr, StartTLS: c.Notify.SMTP.StartTLS, Username: c.Notify.SMTP.Username, HeloName: c.Notify.SMTP.Helo}
+	if c.Notify.SMTP.PasswordFile != "" {
+		b, err := os.ReadFile(c.Notify.SMTP.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("notify.smtp.password_file: %w", err)
+		}
+		m.Password = strings.TrimSpace(string(b))
+	}
+	n, err := notify.New(notify.Options{
+		Store: st.Store, Source: st.Source, Mailer: m,
+		Message: notify.MessageOptions{From: c.Notify.From, PublicSource: c.Notify.PublicSource, APIURL: c.Notify.APIURL, CleanupURL: c.Notify.CleanupURL},
+		Flush:   a.opts.Events.Flush, Logger: a.log.With("role", "notify"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	return &notify.Scheduler{Notifier: n, At: time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute,
+		RetryEvery: 5 * time.Minute, Logger: a.log.With("role", "notify")}, nil
+}
+
+// runNotify adapts the scheduler to the run group.
+func runNotify(s *notify.Scheduler) func(context.Context) error {
+	return func(ctx context.Context) error { return s.Run(ctx) }
+}
