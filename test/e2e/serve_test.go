@@ -106,7 +106,7 @@ func beacon(client *http.Client, addr string) error {
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	mustRun(t, nil, "--data", data, "demo")
+	mustRun(t, nil, "--data", data, "demo", "--exports-only")
 	port := testtool.FreePort(t, "tcp")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	conf := filepath.Join(dir, "takedown.yaml")
