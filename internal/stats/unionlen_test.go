@@ -88,3 +88,14 @@ func BenchmarkUnionLen(b *testing.B) {
 		unionLen32(days)
 	}
 }
+
+func TestUnionLensLayered(t *testing.T) {
+	a, b := randomDays(3, 20000, 0.5), randomDays(2, 5000, 0)
+	got := unionLens32(a, nil, b)
+	if want := roaring.FastOr(a...).GetCardinality(); got[0] != want || got[1] != want {
+		t.Errorf("first groups: %v, want %d", got, want)
+	}
+	if want := roaring.FastOr(append(a, b...)...).GetCardinality(); got[2] != want {
+		t.Errorf("all groups: %d, want %d", got[2], want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
 
 	"github.com/takedown/takedown/internal/store"
@@ -109,23 +110,22 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 
 func combine(days []*Day, by Dim, undecided uint64) *windowSets {
 	w := &windowSets{undecided: undecided, by: make(map[string][]Set), byLen: make(map[string]uint64)}
-	all := make([]Set, 0, 2*len(days))
-	ids := make([]Set, 0, len(days))
+	var all, res, ids []*roaring.Bitmap
+	var all6, res6, ids6 []Set
 	bots := make([]*roaring64.Bitmap, 0, len(days))
 	for _, d := range days {
-		all = append(all, d.All)
-		ids = append(ids, d.IDAddrs)
+		all, res, ids = append(all, d.All.V4), append(res, d.Resolvers.V4), append(ids, d.IDAddrs.V4)
+		all6, res6, ids6 = append(all6, Set{V6: d.All.V6}), append(res6, Set{V6: d.Resolvers.V6}), append(ids6, Set{V6: d.IDAddrs.V6})
 		for _, b := range d.BotIDs {
 			bots = append(bots, b)
 		}
 		w.busiest = max(w.busiest, d.All.Len()-d.IDAddrs.Len())
 	}
-	w.all = UnionLen(all...)
-	for _, d := range days {
-		all = append(all, d.Resolvers)
-	}
-	w.resolvers = UnionLen(all...) - w.all
-	w.idAddrs = UnionLen(ids...)
+	// One pass for the direct sources and, layered on them, the resolvers.
+	n := unionLens32(all, res)
+	w.all = n[0] + unionLen64(all6)
+	w.resolvers = n[1] - n[0] + unionLen64(append(all6, res6...)) - unionLen64(all6)
+	w.idAddrs = unionLen32(ids) + unionLen64(ids6)
 	if len(bots) > 0 {
 		w.idHosts = roaring64.FastOr(bots...).GetCardinality()
 	}
