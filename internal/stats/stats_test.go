@@ -276,3 +276,22 @@ func TestParseParams(t *testing.T) {
 		})
 	}
 }
+
+func TestWarmCachesClosedDays(t *testing.T) {
+	src := newMemSource(handEvents())
+	cache := newMemCache(src)
+	e := stats.New(stats.Options{Source: src, Raw: src, Cache: cache, Now: func() time.Time { return at(2, 12) }})
+	if err := e.Warm(t.Context(), at(0, 0), at(5, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// Days 0 and 1 are closed and have events; day 2 is today.
+	if cache.saves != 2 {
+		t.Fatalf("%d days cached, want 2", cache.saves)
+	}
+	if err := e.Warm(t.Context(), at(0, 0), at(5, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if cache.saves != 2 {
+		t.Errorf("a second warm-up rebuilt cached days: %d saves", cache.saves)
+	}
+}

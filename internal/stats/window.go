@@ -302,3 +302,26 @@ func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64,
 	day.finish()
 	return day, 0, nil
 }
+
+// Warm builds and caches the sets of the closed days in [from, to) that
+// are not cached yet, so that the first query after midnight does not pay
+// for them. A server calls it at start and after every UTC midnight; it
+// does nothing without a Cache.
+func (e *Engine) Warm(ctx context.Context, from, to time.Time) error {
+	if e.cache == nil {
+		return nil
+	}
+	first, today := store.DayOf(from), store.DayOf(e.now())
+	fps, err := e.cache.Fingerprints(ctx, time.Unix(first, 0), to)
+	if err != nil {
+		return fmt.Errorf("day fingerprints: %w", err)
+	}
+	for d := first; d < to.Unix() && d < today; d += daySecs {
+		if fp, ok := fps[d]; ok {
+			if _, err := e.closedDay(ctx, d, fp, "", false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
