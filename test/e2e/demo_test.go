@@ -75,14 +75,14 @@ func TestDemoMatchesTruth(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	truthPath := filepath.Join(dir, "truth.json")
-	r := mustRun(t, nil, "--data", data, "demo", "--headless", "--duration", "45s", "--seed", "7",
-		"--bots", "3000", "--history-days", "40", "--rate", "50", "--every", "2s", "--truth", truthPath)
+	r := mustRun(t, nil, "--data", data, "demo", "--headless", "--duration", "60s", "--seed", "7",
+		"--bots", "1000", "--history-days", "21", "--rate", "20", "--every", "2s", "--truth", truthPath)
 	for _, want := range []string{"http://127.0.0.1:8081", "infected IPs (24h):", "since the takedown", "stopped cleanly"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stdout, "events of 40 days stored") {
+	if !strings.Contains(r.stdout, "events of 21 days stored") {
 		t.Fatalf("the history did not finish loading within the run:\n%s", r.stdout)
 	}
 	b, err := os.ReadFile(truthPath)
