@@ -46,22 +46,6 @@ func (s Set) Len() uint64 {
 	return n
 }
 
-// AndNotLen is the number of addresses in s and not in o.
-func (s Set) AndNotLen(o Set) uint64 {
-	return s.Len() - andLen(s, o)
-}
-
-func andLen(s, o Set) uint64 {
-	var n uint64
-	if s.V4 != nil && o.V4 != nil {
-		n += s.V4.AndCardinality(o.V4)
-	}
-	if s.V6 != nil && o.V6 != nil {
-		n += s.V6.AndCardinality(o.V6)
-	}
-	return n
-}
-
 // Union returns the union of sets as a new set; the inputs are unchanged.
 func Union(sets ...Set) Set {
 	v4 := make([]*roaring.Bitmap, 0, len(sets))
