@@ -58,7 +58,6 @@ func runStats(t *testing.T, dir string, args ...string) (string, error) {
 	var out bytes.Buffer
 	g := &globals{data: dir, stdout: &out, stderr: &out, now: func() time.Time { return time.Date(2011, 4, 20, 12, 0, 0, 0, time.UTC) }}
 	root := newRoot(g)
-	root.AddCommand(newStatsCmd(g), newReportCmd(g))
 	root.SetArgs(append([]string{"--data", dir}, args...))
 	root.SetOut(&out)
 	err := root.ExecuteContext(context.Background())
