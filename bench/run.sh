@@ -7,12 +7,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 export TAKEDOWN_BIN=$PWD/bin/takedown
-all="import export dns http pipeline stats evidence simulate api"
+all="import export dns http pipeline stats evidence simulate api notify"
 status=0
 for b in ${BENCH_ONLY:-$all}; do
   echo "== $b" >&2
   case $b in
-    pipeline) (cd bench/pipeline && go test -run '^$' -bench . -benchtime 1x -timeout 30m .) | tee bench/results/pipeline.txt | grep -E 'project=|^ok|FAIL' || status=1 ;;
+    pipeline) go test -tags bench -run TestBench -v -timeout 30m ./bench/pipeline/ | grep -E 'project=|^ok|FAIL' || status=1 ;;
     *) if [ -x "bench/$b/run.sh" ] || [ -f "bench/$b/run.sh" ]; then bash "bench/$b/run.sh" || status=1; else echo "bench/$b/run.sh missing" >&2; status=1; fi ;;
   esac
 done
