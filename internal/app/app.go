@@ -438,6 +438,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.web != nil {
 		start(&listeners, "web", a.web.Run, lctx)
+		if w := a.opts.Web.Warm; w != nil {
+			start(&listeners, "stats-cache", warmStats(a.log, w), lctx)
+		}
 	}
 	if a.selfcheck != nil {
 		start(&listeners, "selfcheck", a.selfcheck.Run, lctx)

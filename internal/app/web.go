@@ -28,6 +28,32 @@ type WebOptions struct {
 	PublicStats bool
 	MinCount    uint64
 	Baseline    api.Window
+	// Warm, if set, caches the figures of closed days: the app calls it at
+	// start and after every UTC midnight, so no query pays for them.
+	Warm func(ctx context.Context, from, to time.Time) error
+}
+
+// warmDays is how many closed days the app keeps cached ahead of queries.
+const warmDays = 40
+
+// warmStats runs Warm at start and a minute after every UTC midnight.
+func warmStats(log interface {
+	Warn(msg string, args ...any)
+}, warm func(ctx context.Context, from, to time.Time) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for {
+			today := time.Now().UTC().Truncate(24 * time.Hour)
+			if err := warm(ctx, today.AddDate(0, 0, -warmDays), today); err != nil && ctx.Err() == nil {
+				log.Warn("caching the closed days' figures failed", "err", err)
+			}
+			next := today.Add(24*time.Hour + time.Minute)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Until(next)):
+			}
+		}
+	}
 }
 
 // webRole is the dashboard's HTTP server.

@@ -28,5 +28,5 @@ func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventSt
 	ss := sqlite.NewStatsStore(st)
 	eng := stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: time.Now, Logger: g.logger(c)})
 	return &app.WebOptions{Listen: c.Web.Listen, Registry: st, Events: es, Stats: eng, Tokens: st, Users: users,
-		PublicStats: c.Web.PublicStats, MinCount: c.Web.MinCount, Baseline: baseline}, nil
+		PublicStats: c.Web.PublicStats, MinCount: c.Web.MinCount, Baseline: baseline, Warm: eng.Warm}, nil
 }
