@@ -117,6 +117,8 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	if err != nil {
 		return err
 	}
+	// The history is still loading: caching days now would only be redone.
+	wo.Warm = nil
 	a, err := app.New(ctx, app.Options{Config: dc, Registry: st, Events: es, Logger: log, Registerer: reg,
 		Sensor: "demo", TrustProxyFromLoopback: true, Web: wo, SelfCheck: es})
 	if err != nil {
