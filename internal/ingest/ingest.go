@@ -438,6 +438,14 @@ func shadowserverEvent(get func(string) string, layout string) (e event.Event, m
 			bad = append(bad, fmt.Sprintf("unsupported protocol %q (want tcp or udp)", proto))
 		}
 	}
+	// machine_name (where a layout has it) is the name the bot reports for
+	// its machine: the bot identifier that lets analytics count machines,
+	// not addresses.
+	if id := get("machine_name"); strings.ContainsAny(id, "\r\n") {
+		bad = append(bad, "machine_name has a line break")
+	} else {
+		e.BotID = id
+	}
 	if len(bad) > 0 {
 		return e, strings.Join(bad, "; ")
 	}

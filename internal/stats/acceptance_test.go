@@ -18,11 +18,10 @@ import (
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
-// attachBotIDs gives imported events the bot identifier of the fixture
-// event they came from. Package ingest does not map a report column to
-// bot_id yet (the fixture writes it to machine_name); this stands in for
-// that mapping, and does nothing once ingest provides it.
-func attachBotIDs(fx *statsfixture.Fixture, evs []event.Event) {
+// checkBotIDs checks that ingest read every imported event's bot
+// identifier (the fixture writes it to machine_name) as the fixture made it.
+func checkBotIDs(t *testing.T, fx *statsfixture.Fixture, evs []event.Event) {
+	t.Helper()
 	type key struct {
 		ts     int64
 		ip     netip.Addr
@@ -38,8 +37,11 @@ func attachBotIDs(fx *statsfixture.Fixture, evs []event.Event) {
 	}
 	for i := range evs {
 		e := &evs[i]
-		if e.BotID == "" {
-			e.BotID = ids[key{e.Timestamp.Unix(), e.SrcIP, e.Family, e.SrcPort}]
+		want := ids[key{e.Timestamp.Unix(), e.SrcIP, e.Family, e.SrcPort}]
+		// Only the HTTP layout has a machine_name column.
+		http := e.Protocol == event.ProtoHTTP || e.Protocol == event.ProtoHTTPS
+		if (http && e.BotID != want) || (!http && e.BotID != "") {
+			t.Fatalf("imported %s event %s has bot_id %q; the fixture made %q", e.Protocol, e.ID, e.BotID, want)
 		}
 	}
 }
@@ -97,7 +99,7 @@ func importReports(t *testing.T, fx *statsfixture.Fixture, es store.EventStore) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		attachBotIDs(fx, evs)
+		checkBotIDs(t, fx, evs)
 		rows += len(evs)
 		res, err := ingest.Store(t.Context(), es, evs, nil)
 		if err != nil {
