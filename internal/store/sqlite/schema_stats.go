@@ -4,7 +4,7 @@ package sqlite
 // per-day address sets), owned by package stats. Append only.
 //
 // stats_day_sets holds, per closed UTC day (unix seconds of its midnight),
-// the encoded Roaring sets of package stats: part '' is the overall sets,
+// the encoded Roaring sets of package stats: part ” is the overall sets,
 // the other parts one dimension each (country, asn, family, case). fp is
 // the day's fingerprint when the sets were built (StatsStore.Fingerprints):
 // a row whose fp differs from the current one is stale and rebuilt. The
