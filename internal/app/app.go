@@ -53,6 +53,11 @@ type Options struct {
 	// Notify is where the daily reports read and record; they run when it
 	// is set and notify.enabled is configured.
 	Notify *NotifyStores
+	// Forward, when set, replaces the pipeline: the listeners' events are
+	// handed to what it returns (a sensor publishing to NATS JetStream)
+	// instead of being stored here. Events may then be nil; the evidence
+	// log, retention, self-check and notifications are the collector's.
+	Forward func(q *event.Queue) (run func(context.Context) error, err error)
 	// Web, when set, serves the dashboard, the REST API and /metrics.
 	Web *WebOptions
 	// TrustProxyFromLoopback makes every listener believe PROXY headers
@@ -76,6 +81,7 @@ type App struct {
 	evidence  *evidence.Log
 	selfcheck *selfcheck.Server
 	notify    *notify.Scheduler
+	forward   func(context.Context) error
 
 	index  atomic.Pointer[registry.Index]
 	serial atomic.Uint32
@@ -94,8 +100,8 @@ type dnsRole interface {
 
 // New builds every role the configuration enables and binds their sockets.
 func New(ctx context.Context, opts Options) (*App, error) {
-	if opts.Config == nil || opts.Registry == nil || opts.Events == nil {
-		return nil, errors.New("app needs a config, a registry and an event store")
+	if opts.Config == nil || opts.Registry == nil || (opts.Events == nil && opts.Forward == nil) {
+		return nil, errors.New("app needs a config, a registry and an event store (or a forwarder)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -135,15 +141,21 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.openEvidence(ctx); err != nil {
+	if opts.Forward != nil {
+		if a.forward, err = opts.Forward(a.queue); err != nil {
+			return nil, err
+		}
+	} else if err := a.openEvidence(ctx); err != nil {
 		return nil, err
 	}
-	a.pipe, err = pipeline.New(pipeline.Options{
-		Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify, Committed: a.committed,
-		BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
-	})
-	if err != nil {
-		return nil, err
+	if opts.Forward == nil {
+		a.pipe, err = pipeline.New(pipeline.Options{
+			Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify, Committed: a.committed,
+			BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -427,7 +439,11 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	var pipe sync.WaitGroup
-	start(&pipe, "pipeline", a.pipe.Run, pctx)
+	if a.pipe != nil {
+		start(&pipe, "pipeline", a.pipe.Run, pctx)
+	} else {
+		start(&pipe, "forward", a.forward, pctx)
+	}
 	start(&listeners, "geo", a.geo.Run, lctx)
 	start(&listeners, "registry", a.watchRegistry, lctx)
 	for _, l := range a.conns {
@@ -445,7 +461,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.selfcheck != nil {
 		start(&listeners, "selfcheck", a.selfcheck.Run, lctx)
 	}
-	start(&listeners, "retention", a.retention().Run, lctx)
+	if a.opts.Events != nil {
+		start(&listeners, "retention", a.retention().Run, lctx)
+	}
 	if a.notify != nil {
 		start(&listeners, "notify", runNotify(a.notify), lctx)
 	}
@@ -470,8 +488,12 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("evidence: %w", err)
 		}
 	}
-	st := a.pipe.Stats()
-	a.log.Info("stopped", "received", st.Received, "stored", st.Stored, "dropped", st.Dropped)
+	if a.pipe != nil {
+		st := a.pipe.Stats()
+		a.log.Info("stopped", "received", st.Received, "stored", st.Stored, "dropped", st.Dropped)
+	} else {
+		a.log.Info("stopped", "received", a.queue.Received(), "dropped", a.queue.Dropped())
+	}
 	select {
 	case err := <-errc:
 		return err

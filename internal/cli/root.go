@@ -107,7 +107,7 @@ Start with:  takedown demo`,
 	pf.StringVar(&g.data, "data", def, "data dir (default ./takedown-data, or $TAKEDOWN_DATA)")
 	pf.StringVar(&g.db, "db", "", "store DSN (default: SQLite in the data dir)")
 	pf.StringVar(&g.configPath, "config", "", "YAML configuration file")
-	root.AddCommand(newDemoCmd(g), newServeCmd(g), newOrderCmd(g), newExportCmd(g), newEventsCmd(g), newStatsCmd(g), reportCmd(g),
+	root.AddCommand(newDemoCmd(g), newServeCmd(g), newSensorCmd(g), newCollectorCmd(g), newOrderCmd(g), newExportCmd(g), newEventsCmd(g), newStatsCmd(g), reportCmd(g),
 		newSubscriberCmd(g), newNotifyCmd(g), newTokenCmd(g), newEvidenceCmd(g), newSimulateCmd(g), newConfigCmd(g))
 	return root
 }

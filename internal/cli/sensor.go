@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/takedown/takedown/internal/app"
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/natsbus"
+	"github.com/takedown/takedown/internal/pipeline"
+	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/store/postgres"
+	"github.com/takedown/takedown/internal/store/sqlite"
+)
+
+// newSensorCmd is `takedown sensor`: the sinkhole listeners of the config,
+// publishing every event to a NATS JetStream stream instead of storing it.
+func newSensorCmd(g *globals) *cobra.Command {
+	var url, name string
+	cmd := &cobra.Command{
+		Use:   "sensor --nats URL",
+		Short: "Run the sinkhole listeners and publish their events to NATS JetStream (for collectors to store)",
+		Long: `A sensor runs the DNS and connection sinkholes of its configuration and
+publishes every event to the JetStream stream TAKEDOWN_EVENTS, creating it if
+missing. It reads the seized names from the registry in its own data dir
+(import the orders on every sensor). Collectors store the events.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if url == "" {
+				return usagef("--nats URL is required")
+			}
+			c, err := g.config(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			log := g.logger(c)
+			st, err := sqlite.OpenDir(ctx, c.Data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			nc, js, err := natsbus.Connect(url)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			if _, err := natsbus.EnsureStream(ctx, js, natsbus.StreamOptions{}); err != nil {
+				return err
+			}
+			if name == "" {
+				name = hostname()
+			}
+			a, err := app.New(ctx, app.Options{Config: c, Registry: st, Logger: log, Sensor: name, Registerer: prometheus.NewRegistry(),
+				Forward: func(q *event.Queue) (func(context.Context) error, error) {
+					p, err := natsbus.NewPublisher(natsbus.PublisherOptions{JS: js, Queue: q, Sensor: name, Logger: log.With("role", "publisher")})
+					if err != nil {
+						return nil, err
+					}
+					return p.Run, nil
+				}})
+			if err != nil {
+				return err
+			}
+			for kind, addrs := range a.Addrs() {
+				for _, ad := range addrs {
+					log.Info("listening", "kind", kind, "addr", ad.String())
+				}
+			}
+			log.Info("sensor publishing", "nats", redactDSN(url), "sensor", name)
+			return a.Run(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&url, "nats", "", "NATS server URL(s), comma separated")
+	cmd.Flags().StringVar(&name, "sensor", "", "this sensor's name in events (default: the host name)")
+	return cmd
+}
+
+// newCollectorCmd is `takedown collector`: consume the stream, enrich,
+// classify and store, acknowledging after the store commit.
+func newCollectorCmd(g *globals) *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "collector --nats URL [--db postgres://…]",
+		Short: "Store the events that sensors publish to NATS JetStream (acknowledged after the store commit)",
+		Long: `A collector consumes the stream TAKEDOWN_EVENTS with a durable consumer
+shared by every collector, enriches and classifies each event, stores it, and
+acknowledges it only after the store committed. Event IDs make a redelivery
+harmless. With --db postgres://… several collectors share one PostgreSQL;
+otherwise events go to the SQLite store in the data dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if url == "" {
+				return usagef("--nats URL is required")
+			}
+			c, err := g.config(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			log := g.logger(c)
+			reg, err := sqlite.OpenDir(ctx, c.Data) // the registry, for the case of each event
+			if err != nil {
+				return err
+			}
+			defer reg.Close()
+			var es store.EventStore
+			if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
+				pg, err := postgres.Open(ctx, c.DB)
+				if err != nil {
+					return err
+				}
+				defer pg.Close()
+				es = pg
+			} else {
+				s, err := sqlite.NewEventStore(ctx, reg, sqlite.EventStoreOptions{})
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				es = s
+			}
+			geo, err := app.OpenGeo(c, log)
+			if err != nil {
+				return err
+			}
+			classify, _ := app.HistoricClassifier(ctx, reg)
+			p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
+			if err != nil {
+				return err
+			}
+			nc, js, err := natsbus.Connect(url)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			if _, err := natsbus.EnsureStream(ctx, js, natsbus.StreamOptions{}); err != nil {
+				return err
+			}
+			col, err := natsbus.NewCollector(natsbus.CollectorOptions{JS: js, Store: es, Prepare: p.Prepare, Logger: log.With("role", "collector")})
+			if err != nil {
+				return err
+			}
+			log.Info("collector consuming", "nats", redactDSN(url), "store", redactDSN(c.DB))
+			if err := col.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("collector: %w", err)
+			}
+			log.Info("collector stopped", "stored", col.Stored(), "duplicates", col.Duplicates())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "nats", "", "NATS server URL(s), comma separated")
+	return cmd
+}

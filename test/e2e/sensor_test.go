@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/testtool"
+)
+
+// A sensor publishes its listener's events to a real nats-server; a
+// collector stores them; every beacon is stored exactly once.
+func TestSensorToCollector(t *testing.T) {
+	natsBin := testtool.Need(t, "nats-server", "nats-server")
+	dir := t.TempDir()
+	natsPort := testtool.FreePort(t, "tcp")
+	conf := filepath.Join(dir, "nats.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", natsPort, filepath.Join(dir, "js"))), 0o600)
+	ns := exec.Command(natsBin, "-c", conf)
+	if err := ns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Process.Signal(syscall.SIGTERM); ns.Wait() })
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", natsPort)); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nats-server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	sensorData, collectorData := filepath.Join(dir, "sensor"), filepath.Join(dir, "collector")
+	mustRun(t, nil, "--data", sensorData, "demo", "--exports-only")
+	mustRun(t, nil, "--data", collectorData, "demo", "--exports-only")
+	addr := fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "tcp"))
+	sconf := filepath.Join(dir, "sensor.yaml")
+	os.WriteFile(sconf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nweb:\n  listen: \"\"\nlisteners:\n  - {kind: http, listen: %q}\n", sensorData, addr)), 0o644)
+
+	col := exec.Command(binary, "--data", collectorData, "collector", "--nats", natsURL)
+	var colLog bytes.Buffer
+	col.Stdout, col.Stderr = &colLog, &colLog
+	if err := col.Start(); err != nil {
+		t.Fatal(err)
+	}
+	colDone := make(chan error, 1)
+	go func() { colDone <- col.Wait() }()
+	t.Cleanup(func() { col.Process.Kill(); <-colDone })
+
+	sensor := exec.Command(binary, "--config", sconf, "sensor", "--nats", natsURL, "--sensor", "sink-a")
+	var sensorLog bytes.Buffer
+	sensor.Stdout, sensor.Stderr = &sensorLog, &sensorLog
+	if err := sensor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sensorDone := make(chan error, 1)
+	go func() { sensorDone <- sensor.Wait() }()
+	t.Cleanup(func() { sensor.Process.Kill(); <-sensorDone })
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close() // recorded as one (empty) connection event
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sensor did not listen:\n%s", sensorLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	const beacons = 200
+	for range beacons {
+		if err := beacon(client, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stop the sensor (it publishes what is queued), then wait for the
+	// collector to store everything.
+	sensor.Process.Signal(syscall.SIGTERM)
+	if err := <-sensorDone; err != nil {
+		t.Fatalf("sensor: %v\n%s", err, sensorLog.String())
+	}
+	sensorDone <- nil
+	want := uint64(beacons + 1) // the readiness probe's connection too
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		col.Process.Signal(syscall.SIGTERM) // the collector stores its batch, acks, and exits
+		select {
+		case err := <-colDone:
+			colDone <- err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("collector did not stop:\n%s", colLog.String())
+		}
+		stored, rows := storedHealth(t, collectorData)
+		if stored >= want || time.Now().After(deadline) {
+			if stored != want || rows != int64(want) {
+				t.Fatalf("collector stored %d (%d rows); want %d\ncollector:\n%s\nsensor:\n%s", stored, rows, want, colLog.String(), sensorLog.String())
+			}
+			break
+		}
+		// Not all in yet: run the collector again (the durable consumer
+		// resumes where it stopped).
+		<-colDone
+		col = exec.Command(binary, "--data", collectorData, "collector", "--nats", natsURL)
+		col.Stdout, col.Stderr = &colLog, &colLog
+		if err := col.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { colDone <- col.Wait() }()
+		time.Sleep(2 * time.Second)
+	}
+}
