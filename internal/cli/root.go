@@ -144,7 +144,7 @@ func (g *globals) openStore(ctx context.Context, c *config.Config) (*sqlite.DB, 
 	case strings.HasPrefix(c.DB, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(c.DB, "sqlite:"))
 	default:
-		return nil, usagef("--db %s: only the embedded SQLite store is built into this version", redactDSN(c.DB))
+		return nil, usagef("--db %s: this command works on the embedded SQLite store; PostgreSQL is the store of takedown collector (docs/operations.md)", redactDSN(c.DB))
 	}
 }
 
