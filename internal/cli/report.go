@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/takedown/takedown/internal/evidence"
 	"io"
 	"os"
 	"os/exec"
@@ -98,6 +99,11 @@ With --pdf, headless Chromium also prints it to PDF.`,
 				return err
 			}
 			rep := &stats.StatusReport{Order: *o, At: at, Generated: g.now().UTC(), Stats: res, Trend: trend}
+			c, err := g.config(cmd)
+			if err != nil {
+				return err
+			}
+			rep.Checkpoint = latestCheckpoint(evidenceDir(c))
 			var buf bytes.Buffer
 			if err := stats.WriteStatusHTML(&buf, rep); err != nil {
 				return fmt.Errorf("render status report: %w", err)
@@ -162,4 +168,28 @@ func printPDF(ctx context.Context, html, pdf string) error {
 		return fmt.Errorf("chromium wrote no PDF to %s", out)
 	}
 	return nil
+}
+
+// latestCheckpoint returns the evidence log's latest signed checkpoint,
+// verbatim, or "" when there is none. It reads the file the log wrote (the
+// log itself may be open in a running server) and only if its signature
+// verifies with the log's own key.
+func latestCheckpoint(dir string) string {
+	ents, err := os.ReadDir(filepath.Join(dir, "checkpoints"))
+	if err != nil || len(ents) == 0 {
+		return ""
+	}
+	name := ents[len(ents)-1].Name() // named by tree size, zero-padded: sorted
+	b, err := os.ReadFile(filepath.Join(dir, "checkpoints", name))
+	if err != nil {
+		return ""
+	}
+	k, err := evidence.LoadKey(dir)
+	if err != nil {
+		return ""
+	}
+	if _, err := evidence.OpenCheckpoint(b, k.Public()); err != nil {
+		return ""
+	}
+	return string(b)
 }

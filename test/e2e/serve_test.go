@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -172,5 +173,16 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	// (startServe's readiness probe is a connection too, and is recorded.)
 	if after < stored+1 || rows2 != int64(after) {
 		t.Fatalf("after restart and one beacon: counter %d, rows %d; want at least %d and equal", after, rows2, stored+1)
+	}
+	// The evidence log survived the kill (the restart extended its last
+	// checkpoint) and re-hashes cleanly; the court report carries its
+	// latest signed checkpoint.
+	if r := mustRun(t, nil, "--data", data, "evidence", "audit"); !strings.Contains(r.stdout, "evidence audit passed") {
+		t.Fatalf("evidence audit: %s", r.stdout)
+	}
+	report := filepath.Join(dir, "status.html")
+	mustRun(t, nil, "--data", data, "report", "status", "--case", "demo-b107", "--at", time.Now().UTC().Format("2006-01-02"), "-o", report)
+	if b, _ := os.ReadFile(report); !strings.Contains(string(b), "Latest signed checkpoint") {
+		t.Fatal("the status report lacks the evidence checkpoint")
 	}
 }
