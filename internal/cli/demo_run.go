@@ -137,7 +137,8 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	// The simulated history loads while the sinkhole and the dashboard
 	// already serve.
 	historyDone := make(chan error, 1)
-	go func() { historyDone <- loadHistory(runCtx, g, c, st, es, sim, f) }()
+	historyReady := make(chan struct{})
+	go func() { historyDone <- loadHistory(runCtx, g, c, st, es, sim, f, historyReady) }()
 
 	w := g.stdout
 	fmt.Fprintf(w, "\nthe takedown is live (all loopback):\n")
@@ -168,6 +169,10 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	loaded := false
 	for {
 		select {
+		case <-historyReady:
+			historyReady = nil
+			loaded = true
+			headline(ctx, w, engine, g.now(), baseline)
 		case err := <-historyDone:
 			historyDone = nil
 			if err != nil {
@@ -176,7 +181,6 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 				<-appDone
 				return err
 			}
-			loaded = true
 			headline(ctx, w, engine, g.now(), baseline)
 		case <-runCtx.Done():
 			rep := <-simDone
@@ -203,13 +207,26 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 // loadHistory writes the simulator's past days into the store, once per
 // data dir: the same events `takedown simulate --history` writes for
 // `takedown events import --format jsonl`, handed to the store directly.
-func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.DB, es *sqlite.EventStore, sim *simulate.Sim, f demoFlags) error {
+//
+// The first week (the baseline) and the last eight days (the headline's
+// window) go first, then ready is closed, so the figures are right within
+// seconds while the months between are still loading.
+func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.DB, es *sqlite.EventStore, sim *simulate.Sim, f demoFlags, ready chan<- struct{}) error {
+	signalled := false
+	signal := func() {
+		if !signalled {
+			signalled = true
+			close(ready)
+		}
+	}
+	defer signal()
 	markerPath := filepath.Join(c.Data, "demo-history.json")
 	want := historyMarker{Seed: f.seed, Bots: f.bots, Start: sim.Start(), Days: sim.Days()}
 	if b, err := os.ReadFile(markerPath); err == nil {
 		var have historyMarker
 		if json.Unmarshal(b, &have) == nil && have.Seed == want.Seed && have.Bots == want.Bots && have.Start.Equal(want.Start) && have.Days >= want.Days {
 			fmt.Fprintf(g.stdout, "\nsimulated history already loaded: %d days, %d events\n", have.Days, have.Events)
+			signal()
 			return nil
 		}
 	}
@@ -231,6 +248,13 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	go func() {
 		var err error
 		for b := range batches {
+			if b == nil { // the baseline and the last days are in
+				if err == nil {
+					err = es.Flush(ctx)
+				}
+				signal()
+				continue
+			}
 			if err != nil {
 				continue
 			}
@@ -242,7 +266,7 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	}()
 	batch := make([]event.Event, 0, batchSize)
 	lastDay, lastPrint := time.Time{}, time.Now()
-	genErr := sim.EachEvent(sim.Start(), sim.End(), func(ev *event.Event) error {
+	each := func(ev *event.Event) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -260,7 +284,20 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 			fmt.Fprintf(g.stdout, "  history: %s, %d events stored\n", d.Format("2006-01-02"), total)
 		}
 		return nil
-	})
+	}
+	var genErr error
+	for i, r := range historyRanges(sim.Start(), sim.End()) {
+		if genErr = sim.EachEvent(r[0], r[1], each); genErr != nil {
+			break
+		}
+		if i == 1 {
+			if len(batch) > 0 {
+				batches <- batch
+				batch = make([]event.Event, 0, batchSize)
+			}
+			batches <- nil
+		}
+	}
 	if len(batch) > 0 && genErr == nil {
 		batches <- batch
 	}
@@ -307,4 +344,18 @@ func headline(ctx context.Context, w interface{ Write([]byte) (int, error) }, e 
 	}
 	line += fmt.Sprintf(" · events stored %s\n", stats.Thousands(r.Health.Stored))
 	fmt.Fprint(w, line)
+}
+
+// historyRanges orders the history [start, end) for loading: the first
+// week, the last eight days, then the days between.
+func historyRanges(start, end time.Time) [][2]time.Time {
+	week := start.AddDate(0, 0, 7)
+	if week.After(end) {
+		week = end
+	}
+	last := end.AddDate(0, 0, -8)
+	if last.Before(week) {
+		last = week
+	}
+	return [][2]time.Time{{start, week}, {last, end}, {week, last}}
 }
