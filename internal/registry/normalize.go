@@ -23,6 +23,12 @@ func NormalizeName(name string) (string, error) {
 		return "", fmt.Errorf("%q is not a valid domain name: %v", name, err)
 	}
 	ascii = strings.ToLower(ascii)
+	// The A-label form must itself be valid and stable: some inputs map to
+	// punycode that the same profile then refuses, which would store a name
+	// no resolver can look up.
+	if again, err := idnaProfile.ToASCII(ascii); err != nil || again != ascii {
+		return "", fmt.Errorf("%q is not a valid domain name: its A-label form %q does not validate", name, ascii)
+	}
 	if len(ascii) > 253 {
 		return "", fmt.Errorf("%q is longer than 253 characters", name)
 	}
