@@ -147,6 +147,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 	} else if err := a.openEvidence(ctx); err != nil {
 		return nil, err
+	} else if err := a.reconcileEvidence(ctx); err != nil {
+		a.evidence.Close()
+		return nil, fmt.Errorf("evidence log: reconcile with the store: %w", err)
 	}
 	if opts.Forward == nil {
 		a.pipe, err = pipeline.New(pipeline.Options{

@@ -2,6 +2,7 @@ package app
 
 import (
 	"os"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/registry"
+	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -122,5 +124,56 @@ func TestClassifyFromRegistry(t *testing.T) {
 	a.classify(&kept)
 	if kept.Case != "other" || kept.Family != "x" {
 		t.Fatalf("a listener's classification was overwritten: %+v", kept)
+	}
+}
+
+// Events stored while their append to the evidence log was lost (a crash
+// between commit and append) are appended at the next start, once.
+func TestEvidenceReconcile(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sqlite.OpenDir(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	es, err := sqlite.NewEventStore(t.Context(), db, sqlite.EventStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	c := config.Default()
+	c.Data, c.DNS.Listen, c.Listeners, c.Web.Listen = dir, nil, nil, ""
+	store3 := func(ids ...string) {
+		var evs []event.Event
+		for _, id := range ids {
+			evs = append(evs, event.Event{ID: id, Timestamp: time.Now().UTC(), Protocol: event.ProtoHTTP, SrcIP: netip.MustParseAddr("93.184.216.34")})
+		}
+		if _, err := es.WriteBatch(t.Context(), &store.Batch{Events: evs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() *App {
+		a, err := New(t.Context(), Options{Config: c, Registry: db, Events: es, Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	store3("a", "b", "c")
+	a := open()
+	if n := a.evidence.Size(); n != 3 {
+		t.Fatalf("first start: the log holds %d entries; want the 3 stored events", n)
+	}
+	a.evidence.Close()
+	store3("d", "e")
+	a = open()
+	if n := a.evidence.Size(); n != 5 {
+		t.Fatalf("second start: the log holds %d entries; want 5 (each event once)", n)
+	}
+	a.evidence.Close()
+	a = open()
+	defer a.evidence.Close()
+	if n := a.evidence.Size(); n != 5 {
+		t.Fatalf("third start, nothing new: the log holds %d entries; want 5", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/selfcheck"
@@ -58,6 +59,12 @@ func (a *App) committed(ctx context.Context, b *store.Batch, res store.BatchResu
 	}
 }
 
+// Recorded is the evidence hook for batches stored outside the pipeline
+// (the demo's simulated history): it appends what res marks as newly stored.
+func (a *App) Recorded(ctx context.Context, b *store.Batch, res store.BatchResult) {
+	a.committed(ctx, b, res)
+}
+
 // newSelfCheck builds the public self-check page when configured.
 func (a *App) newSelfCheck(lookup selfcheck.Store) error {
 	c := a.cfg.Load()
@@ -101,4 +108,60 @@ func (a *App) retention() *pipeline.Retention {
 		},
 		Logger: a.log.With("role", "retention"),
 	}
+}
+
+// storedLog is what the evidence reconciliation needs of the event store.
+type storedLog interface {
+	SeqOf(ctx context.Context, ts time.Time, id string) (int64, bool, error)
+	RecordsAfter(ctx context.Context, after int64, limit int) ([][]byte, int64, error)
+}
+
+// reconcileEvidence appends the stored events the evidence log does not
+// hold yet: those committed after the log's newest event record (a crash
+// between a batch's commit and its append leaves them out). It runs at
+// start, before any listener.
+func (a *App) reconcileEvidence(ctx context.Context) error {
+	sl, ok := a.opts.Events.(storedLog)
+	if a.evidence == nil || !ok {
+		return nil
+	}
+	rec, found, err := a.evidence.LastRecord(func(r []byte) bool {
+		_, err := event.UnmarshalJSONL(r)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	var after int64
+	if found {
+		ev, _ := event.UnmarshalJSONL(rec)
+		seq, ok, err := sl.SeqOf(ctx, ev.Timestamp, ev.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.log.Warn("evidence: the log's newest event is no longer stored (purged?); not reconciling")
+			return nil
+		}
+		after = seq
+	}
+	appended := 0
+	for {
+		recs, last, err := sl.RecordsAfter(ctx, after, 4096)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		if _, err := a.evidence.Append(ctx, recs); err != nil {
+			return err
+		}
+		appended += len(recs)
+		after = last
+	}
+	if appended > 0 {
+		a.log.Info("evidence: appended stored events the log did not hold", "events", appended)
+	}
+	return nil
 }

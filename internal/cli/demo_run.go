@@ -138,7 +138,7 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	// already serve.
 	historyDone := make(chan error, 1)
 	historyReady := make(chan struct{})
-	go func() { historyDone <- loadHistory(runCtx, g, c, st, es, sim, f, historyReady) }()
+	go func() { historyDone <- loadHistory(runCtx, g, c, st, es, sim, f, historyReady, a.Recorded) }()
 
 	w := g.stdout
 	fmt.Fprintf(w, "\nthe takedown is live (all loopback):\n")
@@ -211,7 +211,8 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 // The first week (the baseline) and the last eight days (the headline's
 // window) go first, then ready is closed, so the figures are right within
 // seconds while the months between are still loading.
-func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.DB, es *sqlite.EventStore, sim *simulate.Sim, f demoFlags, ready chan<- struct{}) error {
+func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.DB, es *sqlite.EventStore, sim *simulate.Sim, f demoFlags, ready chan<- struct{},
+	recorded func(context.Context, *store.Batch, store.BatchResult)) error {
 	signalled := false
 	signal := func() {
 		if !signalled {
@@ -258,8 +259,11 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 			if err != nil {
 				continue
 			}
-			if _, err = es.WriteBatch(ctx, &store.Batch{Events: b, Received: uint64(len(b))}); err == nil {
+			sb := &store.Batch{Events: b, Received: uint64(len(b))}
+			var res store.BatchResult
+			if res, err = es.WriteBatch(ctx, sb); err == nil {
 				total += int64(len(b))
+				recorded(ctx, sb, res) // into the evidence log, like live events
 			}
 		}
 		writeErr <- err
