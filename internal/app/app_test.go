@@ -1,8 +1,8 @@
 package app
 
 import (
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
