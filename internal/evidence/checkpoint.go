@@ -83,7 +83,7 @@ func parseCheckpointText(text string) (Checkpoint, error) {
 	if err != nil || (lines[1] != "0" && strings.HasPrefix(lines[1], "0")) {
 		return Checkpoint{}, fmt.Errorf("checkpoint: bad tree size %q", truncate(lines[1], 30))
 	}
-	raw, err := base64.StdEncoding.DecodeString(lines[2])
+	raw, err := decodeB64(lines[2])
 	if err != nil || len(raw) != tlog.HashSize {
 		return Checkpoint{}, fmt.Errorf("checkpoint: bad root hash %q", truncate(lines[2], 60))
 	}

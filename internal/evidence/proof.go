@@ -293,7 +293,7 @@ func ParseInclusionProof(b []byte) (InclusionProof, error) {
 	var p InclusionProof
 	lines = lines[1:]
 	if rest, ok := strings.CutPrefix(lines[0], "extra "); ok {
-		if p.Extra, err = base64.StdEncoding.Strict().DecodeString(rest); err != nil {
+		if p.Extra, err = decodeB64(rest); err != nil {
 			return InclusionProof{}, fmt.Errorf("tlog-proof: bad extra data: %w", err)
 		}
 		lines = lines[1:]
@@ -343,7 +343,7 @@ func parseUint(s string) (uint64, error) {
 
 func parseB64Hash(s string) (tlog.Hash, error) {
 	var h tlog.Hash
-	raw, err := base64.StdEncoding.Strict().DecodeString(s)
+	raw, err := decodeB64(s)
 	if err != nil || len(raw) != tlog.HashSize {
 		return h, fmt.Errorf("bad hash %q", truncate(s, 50))
 	}
@@ -364,4 +364,14 @@ func parseHashLines(lines []string) ([]tlog.Hash, error) {
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// decodeB64 decodes canonical standard base64 only: Go's decoder skips
+// '\r' and '\n' even in strict mode, which would let two different files
+// parse to the same proof.
+func decodeB64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break inside base64")
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
 }
