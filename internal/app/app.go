@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -372,21 +373,10 @@ func (a *App) Addrs() map[string][]net.Addr {
 	out := map[string][]net.Addr{}
 	for _, l := range a.conns {
 		k := l.Name()
-		if i := indexByte(k, ':'); i > 0 {
-			k = k[:i]
-		}
+		k, _, _ = strings.Cut(k, ":")
 		out[k] = append(out[k], l.Addr())
 	}
 	return out
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // SelfCheckAddr is the self-check page's bound address, or nil.

@@ -163,7 +163,8 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 		simDone <- rep
 	}()
 
-	engine := stats.New(stats.Options{Source: sqlite.NewStatsStore(st), Raw: sqlite.NewStatsStore(st), Cache: sqlite.NewStatsStore(st), Now: g.now, Logger: log})
+	ss := sqlite.NewStatsStore(st)
+	engine := stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: g.now, Logger: log})
 	tick := time.NewTicker(f.every)
 	defer tick.Stop()
 	loaded := false

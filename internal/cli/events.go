@@ -31,11 +31,6 @@ func newEventsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for i, a := range args {
-				if a == "-" {
-					args[i] = "-" // ingest reads stdin for "-"
-				}
-			}
 			evs, err := ingest.ReadFiles(args, format)
 			if err != nil {
 				var ie *ingest.Error

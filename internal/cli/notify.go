@@ -294,11 +294,7 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 				}
 				pass = strings.TrimRight(string(b), "\r\n")
 			}
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			db, err := g.openStore(cmd.Context(), c)
+			c, db, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}

@@ -204,11 +204,7 @@ func newOrderListCmd(g *globals) *cobra.Command {
 		Short: "List the orders",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -265,11 +261,7 @@ func newOrderShowCmd(g *globals) *cobra.Command {
 		Short: "Show an order (by case ID or number), its indicators and its audit trail",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -329,11 +321,7 @@ func newOrderExtendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usagef("--expires: %v", err)
 			}
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -355,11 +343,7 @@ func newOrderRevokeCmd(g *globals) *cobra.Command {
 		Short: "End an order now",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}

@@ -136,6 +136,21 @@ func (g *globals) config(cmd *cobra.Command) (*config.Config, error) {
 	return c, nil
 }
 
+// configuredStore loads the configuration and opens its store: the
+// preamble of every command that reads or changes the registry. The caller
+// closes the store.
+func (g *globals) configuredStore(cmd *cobra.Command) (*config.Config, *sqlite.DB, error) {
+	c, err := g.config(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := g.openStore(cmd.Context(), c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 // openStore opens the configured store.
 func (g *globals) openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
 	switch {

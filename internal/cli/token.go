@@ -58,11 +58,7 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 			if err := errors.Join(errs...); err != nil {
 				return &UsageError{err}
 			}
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -95,11 +91,7 @@ func newTokenListCmd(g *globals) *cobra.Command {
 		Short: "List API tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -147,11 +139,7 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 		Short: "Revoke an API token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := g.openStore(cmd.Context(), c)
+			_, st, err := g.configuredStore(cmd)
 			if err != nil {
 				return err
 			}
