@@ -2,77 +2,30 @@ package selfcheck
 
 import (
 	"context"
+	"github.com/takedown/takedown/internal/testtool/browser"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/css"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
-
-	"github.com/takedown/takedown/internal/testtool"
 )
 
 // browser starts headless Chromium with a fresh profile and collects
 // console errors, exceptions and error entries of the browser log (CSP
 // violations, failed loads).
-func browser(t *testing.T) (context.Context, func() []string) {
+func startBrowser(t *testing.T) (context.Context, func() []string) {
 	t.Helper()
-	chrome := testtool.Need(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	var mu sync.Mutex
-	var errs []string
-	messages := chromedp.Console(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
-				mu.Lock()
-				errs = append(errs, m.String()+" "+m.URL)
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { cancelC(); <-done; cancelA() })
-	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(errs) }
+	ctx, con := browser.Start(t)
+	return ctx, con.Errors
 }
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	path := filepath.Join(t.TempDir(), name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", path)
-	if dir := os.Getenv("TAKEDOWN_SCREENSHOTS"); dir != "" {
-		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
-	}
+	browser.Screenshot(t, ctx, name)
 }
 
 // The page renders in Chromium, phone-sized and desktop-sized, with
@@ -84,7 +37,7 @@ func TestBrowser(t *testing.T) {
 	st.rows[mustAddr("127.0.0.1")] = st.rows[mustAddr(infected)]
 	s := startServer(t, st, nil)
 	url := "http://" + s.Addr().String() + "/"
-	ctx, consoleErrors := browser(t)
+	ctx, consoleErrors := startBrowser(t)
 	for _, v := range []struct {
 		name          string
 		width, height int64

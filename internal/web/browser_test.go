@@ -4,80 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/takedown/takedown/internal/testtool/browser"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/takedown/takedown/internal/api/apitest"
-	"github.com/takedown/takedown/internal/testtool"
 )
 
 // browser starts headless Chromium with a fresh profile and collects
 // console errors, uncaught exceptions and error entries of the browser log
 // (CSP violations, failed loads).
-func browser(t *testing.T) (context.Context, func() []string, func()) {
+func startBrowser(t *testing.T) (context.Context, func() []string, func()) {
 	t.Helper()
-	chrome := testtool.Need(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1100),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	var mu sync.Mutex
-	var errs []string
-	messages := chromedp.Console(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
-				mu.Lock()
-				errs = append(errs, m.String()+" "+m.URL)
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { cancelC(); <-done })
-	get := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(errs) }
-	reset := func() { mu.Lock(); errs = nil; mu.Unlock() }
-	return ctx, get, reset
+	ctx, con := browser.Start(t, chromedp.WindowSize(1400, 1100))
+	return ctx, con.Errors, con.Reset
 }
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	path := filepath.Join(t.TempDir(), name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", path)
-	if dir := os.Getenv("TAKEDOWN_SCREENSHOTS"); dir != "" {
-		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
-	}
+	browser.Screenshot(t, ctx, name)
 }
 
 // mapShaded is what the map draws: the regions of the world map that have
@@ -100,7 +50,7 @@ const mapShaded = `(() => {
 func TestBrowserDashboard(t *testing.T) {
 	fx := apitest.New(t)
 	srv := newServer(t, fx)
-	ctx, consoleErrors, resetErrors := browser(t)
+	ctx, consoleErrors, resetErrors := startBrowser(t)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
