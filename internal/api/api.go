@@ -1,6 +1,7 @@
 // Package api is takedown's JSON REST API under /api/v1: orders,
 // indicators, exports, statistics and series, events scoped to the
-// caller's networks, evidence checkpoints, sinkhole health and API tokens,
+// caller's networks, notification subscribers and the delivery ledger,
+// evidence checkpoints, sinkhole health and API tokens,
 // with one error catalogue (errors.go) and an OpenAPI 3 document
 // (openapi.json) that a test keeps equal to the router. It also serves
 // /metrics in the Prometheus format (MetricsHandler).
@@ -28,6 +29,7 @@ import (
 
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store"
@@ -76,6 +78,11 @@ type Options struct {
 	// Evidence is optional: without it the evidence routes answer
 	// not_configured.
 	Evidence Evidence
+	// Notify is the subscribers and the delivery ledger; optional: without
+	// it the subscriber and notification routes answer not_configured.
+	Notify notify.Store
+	// NotifySchedule is shown by the notifications route.
+	NotifySchedule NotifySchedule
 	// Gatherer feeds the sinkhole health route (and MetricsHandler).
 	Gatherer prometheus.Gatherer
 	// Tokens authenticates bearer tokens; nil accepts none.
@@ -149,6 +156,11 @@ func New(o Options) *API {
 		{"GET", "/sinkhole", levelAnalyst, a.sinkhole},
 		{"GET", "/evidence/checkpoints", levelAnalyst, a.checkpoints},
 		{"GET", "/evidence/checkpoints/latest", levelAnalyst, a.latestCheckpoint},
+		{"GET", "/subscribers", levelAnalyst, a.subscribers},
+		{"POST", "/subscribers", levelAdmin, a.addSubscribers},
+		{"GET", "/subscribers/{id}", levelAnalyst, a.subscriber},
+		{"DELETE", "/subscribers/{id}", levelAdmin, a.removeSubscriber},
+		{"GET", "/notifications", levelAnalyst, a.notifications},
 		{"GET", "/tokens", levelAdmin, a.tokens},
 		{"POST", "/tokens", levelAdmin, a.createToken},
 		{"DELETE", "/tokens/{id}", levelAdmin, a.revokeToken},

@@ -22,7 +22,7 @@ type env struct {
 	srv *httptest.Server
 }
 
-func newEnv(t *testing.T, mod func(*api.Options)) *env {
+func newEnv(t *testing.T, mod func(*api.Options, *apitest.Fixture)) *env {
 	t.Helper()
 	f := apitest.New(t)
 	reg := prometheus.NewRegistry()
@@ -36,7 +36,7 @@ func newEnv(t *testing.T, mod func(*api.Options)) *env {
 	reg.MustRegister(c, q, rl)
 	o := api.Options{Registry: f.DB, Events: f.Events, Stats: f.Stats, Tokens: f.DB, Gatherer: reg, Now: func() time.Time { return apitest.Now }}
 	if mod != nil {
-		mod(&o)
+		mod(&o, f)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(api.Prefix+"/", api.New(o))
@@ -50,6 +50,11 @@ func newEnv(t *testing.T, mod func(*api.Options)) *env {
 // and body.
 func (e *env) do(t testing.TB, method, path, tok, body string) (int, []byte, http.Header) {
 	t.Helper()
+	return e.request(t, method, path, tok, body, nil)
+}
+
+func (e *env) request(t testing.TB, method, path, tok, body string, mod func(*http.Request)) (int, []byte, http.Header) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +66,9 @@ func (e *env) do(t testing.TB, method, path, tok, body string) (int, []byte, htt
 		}
 		req.Header.Set("Authorization", "Bearer "+s)
 	}
+	if mod != nil {
+		mod(req)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +79,12 @@ func (e *env) do(t testing.TB, method, path, tok, body string) (int, []byte, htt
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b, resp.Header
+}
+
+// doCT is do with a Content-Type.
+func (e *env) doCT(t testing.TB, method, path, tok, ct, body string) (int, []byte, http.Header) {
+	t.Helper()
+	return e.request(t, method, path, tok, body, func(r *http.Request) { r.Header.Set("Content-Type", ct) })
 }
 
 func (e *env) get(t testing.TB, path, tok string) (int, []byte) {
@@ -154,7 +168,7 @@ func TestAccess(t *testing.T) {
 }
 
 func TestStatsThreshold(t *testing.T) {
-	e := newEnv(t, func(o *api.Options) { o.PublicStats = true })
+	e := newEnv(t, func(o *api.Options, _ *apitest.Fixture) { o.PublicStats = true })
 	keys := func(tok string) []string {
 		code, body := e.get(t, "/api/v1/stats?by=country", tok)
 		if code != 200 {

@@ -13,7 +13,9 @@ type Error struct {
 	Status  int    `json:"status"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	err     error
+	// Problems lists every problem of a rejected upload ("body:3: …").
+	Problems []string `json:"problems,omitempty"`
+	err      error
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -39,6 +41,7 @@ var (
 	errNotFound      = Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such object"}
 	errNoRoute       = Error{Status: http.StatusNotFound, Code: "no_route", Message: "no such route"}
 	errUnknownFormat = Error{Status: http.StatusNotFound, Code: "unknown_format", Message: "no such export format"}
+	errConflict      = Error{Status: http.StatusConflict, Code: "conflict", Message: "the object exists already"}
 	errBadMethod     = Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed"}
 	errNotConfigured = Error{Status: http.StatusNotImplemented, Code: "not_configured", Message: "this part is not configured"}
 	errInternal      = Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the server log"}
@@ -47,7 +50,7 @@ var (
 // Catalogue lists every error the API answers with (for the documentation
 // and its test).
 func Catalogue() []Error {
-	return []Error{errBadParameter, errUnauthorized, errForbidden, errCSRF, errNotFound, errNoRoute, errUnknownFormat, errBadMethod, errNotConfigured, errInternal}
+	return []Error{errBadParameter, errUnauthorized, errForbidden, errCSRF, errNotFound, errNoRoute, errUnknownFormat, errConflict, errBadMethod, errNotConfigured, errInternal}
 }
 
 // CSRFError is the catalogue's csrf error, for the dashboard.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/takedown/takedown/internal/api"
+	"github.com/takedown/takedown/internal/api/apitest"
 	"github.com/takedown/takedown/internal/evidence"
 )
 
@@ -16,7 +17,7 @@ func TestEvidenceCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	e := newEnv(t, func(o *api.Options) { o.Evidence = l })
+	e := newEnv(t, func(o *api.Options, _ *apitest.Fixture) { o.Evidence = l })
 	if code, body := e.get(t, "/api/v1/evidence/checkpoints/latest", "analyst"); code != 404 {
 		t.Fatalf("before a checkpoint: %d %s", code, body)
 	}

@@ -32,7 +32,12 @@ type Sinkhole struct {
 	// was created, across restarts.
 	DroppedPersisted uint64 `json:"events_dropped_persisted_total"`
 	LastReloadOK     *bool  `json:"last_reload_successful,omitempty"`
-	MetricsAvailable bool   `json:"metrics_available"`
+	// The public self-check page's counters (aggregates only: no address).
+	SelfChecks         float64 `json:"selfcheck_checks_total"`
+	SelfCheckPositive  float64 `json:"selfcheck_positive_total"`
+	SelfCheckResolvers float64 `json:"selfcheck_resolver_only_total"`
+	SelfCheckRefused   float64 `json:"selfcheck_refused_total"`
+	MetricsAvailable   bool    `json:"metrics_available"`
 }
 
 // The metric names the snapshot reads. A metric family counts when its
@@ -51,6 +56,14 @@ func sinkholeField(s *Sinkhole, name string) *float64 {
 		return &s.RateLimited
 	case name == "takedown_events_queue_depth":
 		return &s.QueueDepth
+	case name == "takedown_selfcheck_checks_total":
+		return &s.SelfChecks
+	case name == "takedown_selfcheck_positive_total":
+		return &s.SelfCheckPositive
+	case name == "takedown_selfcheck_resolver_only_total":
+		return &s.SelfCheckResolvers
+	case name == "takedown_selfcheck_refused_total":
+		return &s.SelfCheckRefused
 	}
 	return nil
 }

@@ -12,22 +12,26 @@ import (
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/web"
 )
 
 // WebOptions enable the operator dashboard, the REST API and /metrics on
 // one listener.
 type WebOptions struct {
-	Listen      string
-	Registry    api.Registry
-	Events      api.Events
-	Stats       api.Stats
-	Evidence    api.Evidence // optional
-	Tokens      token.Store
-	Users       web.Users
-	PublicStats bool
-	MinCount    uint64
-	Baseline    api.Window
+	Listen   string
+	Registry api.Registry
+	Events   api.Events
+	Stats    api.Stats
+	Evidence api.Evidence // optional
+	Tokens   token.Store
+	// Notify serves subscribers and the delivery ledger; optional.
+	Notify         notify.Store
+	NotifySchedule api.NotifySchedule
+	Users          web.Users
+	PublicStats    bool
+	MinCount       uint64
+	Baseline       api.Window
 	// Warm, if set, caches the figures of closed days: the app calls it at
 	// start and after every UTC midnight, so no query pays for them.
 	Warm func(ctx context.Context, from, to time.Time) error
@@ -68,7 +72,7 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 		return nil, errors.New("web: the metrics registerer is not a gatherer")
 	}
 	h := api.New(api.Options{Registry: o.Registry, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
-		Tokens: o.Tokens, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
+		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
 		Logger: a.log.With("role", "api")})
 	d := web.New(web.Options{API: h, Metrics: api.MetricsHandler(g), Users: o.Users, Logger: a.log.With("role", "web")})
 	ln, err := net.Listen("tcp", o.Listen)

@@ -27,6 +27,11 @@ func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventSt
 	}
 	ss := sqlite.NewStatsStore(st)
 	eng := stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: time.Now, Logger: g.logger(c)})
+	sched := api.NotifySchedule{Enabled: c.Notify.Enabled}
+	if sched.Enabled {
+		sched.At = c.Notify.At
+	}
 	return &app.WebOptions{Listen: c.Web.Listen, Registry: st, Events: es, Stats: eng, Tokens: st, Users: users,
+		Notify: sqlite.NewNotifyStore(st), NotifySchedule: sched,
 		PublicStats: c.Web.PublicStats, MinCount: c.Web.MinCount, Baseline: baseline, Warm: eng.Warm}, nil
 }

@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/takedown/takedown/internal/api/apitest"
+	"github.com/takedown/takedown/internal/notify"
 )
 
 // browser starts headless Chromium with a fresh profile and collects
@@ -133,6 +135,43 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatalf("orders table: %q", orders)
 	}
 	screenshot(t, ctx, "orders")
+
+	// Notifications: the latest report and status per subscriber.
+	yesterday := apitest.Now.Truncate(24*time.Hour).AddDate(0, 0, -1)
+	fx.AddSubscriber(t, "isp-de", "ISP DE", "AS64501")
+	fx.AddSubscriber(t, "cert-fr", "CERT FR", "FR")
+	fx.AddSubscriber(t, "isp-us", "ISP US", "AS64502")
+	fx.AddSubscriber(t, "quiet", "Quiet Networks", "NZ")
+	fx.RecordDelivery(t, "isp-de", yesterday.AddDate(0, 0, -1), 7, notify.StateFailed, "550 old failure")
+	fx.RecordDelivery(t, "isp-de", yesterday, 6, notify.StateSent, "")
+	fx.RecordDelivery(t, "cert-fr", yesterday, 2, notify.StateFailed, "550 5.1.1 mailbox unavailable")
+	fx.RecordDelivery(t, "isp-us", yesterday, 7, notify.StatePending, "451 4.3.0 try again later")
+	must(chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/#notifications"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-loaded="notifications"]`)),
+	))
+	cells, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#notify-table tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent))`))
+	must(err)
+	day := yesterday.Format(time.DateOnly)
+	want := map[string][]string{ // subscriber: last report, status, rows, error
+		"cert-fr": {day, "⚠ failed", "2", "550 5.1.1 mailbox unavailable"},
+		"isp-de":  {day, "sent", "6", ""},
+		"isp-us":  {day, "retrying", "7", "next attempt " + apitest.Now.Add(time.Hour).Format("2006-01-02 15:04") + " UTC; 451 4.3.0 try again later"},
+		"quiet":   {"–", "no report yet", "–", ""},
+	}
+	if len(cells) != len(want) {
+		t.Fatalf("notifications table: %q", cells)
+	}
+	for _, row := range cells {
+		w, ok := want[row[0]]
+		if got := []string{row[5], row[6], row[7], row[10]}; !ok || !slices.Equal(got, w) {
+			t.Errorf("notifications row %q: got %q, want %q", row[0], got, w)
+		}
+	}
+	if sent, failed := text("#n-sent"), text("#n-failed"); sent != "1" || failed != "2" {
+		t.Errorf("notifications counts: sent %q, failed %q", sent, failed)
+	}
+	screenshot(t, ctx, "notifications")
 
 	// The other views load too, without errors.
 	for _, v := range []string{"geo", "health", "evidence"} {

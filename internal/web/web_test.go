@@ -39,6 +39,7 @@ func testUsers(t testing.TB) Users {
 func newServer(t testing.TB, fx *apitest.Fixture) *httptest.Server {
 	t.Helper()
 	a := api.New(api.Options{Registry: fx.DB, Events: fx.Events, Stats: fx.Stats, Tokens: fx.DB, Now: func() time.Time { return apitest.Now },
+		Notify: fx.Notify, NotifySchedule: api.NotifySchedule{Enabled: true, At: "06:00"},
 		Baseline: api.Window{From: apitest.Now.Add(-5 * 24 * time.Hour), To: apitest.Now.Add(-2 * 24 * time.Hour)}})
 	d := New(Options{API: a, Users: testUsers(t)})
 	srv := httptest.NewServer(d)

@@ -220,7 +220,51 @@ async function healthView() {
   $('h-batch').textContent = `${(s.store_batch_seconds_avg * 1000).toFixed(1)} ms per store batch (average)`;
   $('h-stored').textContent = fmt(s.events_stored_total);
   $('h-reload').textContent = s.last_reload_successful === undefined ? '–' : s.last_reload_successful ? 'succeeded' : 'FAILED';
+  fillTable('listeners', s.listeners || [], [[(l) => l.name], [(l) => fmt(l.events_received), 'num'], [(l) => fmt(l.events_stored), 'num'], [(l) => fmt(l.events_dropped), 'num']]);
+  $('sc-checks').textContent = fmt(s.selfcheck_checks_total);
+  $('sc-positive').textContent = fmt(s.selfcheck_positive_total);
+  $('sc-resolver').textContent = fmt(s.selfcheck_resolver_only_total);
+  $('sc-refused').textContent = fmt(s.selfcheck_refused_total);
   prev = s;
+}
+
+// Notifications.
+const networksText = (n) => [...(n.asns || []).map((a) => `AS${a}`), ...(n.prefixes || []), ...(n.countries || [])].join(', ');
+function deliveryStatus(d) {
+  if (!d) return 'no report yet';
+  if (d.state === 'pending') return d.attempts > 0 ? 'retrying' : 'pending';
+  return d.state;
+}
+async function notificationsView() {
+  const d = await get('/notifications');
+  $('n-schedule').textContent = d.schedule.enabled
+    ? `Daily reports are sent at ${d.schedule.at} UTC for the previous day; figures below cover ${day(d.from)} to ${day(new Date(new Date(d.to) - 86400000))}.`
+    : 'Daily reports are not scheduled on this server (notify.enabled is off); `takedown notify send` sends them by hand.';
+  $('n-sent').textContent = fmt(d.counts.sent || 0);
+  $('n-pending').textContent = fmt(d.counts.pending || 0);
+  $('n-failed').textContent = fmt(d.counts.failed || 0);
+  $('n-subscribers').textContent = fmt(d.subscribers.length);
+  fillTable('notify-table', d.subscribers, [
+    [(s) => s.id], [(s) => s.organisation], [(s) => networksText(s.networks || {})], [(s) => (s.formats || []).join(', ')], [(s) => s.tlp],
+    [(s) => (s.last ? day(s.last.day) : '–')], [(s) => deliveryStatus(s.last)],
+    [(s) => (s.last ? fmt(s.last.rows) : '–'), 'num'], [(s) => (s.last ? fmt(s.last.attempts) : '–'), 'num'],
+    [(s) => (s.last && s.last.sent ? utc(s.last.sent) : '–')],
+    [(s) => (!s.last ? '' : s.last.state === 'pending' && s.last.next_attempt ? `next attempt ${utc(s.last.next_attempt)}${s.last.last_error ? `; ${s.last.last_error}` : ''}` : s.last.last_error || '')],
+  ]);
+  const rows = $('notify-table').querySelectorAll('tbody tr');
+  d.subscribers.forEach((s, i) => {
+    const st = rows[i]?.children[6];
+    if (!st) return;
+    st.dataset.state = s.last ? s.last.state : 'none';
+    if (s.last?.state === 'failed') {
+      const span = document.createElement('span');
+      span.className = 'warn';
+      span.textContent = '⚠ failed';
+      st.replaceChildren(span);
+    } else if (s.last?.state === 'sent') {
+      st.className = 'ok';
+    }
+  });
 }
 
 // Evidence.
@@ -246,7 +290,7 @@ async function evidenceView() {
   }
 }
 
-const views = { overview: [overview, 30000], geo: [geoView, 30000], orders: [ordersView, 60000], health: [healthView, 5000], evidence: [evidenceView, 60000] };
+const views = { overview: [overview, 30000], geo: [geoView, 30000], orders: [ordersView, 60000], health: [healthView, 5000], notifications: [notificationsView, 30000], evidence: [evidenceView, 60000] };
 let timer = null;
 let current = null;
 

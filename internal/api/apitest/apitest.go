@@ -15,6 +15,7 @@ import (
 
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store"
@@ -73,6 +74,8 @@ type Fixture struct {
 	DB     *sqlite.DB
 	Events *sqlite.EventStore
 	Stats  *stats.Engine
+	// Notify is the subscribers and delivery ledger, empty.
+	Notify *sqlite.NotifyStore
 	// Secrets of tokens by name: admin, analyst, network (AS64501 and
 	// 2001:db8:1::/48), network-fr (FR), expired, revoked.
 	Secrets map[string]string
@@ -118,7 +121,7 @@ func New(t testing.TB) *Fixture {
 		Effective: Now.Add(-30 * 24 * time.Hour), Expires: Now.Add(20 * 24 * time.Hour)}, inds, "test", false); err != nil {
 		t.Fatal(err)
 	}
-	f := &Fixture{DB: db, Events: es, Secrets: map[string]string{}}
+	f := &Fixture{DB: db, Events: es, Notify: sqlite.NewNotifyStore(db), Secrets: map[string]string{}}
 	f.Stats = stats.New(stats.Options{Source: es, Now: func() time.Time { return Now }})
 	issue := func(name string, s token.Spec) string {
 		tk, secret, err := token.Issue(ctx, db, s, Now.Add(-time.Hour))
@@ -145,4 +148,45 @@ func New(t testing.TB) *Fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// AddSubscriber adds a subscriber of the given networks (token.ParseNetworks
+// syntax) to the fixture's notification store.
+func (f *Fixture) AddSubscriber(t testing.TB, id, org, networks string) {
+	t.Helper()
+	n, err := token.ParseNetworks(networks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := notify.Subscriber{ID: id, Org: org, Contacts: []string{"abuse@" + id + ".example"}, Networks: n, Created: Now}
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Notify.AddSubscribers(context.Background(), []notify.Subscriber{s}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RecordDelivery puts a (subscriber, day) report of rows rows into the
+// ledger and records one attempt that ended in state (sent six hours after
+// the day began, failed, or pending with errText and a next attempt an hour
+// after Now).
+func (f *Fixture) RecordDelivery(t testing.TB, sub string, day time.Time, rows int, state notify.State, errText string) {
+	t.Helper()
+	ctx := context.Background()
+	d, _, err := f.Notify.CreateDelivery(ctx, &notify.Delivery{Subscriber: sub, Day: day, MessageID: "<" + sub + "." + day.Format(time.DateOnly) + "@takedown.test>",
+		Created: day, Rows: rows, Recipients: []string{"abuse@" + sub + ".example"}, Message: []byte("Subject: test\r\n\r\nbody\r\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.State, d.Attempts, d.LastError = state, 1, errText
+	switch state {
+	case notify.StateSent:
+		d.Sent = day.Add(6 * time.Hour)
+	case notify.StatePending:
+		d.NextAttempt = Now.Add(time.Hour)
+	}
+	if err := f.Notify.RecordAttempt(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
 }
