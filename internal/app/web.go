@@ -14,6 +14,7 @@ import (
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/web"
+	"github.com/takedown/takedown/internal/web/session"
 )
 
 // WebOptions enable the operator dashboard, the REST API and /metrics on
@@ -29,9 +30,11 @@ type WebOptions struct {
 	Notify         notify.Store
 	NotifySchedule api.NotifySchedule
 	Users          web.Users
-	PublicStats    bool
-	MinCount       uint64
-	Baseline       api.Window
+	// Sessions keeps the dashboard's login sessions; nil: in memory.
+	Sessions    session.Store
+	PublicStats bool
+	MinCount    uint64
+	Baseline    api.Window
 	// Warm, if set, caches the figures of closed days: the app calls it at
 	// start and after every UTC midnight, so no query pays for them.
 	Warm func(ctx context.Context, from, to time.Time) error
@@ -74,7 +77,7 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 	h := api.New(api.Options{Registry: o.Registry, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
 		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
 		Logger: a.log.With("role", "api")})
-	d := web.New(web.Options{API: h, Metrics: api.MetricsHandler(g), Users: o.Users, Logger: a.log.With("role", "web")})
+	d := web.New(web.Options{API: h, Metrics: api.MetricsHandler(g), Users: o.Users, Sessions: o.Sessions, Logger: a.log.With("role", "web")})
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)

@@ -32,6 +32,6 @@ func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventSt
 		sched.At = c.Notify.At
 	}
 	return &app.WebOptions{Listen: c.Web.Listen, Registry: st, Events: es, Stats: eng, Tokens: st, Users: users,
-		Notify: sqlite.NewNotifyStore(st), NotifySchedule: sched,
+		Notify: sqlite.NewNotifyStore(st), NotifySchedule: sched, Sessions: st,
 		PublicStats: c.Web.PublicStats, MinCount: c.Web.MinCount, Baseline: baseline, Warm: eng.Warm}, nil
 }

@@ -22,6 +22,10 @@ import (
 type Users interface {
 	// Authenticate returns the role of user when password is right.
 	Authenticate(user, password string) (token.Role, bool)
+	// Role returns the current role of user, false if there is no such
+	// user: a session that outlived a restart is only honoured while its
+	// user still exists with the same role.
+	Role(user string) (token.Role, bool)
 }
 
 // UsersFileName is the dashboard's user file inside the data dir.
@@ -91,6 +95,12 @@ func (f *PasswordFile) Authenticate(name, password string) (token.Role, bool) {
 		return "", false
 	}
 	return u.role, true
+}
+
+// Role returns the role of user.
+func (f *PasswordFile) Role(name string) (token.Role, bool) {
+	u, ok := f.users[name]
+	return u.role, ok
 }
 
 // ParsePasswordFile parses the user file's content; name is for messages.

@@ -7,7 +7,9 @@
 //
 // It is not the API (package api): the dashboard's pages fetch the API
 // with the session cookie, and this package turns the session into the
-// API's Principal. Sessions live in memory: a restart logs everyone out.
+// API's Principal. Sessions are kept in a session.Store: the data folder's
+// SQLite store in serve and the demo (they survive a restart), in memory
+// otherwise.
 package web
 
 import (
@@ -21,11 +23,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/web/session"
 )
 
 //go:embed assets
@@ -53,6 +55,8 @@ type Options struct {
 	Users Users
 	// SecureCookies marks cookies Secure (set it when served over TLS).
 	SecureCookies bool
+	// Sessions keeps the login sessions; nil keeps them in memory.
+	Sessions session.Store
 	// SessionTTL is how long a session lasts without use (default 12h).
 	SessionTTL time.Duration
 	// MaxLoginFailures is how many wrong passwords a client address may
@@ -61,13 +65,6 @@ type Options struct {
 	MaxLoginFailures int
 	Logger           *slog.Logger
 	Now              func() time.Time
-}
-
-type session struct {
-	user    string
-	role    token.Role
-	csrf    string
-	expires time.Time
 }
 
 // Dashboard is the dashboard handler.
@@ -79,9 +76,7 @@ type Dashboard struct {
 	login *template.Template
 
 	throttle *throttle
-
-	mu       sync.Mutex // guards sessions
-	sessions map[string]*session
+	sessions session.Store
 }
 
 var _ http.Handler = (*Dashboard)(nil)
@@ -101,7 +96,10 @@ func New(o Options) *Dashboard {
 	if o.MaxLoginFailures == 0 {
 		o.MaxLoginFailures = 10
 	}
-	d := &Dashboard{opt: o, log: o.Logger, mux: http.NewServeMux(), sessions: map[string]*session{},
+	if o.Sessions == nil {
+		o.Sessions = session.NewMemory()
+	}
+	d := &Dashboard{opt: o, log: o.Logger, mux: http.NewServeMux(), sessions: o.Sessions,
 		throttle: newThrottle(o.MaxLoginFailures, 15*time.Minute, o.Now)}
 	d.index = template.Must(template.ParseFS(assets, "assets/index.html"))
 	d.login = template.Must(template.ParseFS(assets, "assets/login.html"))
@@ -146,26 +144,48 @@ func randomString() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// session returns the request's live session, extending it.
-func (d *Dashboard) session(r *http.Request) (string, *session) {
+// extendAfter is how much of its lifetime a session must have used before
+// a request extends it: the store is written at most once a minute per
+// session, not on every request.
+const extendAfter = time.Minute
+
+// session returns the request's live session and its key, extending it.
+// A session whose user is gone or has another role now is deleted.
+func (d *Dashboard) session(r *http.Request) (session.Key, *session.Session) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
-		return "", nil
+		return session.Key{}, nil
+	}
+	k := session.KeyOf(c.Value)
+	ctx := r.Context()
+	s, ok, err := d.sessions.Session(ctx, k)
+	if err != nil {
+		d.log.Error("dashboard session lookup failed", "err", err)
+		return k, nil
+	}
+	if !ok {
+		return k, nil
 	}
 	now := d.opt.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, ok := d.sessions[c.Value]
-	if !ok {
-		return "", nil
+	var role token.Role
+	known := false
+	if d.opt.Users != nil {
+		role, known = d.opt.Users.Role(s.User)
 	}
-	if !now.Before(s.expires) {
-		delete(d.sessions, c.Value)
-		return "", nil
+	if !now.Before(s.Expires) || !known || role != s.Role {
+		if err := d.sessions.DeleteSession(ctx, k); err != nil {
+			d.log.Error("dashboard session not deleted", "err", err)
+		}
+		return k, nil
 	}
-	s.expires = now.Add(d.opt.SessionTTL)
-	cp := *s
-	return c.Value, &cp
+	if next := now.Add(d.opt.SessionTTL); next.Sub(s.Expires) >= extendAfter {
+		if err := d.sessions.ExtendSession(ctx, k, next); err != nil {
+			d.log.Error("dashboard session not extended", "err", err)
+		} else {
+			s.Expires = next
+		}
+	}
+	return k, &s
 }
 
 func (d *Dashboard) cookie(w http.ResponseWriter, name, value string, maxAge int) {
@@ -181,7 +201,7 @@ func (d *Dashboard) serveIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = d.index.Execute(w, map[string]string{"CSRF": s.csrf, "User": s.user, "Role": string(s.role)})
+	_ = d.index.Execute(w, map[string]string{"CSRF": s.CSRF, "User": s.User, "Role": string(s.Role)})
 }
 
 func (d *Dashboard) renderLogin(w http.ResponseWriter, status int, user, msg string) {
@@ -253,15 +273,16 @@ func (d *Dashboard) doLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	d.throttle.succeed(r.RemoteAddr)
 	id := randomString()
-	d.mu.Lock()
 	now := d.opt.Now()
-	for k, s := range d.sessions { // drop expired sessions
-		if !now.Before(s.expires) {
-			delete(d.sessions, k)
-		}
+	ctx := r.Context()
+	if err := d.sessions.PurgeSessions(ctx, now); err != nil {
+		d.log.Warn("expired dashboard sessions not purged", "err", err)
 	}
-	d.sessions[id] = &session{user: user, role: role, csrf: randomString(), expires: now.Add(d.opt.SessionTTL)}
-	d.mu.Unlock()
+	if err := d.sessions.CreateSession(ctx, session.KeyOf(id), session.Session{User: user, Role: role, CSRF: randomString(), Expires: now.Add(d.opt.SessionTTL)}); err != nil {
+		d.log.Error("dashboard session not stored", "user", user, "err", err)
+		d.renderLogin(w, http.StatusInternalServerError, user, "The session could not be stored; see the server log.")
+		return
+	}
 	d.log.Info("dashboard login", "user", user, "role", string(role), "remote", r.RemoteAddr)
 	d.cookie(w, loginCookie, "", -1)
 	d.cookie(w, SessionCookie, id, 0)
@@ -269,19 +290,21 @@ func (d *Dashboard) doLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) doLogout(w http.ResponseWriter, r *http.Request) {
-	id, s := d.session(r)
+	k, s := d.session(r)
 	if s == nil {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !equal(s.csrf, r.PostFormValue("csrf")) || !sameOrigin(r) {
+	if err := r.ParseForm(); err != nil || !equal(s.CSRF, r.PostFormValue("csrf")) || !sameOrigin(r) {
 		api.WriteError(w, api.CSRFError())
 		return
 	}
-	d.mu.Lock()
-	delete(d.sessions, id)
-	d.mu.Unlock()
+	if err := d.sessions.DeleteSession(r.Context(), k); err != nil {
+		d.log.Error("dashboard session not deleted at logout", "user", s.User, "err", err)
+		api.WriteError(w, err)
+		return
+	}
 	d.cookie(w, SessionCookie, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -302,11 +325,11 @@ func (d *Dashboard) serveAPI(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
-		if !equal(s.csrf, r.Header.Get("X-CSRF-Token")) || !sameOrigin(r) {
+		if !equal(s.CSRF, r.Header.Get("X-CSRF-Token")) || !sameOrigin(r) {
 			api.WriteError(w, api.CSRFError())
 			return
 		}
 	}
-	p := &api.Principal{User: s.user, Role: s.role}
+	p := &api.Principal{User: s.User, Role: s.Role}
 	d.opt.API.ServeHTTP(w, r.WithContext(api.WithPrincipal(r.Context(), p)))
 }

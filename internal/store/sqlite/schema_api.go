@@ -1,7 +1,8 @@
 package sqlite
 
 // apiMigrations is the schema of API tokens, owned by package api (see
-// tokens.go). Append only.
+// tokens.go), and of the dashboard's login sessions (sessions.go). Append
+// only.
 //
 // api_tokens holds one row per token: its public id, the SHA-256 of its
 // secret (the secret itself is never stored), role, networks (as
@@ -17,4 +18,15 @@ var apiMigrations = []string{
 		expires INTEGER NOT NULL DEFAULT 0,
 		revoked INTEGER NOT NULL DEFAULT 0
 	);`,
+	// web_sessions holds one row per dashboard session under the SHA-256
+	// of its cookie value (the value itself is never stored); expires in
+	// unix nanoseconds.
+	`CREATE TABLE web_sessions (
+		key BLOB PRIMARY KEY,
+		user TEXT NOT NULL,
+		role TEXT NOT NULL,
+		csrf TEXT NOT NULL,
+		expires INTEGER NOT NULL
+	);
+	CREATE INDEX web_sessions_expires ON web_sessions (expires);`,
 }
