@@ -19,7 +19,7 @@ import (
 
 // usersOf returns a password file of "name role" pairs, each with
 // password "s3cret-<name>".
-func usersOf(t *testing.T, pairs ...[2]string) Users {
+func usersOf(t testing.TB, pairs ...[2]string) Users {
 	t.Helper()
 	var b strings.Builder
 	for _, u := range pairs {

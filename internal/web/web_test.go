@@ -20,19 +20,7 @@ import (
 // with few iterations to keep the tests fast.
 func testUsers(t testing.TB) Users {
 	t.Helper()
-	var b strings.Builder
-	for _, u := range [][2]string{{"admin", "admin"}, {"analyst", "analyst"}} {
-		h, err := hashPassword("s3cret-"+u[0], 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(u[0] + " " + u[1] + " " + h + "\n")
-	}
-	f, err := ParsePasswordFile("test", []byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return usersOf(t, [2]string{"admin", "admin"}, [2]string{"analyst", "analyst"})
 }
 
 // newServer starts the dashboard over the API fixture.
