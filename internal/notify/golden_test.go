@@ -13,8 +13,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// TestGolden pins the report files and the summary of the seed data for
-// one subscriber holding AS64500 and NL.
+// TestGolden pins the report files, the X-ARF 0.2 digest, the summary and
+// the whole mail of the seed data for one subscriber holding AS64500 and
+// NL.
 func TestGolden(t *testing.T) {
 	db, ns := newStore(t)
 	seed(t, db, seedEvents())
@@ -35,8 +36,15 @@ func TestGolden(t *testing.T) {
 		files[a.Name] = a.Data
 	}
 	if len(atts) != 5 {
-		t.Errorf("%d attachments, want 3 Shadowserver files, XARF v4 and X-ARF 0.2", len(atts))
+		t.Errorf("%d attachments, want 3 Shadowserver files, XARF v4 and the X-ARF 0.2 digest", len(atts))
 	}
+	// The whole mail: its bytes depend on nothing but the input (the
+	// boundaries derive from the Message-ID).
+	msg, _, err := notify.Compose(&sub, day, rows[0], o, generated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["2011-09-13-golden.eml"] = msg
 	for name, got := range files {
 		path := filepath.Join("testdata", "golden", name)
 		if *update {

@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
+	"net/mail"
 	"net/textproto"
 	"slices"
 	"strconv"
@@ -34,14 +36,26 @@ type MessageOptions struct {
 	// mentioned).
 	CleanupURL string
 	// CompressAbove gzips an attachment larger than this many bytes
-	// (0: DefaultCompressAbove; negative: never).
+	// (0: DefaultCompressAbove; negative: never). The X-ARF 0.2 digest is
+	// never gzipped: XARF02Max bounds it instead.
 	CompressAbove int
+	// XARF02Max is how many X-ARF 0.2 messages the digest of one daily
+	// mail holds at most (0 or negative: DefaultXARF02Max); the rows
+	// beyond it go, as report.txt documents, into one attachment.
+	XARF02Max int
 }
 
 // DefaultCompressAbove is the attachment size above which it is gzipped.
 const DefaultCompressAbove = 256 << 10
 
-// Attachment is one report file of a message.
+// DefaultXARF02Max is how many X-ARF 0.2 messages a daily mail's digest
+// holds at most by default: about 3 KB each, so the digest stays under
+// 2 MB, well below the message size limits of common mail servers.
+const DefaultXARF02Max = 500
+
+// Attachment is one report file of a message. An attachment whose
+// ContentType is multipart/* (the X-ARF 0.2 digest, boundary included) is
+// a MIME body already and goes into the mail as it is.
 type Attachment struct {
 	Name        string
 	ContentType string
@@ -81,16 +95,20 @@ func Attachments(s *Subscriber, day time.Time, rows []Row, o MessageOptions, gen
 			}
 			out = append(out, Attachment{Name: fmt.Sprintf("%s-xarf4-%s.json", d, s.ID), ContentType: "application/json", Data: b.Bytes()})
 		case FormatXARF02:
-			var b bytes.Buffer
-			if err := WriteXARF02(&b, rows, o.From); err != nil {
-				return nil, err
+			in, rest := o.splitXARF02(rows)
+			out = append(out, XARF02Digest(s, day, in, o, generated))
+			if len(rest) > 0 {
+				var b bytes.Buffer
+				if err := WriteXARF02(&b, rest, o.address()); err != nil {
+					return nil, err
+				}
+				out = append(out, Attachment{Name: xarf02RestName(s, day), ContentType: "text/plain", Data: b.Bytes()})
 			}
-			out = append(out, Attachment{Name: fmt.Sprintf("%s-xarf02-%s.yaml", d, s.ID), ContentType: "text/plain", Data: b.Bytes()})
 		}
 	}
 	limit := cmp.Or(o.CompressAbove, DefaultCompressAbove)
 	for i := range out {
-		if limit < 0 || len(out[i].Data) <= limit {
+		if limit < 0 || len(out[i].Data) <= limit || out[i].multipart() {
 			continue
 		}
 		var b bytes.Buffer
@@ -106,6 +124,160 @@ func Attachments(s *Subscriber, day time.Time, rows []Row, o MessageOptions, gen
 		out[i] = Attachment{Name: out[i].Name + ".gz", ContentType: "application/gzip", Data: b.Bytes()}
 	}
 	return out, nil
+}
+
+func (a *Attachment) multipart() bool {
+	return strings.HasPrefix(a.ContentType, "multipart/")
+}
+
+// address is From without a display name, as X-ARF's Reported-From wants.
+func (o *MessageOptions) address() string {
+	if a, err := mail.ParseAddress(o.From); err == nil {
+		return a.Address
+	}
+	return o.From
+}
+
+func (o *MessageOptions) xarf02Max() int {
+	if o.XARF02Max > 0 {
+		return o.XARF02Max
+	}
+	return DefaultXARF02Max
+}
+
+// splitXARF02 cuts rows into those the digest carries and the rest.
+func (o *MessageOptions) splitXARF02(rows []Row) (digest, rest []Row) {
+	n := min(len(rows), o.xarf02Max())
+	return rows[:n], rows[n:]
+}
+
+func xarf02DigestName(s *Subscriber, day time.Time) string {
+	return fmt.Sprintf("%s-xarf02-%s.digest", day.UTC().Format(time.DateOnly), s.ID)
+}
+
+func xarf02RestName(s *Subscriber, day time.Time) string {
+	return fmt.Sprintf("%s-xarf02-%s-rest.yaml", day.UTC().Format(time.DateOnly), s.ID)
+}
+
+// boundary derives a MIME boundary from seed, so that the same report
+// composes to the same bytes. Every text part is quoted-printable or
+// base64, neither of which can contain "=_", so no content line can be
+// taken for a boundary; kind keeps the boundaries of nested multiparts
+// apart.
+func boundary(kind, seed string) string {
+	h := sha256.Sum256([]byte(kind + "|" + seed))
+	return "=_takedown." + kind + "." + hex.EncodeToString(h[:12])
+}
+
+// XARF02MessageID is the Message-ID of the X-ARF 0.2 message of row r
+// inside the daily report whose Message-ID is daily.
+func XARF02MessageID(daily string, r *Row, domain string) string {
+	h := sha256.Sum256([]byte(daily + "|" + reportID(r)))
+	return fmt.Sprintf("<xarf.%s.%s@%s>", r.Day.UTC().Format("20060102"), hex.EncodeToString(h[:10]), domain)
+}
+
+// XARF02Digest returns the multipart/digest attachment of a daily mail:
+// one message/rfc822 part per row, each a complete X-ARF 0.2 message
+// (X-XARF: PLAIN; a multipart/mixed of a human-readable text, the
+// report.txt YAML and an evidence text). It renders every row it is
+// given; Attachments caps them at MessageOptions.XARF02Max.
+func XARF02Digest(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generated time.Time) Attachment {
+	daily := MessageID(s.ID, day, o.domain())
+	outer := boundary("digest", daily)
+	var b bytes.Buffer
+	for i := range rows {
+		b.WriteString("--" + outer + "\r\nContent-Type: message/rfc822\r\n\r\n")
+		writeXARF02Message(&b, s, &rows[i], o, generated, daily)
+	}
+	b.WriteString("--" + outer + "--\r\n")
+	return Attachment{Name: xarf02DigestName(s, day), ContentType: mime.FormatMediaType("multipart/digest", map[string]string{"boundary": outer}),
+		Data: b.Bytes()}
+}
+
+// writeXARF02Message writes the X-ARF 0.2 message of one row, ending in
+// CRLF.
+func writeXARF02Message(b *bytes.Buffer, s *Subscriber, r *Row, o MessageOptions, generated time.Time, daily string) {
+	id := XARF02MessageID(daily, r, o.domain())
+	inner := boundary("xarf", id)
+	d := r.Day.UTC().Format(time.DateOnly)
+	hdr := [][2]string{
+		{"From", o.From},
+		{"To", strings.Join(s.Contacts, ", ")},
+		{"Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("[TLP:%s] X-ARF bot-infection report: %s (%s) on %s", s.TLP, r.SrcIP, cmp.Or(r.Family, "unclassified"), d))},
+		{"Date", generated.UTC().Format(time.RFC1123Z)},
+		{"Message-ID", id},
+		{"References", daily},
+		{"MIME-Version", "1.0"},
+		{"Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": inner})},
+		{"Auto-Submitted", "auto-generated"},
+		{"X-XARF", "PLAIN"},
+		{"X-Takedown-Subscriber", s.ID},
+		{"X-Takedown-Report-Day", d},
+	}
+	for _, h := range hdr {
+		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+	}
+	b.WriteString("\r\n")
+	var text bytes.Buffer
+	fmt.Fprintf(&text, "TLP:%s%s\n\n", s.TLP, tlpMeaning[s.TLP])
+	fmt.Fprintf(&text, "Dear %s,\n\nthe address %s in your networks", s.Org, r.SrcIP)
+	if r.ASN != 0 {
+		fmt.Fprintf(&text, " (AS%d", r.ASN)
+		if r.Geo != "" {
+			fmt.Fprintf(&text, ", %s", r.Geo)
+		}
+		text.WriteString(")")
+	}
+	fmt.Fprintf(&text, "\nconnected %d time(s) on %s (UTC), between %s and %s, to\n%s.\n",
+		r.Hits, d, r.FirstSeen.UTC().Format("15:04:05"), r.LastSeen.UTC().Format("15:04:05"), sinkholeWho(o))
+	if r.Family != "" {
+		fmt.Fprintf(&text, "The machine behind it is infected with %s.\n", r.Family)
+	}
+	text.WriteString("\nThe machine-readable report is attached as report.txt (X-ARF 0.2), the\n" +
+		"sinkhole's observation as evidence.txt. Find the machine behind the address\n" +
+		"and port at that time (NAT and DHCP logs) and have it cleaned.\n")
+	if o.CleanupURL != "" {
+		fmt.Fprintf(&text, "Guidance: %s\n", o.CleanupURL)
+	}
+	fmt.Fprintf(&text, "\nThis is one incident of the daily report\n%s.\n", daily)
+	var report, evidence bytes.Buffer
+	writeXARF02Report(&report, r, o.address(), "text/plain")
+	writeXARF02Evidence(&evidence, r, o.PublicSource)
+	parts := []struct {
+		name string
+		body []byte
+	}{{"", text.Bytes()}, {"report.txt", report.Bytes()}, {"evidence.txt", evidence.Bytes()}}
+	for _, p := range parts {
+		b.WriteString("--" + inner + "\r\n")
+		if p.name == "" {
+			b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
+		} else {
+			b.WriteString("Content-Type: " + mime.FormatMediaType("text/plain", map[string]string{"charset": "utf-8", "name": p.name}) + "\r\n")
+			b.WriteString("Content-Disposition: " + mime.FormatMediaType("attachment", map[string]string{"filename": p.name}) + "\r\n")
+		}
+		b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+		writeQP(b, p.body)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("--" + inner + "--\r\n")
+}
+
+// writeQP writes text (lines ending in "\n") quoted-printable with CRLF
+// line ends.
+func writeQP(w io.Writer, text []byte) error {
+	qw := quotedprintable.NewWriter(w)
+	if _, err := qw.Write(bytes.ReplaceAll(text, []byte("\n"), []byte("\r\n"))); err != nil {
+		return err
+	}
+	return qw.Close()
+}
+
+func sinkholeWho(o MessageOptions) string {
+	src := "the sinkhole of a court-ordered botnet takedown"
+	if o.PublicSource != "" {
+		src += ", run by " + o.PublicSource
+	}
+	return src
 }
 
 func (o *MessageOptions) domain() string {
@@ -148,10 +320,7 @@ func Summary(s *Subscriber, day time.Time, rows []Row, atts []Attachment, o Mess
 	var b strings.Builder
 	fmt.Fprintf(&b, "TLP:%s%s\n\n", s.TLP, tlpMeaning[s.TLP])
 	fmt.Fprintf(&b, "Daily sinkhole report for %s, %s (UTC)\n\n", s.Org, d)
-	src := "the sinkhole of a court-ordered botnet takedown"
-	if o.PublicSource != "" {
-		src += ", run by " + o.PublicSource
-	}
+	src := sinkholeWho(o)
 	fmt.Fprintf(&b, "%d infected address(es) in your networks (%d IPv4, %d IPv6) connected on %s to\n%s.\n", len(addrs), v4, v6, d, src)
 	fmt.Fprintf(&b, "Your networks: %s\n\n", s.Networks.String())
 	b.WriteString("By malware family (rows: one per address and family):\n")
@@ -165,13 +334,21 @@ func Summary(s *Subscriber, day time.Time, rows []Row, atts []Attachment, o Mess
 	}
 	b.WriteString("\nAttached:\n")
 	for _, a := range atts {
+		if a.multipart() {
+			digest, _ := o.splitXARF02(rows)
+			fmt.Fprintf(&b, "  %d X-ARF 0.2 message(s), one per row (multipart/digest, %d bytes)\n", len(digest), len(a.Data))
+			continue
+		}
 		fmt.Fprintf(&b, "  %s (%d bytes)\n", a.Name, len(a.Data))
 	}
-	b.WriteString(`
+	if slices.Contains(s.Formats, FormatShadowserver) {
+		b.WriteString(`
 The CSV files use the column layout of Shadowserver's sinkhole reports
 (event4_sinkhole, event4_sinkhole_http, event6_...), so tools that read those
 (IntelMQ, AbuseIO) read these. Times are UTC.
-
+`)
+	}
+	b.WriteString(`
 How to clean up: every listed address made a direct connection to a seized
 command-and-control name or address that day. Find the machine behind the
 address and port at that time (NAT and DHCP logs), disconnect it or put it in
@@ -180,6 +357,14 @@ tool or reinstall it; change the passwords used on it.
 `)
 	if o.CleanupURL != "" {
 		fmt.Fprintf(&b, "Guidance: %s\n", o.CleanupURL)
+	}
+	if slices.Contains(s.Formats, FormatXARF02) {
+		digest, rest := o.splitXARF02(rows)
+		fmt.Fprintf(&b, "\nThe X-ARF 0.2 reports are attached messages, one complete X-ARF 0.2 mail\n(X-XARF: PLAIN, with report.txt and evidence.txt) per row: %d here.\n", len(digest))
+		if len(rest) > 0 {
+			fmt.Fprintf(&b, "A mail carries at most %d of them; the other %d row(s) are in\n%s as report.txt documents, one per row.\n",
+				o.xarf02Max(), len(rest), xarf02RestName(s, day))
+		}
 	}
 	if o.APIURL != "" {
 		fmt.Fprintf(&b, "\nMore data (other days, JSON or CSV), with a network token for your networks:\n  %s/events?from=%s&to=%s&format=csv\nAsk us for a token by replying to this message.\n",
@@ -203,6 +388,9 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 	}
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(boundary("mail", messageID)); err != nil {
+		return nil, "", err
+	}
 	hdr := [][2]string{
 		{"From", o.From},
 		{"To", strings.Join(s.Contacts, ", ")},
@@ -224,14 +412,23 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 	if err != nil {
 		return nil, "", err
 	}
-	qw := quotedprintable.NewWriter(pw)
-	if _, err := qw.Write([]byte(strings.ReplaceAll(Summary(s, day, rows, atts, o), "\n", "\r\n"))); err != nil {
-		return nil, "", err
-	}
-	if err := qw.Close(); err != nil {
+	if err := writeQP(pw, []byte(Summary(s, day, rows, atts, o))); err != nil {
 		return nil, "", err
 	}
 	for _, a := range atts {
+		if a.multipart() {
+			// A composite body is sent as it is (RFC 2045 forbids encoding
+			// it); everything inside is 7-bit.
+			pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {a.ContentType},
+				"Content-Description": {"X-ARF 0.2 reports, one message per incident"}})
+			if err != nil {
+				return nil, "", err
+			}
+			if _, err := pw.Write(a.Data); err != nil {
+				return nil, "", err
+			}
+			continue
+		}
 		pw, err := mw.CreatePart(textproto.MIMEHeader{
 			"Content-Type":              {mime.FormatMediaType(a.ContentType, map[string]string{"name": a.Name})},
 			"Content-Disposition":       {mime.FormatMediaType("attachment", map[string]string{"filename": a.Name})},

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -386,39 +387,94 @@ func WriteXARF4(w io.Writer, rows []Row, rep Reporter, generated time.Time) erro
 }
 
 // WriteXARF02 writes rows as X-ARF 0.2 report.txt documents (YAML), one
-// per row, separated by "---". X-ARF 0.2 means one mail per incident; a
-// daily mail carries them all in one attachment instead (documented in
-// docs/notifications.md).
+// per row, each starting with "---". A daily mail carries the first rows as
+// complete X-ARF 0.2 messages in a multipart/digest (XARF02Digest) and only
+// the rows beyond its cap in this form, as one attachment.
 func WriteXARF02(w io.Writer, rows []Row, reportedFrom string) error {
 	var b bytes.Buffer
 	for i := range rows {
-		r := &rows[i]
-		st := "ipv4"
-		if r.SrcIP.Is6() {
-			st = "ipv6"
-		}
 		b.WriteString("---\n")
-		kv := [][2]string{{"Reported-From", reportedFrom}, {"Category", "abuse"}, {"Report-Type", "bot-infection"},
-			{"Report-ID", reportID(r)}, {"Date", r.LastSeen.UTC().Format(time.RFC1123Z)}, {"Source", r.SrcIP.String()},
-			{"Source-Type", st}, {"Source-Port", port(r.SrcPort)}, {"Destination", dstString(r)}, {"Destination-Port", port(r.DstPort)},
-			{"Malware-Name", r.Family}, {"Schema-URL", "http://www.x-arf.org/schema/abuse_bot-infection_0.1.0.json"},
-			{"User-Agent", r.HTTPAgent}, {"Version", "0.2"}}
-		for _, p := range kv {
-			if p[1] == "" {
-				continue
-			}
-			b.WriteString(p[0])
-			b.WriteString(": ")
-			if strings.HasSuffix(p[0], "-Port") {
-				b.WriteString(p[1]) // a number
-			} else {
-				b.WriteString(yamlString(p[1]))
-			}
-			b.WriteByte('\n')
-		}
+		writeXARF02Report(&b, &rows[i], reportedFrom, "none")
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// xarf02Schema is the X-ARF 0.2 schema the report.txt fields follow.
+const xarf02Schema = "http://www.x-arf.org/schema/abuse_bot-infection_0.1.0.json"
+
+// writeXARF02Report writes the report.txt fields of r; attachment is the
+// content type of the message's evidence part, or "none".
+func writeXARF02Report(b *bytes.Buffer, r *Row, reportedFrom, attachment string) {
+	st := "ipv4"
+	if r.SrcIP.Is6() {
+		st = "ipv6"
+	}
+	kv := [][2]string{{"Reported-From", reportedFrom}, {"Category", "abuse"}, {"Report-Type", "bot-infection"},
+		{"Report-ID", reportID(r)}, {"Date", r.LastSeen.UTC().Format(time.RFC1123Z)}, {"Source", r.SrcIP.String()},
+		{"Source-Type", st}, {"Source-Port", port(r.SrcPort)}, {"Destination", dstString(r)}, {"Destination-Port", port(r.DstPort)},
+		{"Malware-Name", r.Family}, {"Schema-URL", xarf02Schema},
+		{"User-Agent", r.HTTPAgent}, {"Attachment", attachment}, {"Version", "0.2"}}
+	for _, p := range kv {
+		if p[1] == "" {
+			continue
+		}
+		b.WriteString(p[0])
+		b.WriteString(": ")
+		if strings.HasSuffix(p[0], "-Port") {
+			b.WriteString(p[1]) // a number
+		} else {
+			b.WriteString(yamlString(p[1]))
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// writeXARF02Evidence writes the evidence part of r's X-ARF 0.2 message: the
+// sinkhole's observation as "key: value" lines. Values a bot chose (URL,
+// host, agent, bot ID) are Go-quoted, so that no control character or line
+// break of theirs reaches the reader.
+func writeXARF02Evidence(b *bytes.Buffer, r *Row, public string) {
+	fmt.Fprintf(b, "# Sinkhole observation of %s on %s (UTC)", r.SrcIP, r.Day.UTC().Format(time.DateOnly))
+	if public != "" {
+		fmt.Fprintf(b, ", by %s", strconv.Quote(public))
+	}
+	b.WriteString("\n")
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(b, "%s: %s\n", k, v)
+		}
+	}
+	quoted := func(k, v string) {
+		if v != "" {
+			line(k, strconv.Quote(v))
+		}
+	}
+	line("source", r.SrcIP.String())
+	line("source_port", port(r.SrcPort))
+	if r.ASN != 0 {
+		line("source_asn", strconv.FormatUint(uint64(r.ASN), 10))
+	}
+	quoted("source_org", r.Org)
+	line("source_geo", r.Geo)
+	line("destination", dstString(r))
+	line("destination_port", port(r.DstPort))
+	line("protocol", r.Protocol)
+	quoted("family", r.Family)
+	quoted("case", r.Case)
+	line("first_seen", r.FirstSeen.UTC().Format(time.RFC3339))
+	line("last_seen", r.LastSeen.UTC().Format(time.RFC3339))
+	line("hits", strconv.FormatUint(r.Hits, 10))
+	line("detail_event", r.EventID)
+	line("detail_time", r.Timestamp.UTC().Format(time.RFC3339))
+	quoted("tag", r.Tag)
+	quoted("http_url", r.HTTPURL)
+	quoted("http_host", r.HTTPHost)
+	quoted("http_agent", r.HTTPAgent)
+	quoted("http_referer", r.Referer)
+	quoted("ssl_servername", r.SNI)
+	quoted("ssl_cipher", r.SSLCipher)
+	quoted("bot_id", r.BotID)
 }
 
 func dstString(r *Row) string {
@@ -428,8 +484,27 @@ func dstString(r *Row) string {
 	return r.HTTPHost
 }
 
-// yamlString quotes s as a YAML double-quoted scalar (JSON strings are).
+// yamlString quotes s as a YAML double-quoted scalar. Every character YAML
+// does not allow as printable (controls, DEL, C1 controls, surrogates, the
+// byte-order mark, line and paragraph separators, invalid UTF-8) is
+// written as an escape, so any string a bot sent stays one scalar on one
+// line.
 func yamlString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x2028 || r == 0x2029 || r == 0xfeff ||
+			r == utf8.RuneError || r == 0xfffe || r == 0xffff:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }

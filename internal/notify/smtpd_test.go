@@ -155,12 +155,14 @@ func (s *opensmtpd) messages(tb testing.TB) []*mail.Message {
 	return out
 }
 
-// parsedMail is a received report: its text part and attachments by name
-// (gunzipped when named .gz, under the name without .gz).
+// parsedMail is a received report: its text part, attachments by name
+// (gunzipped when named .gz, under the name without .gz) and the X-ARF 0.2
+// messages of its multipart/digest part.
 type parsedMail struct {
 	Header mail.Header
 	Text   string
 	Files  map[string][]byte
+	XARF02 []xarfMessage
 }
 
 func parseMail(tb testing.TB, m *mail.Message) parsedMail {
@@ -180,6 +182,10 @@ func parseMail(tb testing.TB, m *mail.Message) parsedMail {
 			tb.Fatal(err)
 		}
 		body, _ := io.ReadAll(part)
+		if strings.HasPrefix(part.Header.Get("Content-Type"), "multipart/digest") {
+			p.XARF02 = append(p.XARF02, parseDigest(tb, part.Header.Get("Content-Type"), body)...)
+			continue
+		}
 		name := part.FileName()
 		if name == "" {
 			p.Text = string(body)
