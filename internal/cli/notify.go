@@ -242,8 +242,8 @@ func parseDay(flag, s string) (time.Time, error) {
 
 type notifySendFlags struct {
 	date, outbox, smtp, from, starttls, user, passFile, publicSource, apiURL, cleanupURL string
-	dryRun, retryFailed, asJSON                                                          bool
-	compressAbove, tries                                                                 int
+	dryRun, retryFailed, resendInDoubt, asJSON                                           bool
+	compressAbove, xarf02Max, tries                                                      int
 }
 
 // newNotifyCmd is `takedown notify send|status`.
@@ -270,8 +270,13 @@ Each (subscriber, day) is delivered once: the message is composed once and
 recorded in a ledger with a stable Message-ID; a run after a crash or a
 temporary failure (4xx, lost connection) sends those same bytes again, a
 permanent failure (5xx) is recorded as failed (takedown notify status;
---retry-failed sends them again). With --dry-run the messages are written
-to --outbox as .eml files and nothing is sent or recorded.`,
+--retry-failed sends them again). A report whose sender stopped after
+handing the whole message to the server and before recording its answer
+(or whose connection broke waiting for that answer) is in doubt: it may have
+been delivered, so it is never re-sent by itself; check the relay's log for
+its Message-ID and re-send it with --resend-in-doubt if it is not there.
+With --dry-run the messages are written to --outbox as .eml files and
+nothing is sent or recorded.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			day := g.yesterday()
@@ -304,7 +309,7 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 				Store: ns, Source: ns, Tries: f.tries, Logger: g.logger(c), Now: g.now,
 				Mailer: &notify.SMTP{Addr: f.smtp, StartTLS: f.starttls, Username: f.user, Password: pass},
 				Message: notify.MessageOptions{From: f.from, PublicSource: f.publicSource, APIURL: f.apiURL,
-					CleanupURL: f.cleanupURL, CompressAbove: f.compressAbove},
+					CleanupURL: f.cleanupURL, CompressAbove: f.compressAbove, XARF02Max: f.xarf02Max},
 			})
 			if err != nil {
 				return &UsageError{err}
@@ -328,7 +333,12 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 				return nil
 			}
 			if f.retryFailed {
-				if _, err := ns.ResetFailed(cmd.Context(), day); err != nil {
+				if _, err := ns.Requeue(cmd.Context(), day, notify.StateFailed); err != nil {
+					return err
+				}
+			}
+			if f.resendInDoubt {
+				if _, err := ns.Requeue(cmd.Context(), day, notify.StateInDoubt); err != nil {
 					return err
 				}
 			}
@@ -345,7 +355,7 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SUBSCRIBER\tROWS\tSTATE\tATTEMPTS\tDETAIL")
-			failed, deferred := 0, 0
+			failed, deferred, doubt := 0, 0, 0
 			for _, o := range outs {
 				detail := o.Error
 				if o.Busy {
@@ -356,6 +366,8 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 					failed++
 				case notify.StatePending:
 					deferred++
+				case notify.StateInDoubt:
+					doubt++
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", o.Subscriber, o.Rows, o.State, o.Attempts, detail)
 			}
@@ -363,8 +375,8 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 				return err
 			}
 			switch {
-			case failed > 0:
-				return fmt.Errorf("%d report(s) refused permanently, %d deferred (takedown notify status)", failed, deferred)
+			case failed > 0 || doubt > 0:
+				return fmt.Errorf("%d report(s) refused permanently, %d in doubt, %d deferred (takedown notify status)", failed, doubt, deferred)
 			case deferred > 0:
 				return fmt.Errorf("%d report(s) deferred after temporary failures; the next run (or serve) retries them with the same Message-ID", deferred)
 			}
@@ -386,6 +398,8 @@ to --outbox as .eml files and nothing is sent or recorded.`,
 	fl.IntVar(&f.compressAbove, "compress-above", notify.DefaultCompressAbove, "gzip attachments larger than this many bytes (-1: never)")
 	fl.IntVar(&f.tries, "tries", 3, "attempts per report in this run before leaving it for the next")
 	fl.BoolVar(&f.retryFailed, "retry-failed", false, "send the day's permanently failed reports again (same Message-ID)")
+	fl.BoolVar(&f.resendInDoubt, "resend-in-doubt", false, "send the day's in-doubt reports again (same Message-ID), after checking the relay's log")
+	fl.IntVar(&f.xarf02Max, "xarf02-max", notify.DefaultXARF02Max, "X-ARF 0.2 messages per daily mail; the rest go in one YAML attachment")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -186,6 +186,9 @@ func (n *Notifier) DryRun(ctx context.Context, day time.Time, dir string) ([]str
 // once; running Send again for the same day sends nothing new.
 func (n *Notifier) Send(ctx context.Context, day time.Time) ([]Outcome, error) {
 	day = time.Unix(store.DayOf(day), 0).UTC()
+	if err := n.expireCommitting(ctx); err != nil {
+		return nil, err
+	}
 	have, err := n.o.Store.Deliveries(ctx, day, day.Add(24*time.Hour))
 	if err != nil {
 		return nil, err
@@ -228,6 +231,9 @@ func (n *Notifier) Send(ctx context.Context, day time.Time) ([]Outcome, error) {
 // RetryDue sends every pending delivery whose next attempt is due, of any
 // day.
 func (n *Notifier) RetryDue(ctx context.Context) ([]Outcome, error) {
+	if err := n.expireCommitting(ctx); err != nil {
+		return nil, err
+	}
 	due, err := n.o.Store.Due(ctx, n.o.Now())
 	if err != nil {
 		return nil, err
@@ -241,6 +247,20 @@ func (n *Notifier) RetryDue(ctx context.Context) ([]Outcome, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// expireCommitting turns the deliveries whose sender stopped between the
+// end of DATA and recording the answer into StateInDoubt.
+func (n *Notifier) expireCommitting(ctx context.Context) error {
+	k, err := n.o.Store.ExpireCommitting(ctx, n.o.Now(), InDoubtReason)
+	if err != nil {
+		return err
+	}
+	if k > 0 {
+		n.o.Logger.Warn("reports in doubt: a sender stopped between the end of DATA and recording the answer; not re-sent by themselves",
+			"reports", k, "see", "takedown notify status")
+	}
+	return nil
 }
 
 func outcome(d *Delivery, busy bool) Outcome {
@@ -265,12 +285,17 @@ func (n *Notifier) deliver(ctx context.Context, d Delivery) (Outcome, error) {
 			return outcome(&d, true), nil
 		}
 		log := n.o.Logger.With("subscriber", cd.Subscriber, "day", cd.Day.Format(time.DateOnly), "message_id", cd.MessageID)
-		serr := n.o.Mailer.Send(ctx, n.from, cd.Recipients, cd.Message)
+		commit := func() error { return n.o.Store.MarkCommitting(rec, cd.Subscriber, cd.Day) }
+		serr := n.o.Mailer.Send(ctx, n.from, cd.Recipients, cd.Message, commit)
 		cd.Attempts++
 		cd.NextAttempt = time.Time{}
 		var pe *PartialError
 		var se *SendError
+		var de *InDoubtError
 		switch {
+		case errors.As(serr, &de):
+			cd.State, cd.LastError = StateInDoubt, "in doubt: "+serr.Error()+"; check the relay's log for the Message-ID, then re-send with --resend-in-doubt if it is not there"
+			log.Warn("report in doubt: not re-sent by itself", "err", serr)
 		case serr == nil || errors.As(serr, &pe):
 			cd.State, cd.Sent, cd.LastError = StateSent, n.o.Now().UTC(), ""
 			if pe != nil {

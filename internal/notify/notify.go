@@ -33,8 +33,9 @@ const (
 	FormatShadowserver Format = "shadowserver"
 	// FormatXARF4 is a JSON array of XARF v4 infected_host reports.
 	FormatXARF4 Format = "xarf4"
-	// FormatXARF02 is X-ARF 0.2 report.txt documents, one per row, in one
-	// YAML stream.
+	// FormatXARF02 is one X-ARF 0.2 message per row, each a message/rfc822
+	// part of a multipart/digest in the daily mail (up to a cap; the rest
+	// in one YAML attachment).
 	FormatXARF02 Format = "xarf02"
 )
 
@@ -150,7 +151,8 @@ func (s *Subscriber) Normalize() error {
 // State is where a delivery is in the ledger.
 type State string
 
-// Delivery states: pending → sent, or pending → failed.
+// Delivery states: pending → sent, pending → failed, or pending →
+// in_doubt.
 const (
 	// StatePending is composed and not yet accepted by the mail server.
 	StatePending State = "pending"
@@ -158,7 +160,19 @@ const (
 	StateSent State = "sent"
 	// StateFailed was refused permanently (5xx) or retried too often.
 	StateFailed State = "failed"
+	// StateInDoubt may have been accepted: the whole message had been
+	// handed over (the final "." of DATA was about to be sent or was sent)
+	// when the process stopped or the connection broke, before the
+	// server's answer was recorded. It is never re-sent by itself, since
+	// that could deliver it twice; an operator who has checked the relay's
+	// log re-sends it (the same bytes and Message-ID) with
+	// `takedown notify send --resend-in-doubt`.
+	StateInDoubt State = "in_doubt"
 )
+
+// InDoubtReason is the last error recorded for a delivery found in doubt
+// after a crash.
+const InDoubtReason = "in doubt: the process stopped after handing the whole message to the server and before recording its answer; check the relay's log for the Message-ID, then re-send with --resend-in-doubt if it is not there"
 
 // Delivery is one (subscriber, day) report in the ledger. The message is
 // composed once, stored with its Message-ID, and every attempt sends
@@ -202,19 +216,32 @@ type Store interface {
 	CreateDelivery(ctx context.Context, d *Delivery) (Delivery, bool, error)
 	// ClaimDelivery leases a pending delivery whose next attempt is due at
 	// now until until, so that no other process sends it meanwhile; ok is
-	// false if it is not pending, not due or leased by someone else.
+	// false if it is not pending, not due, committing or leased by someone
+	// else.
 	ClaimDelivery(ctx context.Context, sub string, day, now, until time.Time) (d Delivery, ok bool, err error)
+	// MarkCommitting records, durably, that the whole message of a claimed
+	// delivery has been handed to the server and its final "." is about
+	// to be sent: from then on, until RecordAttempt, the outcome is
+	// unknown if the process stops.
+	MarkCommitting(ctx context.Context, sub string, day time.Time) error
+	// ExpireCommitting turns every delivery that is still committing with
+	// a lease run out at now (its sender stopped between the end of DATA
+	// and recording the answer) into StateInDoubt with reason; it returns
+	// how many.
+	ExpireCommitting(ctx context.Context, now time.Time, reason string) (int, error)
 	// RecordAttempt stores the outcome of an attempt (state, attempts,
-	// next attempt, last error, sent time) and releases the lease.
+	// next attempt, last error, sent time), clears committing and
+	// releases the lease.
 	RecordAttempt(ctx context.Context, d *Delivery) error
 	// Deliveries lists ledger entries of days in [from, to) (zero times:
 	// unbounded), ordered by day then subscriber, without messages.
 	Deliveries(ctx context.Context, from, to time.Time) ([]Delivery, error)
 	// Due lists pending deliveries whose next attempt is at or before now.
 	Due(ctx context.Context, now time.Time) ([]Delivery, error)
-	// ResetFailed turns the failed deliveries of day back into pending,
-	// with the same message and Message-ID.
-	ResetFailed(ctx context.Context, day time.Time) (int, error)
+	// Requeue turns the deliveries of day in state from (failed or
+	// in_doubt) back into pending, due now, with the same message and
+	// Message-ID.
+	Requeue(ctx context.Context, day time.Time, from State) (int, error)
 }
 
 // Source is what reports are built from: the store's per-day aggregates

@@ -367,12 +367,15 @@ func TestTemporaryAndPermanentFailures(t *testing.T) {
 			}
 			return "250 2.0.0 queued"
 		}, notify.StateSent, 2, 1, ""},
-		{"lost connection then accepted", nil, func(n int) string {
+		{"lost connection before the end of DATA, then accepted", func(n int) string {
 			if n < 2 {
 				return ""
 			}
-			return "250 2.0.0 queued"
-		}, notify.StateSent, 3, 1, ""},
+			return "250 2.1.5 ok"
+		}, nil, notify.StateSent, 3, 1, ""},
+		// The server took the final "." and closed without an answer: it
+		// may have queued the message. Not re-sent by itself.
+		{"no answer to the end of DATA: in doubt", nil, func(int) string { return "" }, notify.StateInDoubt, 1, 0, "no answer to the end of DATA"},
 		{"550 recipient refused", func(int) string { return "550 5.1.1 no such user" }, nil, notify.StateFailed, 1, 0, "550"},
 		{"554 at end of data", nil, func(int) string { return "554 5.7.1 rejected as spam" }, notify.StateFailed, 1, 0, "554"},
 		{"always 421: pending for later", func(int) string { return "421 4.7.0 busy" }, nil, notify.StatePending, 3, 0, "421"},
@@ -413,19 +416,24 @@ func TestTemporaryAndPermanentFailures(t *testing.T) {
 	}
 }
 
-// crashMailer sends through next, then ends the process before the
-// notifier records the outcome ("after"), or ends it before sending
-// ("before").
+// crashMailer sends through next and ends the process at one point:
+// "before" sending anything, "uncommitted" after the server took the whole
+// message but before the final "." (inside the commit hook, before it
+// records anything), or "after" the server's 250, before the notifier
+// records it.
 type crashMailer struct {
 	next notify.Mailer
 	when string
 }
 
-func (m *crashMailer) Send(ctx context.Context, from string, to []string, msg []byte) error {
-	if m.when == "before" {
+func (m *crashMailer) Send(ctx context.Context, from string, to []string, msg []byte, commit func() error) error {
+	switch m.when {
+	case "before":
 		os.Exit(3)
+	case "uncommitted":
+		commit = func() error { os.Exit(3); return nil }
 	}
-	if err := m.next.Send(ctx, from, to, msg); err != nil {
+	if err := m.next.Send(ctx, from, to, msg, commit); err != nil {
 		return err
 	}
 	os.Exit(3)
@@ -456,18 +464,22 @@ func TestHelperCrashingNotifier(t *testing.T) {
 func TestKilledNotifier(t *testing.T) {
 	srv := startOpenSMTPD(t)
 	tests := []struct {
-		when        string
-		wantCopies  int // messages in the mailbox after the restart
-		wantAttempt int // attempts recorded
+		when       string
+		wantCopies int          // messages in the mailbox after the restart
+		wantState  notify.State // after the restart
+		attempts   int          // recorded after the restart
 	}{
 		// Killed after the message was composed and recorded pending,
 		// before it reached the server: the restart sends it once.
-		{"before", 1, 1},
+		{"before", 1, notify.StateSent, 1},
+		// Killed with the whole message at the server but before the
+		// final ".": the server discards it, the restart sends it once.
+		{"uncommitted", 1, notify.StateSent, 1},
 		// Killed after the server's 250, before the ledger recorded it:
-		// the restart sends the same bytes with the same Message-ID again
-		// (the documented window); receivers drop the repeat by
-		// Message-ID. No second, different message is ever sent.
-		{"after", 2, 1},
+		// the restart finds it committing with its sender gone and marks
+		// it in doubt instead of sending it again, so the mailbox holds it
+		// once. An operator re-sends it only by choice (below).
+		{"after", 1, notify.StateInDoubt, 0},
 	}
 	base := len(srv.messages(t))
 	for _, tc := range tests {
@@ -497,30 +509,59 @@ func TestKilledNotifier(t *testing.T) {
 				t.Fatal(err)
 			}
 			outs, err := n.Send(t.Context(), day)
-			if err != nil || len(outs) != 1 || outs[0].State != notify.StateSent || outs[0].Attempts != tc.wantAttempt {
-				t.Fatalf("restart: %+v, %v", outs, err)
+			if err != nil || len(outs) != 1 || outs[0].State != tc.wantState || outs[0].Attempts != tc.attempts {
+				t.Fatalf("restart: %+v, %v; want %s after %d attempts", outs, err, tc.wantState, tc.attempts)
 			}
-			// Again: nothing more.
+			// Again, and the retry loop: nothing more.
 			if _, err := n.Send(t.Context(), day); err != nil {
 				t.Fatal(err)
 			}
-			var mine []parsedMail
-			for _, m := range srv.settle(t, base+tc.wantCopies) {
-				if m.Header.Get("X-Takedown-Subscriber") == sub.ID {
-					mine = append(mine, parseMail(t, m))
-				}
+			if _, err := n.RetryDue(t.Context()); err != nil {
+				t.Fatal(err)
 			}
+			// mine waits for the mailbox to hold base+more messages and
+			// returns this subscriber's, which must be want.
+			mine := func(more, want int) []parsedMail {
+				t.Helper()
+				var out []parsedMail
+				for _, m := range srv.settle(t, base+more) {
+					if m.Header.Get("X-Takedown-Subscriber") == sub.ID {
+						out = append(out, parseMail(t, m))
+					}
+				}
+				if len(out) != want {
+					t.Fatalf("%d copies in the mailbox, want %d", len(out), want)
+				}
+				return out
+			}
+			got := mine(tc.wantCopies, tc.wantCopies)
 			base += tc.wantCopies
-			if len(mine) != tc.wantCopies {
-				t.Fatalf("%d copies in the mailbox, want %d", len(mine), tc.wantCopies)
+			if id := got[0].Header.Get("Message-Id"); id != ds[0].MessageID {
+				t.Errorf("Message-ID %q, ledger has %q", id, ds[0].MessageID)
 			}
-			for _, m := range mine {
-				if id := m.Header.Get("Message-Id"); id != ds[0].MessageID {
-					t.Errorf("Message-ID %q, ledger has %q", id, ds[0].MessageID)
-				}
-				if m.Text != mine[0].Text || m.Header.Get("Date") != mine[0].Header.Get("Date") {
-					t.Errorf("the copies differ")
-				}
+			if tc.wantState != notify.StateInDoubt {
+				return
+			}
+			ds, _ = ns.Deliveries(t.Context(), day, day.Add(24*time.Hour))
+			if ds[0].State != notify.StateInDoubt || !strings.Contains(ds[0].LastError, "relay's log") {
+				t.Fatalf("ledger: %+v", ds[0])
+			}
+			var status strings.Builder
+			notify.WriteStatus(&status, ds)
+			if !strings.Contains(status.String(), "in_doubt") {
+				t.Errorf("status:\n%s", status.String())
+			}
+			// The operator's choice: re-send it, the same bytes.
+			if k, err := ns.Requeue(t.Context(), day, notify.StateInDoubt); err != nil || k != 1 {
+				t.Fatalf("requeue: %d %v", k, err)
+			}
+			if outs, err := n.Send(t.Context(), day); err != nil || outs[0].State != notify.StateSent {
+				t.Fatalf("re-send: %+v %v", outs, err)
+			}
+			got = mine(1, 2)
+			base++
+			if got[0].Header.Get("Message-Id") != got[1].Header.Get("Message-Id") || got[0].Text != got[1].Text {
+				t.Errorf("the re-sent copy differs")
 			}
 		})
 	}

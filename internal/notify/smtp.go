@@ -13,9 +13,24 @@ import (
 
 // Mailer hands one message to a mail server. A nil error means the server
 // accepted it (250 to DATA).
+//
+// commit, when not nil, is called once the server has taken the envelope
+// and the whole message, right before the message is committed (the final
+// "." of DATA). If commit fails the message is not committed (the
+// connection is dropped, so the server discards it) and Send returns the
+// error as temporary. When the server's answer to the final "." never
+// arrives, Send returns an *InDoubtError: the server may have accepted it.
 type Mailer interface {
-	Send(ctx context.Context, from string, to []string, msg []byte) error
+	Send(ctx context.Context, from string, to []string, msg []byte, commit func() error) error
 }
+
+// InDoubtError is returned when the connection broke after the whole
+// message was committed and before the server answered: it may have been
+// accepted, so sending it again could deliver it twice.
+type InDoubtError struct{ Err error }
+
+func (e *InDoubtError) Error() string { return "no answer to the end of DATA: " + e.Err.Error() }
+func (e *InDoubtError) Unwrap() error { return e.Err }
 
 // SendError is a failed delivery attempt. Temporary failures (4xx replies,
 // lost connections, timeouts) are retried; permanent ones (5xx) are not.
@@ -80,7 +95,7 @@ type SMTP struct {
 var _ Mailer = (*SMTP)(nil)
 
 // Send implements Mailer.
-func (m *SMTP) Send(ctx context.Context, from string, to []string, msg []byte) (err error) {
+func (m *SMTP) Send(ctx context.Context, from string, to []string, msg []byte, commit func() error) (err error) {
 	timeout := m.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
@@ -168,7 +183,18 @@ func (m *SMTP) Send(ctx context.Context, from string, to []string, msg []byte) (
 	if _, err := w.Write(msg); err != nil {
 		return classify("DATA", err)
 	}
+	if commit != nil {
+		if err := commit(); err != nil {
+			// Not committed: the deferred Close drops the connection
+			// before the final ".", and the server discards the message.
+			return &SendError{Temporary: true, Err: fmt.Errorf("before the end of DATA: %w", err)}
+		}
+	}
 	if err := w.Close(); err != nil {
+		var te *textproto.Error
+		if !errors.As(err, &te) {
+			return &InDoubtError{Err: err}
+		}
 		return classify("end of DATA", err)
 	}
 	// Accepted. A failing QUIT changes nothing.

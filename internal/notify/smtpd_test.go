@@ -234,7 +234,9 @@ func csvRecords(tb testing.TB, data []byte) (header []string, rows []map[string]
 
 // responder is a tiny scripted SMTP server for the failure cases only: it
 // answers the end of DATA (or RCPT) with the reply the script gives for
-// the n-th connection (from 0); "" closes the connection without a reply.
+// the n-th connection (from 0); "" closes the connection without a reply
+// (at the end of DATA: after the whole message, final "." included, was
+// received).
 type responder struct {
 	Addr     string
 	accepted chan []byte
@@ -281,6 +283,9 @@ func (r *responder) serve(c net.Conn, n int, rcpt, endData func(int) string) {
 			reply := "250 2.1.5 ok"
 			if rcpt != nil {
 				reply = rcpt(n)
+			}
+			if reply == "" {
+				return
 			}
 			say(reply)
 		case cmd == "DATA":

@@ -142,10 +142,12 @@ func TestBrowserDashboard(t *testing.T) {
 	fx.AddSubscriber(t, "cert-fr", "CERT FR", "FR")
 	fx.AddSubscriber(t, "isp-us", "ISP US", "AS64502")
 	fx.AddSubscriber(t, "quiet", "Quiet Networks", "NZ")
+	fx.AddSubscriber(t, "isp-jp", "ISP JP", "AS64504")
 	fx.RecordDelivery(t, "isp-de", yesterday.AddDate(0, 0, -1), 7, notify.StateFailed, "550 old failure")
 	fx.RecordDelivery(t, "isp-de", yesterday, 6, notify.StateSent, "")
 	fx.RecordDelivery(t, "cert-fr", yesterday, 2, notify.StateFailed, "550 5.1.1 mailbox unavailable")
 	fx.RecordDelivery(t, "isp-us", yesterday, 7, notify.StatePending, "451 4.3.0 try again later")
+	fx.RecordDelivery(t, "isp-jp", yesterday, 5, notify.StateInDoubt, notify.InDoubtReason)
 	must(chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/#notifications"),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-loaded="notifications"]`)),
@@ -158,6 +160,7 @@ func TestBrowserDashboard(t *testing.T) {
 		"isp-de":  {day, "sent", "6", ""},
 		"isp-us":  {day, "retrying", "7", "next attempt " + apitest.Now.Add(time.Hour).Format("2006-01-02 15:04") + " UTC; 451 4.3.0 try again later"},
 		"quiet":   {"–", "no report yet", "–", ""},
+		"isp-jp":  {day, "⚠ in doubt", "5", notify.InDoubtReason},
 	}
 	if len(cells) != len(want) {
 		t.Fatalf("notifications table: %q", cells)
@@ -168,8 +171,8 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Errorf("notifications row %q: got %q, want %q", row[0], got, w)
 		}
 	}
-	if sent, failed := text("#n-sent"), text("#n-failed"); sent != "1" || failed != "2" {
-		t.Errorf("notifications counts: sent %q, failed %q", sent, failed)
+	if sent, failed, doubt := text("#n-sent"), text("#n-failed"), text("#n-doubt"); sent != "1" || failed != "2" || doubt != "1" {
+		t.Errorf("notifications counts: sent %q, failed %q, in doubt %q", sent, failed, doubt)
 	}
 	screenshot(t, ctx, "notifications")
 

@@ -233,6 +233,7 @@ const networksText = (n) => [...(n.asns || []).map((a) => `AS${a}`), ...(n.prefi
 function deliveryStatus(d) {
   if (!d) return 'no report yet';
   if (d.state === 'pending') return d.attempts > 0 ? 'retrying' : 'pending';
+  if (d.state === 'in_doubt') return 'in doubt';
   return d.state;
 }
 async function notificationsView() {
@@ -243,6 +244,7 @@ async function notificationsView() {
   $('n-sent').textContent = fmt(d.counts.sent || 0);
   $('n-pending').textContent = fmt(d.counts.pending || 0);
   $('n-failed').textContent = fmt(d.counts.failed || 0);
+  $('n-doubt').textContent = fmt(d.counts.in_doubt || 0);
   $('n-subscribers').textContent = fmt(d.subscribers.length);
   fillTable('notify-table', d.subscribers, [
     [(s) => s.id], [(s) => s.organisation], [(s) => networksText(s.networks || {})], [(s) => (s.formats || []).join(', ')], [(s) => s.tlp],
@@ -256,10 +258,10 @@ async function notificationsView() {
     const st = rows[i]?.children[6];
     if (!st) return;
     st.dataset.state = s.last ? s.last.state : 'none';
-    if (s.last?.state === 'failed') {
+    if (s.last?.state === 'failed' || s.last?.state === 'in_doubt') {
       const span = document.createElement('span');
       span.className = 'warn';
-      span.textContent = '⚠ failed';
+      span.textContent = `⚠ ${deliveryStatus(s.last)}`;
       st.replaceChildren(span);
     } else if (s.last?.state === 'sent') {
       st.className = 'ok';

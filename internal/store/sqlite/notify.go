@@ -144,7 +144,7 @@ func (s *NotifyStore) CreateDelivery(ctx context.Context, d *notify.Delivery) (n
 // ClaimDelivery implements notify.Store.
 func (s *NotifyStore) ClaimDelivery(ctx context.Context, sub string, day, now, until time.Time) (notify.Delivery, bool, error) {
 	d, err := scanDelivery(s.db.db.QueryRowContext(ctx, `UPDATE notify_deliveries SET lease_until = ?
-		WHERE subscriber = ? AND day = ? AND state = 'pending' AND next_attempt <= ? AND lease_until <= ?
+		WHERE subscriber = ? AND day = ? AND state = 'pending' AND committing = 0 AND next_attempt <= ? AND lease_until <= ?
 		RETURNING `+deliveryCols+`, message`, nanos(until), sub, store.DayOf(day), now.UnixNano(), now.UnixNano()), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return notify.Delivery{}, false, nil
@@ -157,7 +157,7 @@ func (s *NotifyStore) ClaimDelivery(ctx context.Context, sub string, day, now, u
 
 // RecordAttempt implements notify.Store.
 func (s *NotifyStore) RecordAttempt(ctx context.Context, d *notify.Delivery) error {
-	r, err := s.db.db.ExecContext(ctx, `UPDATE notify_deliveries SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, sent = ?, lease_until = 0
+	r, err := s.db.db.ExecContext(ctx, `UPDATE notify_deliveries SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, sent = ?, lease_until = 0, committing = 0
 		WHERE subscriber = ? AND day = ? AND state = 'pending'`,
 		string(d.State), d.Attempts, nanos(d.NextAttempt), d.LastError, nanos(d.Sent), d.Subscriber, store.DayOf(d.Day))
 	if err != nil {
@@ -203,11 +203,38 @@ func (s *NotifyStore) deliveries(ctx context.Context, q string, args ...any) ([]
 	return out, rows.Err()
 }
 
-// ResetFailed implements notify.Store.
-func (s *NotifyStore) ResetFailed(ctx context.Context, day time.Time) (int, error) {
-	r, err := s.db.db.ExecContext(ctx, `UPDATE notify_deliveries SET state = 'pending', next_attempt = 0, lease_until = 0 WHERE day = ? AND state = 'failed'`, store.DayOf(day))
+// Requeue implements notify.Store.
+func (s *NotifyStore) Requeue(ctx context.Context, day time.Time, from notify.State) (int, error) {
+	if from != notify.StateFailed && from != notify.StateInDoubt {
+		return 0, fmt.Errorf("requeue: only failed or in_doubt deliveries, not %q", from)
+	}
+	r, err := s.db.db.ExecContext(ctx, `UPDATE notify_deliveries SET state = 'pending', next_attempt = 0, lease_until = 0, committing = 0
+		WHERE day = ? AND state = ?`, store.DayOf(day), string(from))
 	if err != nil {
-		return 0, fmt.Errorf("reset failed deliveries: %w", err)
+		return 0, fmt.Errorf("requeue %s deliveries: %w", from, err)
+	}
+	n, _ := r.RowsAffected()
+	return int(n), nil
+}
+
+// MarkCommitting implements notify.Store.
+func (s *NotifyStore) MarkCommitting(ctx context.Context, sub string, day time.Time) error {
+	r, err := s.db.db.ExecContext(ctx, `UPDATE notify_deliveries SET committing = 1 WHERE subscriber = ? AND day = ? AND state = 'pending'`, sub, store.DayOf(day))
+	if err != nil {
+		return fmt.Errorf("mark delivery %s committing: %w", sub, err)
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("mark delivery %s %s committing: no pending delivery: %w", sub, day.Format(time.DateOnly), notify.ErrNotFound)
+	}
+	return nil
+}
+
+// ExpireCommitting implements notify.Store.
+func (s *NotifyStore) ExpireCommitting(ctx context.Context, now time.Time, reason string) (int, error) {
+	r, err := s.db.db.ExecContext(ctx, `UPDATE notify_deliveries SET state = 'in_doubt', committing = 0, lease_until = 0, last_error = ?
+		WHERE state = 'pending' AND committing = 1 AND lease_until <= ?`, reason, now.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("expire committing deliveries: %w", err)
 	}
 	n, _ := r.RowsAffected()
 	return int(n), nil
