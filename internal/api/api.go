@@ -19,10 +19,14 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,16 +99,21 @@ type Options struct {
 	// Baseline is applied to statistics requests that name none (unless
 	// baseline=none); zero for none.
 	Baseline Window
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// AccessLog receives one JSON line per read of IP-level data (who,
+	// role, networks, path, query, rows, remote address), written before
+	// the answer; nil logs them through Logger only.
+	AccessLog io.Writer
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // API is the REST API handler.
 type API struct {
-	opt    Options
-	mux    *http.ServeMux
-	log    *slog.Logger
-	routes []route
+	opt      Options
+	accessMu sync.Mutex // serialises AccessLog lines
+	mux      *http.ServeMux
+	log      *slog.Logger
+	routes   []route
 }
 
 var _ http.Handler = (*API)(nil)
@@ -322,4 +331,40 @@ func (a *API) Routes() []string {
 func (a *API) Match(r *http.Request) string {
 	_, pat := a.mux.Handler(r)
 	return strings.Replace(pat, Prefix, "", 1)
+}
+
+// accessRecord is one line of the access log.
+type accessRecord struct {
+	Time     time.Time       `json:"time"`
+	Who      string          `json:"who"`
+	Role     token.Role      `json:"role"`
+	Networks *token.Networks `json:"networks,omitempty"`
+	Method   string          `json:"method"`
+	Path     string          `json:"path"`
+	Query    string          `json:"query,omitempty"`
+	Rows     int             `json:"rows"`
+	Remote   string          `json:"remote"`
+}
+
+// access records a read of rows rows of IP-level data by p.
+func (a *API) access(r *http.Request, p *Principal, rows int) error {
+	a.log.Info("api access", "who", p.who(), "role", string(p.Role), "path", r.URL.Path, "query", r.URL.RawQuery, "rows", rows)
+	if a.opt.AccessLog == nil {
+		return nil
+	}
+	rec := accessRecord{Time: a.opt.Now().UTC(), Who: p.who(), Role: p.Role, Method: r.Method, Path: r.URL.Path,
+		Query: r.URL.RawQuery, Rows: rows, Remote: r.RemoteAddr}
+	if !p.Networks.Empty() {
+		rec.Networks = &p.Networks
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	a.accessMu.Lock()
+	defer a.accessMu.Unlock()
+	if _, err := a.opt.AccessLog.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -260,5 +262,46 @@ func TestMetricsAndSinkhole(t *testing.T) {
 	s := decode[api.Sinkhole](t, body)
 	if s.Connections != 42 || s.DNSQueries != 15 || s.RateLimited != 3 || !s.MetricsAvailable || s.StoredTotal == 0 {
 		t.Fatalf("sinkhole %+v", s)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestAccessLog: every read of IP-level rows leaves one JSON line before it
+// is answered; a read that cannot be logged is refused.
+func TestAccessLog(t *testing.T) {
+	var buf bytes.Buffer
+	e := newEnv(t, func(o *api.Options, _ *apitest.Fixture) { o.AccessLog = &buf })
+	code, body := e.get(t, "/api/v1/events?window=7d&format=csv", "network")
+	if code != 200 || !strings.Contains(string(body), "198.51.100.1,") {
+		t.Fatalf("events: %d %s", code, body)
+	}
+	if code, _ := e.get(t, "/api/v1/stats?by=country", "network"); code != 200 {
+		t.Fatal(code)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("access log (aggregates are not IP-level data):\n%s", buf.String())
+	}
+	var rec struct {
+		Who, Role, Path, Query, Remote string
+		Rows                           int
+		Networks                       struct{ ASNs []uint32 }
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	wantRows := strings.Count(string(body), "\n") - 1 // minus the header
+	if !strings.HasPrefix(rec.Who, "token:") || rec.Role != "network" || rec.Path != "/api/v1/events" || rec.Query != "window=7d&format=csv" ||
+		rec.Rows != wantRows || rec.Rows == 0 || len(rec.Networks.ASNs) != 1 || rec.Remote == "" {
+		t.Fatalf("access record %s (want %d rows)", lines[0], wantRows)
+	}
+
+	e = newEnv(t, func(o *api.Options, _ *apitest.Fixture) { o.AccessLog = failingWriter{} })
+	code, body = e.get(t, "/api/v1/events?window=7d", "analyst")
+	if code != 500 || strings.Contains(string(body), "198.51.100") {
+		t.Fatalf("unlogged read answered: %d %s", code, body)
 	}
 }

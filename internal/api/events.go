@@ -216,8 +216,11 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, p *Principal) error
 		next = last.encode()
 		w.Header().Set("X-Next-Cursor", next)
 	}
-	// Every read of IP-level data is logged (issue 7).
-	a.log.Info("api access", "who", p.who(), "role", string(p.Role), "path", r.URL.Path, "query", r.URL.RawQuery, "rows", len(rows))
+	// Every read of IP-level data is logged (issue 7), before it is
+	// answered: a read that cannot be logged is refused.
+	if err := a.access(r, p, len(rows)); err != nil {
+		return errInternal.wrap(err)
+	}
 	switch format {
 	case "jsonl":
 		w.Header().Set("Content-Type", "application/x-ndjson")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,10 +65,15 @@ func warmStats(log interface {
 	}
 }
 
+// AccessLogName is the file in the data folder that receives one JSON line
+// per read of IP-level data through the API.
+const AccessLogName = "api-access.log"
+
 // webRole is the dashboard's HTTP server.
 type webRole struct {
-	srv *http.Server
-	ln  net.Listener
+	srv    *http.Server
+	ln     net.Listener
+	access *os.File
 }
 
 func newWeb(a *App, o *WebOptions) (*webRole, error) {
@@ -74,19 +81,25 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 	if !ok {
 		return nil, errors.New("web: the metrics registerer is not a gatherer")
 	}
-	h := api.New(api.Options{Registry: o.Registry, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
+	access, err := os.OpenFile(filepath.Join(a.opts.Config.Data, AccessLogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("web: access log: %w", err)
+	}
+	h := api.New(api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
 		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
 		Logger: a.log.With("role", "api")})
 	d := web.New(web.Options{API: h, Metrics: api.MetricsHandler(g), Users: o.Users, Sessions: o.Sessions, Logger: a.log.With("role", "web")})
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
+		access.Close()
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	return &webRole{ln: ln, srv: &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}, nil
+	return &webRole{ln: ln, access: access, srv: &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}, nil
 }
 
 // Run serves until ctx ends, then gives requests in flight five seconds.
 func (w *webRole) Run(ctx context.Context) error {
+	defer w.access.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- w.srv.Serve(w.ln) }()
 	select {
