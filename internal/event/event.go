@@ -30,8 +30,12 @@ type Event struct {
 	ID        string    `json:"id"`        // unique, for idempotent delivery
 	Timestamp time.Time `json:"timestamp"` // UTC
 	Sensor    string    `json:"sensor,omitempty"`
-	Protocol  string    `json:"protocol"`            // dns, http, https, tcp, udp
-	Transport string    `json:"transport,omitempty"` // udp or tcp
+	// Listener names the input that took the event in: the Producer's
+	// name ("dns", "http:127.0.0.1:8080") or, for imports,
+	// "import:<format>". Health figures are counted per listener.
+	Listener  string `json:"listener,omitempty"`
+	Protocol  string `json:"protocol"`            // dns, http, https, tcp, udp
+	Transport string `json:"transport,omitempty"` // udp or tcp
 
 	SrcIP   netip.Addr `json:"src_ip"`
 	SrcPort uint16     `json:"src_port,omitempty"`

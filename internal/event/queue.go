@@ -1,6 +1,9 @@
 package event
 
 import (
+	"cmp"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -17,6 +20,9 @@ type Queue struct {
 	ch       chan Event
 	received atomic.Uint64
 	dropped  atomic.Uint64
+
+	mu        sync.Mutex // guards producers; never taken on Offer
+	producers map[string]*Producer
 }
 
 var _ Handoff = (*Queue)(nil)
@@ -30,10 +36,18 @@ func NewQueue(size int) *Queue {
 }
 
 // Offer queues a copy of *e, or counts it as dropped when the queue is full.
-func (q *Queue) Offer(e *Event) bool {
+func (q *Queue) Offer(e *Event) bool { return q.offer(e, "") }
+
+// offer is Offer, with the queued copy's Listener set to listener unless
+// that is empty.
+func (q *Queue) offer(e *Event, listener string) bool {
 	q.received.Add(1)
+	c := *e
+	if listener != "" {
+		c.Listener = listener
+	}
 	select {
-	case q.ch <- *e:
+	case q.ch <- c:
 		return true
 	default:
 		q.dropped.Add(1)
@@ -58,6 +72,7 @@ func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
 
 // Producer is a listener's named handle on a Queue, counting what that
 // listener offered and what was dropped, for per-listener health figures.
+// It sets the Listener of the events it offers that name none.
 type Producer struct {
 	Name     string
 	q        *Queue
@@ -67,13 +82,44 @@ type Producer struct {
 
 var _ Handoff = (*Producer)(nil)
 
-// NewProducer returns a handle named name that offers to q.
-func NewProducer(q *Queue, name string) *Producer { return &Producer{Name: name, q: q} }
+// NewProducer returns q's producer named name, registering it on first use:
+// listeners that share a name (DNS over UDP and TCP, a listener started
+// again) share one producer and its counters.
+func NewProducer(q *Queue, name string) *Producer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if p, ok := q.producers[name]; ok {
+		return p
+	}
+	if q.producers == nil {
+		q.producers = make(map[string]*Producer)
+	}
+	p := &Producer{Name: name, q: q}
+	q.producers[name] = p
+	return p
+}
 
-// Offer queues a copy of *e through the underlying queue.
+// Producers returns the producers registered with q, sorted by name.
+func (q *Queue) Producers() []*Producer {
+	q.mu.Lock()
+	out := make([]*Producer, 0, len(q.producers))
+	for _, p := range q.producers {
+		out = append(out, p)
+	}
+	q.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Producer) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Offer queues a copy of *e through the underlying queue, with Listener
+// set to the producer's name if it was empty. *e is not changed.
 func (p *Producer) Offer(e *Event) bool {
 	p.received.Add(1)
-	if p.q.Offer(e) {
+	listener := ""
+	if e.Listener == "" {
+		listener = p.Name
+	}
+	if p.q.offer(e, listener) {
 		return true
 	}
 	p.dropped.Add(1)

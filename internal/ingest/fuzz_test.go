@@ -33,6 +33,7 @@ func FuzzShadowserver(f *testing.F) {
 func FuzzJSONL(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"a","timestamp":"2011-03-17T10:00:00Z","protocol":"http","src_ip":"192.0.2.1"}` + "\n"))
 	f.Add([]byte("\n\n{\"v\":1}\n"))
+	f.Add([]byte(`{"v":1,"id":"b","timestamp":"2011-03-17T10:00:00Z","protocol":"dns","src_ip":"192.0.2.1","listener":"dns"}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		evs, err := ReadJSONL(bytes.NewReader(data), "fuzz.jsonl")
 		if err != nil {
@@ -45,6 +46,9 @@ func FuzzJSONL(f *testing.F) {
 			e := &evs[i]
 			if e.ID == "" || !e.SrcIP.IsValid() || e.Timestamp.IsZero() {
 				t.Fatalf("incomplete event %+v", e)
+			}
+			if e.Listener != ListenerPrefix+FormatJSONL {
+				t.Fatalf("imported event counts under listener %q", e.Listener)
 			}
 		}
 	})

@@ -34,6 +34,12 @@ const (
 	FormatJSONL        = "jsonl"
 )
 
+// ListenerPrefix starts the listener name of imported events,
+// "import:<format>": the importer is the input that took them in, whatever
+// listener a JSON-lines record names, so its figures stay apart from the
+// live listeners' in the health counters.
+const ListenerPrefix = "import:"
+
 // Problem is one bad row or file.
 type Problem struct {
 	File string
@@ -142,7 +148,8 @@ func Read(r io.Reader, name, format string) ([]event.Event, error) {
 
 // Store writes imported events in one batch (all or nothing) after prepare
 // (ID, enrichment and classification: pipeline.Pipeline.Prepare; nil skips
-// it), and flushes the aggregates. Imported events count as received.
+// it), and flushes the aggregates. Imported events count as received, in
+// all and per listener (ListenerPrefix).
 func Store(ctx context.Context, st store.EventStore, events []event.Event, prepare func(*event.Event) bool) (store.BatchResult, error) {
 	if prepare != nil {
 		kept := events[:0]
@@ -153,7 +160,15 @@ func Store(ctx context.Context, st store.EventStore, events []event.Event, prepa
 		}
 		events = kept
 	}
-	res, err := st.WriteBatch(ctx, &store.Batch{Events: events, Received: uint64(len(events))})
+	byListener := make(map[string]uint64)
+	for i := range events {
+		byListener[store.ListenerOf(&events[i])]++
+	}
+	b := &store.Batch{Events: events, Received: uint64(len(events))}
+	for name, n := range byListener {
+		b.Listeners = append(b.Listeners, store.ListenerDelta{Name: name, Received: n})
+	}
+	res, err := st.WriteBatch(ctx, b)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
@@ -204,6 +219,7 @@ func ReadJSONL(r io.Reader, name string) ([]event.Event, error) {
 		if e.ID == "" {
 			e.ID = idFor("jl-", string(t))
 		}
+		e.Listener = ListenerPrefix + FormatJSONL
 		if strings.ContainsRune(e.BotID, '\n') {
 			ps.add(name, line, "bot_id contains a newline")
 			continue
@@ -403,6 +419,7 @@ func shadowserverEvent(get func(string) string, layout string) (e event.Event, m
 	}
 	e.Tag = get("tag")
 	e.Sensor = get("public_source")
+	e.Listener = ListenerPrefix + FormatShadowserver
 	e.SSLServerName = get("ssl_servername")
 	e.SSLCipher = get("ssl_cipher")
 	proto := strings.ToLower(get("protocol"))

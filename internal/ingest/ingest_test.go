@@ -6,12 +6,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -41,19 +43,19 @@ func TestShadowserverLayouts(t *testing.T) {
 		{"event4_sinkhole", sinkholeHeader,
 			map[string]string{"timestamp": "2011-03-17 10:00:01", "protocol": "tcp", "src_ip": "192.0.2.7", "src_port": "49152", "src_asn": "64500", "src_geo": "us", "dst_ip": "198.51.100.1", "dst_port": "8080", "infection": "rustock", "tag": "spam", "public_source": "MSDCU"},
 			event.Event{Timestamp: time.Date(2011, 3, 17, 10, 0, 1, 0, time.UTC), Protocol: "tcp", Transport: "tcp", SrcIP: netip.MustParseAddr("192.0.2.7"), SrcPort: 49152, SrcASN: 64500, SrcGeo: "US",
-				DstIP: netip.MustParseAddr("198.51.100.1"), DstPort: 8080, Family: "rustock", Tag: "spam", Sensor: "MSDCU"}},
+				DstIP: netip.MustParseAddr("198.51.100.1"), DstPort: 8080, Family: "rustock", Tag: "spam", Sensor: "MSDCU", Listener: "import:shadowserver"}},
 		{"event4_sinkhole_http", httpHeader,
 			map[string]string{"timestamp": "2011-03-17 10:00:02", "protocol": "tcp", "src_ip": "192.0.2.8", "dst_port": "80", "infection": "rustock", "http_url": "/login.php", "http_host": "c2.example", "http_agent": "Mozilla/4.0", "http_referer": "-"},
 			event.Event{Timestamp: time.Date(2011, 3, 17, 10, 0, 2, 0, time.UTC), Protocol: "http", Transport: "tcp", SrcIP: netip.MustParseAddr("192.0.2.8"), DstPort: 80, Family: "rustock",
-				HTTPURL: "/login.php", HTTPHost: "c2.example", HTTPAgent: "Mozilla/4.0", HTTPReferer: "-"}},
+				HTTPURL: "/login.php", HTTPHost: "c2.example", HTTPAgent: "Mozilla/4.0", HTTPReferer: "-", Listener: "import:shadowserver"}},
 		{"event6_sinkhole_http tls", httpHeader,
 			map[string]string{"timestamp": "2011-03-17 10:00:03", "protocol": "tcp", "src_ip": "2001:db8::7", "dst_port": "443", "infection": "rustock", "ssl_servername": "c2.example", "http_host": "c2.example"},
 			event.Event{Timestamp: time.Date(2011, 3, 17, 10, 0, 3, 0, time.UTC), Protocol: "https", Transport: "tcp", SrcIP: netip.MustParseAddr("2001:db8::7"), DstPort: 443, Family: "rustock",
-				HTTPHost: "c2.example", SSLServerName: "c2.example"}},
+				HTTPHost: "c2.example", SSLServerName: "c2.example", Listener: "import:shadowserver"}},
 		{"event4_sinkhole_dns", dnsHeader,
 			map[string]string{"timestamp": "2011-03-17 10:00:04", "protocol": "udp", "src_ip": "203.0.113.53", "infection": "rustock", "query_type": "a", "query": "c2.example", "count": "12"},
 			event.Event{Timestamp: time.Date(2011, 3, 17, 10, 0, 4, 0, time.UTC), Protocol: "dns", Transport: "udp", SrcIP: netip.MustParseAddr("203.0.113.53"), Family: "rustock",
-				QName: "c2.example", QType: "A"}},
+				QName: "c2.example", QType: "A", Listener: "import:shadowserver"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,7 +177,7 @@ func TestJSONL(t *testing.T) {
 	w := event.NewWriter(&buf)
 	in := []event.Event{
 		{ID: "e1", Timestamp: time.Date(2011, 3, 17, 10, 0, 0, 0, time.UTC), Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1"), HTTPHost: "c2.example"},
-		{Timestamp: time.Date(2011, 3, 17, 11, 0, 0, 0, time.UTC), Protocol: "dns", SrcIP: netip.MustParseAddr("203.0.113.53"), QName: "c2.example"},
+		{Timestamp: time.Date(2011, 3, 17, 11, 0, 0, 0, time.UTC), Protocol: "dns", SrcIP: netip.MustParseAddr("203.0.113.53"), QName: "c2.example", Listener: "dns"},
 	}
 	for i := range in {
 		if err := w.Write(&in[i]); err != nil {
@@ -189,6 +191,11 @@ func TestJSONL(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].ID != "e1" || !strings.HasPrefix(got[1].ID, "jl-") || got[1].QName != "c2.example" {
 		t.Fatalf("got %+v", got)
+	}
+	for _, e := range got { // the importer is the listener, whatever the record says
+		if e.Listener != "import:jsonl" {
+			t.Fatalf("listener %q, want import:jsonl", e.Listener)
+		}
 	}
 	again, _ := ReadJSONL(bytes.NewReader(buf.Bytes()), "e.jsonl")
 	if again[1].ID != got[1].ID {
@@ -258,7 +265,10 @@ func TestReadFilesAndStoreTwice(t *testing.T) {
 			t.Fatalf("import %d: rollups count %d IPs, %d hits; want 3, 4", i+1, ips, hits)
 		}
 	}
-	if h, _ := st.Health(t.Context()); h.Stored != 4 {
-		t.Fatalf("health %+v", h)
+	// Imported twice: received twice, stored once, under the importer's
+	// listener name.
+	want := []store.ListenerHealth{{Name: "import:shadowserver", Received: 8, Stored: 4}}
+	if h, _ := st.Health(t.Context()); h.Stored != 4 || !reflect.DeepEqual(h.Listeners, want) {
+		t.Fatalf("health %+v, want stored 4 and listeners %+v", h, want)
 	}
 }

@@ -358,6 +358,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		events, msgs = events[:0], msgs[:0]
 		var received uint64
+		listeners := make(map[string]uint64) // first deliveries per listener
 		for m := range batch.Messages() {
 			e, err := event.UnmarshalJSONL(m.Data())
 			if err == nil && c.opts.Prepare != nil && !c.opts.Prepare(&e) {
@@ -375,6 +376,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			}
 			if md, err := m.Metadata(); err == nil && md.NumDelivered == 1 {
 				received++
+				listeners[store.ListenerOf(&e)]++
 			}
 			events = append(events, e)
 			msgs = append(msgs, m)
@@ -385,7 +387,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		// Store with a context that survives cancellation: a batch that is
 		// being committed finishes, and is then acknowledged.
 		wctx := context.WithoutCancel(ctx)
-		res, err := c.opts.Store.WriteBatch(wctx, &store.Batch{Events: events, Received: received})
+		res, err := c.opts.Store.WriteBatch(wctx, &store.Batch{Events: events, Received: received, Listeners: receivedBy(listeners)})
 		if err != nil {
 			c.nakks.Add(1)
 			c.log.Error("event batch not stored, redelivery requested", "events", len(events), "err", err)
@@ -406,6 +408,17 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.log.Error("aggregates not flushed at shutdown; rebuilt on next start", "err", err)
 	}
 	return nil
+}
+
+// receivedBy turns first deliveries per listener into a batch's listener
+// deltas. A sensor's own drops (its queue full, a publish given up) never
+// reach the collector: they are in the sensor's metrics only.
+func receivedBy(m map[string]uint64) []store.ListenerDelta {
+	out := make([]store.ListenerDelta, 0, len(m))
+	for name, n := range m {
+		out = append(out, store.ListenerDelta{Name: name, Received: n})
+	}
+	return out
 }
 
 // Connect dials NATS with reconnects forever (the sensor and the collector

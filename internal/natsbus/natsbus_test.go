@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -95,8 +96,8 @@ func openStore(tb testing.TB) *sqlite.EventStore {
 
 var t0 = time.Date(2011, 9, 13, 10, 0, 0, 0, time.UTC)
 
-// sensor publishes n events from its own queue and returns when the
-// stream acknowledged all of them.
+// sensor publishes n events from its own queue, offered by a listener
+// named "http:"+name, and returns when the stream acknowledged all of them.
 func sensor(tb testing.TB, url, name string, n int) {
 	tb.Helper()
 	nc, js, err := Connect(url)
@@ -105,8 +106,9 @@ func sensor(tb testing.TB, url, name string, n int) {
 	}
 	defer nc.Close()
 	q := event.NewQueue(n)
+	listener := event.NewProducer(q, "http:"+name)
 	for i := range n {
-		q.Offer(&event.Event{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Protocol: "http",
+		listener.Offer(&event.Event{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Protocol: "http",
 			SrcIP: netip.AddrFrom4([4]byte{10, byte(len(name)), byte(i >> 8), byte(i)}), Family: "rustock"})
 	}
 	// In a cluster that just lost a node, JetStream may be electing a
@@ -222,6 +224,17 @@ func TestTwoSensorsOneCollector(t *testing.T) {
 	checkExactlyOnce(t, st, 1700)
 	if c.Stored() != 1700 {
 		t.Fatalf("collector counted %d stored", c.Stored())
+	}
+	h, err := st.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.ListenerHealth{
+		{Name: "http:sink-a", Received: 1000, Stored: 1000},
+		{Name: "http:sink-b", Received: 700, Stored: 700},
+	}
+	if !reflect.DeepEqual(h.Listeners, want) {
+		t.Fatalf("listeners %+v, want %+v", h.Listeners, want)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -97,9 +98,13 @@ type Pipeline struct {
 	stored, duplicates, storeDropped, batches, failed atomic.Uint64
 	invalid                                           atomic.Uint64 // events without a source address
 
-	// Owned by the writer goroutine.
-	persistedReceived, persistedQueueDropped, persistedInvalid uint64
-	pendingDropped                                             uint64
+	// Owned by the writer goroutine: the queue's and the producers'
+	// counters at the last committed batch, and the drops (failed batches
+	// and their invalid events) not yet persisted, in all and by listener.
+	persistedReceived, persistedQueueDropped uint64
+	persistedProducers                       map[string]producerCount
+	pendingDropped                           uint64
+	pendingListeners                         map[string]uint64
 
 	batchSeconds prometheus.Histogram
 }
@@ -132,7 +137,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger}
+	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -211,10 +216,13 @@ func (p *Pipeline) Prepare(e *event.Event) bool {
 
 // batch is the unit handed from the preparer to the writer: the events
 // and their JSON-lines records, encoded by the preparer so that the writer
-// spends its time in the store.
+// spends its time in the store, and the events the preparer dropped as
+// invalid since the previous batch, in all and by listener.
 type batch struct {
-	events  []event.Event
-	records [][]byte
+	events   []event.Event
+	records  [][]byte
+	invalid  uint64
+	invalidL map[string]uint64
 }
 
 func newBatch(n int) *batch {
@@ -224,6 +232,8 @@ func newBatch(n int) *batch {
 func (b *batch) reset() {
 	clear(b.records) // let the records go
 	b.events, b.records = b.events[:0], b.records[:0]
+	b.invalid = 0
+	clear(b.invalidL)
 }
 
 // add appends e to b if it prepares and encodes, else counts it as
@@ -238,6 +248,11 @@ func (p *Pipeline) add(b *batch, e *event.Event) {
 		}
 	}
 	p.invalid.Add(1)
+	b.invalid++
+	if b.invalidL == nil {
+		b.invalidL = make(map[string]uint64)
+	}
+	b.invalidL[store.ListenerOf(last)]++
 	b.events = b.events[:len(b.events)-1]
 }
 
@@ -341,17 +356,74 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
+// producerCount is one producer's counters at one instant.
+type producerCount struct{ received, dropped uint64 }
+
+// producerCounts reads the counters of the queue's producers.
+func (p *Pipeline) producerCounts() map[string]producerCount {
+	prods := p.opts.Queue.Producers()
+	out := make(map[string]producerCount, len(prods))
+	for _, pr := range prods {
+		out[pr.Name] = producerCount{pr.Received(), pr.Dropped()}
+	}
+	return out
+}
+
+// listenerDeltas returns, per listener, what the producers counted since
+// the last committed batch (now against persistedProducers) plus the
+// pending drops and the extra drops given, sorted by name; listeners that
+// changed nothing are left out.
+func (p *Pipeline) listenerDeltas(now map[string]producerCount, extra ...map[string]uint64) []store.ListenerDelta {
+	idx := make(map[string]int, len(now))
+	var out []store.ListenerDelta
+	at := func(name string) *store.ListenerDelta {
+		i, ok := idx[name]
+		if !ok {
+			i = len(out)
+			idx[name] = i
+			out = append(out, store.ListenerDelta{Name: name})
+		}
+		return &out[i]
+	}
+	for name, c := range now {
+		was := p.persistedProducers[name]
+		if c.received != was.received || c.dropped != was.dropped {
+			d := at(name)
+			d.Received, d.Dropped = c.received-was.received, c.dropped-was.dropped
+		}
+	}
+	for _, m := range append(extra, p.pendingListeners) {
+		for name, n := range m {
+			if n > 0 {
+				at(name).Dropped += n
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y store.ListenerDelta) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
 // write commits one batch with the counters accumulated since the last
-// commit; on failure it retries, then counts the batch as dropped.
+// commit, in all and per listener; on failure it retries, then counts the
+// batch as dropped.
 func (p *Pipeline) write(ctx context.Context, pb *batch) {
 	events := pb.events
 	q := p.opts.Queue
-	recv, qdrop, idrop := q.Received(), q.Dropped(), p.invalid.Load()
+	// The producers and the queue are read one after the other: the totals
+	// and the listeners' sum may differ by the offers in flight meanwhile,
+	// which the next batch carries.
+	prods := p.producerCounts()
+	recv, qdrop := q.Received(), q.Dropped()
 	b := &store.Batch{
-		Events:   events,
-		Records:  pb.records,
-		Received: recv - p.persistedReceived,
-		Dropped:  qdrop - p.persistedQueueDropped + idrop - p.persistedInvalid + p.pendingDropped,
+		Events:    events,
+		Records:   pb.records,
+		Received:  recv - p.persistedReceived,
+		Dropped:   qdrop - p.persistedQueueDropped + pb.invalid + p.pendingDropped,
+		Listeners: p.listenerDeltas(prods, pb.invalidL),
+	}
+	persisted := func() {
+		p.persistedReceived, p.persistedQueueDropped, p.persistedProducers, p.pendingDropped = recv, qdrop, prods, 0
+		clear(p.pendingListeners)
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -359,7 +431,7 @@ func (p *Pipeline) write(ctx context.Context, pb *batch) {
 		res, err := p.opts.Store.WriteBatch(ctx, b)
 		if err == nil {
 			p.batchSeconds.Observe(time.Since(start).Seconds())
-			p.persistedReceived, p.persistedQueueDropped, p.persistedInvalid, p.pendingDropped = recv, qdrop, idrop, 0
+			persisted()
 			p.stored.Add(uint64(res.Inserted))
 			p.duplicates.Add(uint64(res.Duplicates))
 			if p.opts.Committed != nil && res.Inserted > 0 {
@@ -374,13 +446,23 @@ func (p *Pipeline) write(ctx context.Context, pb *batch) {
 			p.log.Error("event batch not stored, events dropped", "events", len(events), "attempts", attempt+1, "err", err)
 			p.failed.Add(1)
 			p.storeDropped.Add(uint64(len(events)))
-			p.pendingDropped += uint64(len(events))
+			lost := make(map[string]uint64)
+			for i := range events {
+				lost[store.ListenerOf(&events[i])]++
+			}
 			// Persist the loss and what was received now, in a batch of
 			// counters only, if the store can take it; else they ride on the
 			// next batch.
-			c := &store.Batch{Received: b.Received, Dropped: b.Dropped + uint64(len(events))}
+			c := &store.Batch{Received: b.Received, Dropped: b.Dropped + uint64(len(events)), Listeners: p.listenerDeltas(prods, pb.invalidL, lost)}
 			if _, err := p.opts.Store.WriteBatch(ctx, c); err == nil {
-				p.persistedReceived, p.persistedQueueDropped, p.persistedInvalid, p.pendingDropped = recv, qdrop, idrop, 0
+				persisted()
+				return
+			}
+			p.pendingDropped += uint64(len(events)) + pb.invalid
+			for _, m := range []map[string]uint64{pb.invalidL, lost} {
+				for name, n := range m {
+					p.pendingListeners[name] += n
+				}
 			}
 			return
 		}

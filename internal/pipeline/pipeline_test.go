@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -89,7 +90,12 @@ func TestPipelineStoresEnrichedClassifiedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h != (store.Health{Received: 9, Stored: 7, Dropped: 1}) {
+	// Offered straight to the queue, without a producer: the stored and
+	// dropped events count under the unnamed listener, received only in
+	// the totals.
+	wantH := store.Health{Received: 9, Stored: 7, Dropped: 1,
+		Listeners: []store.ListenerHealth{{Name: store.UnnamedListener, Stored: 7, Dropped: 1}}}
+	if !reflect.DeepEqual(h, wantH) {
 		t.Fatalf("persisted health %+v", h)
 	}
 	if got := counter(t, reg, "takedown_pipeline_events_stored_total"); got != 7 {
@@ -205,8 +211,84 @@ func TestPipelineQueueFullIsPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h != (store.Health{Received: 5, Stored: 2, Dropped: 3}) {
+	if h.Received != 5 || h.Stored != 2 || h.Dropped != 3 {
 		t.Fatalf("health %+v", h)
+	}
+}
+
+// TestPipelineListenerHealth offers through two producers to a full queue:
+// each listener's drops are its own, and the listeners add up to the
+// totals.
+func TestPipelineListenerHealth(t *testing.T) {
+	st := openStore(t)
+	q := event.NewQueue(3)
+	dns, http := event.NewProducer(q, "dns"), event.NewProducer(q, "http:127.0.0.1:8080")
+	if again := event.NewProducer(q, "dns"); again != dns {
+		t.Fatal("a second producer of one name is not the first")
+	}
+	p, err := New(Options{Queue: q, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}) }
+	for i := range 2 { // queued
+		http.Offer(&event.Event{Timestamp: t0, Protocol: "http", SrcIP: ip(i)})
+	}
+	dns.Offer(&event.Event{Timestamp: t0, Protocol: "dns", SrcIP: ip(10)}) // queued: the queue is full now
+	for i := range 4 {                                                     // dropped
+		dns.Offer(&event.Event{Timestamp: t0, Protocol: "dns", SrcIP: ip(20 + i)})
+	}
+	http.Offer(&event.Event{Timestamp: t0, Protocol: "http", SrcIP: ip(30)}) // dropped
+	runUntilDrained(t, p)
+	// The queue is empty again: one more event each, and one without a
+	// source address (dropped by the pipeline, on its listener's count).
+	http.Offer(&event.Event{Timestamp: t0, Protocol: "http", SrcIP: ip(40)})
+	http.Offer(&event.Event{Timestamp: t0, Protocol: "http"})
+	runUntilDrained(t, p)
+
+	h, err := st.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Health{Received: 10, Stored: 4, Dropped: 6, Listeners: []store.ListenerHealth{
+		{Name: "dns", Received: 5, Stored: 1, Dropped: 4},
+		{Name: "http:127.0.0.1:8080", Received: 5, Stored: 3, Dropped: 2},
+	}}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("health\n got %+v\nwant %+v", h, want)
+	}
+}
+
+// TestPipelineListenerHealthStoreFailure checks that a batch the store
+// gives up on counts as dropped on each event's own listener, also when
+// persisting the loss fails and it rides on the next batch.
+func TestPipelineListenerHealthStoreFailure(t *testing.T) {
+	for _, failures := range []int32{3, 4} {
+		t.Run(fmt.Sprint(failures, " failures"), func(t *testing.T) {
+			st := &failing{EventStore: openStore(t)}
+			st.n.Store(failures)
+			q := event.NewQueue(10)
+			a, b := event.NewProducer(q, "a"), event.NewProducer(q, "b")
+			p, err := New(Options{Queue: q, Store: st, BatchSize: 3, Retries: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, pr := range []*event.Producer{a, a, b, b, b, b} { // the first batch: a, a, b
+				pr.Offer(&event.Event{Timestamp: t0, Protocol: "tcp", SrcIP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})})
+			}
+			runUntilDrained(t, p)
+			h, err := st.Health(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := store.Health{Received: 6, Stored: 3, Dropped: 3, Listeners: []store.ListenerHealth{
+				{Name: "a", Received: 2, Dropped: 2},
+				{Name: "b", Received: 4, Stored: 3, Dropped: 1},
+			}}
+			if !reflect.DeepEqual(h, want) {
+				t.Fatalf("health\n got %+v\nwant %+v", h, want)
+			}
+		})
 	}
 }
 

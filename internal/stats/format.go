@@ -8,6 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+
+	"github.com/takedown/takedown/internal/store"
 )
 
 // Thousands formats n with comma thousands separators (1,601,619).
@@ -57,6 +60,9 @@ func WriteTable(w io.Writer, r *Result) error {
 	fmt.Fprintf(w, "estimated hosts     %s (%s; see docs/counting.md)\n", Thousands(r.EstimatedHosts), r.Estimate.Method)
 	fmt.Fprintf(w, "resolvers excluded  %s\n", Thousands(r.ResolverIPsExcluded))
 	fmt.Fprintf(w, "events              received %s, stored %s, dropped %s\n", Thousands(r.Health.Received), Thousands(r.Health.Stored), Thousands(r.Health.Dropped))
+	if err := writeListeners(w, r.Health.Listeners); err != nil {
+		return err
+	}
 	if r.Undecided > 0 {
 		fmt.Fprintf(w, "warning             %s aggregates of cut days could not be placed (raw events purged) and were counted\n", Thousands(r.Undecided))
 	}
@@ -87,6 +93,34 @@ func WriteTable(w io.Writer, r *Result) error {
 			line += opt(row.BaselineUniqueIPs) + "\t" + pct(row.ReductionPct) + "\t"
 		}
 		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+// writeListeners writes the per-listener health block under the events
+// line: one line per listener, names left-aligned, figures right-aligned.
+func writeListeners(w io.Writer, ls []store.ListenerHealth) error {
+	if len(ls) == 0 {
+		return nil
+	}
+	// Names come from configuration and from sensors: no control
+	// character may break the table.
+	names := make([]string, len(ls))
+	width := len("LISTENER")
+	for i, l := range ls {
+		names[i] = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '?'
+			}
+			return r
+		}, l.Name)
+		width = max(width, len(names[i]))
+	}
+	left := func(s string) string { return s + strings.Repeat(" ", width-len(s)) } // the padding indents by two
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, left("LISTENER")+"\tRECEIVED\tSTORED\tDROPPED\t")
+	for i, l := range ls {
+		fmt.Fprintln(tw, left(names[i])+"\t"+Thousands(l.Received)+"\t"+Thousands(l.Stored)+"\t"+Thousands(l.Dropped)+"\t")
 	}
 	return tw.Flush()
 }

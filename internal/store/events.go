@@ -66,6 +66,12 @@ type Batch struct {
 	Received uint64
 	// Dropped is added to the dropped counter in the same transaction.
 	Dropped uint64
+	// Listeners are the per-listener received and dropped deltas, added to
+	// the listeners' counters in the same transaction; each event stored
+	// anew adds one to its own listener's stored counter (see
+	// ListenerChanges). They are counted apart from Received and Dropped:
+	// events offered without a named listener count only in those.
+	Listeners []ListenerDelta
 	// Records optionally holds each event's JSON-lines record
 	// (event.MarshalJSONL), encoded ahead by the caller on another
 	// goroutine; nil makes the store encode them.
@@ -97,12 +103,83 @@ type BatchResult struct {
 	Fresh []bool
 }
 
+// ListenerDelta is what one batch adds to one listener's received and
+// dropped counters.
+type ListenerDelta struct {
+	Name     string
+	Received uint64
+	Dropped  uint64
+}
+
 // Health is the persisted pipeline counters, since the store was created.
 // Stored never decreases.
 type Health struct {
 	Received uint64 `json:"events_received"`
 	Stored   uint64 `json:"events_stored"`
 	Dropped  uint64 `json:"events_dropped"`
+	// Listeners are the same counters per listener, sorted by name; absent
+	// until a listener counted something.
+	Listeners []ListenerHealth `json:"listeners,omitempty"`
+}
+
+// ListenerHealth is the persisted counters of one listener (event.Event's
+// Listener; UnnamedListener for events that name none).
+type ListenerHealth struct {
+	Name     string `json:"name"`
+	Received uint64 `json:"events_received"`
+	Stored   uint64 `json:"events_stored"`
+	Dropped  uint64 `json:"events_dropped"`
+}
+
+// UnnamedListener is the listener name under which the stored and dropped
+// events that name no listener are counted (events offered to the queue
+// without a producer, records written before the field existed).
+const UnnamedListener = "unnamed"
+
+// ListenerOf returns the name e counts under.
+func ListenerOf(e *event.Event) string {
+	if e.Listener == "" {
+		return UnnamedListener
+	}
+	return e.Listener
+}
+
+// ListenerChanges returns what a committed batch adds to each listener's
+// counters: b.Listeners' received and dropped, plus one stored for every
+// event that fresh marks as newly stored (fresh may be nil for a batch
+// without events). One entry per name, sorted by name (the order backends
+// update rows in, so concurrent writers do not deadlock); names that
+// change nothing are left out.
+func ListenerChanges(b *Batch, fresh []bool) []ListenerHealth {
+	if len(b.Listeners) == 0 && len(fresh) == 0 {
+		return nil
+	}
+	idx := make(map[string]int, len(b.Listeners)+1)
+	var out []ListenerHealth
+	at := func(name string) *ListenerHealth {
+		i, ok := idx[name]
+		if !ok {
+			i = len(out)
+			idx[name] = i
+			out = append(out, ListenerHealth{Name: name})
+		}
+		return &out[i]
+	}
+	for _, d := range b.Listeners {
+		if d.Received == 0 && d.Dropped == 0 {
+			continue
+		}
+		c := at(d.Name)
+		c.Received += d.Received
+		c.Dropped += d.Dropped
+	}
+	for i, f := range fresh {
+		if f {
+			at(ListenerOf(&b.Events[i])).Stored++
+		}
+	}
+	slices.SortFunc(out, func(x, y ListenerHealth) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }
 
 // ErrBadEvent is returned (wrapped) for a batch holding an event the store

@@ -72,6 +72,12 @@ var migrations = []string{
 		dropped BIGINT NOT NULL
 	);
 	INSERT INTO event_health VALUES (1, 0, 0, 0);`,
+	`CREATE TABLE event_listener_health (
+		name TEXT PRIMARY KEY,
+		received BIGINT NOT NULL,
+		stored BIGINT NOT NULL,
+		dropped BIGINT NOT NULL
+	);`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
@@ -159,7 +165,17 @@ const (
 			ips = r.ips + excluded.ips,
 			resolver_ips = r.resolver_ips + excluded.resolver_ips,
 			hits = r.hits + excluded.hits`
-	sqlAddHealth = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3 WHERE id = 1`
+	sqlAddHealth         = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3 WHERE id = 1`
+	sqlAddListenerHealth = `INSERT INTO event_listener_health AS h (name, received, stored, dropped)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+		ON CONFLICT (name) DO UPDATE SET
+			received = h.received + excluded.received,
+			stored = h.stored + excluded.stored,
+			dropped = h.dropped + excluded.dropped`
+	// sqlHealth reads the totals (the row whose name is NULL) and every
+	// listener's counters in one statement, so from one snapshot.
+	sqlHealth = `SELECT NULL::text, received, stored, dropped FROM event_health WHERE id = 1
+		UNION ALL SELECT name, received, stored, dropped FROM event_listener_health`
 )
 
 type eventKey struct {
@@ -220,6 +236,16 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		}
 		if _, err := tx.Exec(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped)); err != nil {
 			return fmt.Errorf("update health: %w", err)
+		}
+		// Sorted by name: concurrent collectors lock the rows in one order.
+		if ch := store.ListenerChanges(b, res.Fresh); len(ch) > 0 {
+			names, recv, stored, dropped := make([]string, len(ch)), make([]int64, len(ch)), make([]int64, len(ch)), make([]int64, len(ch))
+			for i, c := range ch {
+				names[i], recv[i], stored[i], dropped[i] = c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped)
+			}
+			if _, err := tx.Exec(ctx, sqlAddListenerHealth, names, recv, stored, dropped); err != nil {
+				return fmt.Errorf("update listener health: %w", err)
+			}
 		}
 		return nil
 	})
@@ -364,11 +390,33 @@ func (s *EventStore) Flush(context.Context) error { return nil }
 
 // Health implements store.EventStore.
 func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
-	var r, st, d int64
-	if err := s.pool.QueryRow(ctx, `SELECT received, stored, dropped FROM event_health WHERE id = 1`).Scan(&r, &st, &d); err != nil {
+	rows, err := s.pool.Query(ctx, sqlHealth)
+	if err != nil {
 		return store.Health{}, fmt.Errorf("read health: %w", err)
 	}
-	return store.Health{Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)}, nil
+	defer rows.Close()
+	var h store.Health
+	totals := false
+	for rows.Next() {
+		var name *string
+		var r, st, d int64
+		if err := rows.Scan(&name, &r, &st, &d); err != nil {
+			return store.Health{}, fmt.Errorf("read health: %w", err)
+		}
+		if name == nil {
+			h.Received, h.Stored, h.Dropped, totals = uint64(r), uint64(st), uint64(d), true
+			continue
+		}
+		h.Listeners = append(h.Listeners, store.ListenerHealth{Name: *name, Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)})
+	}
+	if err := rows.Err(); err != nil {
+		return store.Health{}, fmt.Errorf("read health: %w", err)
+	}
+	if !totals {
+		return store.Health{}, errors.New("read health: no totals row")
+	}
+	slices.SortFunc(h.Listeners, func(x, y store.ListenerHealth) int { return cmpString(x.Name, y.Name) })
+	return h, nil
 }
 
 // PurgeEvents implements store.EventStore.

@@ -315,7 +315,12 @@ const (
 			ips = ips + excluded.ips,
 			resolver_ips = resolver_ips + excluded.resolver_ips,
 			hits = hits + excluded.hits`
-	sqlAddHealth = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ? WHERE id = 1`
+	sqlAddHealth         = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ? WHERE id = 1`
+	sqlAddListenerHealth = `INSERT INTO event_listener_health (name, received, stored, dropped) VALUES %s
+		ON CONFLICT (name) DO UPDATE SET
+			received = received + excluded.received,
+			stored = stored + excluded.stored,
+			dropped = dropped + excluded.dropped`
 )
 
 // values returns "(?,…),(?,…)…": rows groups of cols placeholders.
@@ -437,6 +442,15 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		}
 		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped)); err != nil {
 			return fmt.Errorf("update health: %w", err)
+		}
+		if ch := store.ListenerChanges(b, fresh); len(ch) > 0 {
+			args := make([]any, 0, 4*len(ch))
+			for _, c := range ch {
+				args = append(args, c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped))
+			}
+			if _, err := s.conn.ExecContext(ctx, fmt.Sprintf(sqlAddListenerHealth, values(len(ch), 4)), args...); err != nil {
+				return fmt.Errorf("update listener health: %w", err)
+			}
 		}
 		return nil
 	})
@@ -643,12 +657,43 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 
 // Health implements store.EventStore.
 func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
-	var h store.Health
-	var r, st, d int64
-	if err := s.db.SQL().QueryRowContext(ctx, `SELECT received, stored, dropped FROM event_health WHERE id = 1`).Scan(&r, &st, &d); err != nil {
-		return h, fmt.Errorf("read health: %w", err)
+	return readHealth(ctx, s.db.SQL())
+}
+
+// sqlHealth reads the totals (the row whose name is NULL) and every
+// listener's counters in one statement, so from one snapshot.
+const sqlHealth = `SELECT NULL, received, stored, dropped FROM event_health WHERE id = 1
+	UNION ALL SELECT name, received, stored, dropped FROM event_listener_health`
+
+// readHealth reads the persisted counters, listeners sorted by name.
+func readHealth(ctx context.Context, db *sql.DB) (store.Health, error) {
+	rows, err := db.QueryContext(ctx, sqlHealth)
+	if err != nil {
+		return store.Health{}, fmt.Errorf("read health: %w", err)
 	}
-	return store.Health{Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)}, nil
+	defer rows.Close()
+	var h store.Health
+	totals := false
+	for rows.Next() {
+		var name sql.NullString
+		var r, st, d int64
+		if err := rows.Scan(&name, &r, &st, &d); err != nil {
+			return store.Health{}, fmt.Errorf("read health: %w", err)
+		}
+		if !name.Valid {
+			h.Received, h.Stored, h.Dropped, totals = uint64(r), uint64(st), uint64(d), true
+			continue
+		}
+		h.Listeners = append(h.Listeners, store.ListenerHealth{Name: name.String, Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)})
+	}
+	if err := rows.Err(); err != nil {
+		return store.Health{}, fmt.Errorf("read health: %w", err)
+	}
+	if !totals {
+		return store.Health{}, errors.New("read health: no totals row")
+	}
+	slices.SortFunc(h.Listeners, func(x, y store.ListenerHealth) int { return strings.Compare(x.Name, y.Name) })
+	return h, nil
 }
 
 // PurgeEvents implements store.EventStore.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +38,9 @@ func TestEventStoreConformance(t *testing.T) {
 func TestEventStoreHealthSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	db, s := openEvents(t, path)
-	e := event.Event{ID: "a", Timestamp: time.Date(2011, 3, 17, 1, 0, 0, 0, time.UTC), Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1")}
-	if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{e}, Received: 3, Dropped: 2}); err != nil {
+	e := event.Event{ID: "a", Timestamp: time.Date(2011, 3, 17, 1, 0, 0, 0, time.UTC), Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1"), Listener: "http:127.0.0.1:8080"}
+	if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{e}, Received: 3, Dropped: 2,
+		Listeners: []store.ListenerDelta{{Name: "http:127.0.0.1:8080", Received: 3, Dropped: 2}}}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -48,7 +50,9 @@ func TestEventStoreHealthSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h != (store.Health{Received: 3, Stored: 1, Dropped: 2}) {
+	want := store.Health{Received: 3, Stored: 1, Dropped: 2,
+		Listeners: []store.ListenerHealth{{Name: "http:127.0.0.1:8080", Received: 3, Stored: 1, Dropped: 2}}}
+	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("health after reopen %+v", h)
 	}
 	if r, err := s2.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{e}}); err != nil || r.Inserted != 0 {

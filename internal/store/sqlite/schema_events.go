@@ -75,4 +75,13 @@ var eventsMigrations = []string{
 		dropped INTEGER NOT NULL
 	);
 	INSERT INTO event_health VALUES (1, 0, 0, 0);`,
+	`-- Pipeline health per listener (event.Event's listener; "unnamed" for
+	-- events that name none), moved in the same transaction as
+	-- event_health.
+	CREATE TABLE event_listener_health (
+		name TEXT PRIMARY KEY,
+		received INTEGER NOT NULL,
+		stored INTEGER NOT NULL,
+		dropped INTEGER NOT NULL
+	) WITHOUT ROWID;`,
 }

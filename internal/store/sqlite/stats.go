@@ -168,13 +168,9 @@ func (s *StatsStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func
 	return rows.Err()
 }
 
-// Health reads the pipeline's persisted counters.
+// Health reads the pipeline's persisted counters, per listener too.
 func (s *StatsStore) Health(ctx context.Context) (store.Health, error) {
-	var r, st, d int64
-	if err := s.db.SQL().QueryRowContext(ctx, `SELECT received, stored, dropped FROM event_health WHERE id = 1`).Scan(&r, &st, &d); err != nil {
-		return store.Health{}, fmt.Errorf("read health: %w", err)
-	}
-	return store.Health{Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)}, nil
+	return readHealth(ctx, s.db.SQL())
 }
 
 // CountEvents counts the raw events stored with a timestamp in [from, to).

@@ -82,6 +82,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Aggregates", func(t *testing.T) { testAggregates(t, open(t)) })
 	t.Run("Rollups", func(t *testing.T) { testRollups(t, open(t)) })
 	t.Run("Health", func(t *testing.T) { testHealth(t, open(t)) })
+	t.Run("ListenerHealth", func(t *testing.T) { testListenerHealth(t, open(t)) })
 	t.Run("BadEvent", func(t *testing.T) { testBadEvent(t, open(t)) })
 	t.Run("Purge", func(t *testing.T) { testPurge(t, open(t)) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, open(t)) })
@@ -108,8 +109,11 @@ func testConcurrentWriters(t *testing.T, s store.EventStore) {
 						id = fmt.Sprintf("both-%d", n) // re-delivered to the other collector
 					}
 					events[i] = ev(id, time.Duration(n)*time.Second, fmt.Sprintf("10.1.0.%d", ip), "http", "rustock")
+					events[i].Listener = []string{"a", "b"}[(n+w)%2]
 				}
-				if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: events, Received: per}); err != nil {
+				// Both writers move both listeners' rows, in one order.
+				deltas := []store.ListenerDelta{{Name: "a", Received: per / 2}, {Name: "b", Received: per / 2, Dropped: 1}}
+				if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: events, Received: per, Dropped: 1, Listeners: deltas}); err != nil {
 					errc <- err
 					return
 				}
@@ -135,9 +139,24 @@ func testConcurrentWriters(t *testing.T, s store.EventStore) {
 	for _, a := range dayIPs(t, s, day0, day0.Add(24*time.Hour)) {
 		aggHits += a.Hits
 	}
-	if h := health(t, s); h.Stored != total || aggHits != total {
+	h := health(t, s)
+	if h.Stored != total || aggHits != total {
 		t.Fatalf("stored %d, aggregate hits %d; want %d", h.Stored, aggHits, total)
 	}
+	if sum := sumListeners(h); sum != (store.ListenerHealth{Received: h.Received, Stored: h.Stored, Dropped: h.Dropped}) || len(h.Listeners) != 2 {
+		t.Fatalf("listeners %+v do not add up to the totals %+v", h.Listeners, h)
+	}
+}
+
+// sumListeners adds up the listeners' counters (Name left empty).
+func sumListeners(h store.Health) store.ListenerHealth {
+	var sum store.ListenerHealth
+	for _, l := range h.Listeners {
+		sum.Received += l.Received
+		sum.Stored += l.Stored
+		sum.Dropped += l.Dropped
+	}
+	return sum
 }
 
 func testIdempotent(t *testing.T, s store.EventStore) {
@@ -248,13 +267,76 @@ func testRollups(t *testing.T, s store.EventStore) {
 }
 
 func testHealth(t *testing.T, s store.EventStore) {
-	if h := health(t, s); h != (store.Health{}) {
+	if h := health(t, s); !reflect.DeepEqual(h, store.Health{}) {
 		t.Fatalf("new store health %+v, want zero", h)
 	}
 	write(t, s, &store.Batch{Events: []event.Event{ev("1", 0, "192.0.2.1", "http", "")}, Received: 10, Dropped: 2})
 	write(t, s, &store.Batch{Received: 1, Dropped: 5}) // an empty batch still moves the counters
-	if h := health(t, s); h != (store.Health{Received: 11, Stored: 1, Dropped: 7}) {
-		t.Fatalf("health %+v", h)
+	want := store.Health{Received: 11, Stored: 1, Dropped: 7,
+		Listeners: []store.ListenerHealth{{Name: store.UnnamedListener, Stored: 1}}} // the event names no listener
+	if h := health(t, s); !reflect.DeepEqual(h, want) {
+		t.Fatalf("health %+v, want %+v", h, want)
+	}
+}
+
+// testListenerHealth checks the per-listener counters: received and dropped
+// move with the batch, stored counts only the events newly stored, by their
+// own listener, and the totals are the sum of the listeners when every
+// event names one.
+func testListenerHealth(t *testing.T, s store.EventStore) {
+	on := func(e event.Event, listener string) event.Event { e.Listener = listener; return e }
+	steps := []struct {
+		name  string
+		batch store.Batch
+		want  []store.ListenerHealth
+	}{
+		{"first", store.Batch{Events: []event.Event{
+			on(ev("a", time.Hour, "192.0.2.1", "dns", ""), "dns"),
+			on(ev("b", time.Hour, "192.0.2.2", "http", ""), "http:127.0.0.1:8080"),
+			on(ev("c", time.Hour, "192.0.2.3", "http", ""), "http:127.0.0.1:8080"),
+			on(ev("a", time.Hour, "192.0.2.1", "dns", ""), "dns"), // re-delivered within the batch
+		}, Received: 5, Dropped: 1, Listeners: []store.ListenerDelta{
+			{Name: "http:127.0.0.1:8080", Received: 3}, {Name: "dns", Received: 2, Dropped: 1},
+		}}, []store.ListenerHealth{
+			{Name: "dns", Received: 2, Stored: 1, Dropped: 1},
+			{Name: "http:127.0.0.1:8080", Received: 3, Stored: 2},
+		}},
+		{"redelivery and a listener without stored events", store.Batch{Events: []event.Event{
+			on(ev("b", time.Hour, "192.0.2.2", "http", ""), "http:127.0.0.1:8080"), // already stored
+			on(ev("d", time.Hour, "192.0.2.4", "http", ""), "http:127.0.0.1:8080"),
+		}, Received: 4, Dropped: 2, Listeners: []store.ListenerDelta{
+			{Name: "http:127.0.0.1:8080", Received: 2, Dropped: 1}, {Name: "tcp:127.0.0.1:25", Received: 2, Dropped: 1},
+		}}, []store.ListenerHealth{
+			{Name: "dns", Received: 2, Stored: 1, Dropped: 1},
+			{Name: "http:127.0.0.1:8080", Received: 5, Stored: 3, Dropped: 1},
+			{Name: "tcp:127.0.0.1:25", Received: 2, Dropped: 1},
+		}},
+		{"counters only", store.Batch{Received: 3, Dropped: 3, Listeners: []store.ListenerDelta{{Name: "dns", Received: 3, Dropped: 3}}},
+			[]store.ListenerHealth{
+				{Name: "dns", Received: 5, Stored: 1, Dropped: 4},
+				{Name: "http:127.0.0.1:8080", Received: 5, Stored: 3, Dropped: 1},
+				{Name: "tcp:127.0.0.1:25", Received: 2, Dropped: 1},
+			}},
+	}
+	for _, st := range steps {
+		write(t, s, &st.batch)
+		h := health(t, s)
+		if !reflect.DeepEqual(h.Listeners, st.want) {
+			t.Fatalf("%s: listeners\n got %+v\nwant %+v", st.name, h.Listeners, st.want)
+		}
+		if sum := sumListeners(h); sum != (store.ListenerHealth{Received: h.Received, Stored: h.Stored, Dropped: h.Dropped}) {
+			t.Fatalf("%s: listeners add up to %+v, totals are %+v", st.name, sum, h)
+		}
+	}
+	// A refused batch moves no listener.
+	before := health(t, s)
+	bad := on(ev("", time.Hour, "192.0.2.5", "http", ""), "dns")
+	if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{on(ev("e", time.Hour, "192.0.2.5", "http", ""), "dns"), bad},
+		Received: 2, Listeners: []store.ListenerDelta{{Name: "dns", Received: 2}}}); !errors.Is(err, store.ErrBadEvent) {
+		t.Fatalf("bad batch: err %v, want ErrBadEvent", err)
+	}
+	if after := health(t, s); !reflect.DeepEqual(before, after) {
+		t.Fatalf("a refused batch changed health:\n%+v\n%+v", before, after)
 	}
 }
 
@@ -270,7 +352,7 @@ func testBadEvent(t *testing.T, s store.EventStore) {
 			t.Errorf("bad event %d: err %v, want ErrBadEvent", i, err)
 		}
 	}
-	if h := health(t, s); h != (store.Health{}) {
+	if h := health(t, s); !reflect.DeepEqual(h, store.Health{}) {
 		t.Fatalf("a refused batch changed health: %+v", h)
 	}
 	if got := dayIPs(t, s, day0, day0.Add(24*time.Hour)); len(got) != 0 {
