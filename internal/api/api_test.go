@@ -17,6 +17,7 @@ import (
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/apitest"
 	"github.com/takedown/takedown/internal/stats"
+	"github.com/takedown/takedown/internal/store"
 )
 
 type env struct {
@@ -262,6 +263,11 @@ func TestMetricsAndSinkhole(t *testing.T) {
 	s := decode[api.Sinkhole](t, body)
 	if s.Connections != 42 || s.DNSQueries != 15 || s.RateLimited != 3 || !s.MetricsAvailable || s.StoredTotal == 0 {
 		t.Fatalf("sinkhole %+v", s)
+	}
+	// The fixture's events name no listener: the store counts them as
+	// stored by the unnamed listener.
+	if len(s.Listeners) != 1 || s.Listeners[0].Name != store.UnnamedListener || s.Listeners[0].Stored != s.StoredTotal {
+		t.Fatalf("sinkhole listeners %+v", s.Listeners)
 	}
 }
 

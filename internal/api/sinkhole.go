@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/takedown/takedown/internal/store"
 )
 
 // MetricsHandler serves g in the Prometheus text format, for /metrics.
@@ -31,7 +33,10 @@ type Sinkhole struct {
 	// DroppedPersisted is the store's dropped counter: since the data dir
 	// was created, across restarts.
 	DroppedPersisted uint64 `json:"events_dropped_persisted_total"`
-	LastReloadOK     *bool  `json:"last_reload_successful,omitempty"`
+	// Listeners are the store's counters per listener, since the data dir
+	// was created.
+	Listeners    []store.ListenerHealth `json:"listeners"`
+	LastReloadOK *bool                  `json:"last_reload_successful,omitempty"`
 	// The public self-check page's counters (aggregates only: no address).
 	SelfChecks         float64 `json:"selfcheck_checks_total"`
 	SelfCheckPositive  float64 `json:"selfcheck_positive_total"`
@@ -117,7 +122,10 @@ func (a *API) sinkhole(w http.ResponseWriter, r *http.Request, _ *Principal) err
 		}
 	}
 	if h, err := a.opt.Events.Health(r.Context()); err == nil {
-		s.StoredTotal, s.DroppedPersisted = h.Stored, h.Dropped
+		s.StoredTotal, s.DroppedPersisted, s.Listeners = h.Stored, h.Dropped, h.Listeners
+	}
+	if s.Listeners == nil {
+		s.Listeners = []store.ListenerHealth{}
 	}
 	return writeJSON(w, s)
 }
