@@ -237,6 +237,8 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	if err != nil {
 		return err
 	}
+	// The history counts in the health figures under its own name.
+	const demoHistoryListener = "demo:history"
 	classify, classifyErr := app.HistoricClassifier(ctx, st)
 	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
 	if err != nil {
@@ -260,7 +262,8 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 			if err != nil {
 				continue
 			}
-			sb := &store.Batch{Events: b, Received: uint64(len(b))}
+			sb := &store.Batch{Events: b, Received: uint64(len(b)),
+				Listeners: []store.ListenerDelta{{Name: demoHistoryListener, Received: uint64(len(b))}}}
 			var res store.BatchResult
 			if res, err = es.WriteBatch(ctx, sb); err == nil {
 				total += int64(len(b))
@@ -279,6 +282,7 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 		if !p.Prepare(&e) {
 			return nil
 		}
+		e.Listener = demoHistoryListener
 		batch = append(batch, e)
 		if len(batch) == batchSize {
 			batches <- batch
