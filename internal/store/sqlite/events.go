@@ -657,7 +657,7 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 
 // Health implements store.EventStore.
 func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
-	return readHealth(ctx, s.db.SQL())
+	return readHealth(ctx, s.db)
 }
 
 // sqlHealth reads the totals (the row whose name is NULL) and every
@@ -666,8 +666,12 @@ const sqlHealth = `SELECT NULL, received, stored, dropped FROM event_health WHER
 	UNION ALL SELECT name, received, stored, dropped FROM event_listener_health`
 
 // readHealth reads the persisted counters, listeners sorted by name.
-func readHealth(ctx context.Context, db *sql.DB) (store.Health, error) {
-	rows, err := db.QueryContext(ctx, sqlHealth)
+func readHealth(ctx context.Context, db *DB) (store.Health, error) {
+	st, err := db.stmt(ctx, sqlHealth)
+	if err != nil {
+		return store.Health{}, fmt.Errorf("read health: %w", err)
+	}
+	rows, err := st.QueryContext(ctx)
 	if err != nil {
 		return store.Health{}, fmt.Errorf("read health: %w", err)
 	}
@@ -723,8 +727,12 @@ func (s *EventStore) purge(ctx context.Context, q string, before time.Time) (int
 
 // ScanDayIPs implements store.EventStore.
 func (s *EventStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
-	rows, err := s.db.SQL().QueryContext(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
-		FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`, from.Unix(), to.Unix())
+	st, err := s.db.stmt(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
+		FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`)
+	if err != nil {
+		return fmt.Errorf("scan aggregates: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, from.Unix(), to.Unix())
 	if err != nil {
 		return fmt.Errorf("scan aggregates: %w", err)
 	}

@@ -28,7 +28,11 @@ func (s *DB) Session(ctx context.Context, k session.Key) (session.Session, bool,
 	var ss session.Session
 	var role string
 	var expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT user, role, csrf, expires FROM web_sessions WHERE key = ?`, k[:]).Scan(&ss.User, &role, &ss.CSRF, &expires)
+	st, err := s.stmt(ctx, `SELECT user, role, csrf, expires FROM web_sessions WHERE key = ?`)
+	if err != nil {
+		return session.Session{}, false, fmt.Errorf("look up session: %w", err)
+	}
+	err = st.QueryRowContext(ctx, k[:]).Scan(&ss.User, &role, &ss.CSRF, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return session.Session{}, false, nil
 	}

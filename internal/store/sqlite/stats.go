@@ -170,7 +170,7 @@ func (s *StatsStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func
 
 // Health reads the pipeline's persisted counters, per listener too.
 func (s *StatsStore) Health(ctx context.Context) (store.Health, error) {
-	return readHealth(ctx, s.db.SQL())
+	return readHealth(ctx, s.db)
 }
 
 // CountEvents counts the raw events stored with a timestamp in [from, to).

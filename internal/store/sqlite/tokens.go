@@ -47,7 +47,11 @@ func scanToken(sc interface{ Scan(...any) error }) (token.Token, error) {
 
 // TokenByHash returns the token whose secret hashes to h.
 func (s *DB) TokenByHash(ctx context.Context, h token.Hash) (token.Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE hash = ?`, h[:]))
+	st, err := s.stmt(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE hash = ?`)
+	if err != nil {
+		return token.Token{}, fmt.Errorf("look up token: %w", err)
+	}
+	t, err := scanToken(st.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return token.Token{}, token.ErrNotFound
 	}
