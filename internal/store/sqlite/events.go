@@ -727,7 +727,13 @@ func (s *EventStore) purge(ctx context.Context, q string, before time.Time) (int
 
 // ScanDayIPs implements store.EventStore.
 func (s *EventStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
-	st, err := s.db.stmt(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
+	return scanDayIPs(ctx, s.db, from, to, fn)
+}
+
+// scanDayIPs is ScanDayIPs over db, for the event store and the stats
+// store alike.
+func scanDayIPs(ctx context.Context, db *DB, from, to time.Time, fn func(*store.DayIP) error) error {
+	st, err := db.stmt(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
 		FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`)
 	if err != nil {
 		return fmt.Errorf("scan aggregates: %w", err)

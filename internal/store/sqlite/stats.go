@@ -138,34 +138,7 @@ var _ stats.Source = (*StatsStore)(nil)
 // ScanDayIPs reads the (day, IP, family) aggregates of days in [from, to)
 // in the order of store.EventStore.ScanDayIPs.
 func (s *StatsStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
-	rows, err := s.db.SQL().QueryContext(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
-		FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`, from.Unix(), to.Unix())
-	if err != nil {
-		return fmt.Errorf("scan aggregates: %w", err)
-	}
-	defer rows.Close()
-	var (
-		a                         store.DayIP
-		day, asn, f, l, h, protos int64
-		ip                        []byte
-		bots                      string
-	)
-	for rows.Next() {
-		if err := rows.Scan(&day, &ip, &a.Family, &a.Case, &a.Country, &asn, &a.Org, &f, &l, &h, &protos, &bots); err != nil {
-			return fmt.Errorf("scan aggregates: %w", err)
-		}
-		addr, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			return fmt.Errorf("scan aggregates: bad address bytes %x", ip)
-		}
-		a.Day, a.IP, a.ASN = time.Unix(day, 0).UTC(), addr, uint32(asn)
-		a.FirstSeen, a.LastSeen = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
-		a.Hits, a.Protocols, a.BotIDs = uint64(h), store.Protocols(protos), store.SplitBotIDs(bots)
-		if err := fn(&a); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scanDayIPs(ctx, s.db, from, to, fn)
 }
 
 // Health reads the pipeline's persisted counters, per listener too.
