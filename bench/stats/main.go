@@ -86,6 +86,20 @@ func main() {
 		}
 	}
 
+	// A 24-hour window that cuts two days at noon, as the dashboard's
+	// "last 24 hours" does: decided from the aggregates' first and last
+	// sightings (raw events only for the undecided).
+	end := start.AddDate(0, 0, *days).Add(-12 * time.Hour)
+	q24 := stats.Query{From: end.Add(-24 * time.Hour), To: end, By: stats.ByCountry}
+	cutS := 1e9
+	for range 3 {
+		t0 = time.Now()
+		if _, err := eng.Stats(ctx, q24); err != nil {
+			log.Fatal(err)
+		}
+		cutS = min(cutS, time.Since(t0).Seconds())
+	}
+
 	t0 = time.Now()
 	total, perCountry, err := naive(ctx, db, q.From, q.To)
 	if err != nil {
@@ -100,8 +114,8 @@ func main() {
 			log.Fatalf("%s: COUNT(DISTINCT) says %d, stats %d", row.Key, perCountry[row.Key], row.UniqueIPs)
 		}
 	}
-	fmt.Printf("load_s %.3f\ncold_s %.3f\nwarm_s %.4f\nsql_s %.3f\nunique_ips %d\nrows %d\ndays %d\nips_per_day %d\n",
-		loadS, coldS, warmS, sqlS, cold.UniqueIPs, len(cold.Rows), *days, *perDay)
+	fmt.Printf("load_s %.3f\ncold_s %.3f\nwarm_s %.4f\ncut24h_s %.4f\nsql_s %.3f\nunique_ips %d\nrows %d\ndays %d\nips_per_day %d\n",
+		loadS, coldS, warmS, cutS, sqlS, cold.UniqueIPs, len(cold.Rows), *days, *perDay)
 }
 
 // countries are 200 two-letter codes. Each /16 belongs to one country, as

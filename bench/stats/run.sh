@@ -25,4 +25,6 @@ get() { awk -v k="$1" '$1 == k {print $2}' "$results/stats.txt"; }
 warm=$(get warm_s)
 sql=$(get sql_s)
 awk -v p="$warm" 'BEGIN {printf "stats_7d_by_country project=%.3fs anchor=goal:1s ratio=%.2f\n", p, 1/p}'
+cut=$(get cut24h_s)
+awk -v p="$cut" 'BEGIN {printf "stats_24h_cut_by_country project=%.3fs anchor=goal:1s ratio=%.2f\n", p, 1/p}'
 awk -v p="$warm" -v a="$sql" 'BEGIN {printf "stats_7d_count_distinct project=%.3fs anchor=%.3fs ratio=%.1f\n", p, a, a/p}'
