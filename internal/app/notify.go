@@ -37,8 +37,9 @@ func (a *App) newNotifyScheduler(c *config.Config, st *NotifyStores) (*notify.Sc
 	}
 	n, err := notify.New(notify.Options{
 		Store: st.Store, Source: st.Source, Mailer: m,
-		Message: notify.MessageOptions{From: c.Notify.From, PublicSource: c.Notify.PublicSource, APIURL: c.Notify.APIURL, CleanupURL: c.Notify.CleanupURL},
-		Flush:   a.opts.Events.Flush, Logger: a.log.With("role", "notify"),
+		Message: notify.MessageOptions{From: c.Notify.From, PublicSource: c.Notify.PublicSource, APIURL: c.Notify.APIURL, CleanupURL: c.Notify.CleanupURL,
+			CompressAbove: c.Notify.CompressAbove, XARF02Max: c.Notify.XARF02Max},
+		Flush: a.opts.Events.Flush, Logger: a.log.With("role", "notify"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)

@@ -53,7 +53,13 @@ type Notify struct {
 	PublicSource string `yaml:"public_source"`
 	APIURL       string `yaml:"api_url"`
 	CleanupURL   string `yaml:"cleanup_url"`
-	SMTP         SMTP   `yaml:"smtp"`
+	// CompressAbove gzips attachments larger than this many bytes (-1:
+	// never).
+	CompressAbove int `yaml:"compress_above"`
+	// XARF02Max is how many X-ARF 0.2 messages one daily mail holds; the
+	// rest go in one YAML attachment.
+	XARF02Max int  `yaml:"xarf02_max"`
+	SMTP      SMTP `yaml:"smtp"`
 }
 
 // SMTP is the mail server the reports go through.
@@ -351,6 +357,12 @@ func (c *Config) Validate() error {
 		}
 		if c.Notify.From == "" {
 			bad("notify.from: the sender address is required")
+		}
+		if c.Notify.CompressAbove < -1 {
+			bad("notify.compress_above: %d: want a size in bytes, or -1 for never", c.Notify.CompressAbove)
+		}
+		if c.Notify.XARF02Max < 1 {
+			bad("notify.xarf02_max: %d: want at least 1", c.Notify.XARF02Max)
 		}
 		if _, _, err := net.SplitHostPort(c.Notify.SMTP.Addr); err != nil {
 			bad("notify.smtp.addr: %q is not host:port", c.Notify.SMTP.Addr)

@@ -145,9 +145,9 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("unknown key: exit %d, %s", r.code, r.stderr)
 	}
 	invalid := filepath.Join(dir, "invalid.yaml")
-	os.WriteFile(invalid, []byte("dns:\n  ttl: 0\nsinkhole:\n  a: [\"::1\"]\n"), 0o644)
+	os.WriteFile(invalid, []byte("dns:\n  ttl: 0\nsinkhole:\n  a: [\"::1\"]\nnotify:\n  enabled: true\n  from: r@dcu.example\n  xarf02_max: 0\n"), 0o644)
 	r := run(t, nil, "serve", "--config", invalid, "--check-config")
-	if r.code != 2 || !strings.Contains(r.stderr, "dns.ttl") || !strings.Contains(r.stderr, "sinkhole.a") {
+	if r.code != 2 || !strings.Contains(r.stderr, "dns.ttl") || !strings.Contains(r.stderr, "sinkhole.a") || !strings.Contains(r.stderr, "notify.xarf02_max") {
 		t.Fatalf("invalid values: exit %d, %s", r.code, r.stderr)
 	}
 }
