@@ -1,17 +1,21 @@
 package stats_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/stats/statsfixture"
+	"github.com/takedown/takedown/internal/store"
 )
 
 var day0 = time.Date(2011, 9, 6, 0, 0, 0, 0, time.UTC)
@@ -293,5 +297,36 @@ func TestWarmCachesClosedDays(t *testing.T) {
 	}
 	if cache.saves != 2 {
 		t.Errorf("a second warm-up rebuilt cached days: %d saves", cache.saves)
+	}
+}
+
+// failingSource fails the scan of one day.
+type failingSource struct {
+	*memSource
+	bad time.Time
+}
+
+func (f failingSource) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
+	if !from.After(f.bad) && f.bad.Before(to) {
+		return errors.New("disk I/O error")
+	}
+	return f.memSource.ScanDayIPs(ctx, from, to, fn)
+}
+
+// The days of a window are built concurrently: a day whose scan fails
+// fails the query with its error, whichever day it is, and never yields a
+// partial answer.
+func TestStatsDayErrorFailsTheQuery(t *testing.T) {
+	for _, bad := range []int{0, 1, 2} {
+		src := failingSource{newMemSource(handEvents()), at(bad, 0)}
+		for _, q := range []stats.Query{
+			{From: at(0, 0), To: at(3, 0), By: stats.ByCountry},
+			{From: at(0, 22), To: at(2, 11), By: stats.ByFamily},
+		} {
+			r, err := stats.New(stats.Options{Source: src, Raw: src.memSource, Now: func() time.Time { return at(10, 0) }}).Stats(t.Context(), q)
+			if err == nil || !strings.Contains(err.Error(), "disk I/O error") || r != nil {
+				t.Errorf("day %d failing, %v to %v: %v, %v", bad, q.From, q.To, r, err)
+			}
+		}
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -75,35 +78,64 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 			return nil, fmt.Errorf("day fingerprints: %w", err)
 		}
 	}
-	var days []*Day
-	var undecided uint64
+	// The days are independent: they are built on up to GOMAXPROCS
+	// goroutines (a day cut by the window, today and an uncached closed
+	// day each scan their aggregates), and combined in order.
+	type piece struct {
+		d, lo, hi int64
+		day       *Day
+		undecided uint64
+	}
+	var pieces []*piece
 	for d := firstDay; d < t; d += daySecs {
 		lo, hi := max(f, d), min(t, d+daySecs)
-		var (
-			day *Day
-			err error
-		)
-		switch {
-		case lo != d || hi != d+daySecs:
-			var n uint64
-			day, n, err = e.partialDay(ctx, d, lo, hi)
-			undecided += n
-		case d < today && e.cache != nil:
-			fp, ok := fps[d]
-			if !ok {
+		if lo == d && hi == d+daySecs && d < today && e.cache != nil {
+			if _, ok := fps[d]; !ok {
 				continue // nothing stored that day
 			}
-			day, err = e.closedDay(ctx, d, fp, by, caseID != "")
-		default:
-			day, _, err = e.buildDay(ctx, d)
 		}
-		if err != nil {
-			return nil, err
-		}
-		if caseID != "" {
-			day.restrict(caseID)
-		}
-		days = append(days, day)
+		pieces = append(pieces, &piece{d: d, lo: lo, hi: hi})
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(pieces)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(pieces) || ctx.Err() != nil {
+					return
+				}
+				p := pieces[i]
+				var err error
+				switch {
+				case p.lo != p.d || p.hi != p.d+daySecs:
+					p.day, p.undecided, err = e.partialDay(ctx, p.d, p.lo, p.hi)
+				case p.d < today && e.cache != nil:
+					p.day, err = e.closedDay(ctx, p.d, fps[p.d], by, caseID != "")
+				default:
+					p.day, _, err = e.buildDay(ctx, p.d)
+				}
+				if err != nil {
+					cancel(err)
+					return
+				}
+				if caseID != "" {
+					p.day.restrict(caseID)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	days := make([]*Day, 0, len(pieces))
+	var undecided uint64
+	for _, p := range pieces {
+		days = append(days, p.day)
+		undecided += p.undecided
 	}
 	return combine(days, by, undecided), nil
 }
