@@ -42,10 +42,11 @@ func parseSpan(name, s string) (time.Duration, error) {
 	return 0, errBadParameter.withf("%s=%q is not a positive duration (24h) or number of days (7d)", name, s)
 }
 
-// window reads from, to and window: to defaults to now, from to to minus
-// window (default 24h).
+// window reads from, to and window: to defaults to now (to the second, so
+// that the requests a dashboard sends at once ask for the same window and
+// share its computation), from to to minus window (default 24h).
 func (a *API) window(q url.Values) (time.Time, time.Time, error) {
-	to := a.opt.Now().UTC()
+	to := a.opt.Now().UTC().Truncate(time.Second)
 	var err error
 	if s := q.Get("to"); s != "" {
 		if to, err = parseTime("to", s); err != nil {

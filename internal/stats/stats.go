@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -125,6 +127,8 @@ type Engine struct {
 	cache Cache
 	now   func() time.Time
 	log   *slog.Logger
+	// flights shares a day's build between concurrent queries.
+	flights singleflight.Group
 }
 
 // New returns an Engine.

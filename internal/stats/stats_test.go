@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,6 +327,55 @@ func TestStatsDayErrorFailsTheQuery(t *testing.T) {
 			r, err := stats.New(stats.Options{Source: src, Raw: src.memSource, Now: func() time.Time { return at(10, 0) }}).Stats(t.Context(), q)
 			if err == nil || !strings.Contains(err.Error(), "disk I/O error") || r != nil {
 				t.Errorf("day %d failing, %v to %v: %v, %v", bad, q.From, q.To, r, err)
+			}
+		}
+	}
+}
+
+// Concurrent queries share the build of the days they have in common
+// (and read the shared sets together): every answer equals the answer of
+// the same query asked alone.
+func TestStatsConcurrentQueriesAgree(t *testing.T) {
+	src := newMemSource(handEvents())
+	queries := []stats.Query{
+		{From: at(0, 0), To: at(3, 0), By: stats.ByCountry},
+		{From: at(0, 0), To: at(3, 0), By: stats.ByFamily},
+		{From: at(0, 22), To: at(1, 11), By: stats.ByCountry},
+		{From: at(0, 22), To: at(1, 11), By: stats.ByASN},
+		{From: at(0, 2), To: at(2, 7), By: stats.ByCase},
+	}
+	want := make([]string, len(queries))
+	for i, q := range queries {
+		r, err := stats.New(stats.Options{Source: src, Raw: src, Now: func() time.Time { return at(10, 0) }}).Stats(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(r)
+		want[i] = string(b)
+	}
+	for _, cached := range []bool{false, true} {
+		o := stats.Options{Source: src, Raw: src, Now: func() time.Time { return at(10, 0) }}
+		if cached {
+			o.Cache = newMemCache(src)
+		}
+		e := stats.New(o)
+		var wg sync.WaitGroup
+		got := make([]string, 8*len(queries))
+		for i := range got {
+			wg.Go(func() {
+				r, err := e.Stats(t.Context(), queries[i%len(queries)])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := json.Marshal(r)
+				got[i] = string(b)
+			})
+		}
+		wg.Wait()
+		for i, g := range got {
+			if w := want[i%len(queries)]; g != w {
+				t.Errorf("cached=%v: query %d concurrently:\n%s\nalone:\n%s", cached, i%len(queries), g, w)
 			}
 		}
 	}

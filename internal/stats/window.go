@@ -65,6 +65,12 @@ func (w *windowSets) fill(r *Result) {
 	r.EstimatedHosts = est.IDHosts + est.ModelHosts
 }
 
+// built is one built piece of a window, as shared between queries.
+type built struct {
+	day       *Day
+	undecided uint64
+}
+
 // window computes the sets of [from, to), with the keys of dimension by,
 // restricted to the sources of case caseID when it is not empty.
 func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID string) (*windowSets, error) {
@@ -108,22 +114,38 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 					return
 				}
 				p := pieces[i]
-				var err error
-				switch {
-				case p.lo != p.d || p.hi != p.d+daySecs:
-					p.day, p.undecided, err = e.partialDay(ctx, p.d, p.lo, p.hi)
-				case p.d < today && e.cache != nil:
-					p.day, err = e.closedDay(ctx, p.d, fps[p.d], by, caseID != "")
-				default:
-					p.day, _, err = e.buildDay(ctx, p.d)
-				}
+				// Concurrent queries that need the same piece (the
+				// dashboard asks for several dimensions of one window at
+				// once) share one build. The shared Day is only read
+				// afterwards.
+				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, by, caseID, fps[p.d])
+				v, err, _ := e.flights.Do(key, func() (any, error) {
+					// A build outlives the query that started it when
+					// others wait for it.
+					ctx := context.WithoutCancel(ctx)
+					var (
+						b   built
+						err error
+					)
+					switch {
+					case p.lo != p.d || p.hi != p.d+daySecs:
+						b.day, b.undecided, err = e.partialDay(ctx, p.d, p.lo, p.hi)
+					case p.d < today && e.cache != nil:
+						b.day, err = e.closedDay(ctx, p.d, fps[p.d], by, caseID != "")
+					default:
+						b.day, _, err = e.buildDay(ctx, p.d)
+					}
+					if err == nil && caseID != "" {
+						b.day.restrict(caseID)
+					}
+					return b, err
+				})
 				if err != nil {
 					cancel(err)
 					return
 				}
-				if caseID != "" {
-					p.day.restrict(caseID)
-				}
+				b := v.(built)
+				p.day, p.undecided = b.day, b.undecided
 			}
 		})
 	}
