@@ -27,4 +27,6 @@ sql=$(get sql_s)
 awk -v p="$warm" 'BEGIN {printf "stats_7d_by_country project=%.3fs anchor=goal:1s ratio=%.2f\n", p, 1/p}'
 cut=$(get cut24h_s)
 awk -v p="$cut" 'BEGIN {printf "stats_24h_cut_by_country project=%.3fs anchor=goal:1s ratio=%.2f\n", p, 1/p}'
+ov=$(get overview4_s)
+awk -v p="$ov" -v c="$cut" 'BEGIN {printf "stats_24h_cut_4_dims_at_once project=%.3fs anchor=4x_one_query:%.3fs ratio=%.2f\n", p, 4*c, 4*c/p}'
 awk -v p="$warm" -v a="$sql" 'BEGIN {printf "stats_7d_count_distinct project=%.3fs anchor=%.3fs ratio=%.1f\n", p, a, a/p}'

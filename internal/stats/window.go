@@ -118,7 +118,13 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 				// dashboard asks for several dimensions of one window at
 				// once) share one build. The shared Day is only read
 				// afterwards.
-				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, by, caseID, fps[p.d])
+				// Built from the aggregates, a Day holds every dimension;
+				// from the cache, only the dimension asked for.
+				keyBy := Dim("*")
+				if p.lo == p.d && p.hi == p.d+daySecs && p.d < today && e.cache != nil {
+					keyBy = by
+				}
+				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, keyBy, caseID, fps[p.d])
 				v, err, _ := e.flights.Do(key, func() (any, error) {
 					// A build outlives the query that started it when
 					// others wait for it.
