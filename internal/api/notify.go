@@ -23,6 +23,8 @@ type NotifySchedule struct {
 	Enabled bool `json:"enabled"`
 	// At is the UTC time of day the reports are sent ("06:00").
 	At string `json:"at,omitempty"`
+	// Note, when set, says how reports are sent instead (the demo).
+	Note string `json:"note,omitempty"`
 }
 
 // subscriberIn is a subscriber as the API takes it: networks and formats

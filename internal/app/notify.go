@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -27,25 +28,41 @@ func (a *App) newNotifyScheduler(c *config.Config, st *NotifyStores) (*notify.Sc
 	if err != nil {
 		return nil, fmt.Errorf("notify.at: %w", err)
 	}
-	m := &notify.SMTP{Addr: c.Notify.SMTP.Addr, StartTLS: c.Notify.SMTP.StartTLS, Username: c.Notify.SMTP.Username, HeloName: c.Notify.SMTP.Helo}
-	if c.Notify.SMTP.PasswordFile != "" {
-		b, err := os.ReadFile(c.Notify.SMTP.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("notify.smtp.password_file: %w", err)
+	n, err := NewNotifier(c, st, a.opts.Events.Flush, a.log.With("role", "notify"))
+	if err != nil {
+		return nil, err
+	}
+	return &notify.Scheduler{Notifier: n, At: time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute,
+		RetryEvery: 5 * time.Minute, Logger: a.log.With("role", "notify")}, nil
+}
+
+// NewNotifier builds the daily reports' notifier of configuration c: its
+// mailer is notify.maildir when set, else the SMTP relay notify.smtp.
+func NewNotifier(c *config.Config, st *NotifyStores, flush func(context.Context) error, log *slog.Logger) (*notify.Notifier, error) {
+	var m notify.Mailer
+	if c.Notify.Maildir != "" {
+		m = &notify.Maildir{Dir: c.Notify.Maildir}
+	} else {
+		s := &notify.SMTP{Addr: c.Notify.SMTP.Addr, StartTLS: c.Notify.SMTP.StartTLS, Username: c.Notify.SMTP.Username, HeloName: c.Notify.SMTP.Helo}
+		if c.Notify.SMTP.PasswordFile != "" {
+			b, err := os.ReadFile(c.Notify.SMTP.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("notify.smtp.password_file: %w", err)
+			}
+			s.Password = strings.TrimSpace(string(b))
 		}
-		m.Password = strings.TrimSpace(string(b))
+		m = s
 	}
 	n, err := notify.New(notify.Options{
 		Store: st.Store, Source: st.Source, Mailer: m,
 		Message: notify.MessageOptions{From: c.Notify.From, PublicSource: c.Notify.PublicSource, APIURL: c.Notify.APIURL, CleanupURL: c.Notify.CleanupURL,
 			CompressAbove: c.Notify.CompressAbove, XARF02Max: c.Notify.XARF02Max},
-		Flush: a.opts.Events.Flush, Logger: a.log.With("role", "notify"),
+		Flush: flush, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	return &notify.Scheduler{Notifier: n, At: time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute,
-		RetryEvery: 5 * time.Minute, Logger: a.log.With("role", "notify")}, nil
+	return n, nil
 }
 
 // runNotify adapts the scheduler to the run group.

@@ -119,6 +119,7 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	}
 	// The history is still loading: caching days now would only be redone.
 	wo.Warm = nil
+	wo.NotifySchedule = api.NotifySchedule{Note: demoNotifyNote}
 	a, err := app.New(ctx, app.Options{Config: dc, Registry: st, Events: es, Logger: log, Registerer: reg,
 		Sensor: "demo", TrustProxyFromLoopback: true, Web: wo, SelfCheck: es})
 	if err != nil {
@@ -174,6 +175,10 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 			historyReady = nil
 			loaded = true
 			headline(ctx, w, engine, g.now(), baseline)
+			// Yesterday is loaded: its reports to the network owners.
+			if err := demoNotify(runCtx, w, c, st, engine, g.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1), log); err != nil && runCtx.Err() == nil {
+				log.Error("demo notifications", "err", err)
+			}
 		case err := <-historyDone:
 			historyDone = nil
 			if err != nil {

@@ -58,8 +58,11 @@ type Notify struct {
 	CompressAbove int `yaml:"compress_above"`
 	// XARF02Max is how many X-ARF 0.2 messages one daily mail holds; the
 	// rest go in one YAML attachment.
-	XARF02Max int  `yaml:"xarf02_max"`
-	SMTP      SMTP `yaml:"smtp"`
+	XARF02Max int `yaml:"xarf02_max"`
+	// Maildir, when set, delivers the reports into this local maildir
+	// instead of through SMTP (a local mail pipeline; the demo).
+	Maildir string `yaml:"maildir"`
+	SMTP    SMTP   `yaml:"smtp"`
 }
 
 // SMTP is the mail server the reports go through.
@@ -364,7 +367,7 @@ func (c *Config) Validate() error {
 		if c.Notify.XARF02Max < 1 {
 			bad("notify.xarf02_max: %d: want at least 1", c.Notify.XARF02Max)
 		}
-		if _, _, err := net.SplitHostPort(c.Notify.SMTP.Addr); err != nil {
+		if _, _, err := net.SplitHostPort(c.Notify.SMTP.Addr); err != nil && c.Notify.Maildir == "" {
 			bad("notify.smtp.addr: %q is not host:port", c.Notify.SMTP.Addr)
 		}
 	}

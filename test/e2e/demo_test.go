@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
+	"io"
 	"math"
+	"mime"
+	"mime/multipart"
+	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +120,122 @@ func TestDemoMatchesTruth(t *testing.T) {
 	if e, h := float64(week.EstimatedHosts), float64(truth.Last.HostsAlive); math.Abs(e-h) > 0.1*h {
 		t.Errorf("estimated_hosts %.0f; truth %.0f hosts (more than 10%% apart)", e, h)
 	}
+	checkDemoReports(t, data, r.stdout, truth)
 	t.Logf("last day %d IPs, last week %d IPs, %d estimated hosts (truth %d), reduction %.1f%% (truth %.1f%%)",
 		day.UniqueIPs, week.UniqueIPs, week.EstimatedHosts, truth.Last.HostsAlive, *week.ReductionPct, truth.ReductionPct)
+}
+
+// checkDemoReports: once its history is loaded, the demo delivers
+// yesterday's reports into the data dir's maildir through the ledger: one
+// mail per subscriber, each national CERT's CSV listing exactly the
+// addresses the truth has for its country that day.
+func checkDemoReports(t *testing.T, data, stdout string, truth truthFile) {
+	t.Helper()
+	if !strings.Contains(stdout, "notifications for ") {
+		t.Fatalf("the demo did not report its notifications:\n%s", stdout)
+	}
+	var yesterday *truthPeriod
+	for i := range truth.Daily {
+		if d := truth.Daily[i]; d.To.Equal(time.Now().UTC().Truncate(24 * time.Hour)) {
+			yesterday = &truth.Daily[i]
+		}
+	}
+	if yesterday == nil {
+		t.Fatal("the truth has no day ending at today's midnight")
+	}
+	var status struct {
+		Deliveries []struct {
+			Subscriber string `json:"subscriber"`
+			State      string `json:"state"`
+			Rows       int    `json:"rows"`
+			MessageID  string `json:"message_id"`
+		} `json:"deliveries"`
+	}
+	r := mustRun(t, nil, "--data", data, "notify", "status", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &status); err != nil {
+		t.Fatalf("notify status: %v\n%s", err, r.stdout)
+	}
+	ledger := status.Deliveries
+	files, err := filepath.Glob(filepath.Join(data, "mailbox", "new", "*"))
+	if err != nil || len(files) != len(ledger) || len(ledger) < 2 {
+		t.Fatalf("%d mails in the maildir, %d reports in the ledger (%v)", len(files), len(ledger), err)
+	}
+	byID := map[string][]string{} // Message-ID: the report CSVs
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, csvs := reportCSVs(t, b)
+		byID[id] = csvs
+	}
+	for _, d := range ledger {
+		report, ok := byID[d.MessageID]
+		if d.State != "sent" || !ok {
+			t.Errorf("%s: state %s, mail found %v", d.Subscriber, d.State, ok)
+			continue
+		}
+		cc, isCERT := strings.CutPrefix(d.Subscriber, "cert-")
+		if !isCERT {
+			continue
+		}
+		addrs, rows := map[string]bool{}, 0
+		for _, c := range report {
+			recs, err := csv.NewReader(strings.NewReader(c)).ReadAll()
+			if err != nil || len(recs) < 1 {
+				t.Fatalf("%s: CSV: %v", d.Subscriber, err)
+			}
+			col := slices.Index(recs[0], "src_ip")
+			if col < 0 {
+				t.Fatalf("%s: no src_ip column: %v", d.Subscriber, recs[0])
+			}
+			for _, rec := range recs[1:] {
+				addrs[rec[col]] = true
+			}
+			rows += len(recs) - 1
+		}
+		if want := yesterday.Countries[strings.ToUpper(cc)].UniqueIPs; len(addrs) != want || rows != d.Rows {
+			t.Errorf("%s: %d addresses in %d rows (ledger %d); truth %d", d.Subscriber, len(addrs), rows, d.Rows, want)
+		}
+	}
+}
+
+// reportCSVs returns a report mail's Message-ID and its CSV attachments.
+func reportCSVs(t *testing.T, raw []byte) (string, []string) {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	var out []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(p.FileName(), ".csv") {
+			continue
+		}
+		var r io.Reader = p // quoted-printable is decoded by the reader
+		if p.Header.Get("Content-Transfer-Encoding") == "base64" {
+			r = base64.NewDecoder(base64.StdEncoding, p)
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	if len(out) == 0 {
+		t.Fatalf("no CSV attachment in %s", m.Header.Get("Message-Id"))
+	}
+	return m.Header.Get("Message-Id"), out
 }

@@ -238,7 +238,7 @@ function deliveryStatus(d) {
 }
 async function notificationsView() {
   const d = await get('/notifications');
-  $('n-schedule').textContent = d.schedule.enabled
+  $('n-schedule').textContent = d.schedule.note ? d.schedule.note : d.schedule.enabled
     ? `Daily reports are sent at ${d.schedule.at} UTC for the previous day; figures below cover ${day(d.from)} to ${day(new Date(new Date(d.to) - 86400000))}.`
     : 'Daily reports are not scheduled on this server (notify.enabled is off); `takedown notify send` sends them by hand.';
   $('n-sent').textContent = fmt(d.counts.sent || 0);
