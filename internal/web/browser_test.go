@@ -120,6 +120,24 @@ func TestBrowserDashboard(t *testing.T) {
 	if want := apitest.Countries(); !slices.Equal(shaded, want) {
 		t.Fatalf("map shades %v, want %v", shaded, want)
 	}
+	// No country but Antarctica is drawn across the whole map (rings that
+	// cross the antimeridian are pinned to it).
+	wide, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+	  const geo = window.__takedown.charts.map.getModel().getSeriesByIndex(0).coordinateSystem;
+	  const out = [];
+	  for (const r of geo.regions) {
+	    if (r.name === 'AQ') continue;
+	    for (const g of r.geometries || []) {
+	      const xs = (g.exterior || []).map((p) => p[0]);
+	      if (xs.length && Math.max(...xs) - Math.min(...xs) > 200) out.push(r.name + ' ' + Math.round(Math.max(...xs) - Math.min(...xs)));
+	    }
+	  }
+	  return out;
+	})()`))
+	must(err)
+	if len(wide) > 0 {
+		t.Errorf("regions drawn across the map: %v", wide)
+	}
 	screenshot(t, ctx, "overview")
 	if errs := consoleErrors(); len(errs) > 0 {
 		t.Fatalf("console errors on the overview:\n%s", strings.Join(errs, "\n"))

@@ -25,6 +25,25 @@ const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
 const alpha2 = new Map(codes.map(([a2, , num]) => [num, a2]));
 const names = new Map();
 const geo = feature(world, world.objects.countries);
+// Rings that cross the antimeridian (Russia's Chukotka, Fiji) jump from
+// +180 to -180 and would be drawn as a band across the whole map: their
+// points on the far side are pinned to the antimeridian. Antarctica (010)
+// spans every longitude on purpose and stays as it is.
+function pinAntimeridian(ring) {
+  const lons = ring.map((p) => p[0]);
+  if (Math.max(...lons) - Math.min(...lons) <= 270) return;
+  const east = lons.filter((x) => x > 0).length >= lons.length / 2;
+  for (const p of ring) {
+    if (east && p[0] < 0) p[0] = 180;
+    if (!east && p[0] > 0) p[0] = -180;
+  }
+}
+for (const f of geo.features) {
+  if (f.id !== '010' && f.geometry) {
+    const polys = f.geometry.type === 'Polygon' ? [f.geometry.coordinates] : f.geometry.type === 'MultiPolygon' ? f.geometry.coordinates : [];
+    for (const poly of polys) poly.forEach(pinAntimeridian);
+  }
+}
 for (const f of geo.features) {
   f.properties.iso = alpha2.get(String(f.id)) || '';
   if (f.properties.iso) names.set(f.properties.iso, f.properties.name);
