@@ -32,6 +32,7 @@ package evidence
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -371,18 +372,8 @@ func readCheckpoints(dir string, key *Key) ([]Checkpoint, error) {
 		}
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b Checkpoint) int { return cmpUint(a.Size, b.Size) })
+	slices.SortFunc(out, func(a, b Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
 	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Run writes a checkpoint every Options.CheckpointEvery and a last one when
