@@ -248,31 +248,21 @@ func (l *Listener) oneRequest(cc *conn, st *httpState, proto string, tm *tlsMeta
 			return false, false
 		}
 		raw, _ := br.Peek(br.Buffered())
-		ev := l.newEvent(proto, cc.src, cc.dst)
-		in := classify.Input{BodyLen: -1}
-		tm.fill(&ev, &in)
-		l.recordRaw(&ev, &in, raw)
-		l.m.badReq.Inc()
+		var resp []byte // a timeout or a closed connection: no answer
 		if errors.Is(err, bufio.ErrBufferFull) {
-			st.wbuf = append(st.wbuf, respTooLarge...)
+			resp = respTooLarge
 		}
-		l.emit(&ev, &in)
+		l.badRequest(cc, st, proto, tm, raw, resp)
 		return false, true
 	}
 	head, _ := br.Peek(headLen)
 	req := &st.req
 	if err := parseHead(head, req); err != nil {
-		ev := l.newEvent(proto, cc.src, cc.dst)
-		in := classify.Input{BodyLen: -1}
-		tm.fill(&ev, &in)
-		l.recordRaw(&ev, &in, head)
-		l.m.badReq.Inc()
+		resp := respBadRequest
 		if errors.Is(err, errTooManyHdrs) {
-			st.wbuf = append(st.wbuf, respTooLarge...)
-		} else {
-			st.wbuf = append(st.wbuf, respBadRequest...)
+			resp = respTooLarge
 		}
-		l.emit(&ev, &in)
+		l.badRequest(cc, st, proto, tm, head, resp)
 		return false, true
 	}
 	ev := l.newEvent(proto, cc.src, cc.dst)
@@ -340,6 +330,18 @@ func (l *Listener) oneRequest(cc *conn, st *httpState, proto string, tm *tlsMeta
 		st.wbuf = append(st.wbuf, l.resp.keep...)
 	}
 	return !closing, true
+}
+
+// badRequest records raw, the bytes that did not make a request, counts
+// it and queues resp (nil: no answer); the connection is then closed.
+func (l *Listener) badRequest(cc *conn, st *httpState, proto string, tm *tlsMeta, raw, resp []byte) {
+	ev := l.newEvent(proto, cc.src, cc.dst)
+	var in classify.Input
+	tm.fill(&ev, &in)
+	recordPayload(&ev, &in, raw)
+	l.m.badReq.Inc()
+	st.wbuf = append(st.wbuf, resp...)
+	l.emit(&ev, &in)
 }
 
 // readHead waits until br holds a whole request head and returns its
@@ -445,13 +447,18 @@ func readLine(br *bufioReader) ([]byte, error) {
 	return line, nil
 }
 
-// recordRaw puts raw bytes that did not make a request into the event.
-func (l *Listener) recordRaw(ev *event.Event, in *classify.Input, raw []byte) {
-	sum := sha256.Sum256(raw)
+// recordPayload puts raw bytes received (a datagram, a TCP stream's first
+// bytes, or bytes that did not make a request) into the event: their size
+// and, when there are any, their SHA-256 and first prefixLen bytes.
+func recordPayload(ev *event.Event, in *classify.Input, raw []byte) {
 	ev.PayloadSize = len(raw)
+	in.BodyLen = int64(len(raw))
+	if len(raw) == 0 {
+		return
+	}
+	sum := sha256.Sum256(raw)
 	ev.PayloadSHA256 = hex.EncodeToString(sum[:])
 	ev.PayloadPrefix = append([]byte(nil), raw[:min(len(raw), prefixLen)]...)
-	in.BodyLen = int64(len(raw))
 	in.Body = ev.PayloadPrefix
 }
 

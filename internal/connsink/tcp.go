@@ -1,8 +1,6 @@
 package connsink
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 
 	"github.com/takedown/takedown/internal/classify"
@@ -39,14 +37,8 @@ func (l *Listener) serveTCP(cc *conn) {
 		return
 	}
 	ev := l.newEvent(event.ProtoTCP, cc.src, cc.dst)
-	in := classify.Input{BodyLen: int64(len(buf))}
-	if len(buf) > 0 {
-		sum := sha256.Sum256(buf)
-		ev.PayloadSize = len(buf)
-		ev.PayloadSHA256 = hex.EncodeToString(sum[:])
-		ev.PayloadPrefix = append([]byte(nil), buf[:min(len(buf), prefixLen)]...)
-		in.Body = ev.PayloadPrefix
-	}
+	var in classify.Input
+	recordPayload(&ev, &in, buf)
 	l.emit(&ev, &in)
 }
 

@@ -341,7 +341,7 @@ func (l *Listener) serveHTTPS(cc *conn) {
 			meta.fill(&ev, &in)
 		} else {
 			// Not a ClientHello: keep what was sent.
-			l.recordRaw(&ev, &in, rc.buf)
+			recordPayload(&ev, &in, rc.buf)
 		}
 		l.emit(&ev, &in)
 		return

@@ -1,8 +1,6 @@
 package connsink
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
@@ -57,13 +55,7 @@ func (l *Listener) serveUDP() error {
 
 func (l *Listener) recordDatagram(src, dst netip.AddrPort, payload []byte) {
 	ev := l.newEvent(event.ProtoUDP, src, dst)
-	in := classify.Input{BodyLen: int64(len(payload))}
-	ev.PayloadSize = len(payload)
-	if len(payload) > 0 {
-		sum := sha256.Sum256(payload)
-		ev.PayloadSHA256 = hex.EncodeToString(sum[:])
-		ev.PayloadPrefix = append([]byte(nil), payload[:min(len(payload), prefixLen)]...)
-		in.Body = ev.PayloadPrefix
-	}
+	var in classify.Input
+	recordPayload(&ev, &in, payload)
 	l.emit(&ev, &in)
 }
