@@ -17,7 +17,10 @@ type Handoff interface {
 // Queue is the bounded hand-off between listeners and the pipeline. It
 // never blocks a producer: when full, the event is counted as dropped.
 type Queue struct {
-	ch       chan Event
+	ch chan Event
+	// received and dropped count the offers made to the queue directly;
+	// a producer's offers are counted once, by the producer, and added in
+	// by Received and Dropped (one contended atomic less per event).
 	received atomic.Uint64
 	dropped  atomic.Uint64
 
@@ -36,12 +39,18 @@ func NewQueue(size int) *Queue {
 }
 
 // Offer queues a copy of *e, or counts it as dropped when the queue is full.
-func (q *Queue) Offer(e *Event) bool { return q.offer(e, "") }
-
-// offer is Offer, with the queued copy's Listener set to listener unless
-// that is empty.
-func (q *Queue) offer(e *Event, listener string) bool {
+func (q *Queue) Offer(e *Event) bool {
 	q.received.Add(1)
+	if q.send(e, "") {
+		return true
+	}
+	q.dropped.Add(1)
+	return false
+}
+
+// send queues a copy of *e, with its Listener set to listener unless that
+// is empty, without counting it.
+func (q *Queue) send(e *Event, listener string) bool {
 	c := *e
 	if listener != "" {
 		c.Listener = listener
@@ -50,7 +59,6 @@ func (q *Queue) offer(e *Event, listener string) bool {
 	case q.ch <- c:
 		return true
 	default:
-		q.dropped.Add(1)
 		return false
 	}
 }
@@ -64,11 +72,23 @@ func (q *Queue) Len() int { return len(q.ch) }
 // Cap is the queue's capacity.
 func (q *Queue) Cap() int { return cap(q.ch) }
 
-// Received is the number of events offered since the queue was made.
-func (q *Queue) Received() uint64 { return q.received.Load() }
+// Received is the number of events offered since the queue was made,
+// directly or through its producers.
+func (q *Queue) Received() uint64 { return q.received.Load() + q.sum((*Producer).Received) }
 
 // Dropped is the number of events refused because the queue was full.
-func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() + q.sum((*Producer).Dropped) }
+
+// sum adds up one counter of q's producers.
+func (q *Queue) sum(counter func(*Producer) uint64) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var n uint64
+	for _, p := range q.producers {
+		n += counter(p)
+	}
+	return n
+}
 
 // Producer is a listener's named handle on a Queue, counting what that
 // listener offered and what was dropped, for per-listener health figures.
@@ -119,7 +139,7 @@ func (p *Producer) Offer(e *Event) bool {
 	if e.Listener == "" {
 		listener = p.Name
 	}
-	if p.q.offer(e, listener) {
+	if p.q.send(e, listener) {
 		return true
 	}
 	p.dropped.Add(1)
