@@ -215,12 +215,10 @@ func newSubscriberRemoveCmd(g *globals) *cobra.Command {
 	}
 }
 
+// notifyStore opens the configured store for subscribers and the delivery
+// ledger. The caller closes the returned store.
 func (g *globals) notifyStore(cmd *cobra.Command) (*sqlite.NotifyStore, *sqlite.DB, error) {
-	c, err := g.config(cmd)
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := g.openStore(cmd.Context(), c)
+	_, db, err := g.configuredStore(cmd)
 	if err != nil {
 		return nil, nil, err
 	}

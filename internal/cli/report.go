@@ -59,7 +59,7 @@ With --pdf, headless Chromium also prints it to PDF.`,
 			if f.out == "" {
 				return usagef("-o FILE is required")
 			}
-			eng, db, err := g.statsEngine(cmd)
+			c, eng, db, err := g.statsEngine(cmd)
 			if err != nil {
 				return err
 			}
@@ -99,10 +99,6 @@ With --pdf, headless Chromium also prints it to PDF.`,
 				return err
 			}
 			rep := &stats.StatusReport{Order: *o, At: at, Generated: g.now().UTC(), Stats: res, Trend: trend}
-			c, err := g.config(cmd)
-			if err != nil {
-				return err
-			}
 			rep.Checkpoint = latestCheckpoint(evidenceDir(c))
 			var buf bytes.Buffer
 			if err := stats.WriteStatusHTML(&buf, rep); err != nil {

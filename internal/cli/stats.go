@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
@@ -66,19 +67,21 @@ func (f *statsFlags) register(cmd *cobra.Command, defaultWindow string) {
 	fl.BoolVar(&f.csv, "csv", false, "print CSV")
 }
 
-// statsEngine opens the store read-only for analytics. The caller closes
-// the returned store.
-func (g *globals) statsEngine(cmd *cobra.Command) (*stats.Engine, *sqlite.DB, error) {
-	c, err := g.config(cmd)
+// statsEngine loads the configuration and opens the store for analytics.
+// The caller closes the returned store.
+func (g *globals) statsEngine(cmd *cobra.Command) (*config.Config, *stats.Engine, *sqlite.DB, error) {
+	c, db, err := g.configuredStore(cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	db, err := g.openStore(cmd.Context(), c)
-	if err != nil {
-		return nil, nil, err
-	}
+	return c, g.newStatsEngine(c, db), db, nil
+}
+
+// newStatsEngine is the analytics engine over the SQLite store db, its
+// per-day cache in the store.
+func (g *globals) newStatsEngine(c *config.Config, db *sqlite.DB) *stats.Engine {
 	ss := sqlite.NewStatsStore(db)
-	return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: g.now, Logger: g.logger(c)}), db, nil
+	return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: g.now, Logger: g.logger(c)})
 }
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -98,7 +101,7 @@ how wrong it can be, is in docs/counting.md.`,
 			if err != nil {
 				return err
 			}
-			eng, db, err := g.statsEngine(cmd)
+			_, eng, db, err := g.statsEngine(cmd)
 			if err != nil {
 				return err
 			}
@@ -150,7 +153,7 @@ midnight, so the last step holds today so far.`,
 			if err != nil {
 				return err
 			}
-			eng, db, err := g.statsEngine(cmd)
+			_, eng, db, err := g.statsEngine(cmd)
 			if err != nil {
 				return err
 			}
