@@ -113,7 +113,9 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	dc.Web.Listen = demoDashboard
 	dc.SelfCheck.Listen = demoSelfCheck
 	baseline := [2]time.Time{opts.Start, opts.Start.AddDate(0, 0, 7)}
-	wo, err := g.webOptions(dc, st, es, api.Window{From: baseline[0], To: baseline[1]})
+	// One engine for the dashboard and the headline: they share day builds.
+	engine := g.newStatsEngine(c, st)
+	wo, err := g.webOptions(dc, st, es, engine, api.Window{From: baseline[0], To: baseline[1]})
 	if err != nil {
 		return err
 	}
@@ -164,8 +166,6 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 		simDone <- rep
 	}()
 
-	ss := sqlite.NewStatsStore(st)
-	engine := stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: g.now, Logger: log})
 	tick := time.NewTicker(f.every)
 	defer tick.Stop()
 	loaded := false
@@ -176,7 +176,7 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 			loaded = true
 			headline(ctx, w, engine, g.now(), baseline)
 			// Yesterday is loaded: its reports to the network owners.
-			if err := demoNotify(runCtx, w, c, st, engine, g.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1), log); err != nil && runCtx.Err() == nil {
+			if err := demoNotify(runCtx, w, c, st, engine, g.yesterday(), log); err != nil && runCtx.Err() == nil {
 				log.Error("demo notifications", "err", err)
 			}
 		case err := <-historyDone:

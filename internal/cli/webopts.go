@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/app"
@@ -12,9 +11,10 @@ import (
 	"github.com/takedown/takedown/internal/web"
 )
 
-// webOptions builds the dashboard role for the SQLite store, or nil when
-// web.listen is empty. It prints the admin password the first time.
-func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventStore, baseline api.Window) (*app.WebOptions, error) {
+// webOptions builds the dashboard role for the SQLite store, its figures
+// from eng, or nil when web.listen is empty. It prints the admin password
+// the first time.
+func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventStore, eng *stats.Engine, baseline api.Window) (*app.WebOptions, error) {
 	if c.Web.Listen == "" {
 		return nil, nil
 	}
@@ -25,8 +25,6 @@ func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventSt
 	if pw != "" {
 		fmt.Fprintf(g.stdout, "dashboard user admin, password %s (stored hashed in %s/%s; shown once)\n", pw, c.Data, web.UsersFileName)
 	}
-	ss := sqlite.NewStatsStore(st)
-	eng := stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: time.Now, Logger: g.logger(c)})
 	sched := api.NotifySchedule{Enabled: c.Notify.Enabled}
 	if sched.Enabled {
 		sched.At = c.Notify.At
