@@ -213,19 +213,7 @@ func (n *Notifier) Send(ctx context.Context, day time.Time) ([]Outcome, error) {
 		}
 		have = append(have, stored)
 	}
-	var out []Outcome
-	for _, d := range have {
-		if d.State != StatePending {
-			out = append(out, outcome(&d, false))
-			continue
-		}
-		o, err := n.deliver(ctx, d)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
+	return n.deliverAll(ctx, have)
 }
 
 // RetryDue sends every pending delivery whose next attempt is due, of any
@@ -238,8 +226,18 @@ func (n *Notifier) RetryDue(ctx context.Context) ([]Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	return n.deliverAll(ctx, due)
+}
+
+// deliverAll delivers the pending ones of ds and returns the outcome of
+// each, in order; the others are reported as they stand.
+func (n *Notifier) deliverAll(ctx context.Context, ds []Delivery) ([]Outcome, error) {
 	var out []Outcome
-	for _, d := range due {
+	for _, d := range ds {
+		if d.State != StatePending {
+			out = append(out, outcome(&d, false))
+			continue
+		}
 		o, err := n.deliver(ctx, d)
 		if err != nil {
 			return out, err
