@@ -368,12 +368,8 @@ func (l *Listener) admit(c net.Conn, src netip.Addr, perSource bool) bool {
 		l.m.rejected.WithLabelValues(l.name, "global_cap").Inc()
 		return false
 	}
-	if perSource {
-		if l.sources[src] >= l.lim.MaxConnsPerSource {
-			l.m.rejected.WithLabelValues(l.name, "source_cap").Inc()
-			return false
-		}
-		l.sources[src]++
+	if perSource && !l.countSourceLocked(src) {
+		return false
 	}
 	l.conns[c] = struct{}{}
 	l.m.active.Inc()
@@ -384,6 +380,12 @@ func (l *Listener) admit(c net.Conn, src netip.Addr, perSource bool) bool {
 func (l *Listener) admitSource(src netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.countSourceLocked(src)
+}
+
+// countSourceLocked counts one more connection of src unless it is at its
+// cap; l.mu is held.
+func (l *Listener) countSourceLocked(src netip.Addr) bool {
 	if l.sources[src] >= l.lim.MaxConnsPerSource {
 		l.m.rejected.WithLabelValues(l.name, "source_cap").Inc()
 		return false
