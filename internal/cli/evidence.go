@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -103,9 +102,7 @@ held by one process at a time). verify works offline on an exported package.`,
 				if err != nil {
 					return &UsageError{err}
 				}
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := writeJSON(g.stdout, rep); err != nil {
 					return err
 				}
 				if !rep.OK() {

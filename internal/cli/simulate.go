@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/simulate"
 )
@@ -129,18 +130,20 @@ func runSimulate(cmd *cobra.Command, g *globals, f *simulateFlags) error {
 		}
 		o.Countries = m
 	}
-	var err error
 	if f.domains != "" {
-		o.Domains, err = readDomains(f.domains, g.stdin)
-	} else {
-		o.Domains, o.Case, err = registryDomains(ctx, cmd, g, f.caseID)
-	}
-	if err != nil {
-		return err
+		var err error
+		if o.Domains, err = readDomains(f.domains, g.stdin); err != nil {
+			return err
+		}
 	}
 	c, err := g.config(cmd)
 	if err != nil {
 		return err
+	}
+	if f.domains == "" {
+		if o.Domains, o.Case, err = registryDomains(ctx, g, c, f.caseID); err != nil {
+			return err
+		}
 	}
 	o.Logger = g.logger(c)
 	sim, err := simulate.New(o)
@@ -217,11 +220,7 @@ func readDomains(path string, stdin io.Reader) ([]string, error) {
 
 // registryDomains returns the names in force in the registry (of caseID,
 // if given) and their case when they all share one.
-func registryDomains(ctx context.Context, cmd *cobra.Command, g *globals, caseID string) ([]string, string, error) {
-	c, err := g.config(cmd)
-	if err != nil {
-		return nil, "", err
-	}
+func registryDomains(ctx context.Context, g *globals, c *config.Config, caseID string) ([]string, string, error) {
 	st, err := g.openStore(ctx, c)
 	if err != nil {
 		return nil, "", err
