@@ -527,15 +527,13 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 		}
 		fresh = append(fresh, *d)
 	}
-	args := make([]any, 0, chunk*12)
+	args := make([]any, 0, chunk*deltaCols)
 	err := eachChunk(len(fresh), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
-			d := &fresh[i]
-			args = append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
-				d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
+			args = appendDeltaArgs(args, &fresh[i])
 		}
-		st, done, err := s.stmt(ctx, sqlInsertDayIPs, hi-lo, 12)
+		st, done, err := s.stmt(ctx, sqlInsertDayIPs, hi-lo, deltaCols)
 		if err != nil {
 			return fmt.Errorf("insert aggregates: %w", err)
 		}
@@ -577,11 +575,9 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 	err = eachChunk(len(deltas), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
-			d := &deltas[i]
-			args = append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
-				d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
+			args = appendDeltaArgs(args, &deltas[i])
 		}
-		st, done, err := s.stmt(ctx, sqlUpsertDayIPs, hi-lo, 12)
+		st, done, err := s.stmt(ctx, sqlUpsertDayIPs, hi-lo, deltaCols)
 		if err != nil {
 			return fmt.Errorf("upsert aggregates: %w", err)
 		}
@@ -700,6 +696,16 @@ func readHealth(ctx context.Context, db *DB) (store.Health, error) {
 	return h, nil
 }
 
+// deltaCols is the number of values appendDeltaArgs appends per delta.
+const deltaCols = 12
+
+// appendDeltaArgs appends d's deltaCols values in the column order of
+// sqlInsertDayIPs and sqlUpsertDayIPs.
+func appendDeltaArgs(args []any, d *store.Delta) []any {
+	return append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
+		d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
+}
+
 // PurgeEvents implements store.EventStore.
 func (s *EventStore) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
 	return s.purge(ctx, `DELETE FROM events WHERE day < ?`, before)
@@ -791,8 +797,14 @@ func (s *EventStore) Rollups(ctx context.Context, from, to time.Time) ([]store.R
 
 // CountEvents implements store.EventStore.
 func (s *EventStore) CountEvents(ctx context.Context, from, to time.Time) (int64, error) {
+	return countEvents(ctx, s.db, from, to)
+}
+
+// countEvents is CountEvents over db, for the event store and the stats
+// store alike.
+func countEvents(ctx context.Context, db *DB, from, to time.Time) (int64, error) {
 	var n int64
-	err := s.db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
+	err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
 		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count events: %w", err)

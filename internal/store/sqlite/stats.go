@@ -148,11 +148,5 @@ func (s *StatsStore) Health(ctx context.Context) (store.Health, error) {
 
 // CountEvents counts the raw events stored with a timestamp in [from, to).
 func (s *StatsStore) CountEvents(ctx context.Context, from, to time.Time) (int64, error) {
-	var n int64
-	err := s.db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
-		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano()).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count events: %w", err)
-	}
-	return n, nil
+	return countEvents(ctx, s.db, from, to)
 }
