@@ -169,10 +169,9 @@ const unknownFamily = "unknown"
 // infection; one seen only through DNS is a resolver's lookup.
 func (s *Server) answer(addr netip.Addr, lang string, from, today time.Time, rows []store.DayIP) Answer {
 	type acc struct {
-		direct, dns       map[int64]bool
-		dFirst, dLast     time.Time
-		rFirst, rLast     time.Time
-		hasDirect, hasDNS bool
+		direct, dns   map[int64]bool // days seen each way
+		dFirst, dLast time.Time
+		rFirst, rLast time.Time
 	}
 	fams := map[string]*acc{}
 	for i := range rows {
@@ -190,11 +189,9 @@ func (s *Server) answer(addr netip.Addr, lang string, from, today time.Time, row
 		if d.Protocols&store.Direct != 0 {
 			x.direct[day] = true
 			x.dFirst, x.dLast = earliest(x.dFirst, d.FirstSeen), latest(x.dLast, d.LastSeen)
-			x.hasDirect = true
 		} else if d.Protocols&store.ProtoDNS != 0 {
 			x.dns[day] = true
 			x.rFirst, x.rLast = earliest(x.rFirst, d.FirstSeen), latest(x.rLast, d.LastSeen)
-			x.hasDNS = true
 		}
 	}
 	a := Answer{
@@ -206,9 +203,9 @@ func (s *Server) answer(addr netip.Addr, lang string, from, today time.Time, row
 	}
 	for fam, x := range fams {
 		switch {
-		case x.hasDirect:
+		case len(x.direct) > 0:
 			a.Families = append(a.Families, s.family(lang, fam, x.dFirst, x.dLast, len(x.direct), true))
-		case x.hasDNS:
+		case len(x.dns) > 0:
 			a.ResolverFamilies = append(a.ResolverFamilies, s.family(lang, fam, x.rFirst, x.rLast, len(x.dns), false))
 		}
 	}
