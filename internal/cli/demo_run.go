@@ -16,7 +16,6 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/demo"
 	"github.com/takedown/takedown/internal/event"
-	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/simulate"
 	"github.com/takedown/takedown/internal/stats"
@@ -238,17 +237,12 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 		}
 	}
 	fmt.Fprintf(g.stdout, "\nloading %d days of simulated history (%d infected hosts at the takedown, seed %d)…\n", sim.Days(), f.bots, f.seed)
-	geo, err := app.OpenGeo(c, g.logger(c))
+	prepare, classifyErr, err := historicPrepare(ctx, c, g.logger(c), st, es)
 	if err != nil {
 		return err
 	}
 	// The history counts in the health figures under its own name.
 	const demoHistoryListener = "demo:history"
-	classify, classifyErr := app.HistoricClassifier(ctx, st)
-	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	const batchSize = 16384
 	batches := make(chan []event.Event, 2)
@@ -284,7 +278,7 @@ func loadHistory(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 			return ctx.Err()
 		}
 		e := *ev
-		if !p.Prepare(&e) {
+		if !prepare(&e) {
 			return nil
 		}
 		e.Listener = demoHistoryListener

@@ -1,15 +1,20 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/app"
+	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/ingest"
 	"github.com/takedown/takedown/internal/pipeline"
+	"github.com/takedown/takedown/internal/registry"
+	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -50,16 +55,11 @@ func newEventsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer es.Close()
-			geo, err := app.OpenGeo(c, g.logger(c))
+			prepare, classifyErr, err := historicPrepare(ctx, c, g.logger(c), st, es)
 			if err != nil {
 				return err
 			}
-			classify, classifyErr := app.HistoricClassifier(ctx, st)
-			p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
-			if err != nil {
-				return err
-			}
-			res, err := ingest.Store(ctx, es, evs, p.Prepare)
+			res, err := ingest.Store(ctx, es, evs, prepare)
 			if err != nil {
 				return err
 			}
@@ -77,4 +77,22 @@ func newEventsCmd(g *globals) *cobra.Command {
 	imp.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(imp)
 	return cmd
+}
+
+// historicPrepare is the pipeline's preparation of events that did not
+// arrive live (imported, simulated, or consumed from sensors) for storing
+// in es: enrichment from the configured geo databases and classification
+// against the registry reg as it was on each event's day. classifyErr
+// reports the first registry read that failed along the way.
+func historicPrepare(ctx context.Context, c *config.Config, log *slog.Logger, reg registry.Source, es store.EventStore) (prepare func(*event.Event) bool, classifyErr func() error, err error) {
+	geo, err := app.OpenGeo(c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	classify, classifyErr := app.HistoricClassifier(ctx, reg)
+	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
+	if err != nil {
+		return nil, nil, err
+	}
+	return p.Prepare, classifyErr, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/natsbus"
-	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/postgres"
 	"github.com/takedown/takedown/internal/store/sqlite"
@@ -125,12 +124,7 @@ otherwise events go to the SQLite store in the data dir.`,
 				defer s.Close()
 				es = s
 			}
-			geo, err := app.OpenGeo(c, log)
-			if err != nil {
-				return err
-			}
-			classify, _ := app.HistoricClassifier(ctx, reg)
-			p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
+			prepare, _, err := historicPrepare(ctx, c, log, reg, es)
 			if err != nil {
 				return err
 			}
@@ -142,7 +136,7 @@ otherwise events go to the SQLite store in the data dir.`,
 			if _, err := natsbus.EnsureStream(ctx, js, natsbus.StreamOptions{}); err != nil {
 				return err
 			}
-			col, err := natsbus.NewCollector(natsbus.CollectorOptions{JS: js, Store: es, Prepare: p.Prepare, Logger: log.With("role", "collector")})
+			col, err := natsbus.NewCollector(natsbus.CollectorOptions{JS: js, Store: es, Prepare: prepare, Logger: log.With("role", "collector")})
 			if err != nil {
 				return err
 			}
