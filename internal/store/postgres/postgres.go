@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -395,28 +394,7 @@ func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
 		return store.Health{}, fmt.Errorf("read health: %w", err)
 	}
 	defer rows.Close()
-	var h store.Health
-	totals := false
-	for rows.Next() {
-		var name *string
-		var r, st, d int64
-		if err := rows.Scan(&name, &r, &st, &d); err != nil {
-			return store.Health{}, fmt.Errorf("read health: %w", err)
-		}
-		if name == nil {
-			h.Received, h.Stored, h.Dropped, totals = uint64(r), uint64(st), uint64(d), true
-			continue
-		}
-		h.Listeners = append(h.Listeners, store.ListenerHealth{Name: *name, Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)})
-	}
-	if err := rows.Err(); err != nil {
-		return store.Health{}, fmt.Errorf("read health: %w", err)
-	}
-	if !totals {
-		return store.Health{}, errors.New("read health: no totals row")
-	}
-	slices.SortFunc(h.Listeners, func(x, y store.ListenerHealth) int { return cmpString(x.Name, y.Name) })
-	return h, nil
+	return store.ScanHealth(rows)
 }
 
 // PurgeEvents implements store.EventStore.
@@ -454,28 +432,8 @@ func (s *EventStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func
 		return fmt.Errorf("scan aggregates: %w", err)
 	}
 	defer rows.Close()
-	var (
-		a                 store.DayIP
-		day, asn, f, l, h int64
-		protos            int32
-		ip                []byte
-		bots              string
-		errStop           error
-	)
-	for rows.Next() {
-		if err := rows.Scan(&day, &ip, &a.Family, &a.Case, &a.Country, &asn, &a.Org, &f, &l, &h, &protos, &bots); err != nil {
-			return fmt.Errorf("scan aggregates: %w", err)
-		}
-		addr, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			return fmt.Errorf("scan aggregates: bad address bytes %x", ip)
-		}
-		a.Day, a.IP, a.ASN = time.Unix(day, 0).UTC(), addr, uint32(asn)
-		a.FirstSeen, a.LastSeen = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
-		a.Hits, a.Protocols, a.BotIDs = uint64(h), store.Protocols(protos), store.SplitBotIDs(bots)
-		if errStop = fn(&a); errStop != nil {
-			return errStop
-		}
+	if err := store.ScanDayIPs(rows, fn); err != nil {
+		return err
 	}
 	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("scan aggregates: %w", err)
@@ -491,17 +449,7 @@ func (s *EventStore) Rollups(ctx context.Context, from, to time.Time) ([]store.R
 		return nil, fmt.Errorf("read rollups: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Rollup
-	for rows.Next() {
-		var r store.Rollup
-		var day, asn, ips, res, hits int64
-		if err := rows.Scan(&day, &r.Country, &asn, &r.Family, &r.Case, &ips, &res, &hits); err != nil {
-			return nil, fmt.Errorf("read rollups: %w", err)
-		}
-		r.Day, r.ASN, r.IPs, r.ResolverIPs, r.Hits = time.Unix(day, 0).UTC(), uint32(asn), uint64(ips), uint64(res), uint64(hits)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return store.ScanRollups(rows)
 }
 
 // CountEvents implements store.EventStore.

@@ -672,28 +672,7 @@ func readHealth(ctx context.Context, db *DB) (store.Health, error) {
 		return store.Health{}, fmt.Errorf("read health: %w", err)
 	}
 	defer rows.Close()
-	var h store.Health
-	totals := false
-	for rows.Next() {
-		var name sql.NullString
-		var r, st, d int64
-		if err := rows.Scan(&name, &r, &st, &d); err != nil {
-			return store.Health{}, fmt.Errorf("read health: %w", err)
-		}
-		if !name.Valid {
-			h.Received, h.Stored, h.Dropped, totals = uint64(r), uint64(st), uint64(d), true
-			continue
-		}
-		h.Listeners = append(h.Listeners, store.ListenerHealth{Name: name.String, Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)})
-	}
-	if err := rows.Err(); err != nil {
-		return store.Health{}, fmt.Errorf("read health: %w", err)
-	}
-	if !totals {
-		return store.Health{}, errors.New("read health: no totals row")
-	}
-	slices.SortFunc(h.Listeners, func(x, y store.ListenerHealth) int { return strings.Compare(x.Name, y.Name) })
-	return h, nil
+	return store.ScanHealth(rows)
 }
 
 // deltaCols is the number of values appendDeltaArgs appends per delta.
@@ -749,27 +728,8 @@ func scanDayIPs(ctx context.Context, db *DB, from, to time.Time, fn func(*store.
 		return fmt.Errorf("scan aggregates: %w", err)
 	}
 	defer rows.Close()
-	var (
-		a                 store.DayIP
-		day, asn, f, l, h int64
-		protos            int64
-		ip                []byte
-		bots              string
-	)
-	for rows.Next() {
-		if err := rows.Scan(&day, &ip, &a.Family, &a.Case, &a.Country, &asn, &a.Org, &f, &l, &h, &protos, &bots); err != nil {
-			return fmt.Errorf("scan aggregates: %w", err)
-		}
-		addr, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			return fmt.Errorf("scan aggregates: bad address bytes %x", ip)
-		}
-		a.Day, a.IP, a.ASN = time.Unix(day, 0).UTC(), addr, uint32(asn)
-		a.FirstSeen, a.LastSeen = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
-		a.Hits, a.Protocols, a.BotIDs = uint64(h), store.Protocols(protos), store.SplitBotIDs(bots)
-		if err := fn(&a); err != nil {
-			return err
-		}
+	if err := store.ScanDayIPs(rows, fn); err != nil {
+		return err
 	}
 	return rows.Err()
 }
@@ -782,17 +742,7 @@ func (s *EventStore) Rollups(ctx context.Context, from, to time.Time) ([]store.R
 		return nil, fmt.Errorf("read rollups: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Rollup
-	for rows.Next() {
-		var r store.Rollup
-		var day, asn, ips, res, hits int64
-		if err := rows.Scan(&day, &r.Country, &asn, &r.Family, &r.Case, &ips, &res, &hits); err != nil {
-			return nil, fmt.Errorf("read rollups: %w", err)
-		}
-		r.Day, r.ASN, r.IPs, r.ResolverIPs, r.Hits = time.Unix(day, 0).UTC(), uint32(asn), uint64(ips), uint64(res), uint64(hits)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return store.ScanRollups(rows)
 }
 
 // CountEvents implements store.EventStore.
