@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/takedown/takedown/bench/internal/drain"
 	"github.com/takedown/takedown/internal/dnssink"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/registry"
@@ -73,28 +74,12 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	drained := make(chan uint64)
-	go func() {
-		var n uint64
-		for {
-			select {
-			case <-q.C():
-				n++
-			case <-ctx.Done():
-				for len(q.C()) > 0 {
-					<-q.C()
-					n++
-				}
-				drained <- n
-				return
-			}
-		}
-	}()
+	count := drain.Start(ctx, q)
 	if err := s.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	n := <-drained
+	count.Wait()
 	pprof.StopCPUProfile()
-	fmt.Fprintf(os.Stderr, "events=%d dropped=%d\n", n, q.Dropped())
+	count.Report(os.Stderr)
 }

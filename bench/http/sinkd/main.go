@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/takedown/takedown/bench/internal/drain"
 	"github.com/takedown/takedown/internal/connsink"
 	"github.com/takedown/takedown/internal/event"
 )
@@ -40,28 +41,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	drained := make(chan uint64)
-	go func() {
-		var n uint64
-		for {
-			select {
-			case <-q.C():
-				n++
-			case <-ctx.Done():
-				for len(q.C()) > 0 {
-					<-q.C()
-					n++
-				}
-				drained <- n
-				return
-			}
-		}
-	}()
+	count := drain.Start(ctx, q)
 	if err := l.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	n := <-drained
+	count.Wait()
 	pprof.StopCPUProfile()
-	fmt.Fprintf(os.Stderr, "events=%d dropped=%d\n", n, q.Dropped())
+	count.Report(os.Stderr)
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/takedown/takedown/bench/internal/drain"
 	"github.com/takedown/takedown/internal/connsink"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/proxyproto"
@@ -52,23 +53,7 @@ func run(httpAddr, udpAddr string, queue int) error {
 		}
 		ls = append(ls, l)
 	}
-	drained := make(chan uint64)
-	go func() {
-		var n uint64
-		for {
-			select {
-			case <-q.C():
-				n++
-			case <-ctx.Done():
-				for len(q.C()) > 0 {
-					<-q.C()
-					n++
-				}
-				drained <- n
-				return
-			}
-		}
-	}()
+	count := drain.Start(ctx, q)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ls))
 	for _, l := range ls {
@@ -81,6 +66,6 @@ func run(httpAddr, udpAddr string, queue int) error {
 			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "events=%d dropped=%d\n", <-drained, q.Dropped())
+	count.Report(os.Stderr)
 	return nil
 }
