@@ -17,7 +17,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -370,36 +369,24 @@ func (p *Pipeline) producerCounts() map[string]producerCount {
 }
 
 // listenerDeltas returns, per listener, what the producers counted since
-// the last committed batch (now against persistedProducers) plus the
-// pending drops and the extra drops given, sorted by name; listeners that
-// changed nothing are left out.
+// the last committed batch (now against persistedProducers), then the
+// pending drops and the extra drops given; listeners that changed nothing
+// are left out. A name may come more than once: store.ListenerChanges adds
+// them up and sorts them.
 func (p *Pipeline) listenerDeltas(now map[string]producerCount, extra ...map[string]uint64) []store.ListenerDelta {
-	idx := make(map[string]int, len(now))
 	var out []store.ListenerDelta
-	at := func(name string) *store.ListenerDelta {
-		i, ok := idx[name]
-		if !ok {
-			i = len(out)
-			idx[name] = i
-			out = append(out, store.ListenerDelta{Name: name})
-		}
-		return &out[i]
-	}
 	for name, c := range now {
-		was := p.persistedProducers[name]
-		if c.received != was.received || c.dropped != was.dropped {
-			d := at(name)
-			d.Received, d.Dropped = c.received-was.received, c.dropped-was.dropped
+		if was := p.persistedProducers[name]; c != was {
+			out = append(out, store.ListenerDelta{Name: name, Received: c.received - was.received, Dropped: c.dropped - was.dropped})
 		}
 	}
 	for _, m := range append(extra, p.pendingListeners) {
 		for name, n := range m {
 			if n > 0 {
-				at(name).Dropped += n
+				out = append(out, store.ListenerDelta{Name: name, Dropped: n})
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y store.ListenerDelta) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
 

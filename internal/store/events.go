@@ -69,7 +69,8 @@ type Batch struct {
 	// Listeners are the per-listener received and dropped deltas, added to
 	// the listeners' counters in the same transaction; each event stored
 	// anew adds one to its own listener's stored counter (see
-	// ListenerChanges). They are counted apart from Received and Dropped:
+	// ListenerChanges, which also adds up the deltas of a name given more
+	// than once). They are counted apart from Received and Dropped:
 	// events offered without a named listener count only in those.
 	Listeners []ListenerDelta
 	// Records optionally holds each event's JSON-lines record
