@@ -232,11 +232,11 @@ func newOrderListCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tCASE\tSTATUS\tEFFECTIVE (UTC)\tEXPIRES (UTC)\tDAYS LEFT\tINDICATORS")
 			for _, o := range orders {
-				left := "-"
-				if st := status(&o.Order, now); st == "active" || st == "pending" {
+				left, state := "-", status(&o.Order, now)
+				if state == "active" || state == "pending" {
 					left = fmt.Sprint(int(o.Expires.Sub(now).Hours() / 24))
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Case, status(&o.Order, now),
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Case, state,
 					o.Effective.Format("2006-01-02 15:04"), o.Expires.Format("2006-01-02 15:04"), left, countsText(o.Counts))
 			}
 			return tw.Flush()
