@@ -71,6 +71,15 @@ type built struct {
 	undecided uint64
 }
 
+// pieceKind is how a piece of a window is built.
+type pieceKind uint8
+
+const (
+	pieceOpen    pieceKind = iota // a whole day without cache (today, or no cache): from the aggregates
+	piecePartial                  // a day cut by the window: from the aggregates and raw events
+	pieceClosed                   // a whole closed day with a cache: from the cache
+)
+
 // window computes the sets of [from, to), with the keys of dimension by,
 // restricted to the sources of case caseID when it is not empty.
 func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID string) (*windowSets, error) {
@@ -89,18 +98,22 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 	// day each scan their aggregates), and combined in order.
 	type piece struct {
 		d, lo, hi int64
-		day       *Day
-		undecided uint64
+		kind      pieceKind
+		built
 	}
 	var pieces []*piece
 	for d := firstDay; d < t; d += daySecs {
-		lo, hi := max(f, d), min(t, d+daySecs)
-		if lo == d && hi == d+daySecs && d < today && e.cache != nil {
+		p := &piece{d: d, lo: max(f, d), hi: min(t, d+daySecs)}
+		switch {
+		case p.lo != d || p.hi != d+daySecs:
+			p.kind = piecePartial
+		case d < today && e.cache != nil:
 			if _, ok := fps[d]; !ok {
 				continue // nothing stored that day
 			}
+			p.kind = pieceClosed
 		}
-		pieces = append(pieces, &piece{d: d, lo: lo, hi: hi})
+		pieces = append(pieces, p)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -121,7 +134,7 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 				// Built from the aggregates, a Day holds every dimension;
 				// from the cache, only the dimension asked for.
 				keyBy := Dim("*")
-				if p.lo == p.d && p.hi == p.d+daySecs && p.d < today && e.cache != nil {
+				if p.kind == pieceClosed {
 					keyBy = by
 				}
 				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, keyBy, caseID, fps[p.d])
@@ -133,10 +146,10 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 						b   built
 						err error
 					)
-					switch {
-					case p.lo != p.d || p.hi != p.d+daySecs:
+					switch p.kind {
+					case piecePartial:
 						b.day, b.undecided, err = e.partialDay(ctx, p.d, p.lo, p.hi)
-					case p.d < today && e.cache != nil:
+					case pieceClosed:
 						b.day, err = e.closedDay(ctx, p.d, fps[p.d], by, caseID != "")
 					default:
 						b.day, _, err = e.buildDay(ctx, p.d)
@@ -150,8 +163,7 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 					cancel(err)
 					return
 				}
-				b := v.(built)
-				p.day, p.undecided = b.day, b.undecided
+				p.built = v.(built)
 			}
 		})
 	}
