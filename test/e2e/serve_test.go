@@ -22,9 +22,17 @@ import (
 
 // server is a running `takedown serve`.
 type server struct {
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	done chan error
+	cmd    *exec.Cmd
+	logs   *bytes.Buffer
+	exited chan struct{} // closed when the process has exited, err set
+	err    error
+}
+
+// wait waits for the process to exit and returns how it ended; any number
+// of callers (the test, the cleanup) may wait.
+func (s *server) wait() error {
+	<-s.exited
+	return s.err
 }
 
 // startServe starts the binary's serve command and waits until addr
@@ -32,15 +40,15 @@ type server struct {
 func startServe(t testing.TB, addr string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
-	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { s.done <- cmd.Wait() }()
+	go func() { s.err = cmd.Wait(); close(s.exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-s.done
+		s.wait()
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -50,8 +58,8 @@ func startServe(t testing.TB, addr string, args ...string) *server {
 			return s
 		}
 		select {
-		case err := <-s.done:
-			t.Fatalf("serve exited early: %v\n%s", err, s.logs)
+		case <-s.exited:
+			t.Fatalf("serve exited early: %v\n%s", s.err, s.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -146,8 +154,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-srv.done
-	srv.done <- nil // for Cleanup
+	srv.wait()
 	stop()
 	wg.Wait()
 
@@ -165,10 +172,9 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-srv.done; err != nil {
+	if err := srv.wait(); err != nil {
 		t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.logs)
 	}
-	srv.done <- nil
 	after, rows2 := storedHealth(t, data)
 	// (startServe's readiness probe is a connection too, and is recorded.)
 	if after < stored+1 || rows2 != int64(after) {
