@@ -40,23 +40,12 @@ type subscriberIn struct {
 }
 
 func (in subscriberIn) subscriber() (notify.Subscriber, error) {
-	var errs []error
-	nets, err := token.ParseNetworks(strings.Join(in.Networks, ","))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("networks: %w", err))
-	}
-	s := notify.Subscriber{ID: in.ID, Org: in.Org, Contacts: slices.Clone(in.Contacts), Networks: nets, TLP: in.TLP, Cadence: in.Cadence}
+	s := notify.Subscriber{ID: in.ID, Org: in.Org, Contacts: slices.Clone(in.Contacts), TLP: in.TLP, Cadence: in.Cadence}
 	for _, f := range in.Formats {
 		s.Formats = append(s.Formats, notify.Format(f))
 	}
-	if err := s.Normalize(); err != nil {
-		for m := range strings.SplitSeq(err.Error(), "\n") {
-			if m != "no networks" || len(errs) == 0 {
-				errs = append(errs, errors.New(m))
-			}
-		}
-	}
-	return s, errors.Join(errs...)
+	err := s.NormalizeWith(strings.Join(in.Networks, ","), "networks")
+	return s, err
 }
 
 // maxSubscriberBody bounds a subscriber upload (CSV or JSON).

@@ -71,23 +71,11 @@ Every problem is reported as file:line and nothing is added.`,
 				if len(args) != 1 {
 					return usagef("subscriber add needs an ID (or --csv FILE)")
 				}
-				var errs []error
-				nets, err := token.ParseNetworks(networks)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("--networks: %w", err))
-				}
-				s := notify.Subscriber{ID: args[0], Org: org, Contacts: splitCLIList(contacts), Networks: nets, TLP: tlp, Cadence: cadence}
+				s := notify.Subscriber{ID: args[0], Org: org, Contacts: splitCLIList(contacts), TLP: tlp, Cadence: cadence}
 				for _, f := range splitCLIList(formats) {
 					s.Formats = append(s.Formats, notify.Format(f))
 				}
-				if err := s.Normalize(); err != nil {
-					for m := range strings.SplitSeq(err.Error(), "\n") {
-						if m != "no networks" || len(errs) == 0 {
-							errs = append(errs, errors.New(m))
-						}
-					}
-				}
-				if err := errors.Join(errs...); err != nil {
+				if err := s.NormalizeWith(networks, "--networks"); err != nil {
 					return &UsageError{err}
 				}
 				subs = []notify.Subscriber{s}

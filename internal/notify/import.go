@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/registry"
 )
 
@@ -100,22 +99,10 @@ func ParseSubscribersCSV(name string, r io.Reader) ([]Subscriber, error) {
 			continue
 		}
 		s := Subscriber{ID: get("id"), Org: get("organisation"), Contacts: splitList(get("contacts")), TLP: get("tlp"), Cadence: get("cadence")}
-		var errs []error
-		nets, err := token.ParseNetworks(strings.Join(splitList(get("networks")), ","))
-		if err != nil {
-			errs = append(errs, err)
-		}
-		s.Networks = nets
 		for _, f := range splitList(get("formats")) {
 			s.Formats = append(s.Formats, Format(f))
 		}
-		if err := s.Normalize(); err != nil {
-			if nets.Empty() && err != nil && len(errs) > 0 {
-				// "no networks" would repeat the parse error.
-				err = dropNoNetworks(err)
-			}
-			errs = append(errs, err)
-		}
+		errs := []error{s.NormalizeWith(strings.Join(splitList(get("networks")), ","), "")}
 		if prev, ok := seen[s.ID]; ok && s.ID != "" {
 			errs = append(errs, fmt.Errorf("id %q already used on line %d", s.ID, prev))
 		}
@@ -137,16 +124,6 @@ func ParseSubscribersCSV(name string, r io.Reader) ([]Subscriber, error) {
 		return nil, registry.Problems{{File: name, Line: hl, Msg: "no subscribers after the header"}}
 	}
 	return subs, nil
-}
-
-func dropNoNetworks(err error) error {
-	var keep []error
-	for m := range strings.SplitSeq(err.Error(), "\n") {
-		if m != "no networks" {
-			keep = append(keep, errors.New(m))
-		}
-	}
-	return errors.Join(keep...)
 }
 
 // splitList splits a cell on spaces, ';' and ','.

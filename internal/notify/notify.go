@@ -148,6 +148,32 @@ func (s *Subscriber) Normalize() error {
 	return errors.Join(errs...)
 }
 
+// NormalizeWith parses networks (token.ParseNetworks syntax, as a person
+// types them) into s.Networks and normalizes s, returning every problem
+// at once, one per line. name, when not empty, prefixes the networks
+// problems ("--networks" on the command line, "networks" in the API); a
+// networks error makes the "no networks" complaint redundant, so it is
+// left out.
+func (s *Subscriber) NormalizeWith(networks, name string) error {
+	var errs []error
+	nets, err := token.ParseNetworks(networks)
+	if err != nil && name != "" {
+		err = fmt.Errorf("%s: %w", name, err)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.Networks = nets
+	if err := s.Normalize(); err != nil {
+		for m := range strings.SplitSeq(err.Error(), "\n") {
+			if m != "no networks" || len(errs) == 0 {
+				errs = append(errs, errors.New(m))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // State is where a delivery is in the ledger.
 type State string
 
