@@ -41,10 +41,26 @@ func NormalizeName(name string) (string, error) {
 			return "", fmt.Errorf("%q is not a valid domain name: %v", name, err)
 		}
 	}
-	if _, err := netip.ParseAddr(ascii); err == nil {
-		return "", fmt.Errorf("%q is an address, not a name", name)
+	// RFC 3696 section 2: a top-level domain is never all-numeric, so a
+	// name whose last label is digits is an address or a mistyped one
+	// (999.1.1.300), never a domain to seize.
+	if tld := labels[len(labels)-1]; allDigits(tld) {
+		if a, err := netip.ParseAddr(ascii); err == nil {
+			return "", fmt.Errorf("%q is an address, not a name: seize it as the address %s (a line of its own, or ip:%s)", name, a, a)
+		}
+		return "", fmt.Errorf("%q is neither a domain name nor an address: the top-level label %q is all-numeric", name, tld)
 	}
 	return ascii, nil
+}
+
+// allDigits tells whether l is made of ASCII digits only.
+func allDigits(l string) bool {
+	for i := 0; i < len(l); i++ {
+		if l[i] < '0' || l[i] > '9' {
+			return false
+		}
+	}
+	return l != ""
 }
 
 func checkLabel(l string) error {
@@ -107,7 +123,7 @@ func Parse(raw string, kind Kind) (Indicator, error) {
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		if kind != "" && kind != KindIP && kind != KindCIDR {
-			return Indicator{}, fmt.Errorf("%q is an address, not a %s", raw, kind)
+			return Indicator{}, fmt.Errorf("%q is an address, not a %s: to seize the address, write it as ip:%s", raw, kind, a.Unmap())
 		}
 		if a.Zone() != "" {
 			return Indicator{}, fmt.Errorf("%q: an address with a zone cannot be seized", raw)

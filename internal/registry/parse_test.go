@@ -39,7 +39,16 @@ func TestParse(t *testing.T) {
 		{in: "com", wantErr: "single label"},
 		{in: "a..b", wantErr: "not a valid domain"},
 		{in: "93.184.216.34/33", wantErr: "not a valid CIDR"},
-		{in: "host:1.2.3.4", wantErr: "is an address"},
+		{in: "host:1.2.3.4", wantErr: "write it as ip:1.2.3.4"},
+		{in: "domain:1.2.3.4", wantErr: "is an address, not a domain"},
+		// All-numeric top-level labels: an address, mistyped or not.
+		{in: "999.1.1.300", wantErr: `the top-level label "300" is all-numeric`},
+		{in: "host:999.1.1.300", wantErr: "all-numeric"},
+		{in: "*.10.1", wantErr: "all-numeric"},
+		{in: "001.2.3.4", wantErr: "all-numeric"},
+		{in: "evil.123", wantErr: "all-numeric"},
+		{in: "123.evil.com", wantKind: KindDomain, wantValue: "123.evil.com"},
+		{in: "evil.c0m", wantKind: KindDomain, wantValue: "evil.c0m"},
 		{in: "ev il.com", wantErr: "not a valid domain"},
 		{in: strings.Repeat("a", 64) + ".com", wantErr: "63"},
 		{in: "", wantErr: "empty"},
@@ -298,6 +307,48 @@ func checkFuzzResult(t *testing.T, res *ParseResult, err error) {
 		again, err := Parse(ind.Value, ind.Kind)
 		if err != nil || again.Value != ind.Value {
 			t.Fatalf("%s %q does not normalise to itself: %q, %v", ind.Kind, ind.Value, again.Value, err)
+		}
+	}
+}
+
+// TestNormalizeNameNumericTLD: a name that is a whole address gets the
+// address form suggested; one that is not still names its numeric label.
+func TestNormalizeNameNumericTLD(t *testing.T) {
+	tests := []struct{ in, wantErr string }{
+		{"1.2.3.4", "seize it as the address 1.2.3.4"},
+		{"1.2.3.4.", "seize it as the address 1.2.3.4"},
+		{"999.1.1.300", "neither a domain name nor an address"},
+		{"example.42", `top-level label "42"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := NormalizeName(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("NormalizeName(%q) = %q, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestParseFileNumericTLD: a mistyped address in a file is one more bad
+// line, reported with file:line among the others.
+func TestParseFileNumericTLD(t *testing.T) {
+	in := "# order\nevil-c2.com\n999.1.1.300\n93.184.216.34\nhost:1.2.3.4\n"
+	_, err := ParseFile("order.txt", strings.NewReader(in), testGuard(t))
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("ParseFile = %v; want Problems", err)
+	}
+	want := []string{
+		`order.txt:3: "999.1.1.300" is neither a domain name nor an address: the top-level label "300" is all-numeric`,
+		`order.txt:5: "host:1.2.3.4" is an address, not a host: to seize the address, write it as ip:1.2.3.4`,
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("problems:\n%v\nwant %d", err, len(want))
+	}
+	for i, w := range want {
+		if ps[i].String() != w {
+			t.Errorf("problem %d = %q\nwant %q", i, ps[i].String(), w)
 		}
 	}
 }
