@@ -73,6 +73,12 @@ type Options struct {
 	// TCPMaxConns caps open TCP connections, default 1024; connections
 	// beyond it are closed at once (and counted).
 	TCPMaxConns int
+	// TCPPerSource caps open TCP connections from one source (an IPv4
+	// address, an IPv6 /64; behind a trusted proxy, the PROXY header's
+	// source), default DefaultTCPPerSource; connections beyond it are
+	// closed at once (and counted), so that one source cannot take the
+	// TCPMaxConns that every resolver shares.
+	TCPPerSource int
 	// UDPWorkers is the number of UDP sockets (SO_REUSEPORT) per listen
 	// address, each with its own goroutine; default GOMAXPROCS.
 	UDPWorkers int
@@ -89,7 +95,8 @@ type Options struct {
 // Server is the DNS sinkhole. New binds its sockets and loads the registry;
 // Run serves until its context ends.
 //
-// Locks: reloadMu and connsMu are never held together; the answer path
+// Locks: reloadMu and connsMu are never held together (connsMu also
+// guards perSource); the answer path
 // takes none (it reads the snapshot through an atomic pointer), except the
 // rate limiter's per-shard lock, taken alone.
 type Server struct {
@@ -106,8 +113,9 @@ type Server struct {
 
 	reloadMu sync.Mutex // serialises rebuilds
 
-	connsMu sync.Mutex // guards conns
-	conns   map[net.Conn]struct{}
+	connsMu   sync.Mutex // guards conns and perSource
+	conns     map[net.Conn]struct{}
+	perSource map[netip.Addr]int32 // open TCP connections per tcpSource
 
 	tcpCounters *counters
 	workerPool  sync.Pool // *worker for TCP messages
@@ -144,6 +152,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.TCPMaxConns <= 0 {
 		opts.TCPMaxConns = 1024
 	}
+	if opts.TCPPerSource <= 0 {
+		opts.TCPPerSource = DefaultTCPPerSource
+	}
 	if opts.UDPWorkers <= 0 {
 		opts.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
@@ -167,6 +178,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		rrl:     newLimiter(opts.RRL),
 		metrics: newMetrics(),
 		conns:   map[net.Conn]struct{}{},
+
+		perSource: map[netip.Addr]int32{},
 		cfg: zoneConfig{ttl: opts.TTL, ns: opts.NS, contact: contact, sinkhole: opts.Sinkhole, perCase: opts.PerCase,
 			udpSize: opts.UDPSize, negTTLSOA: opts.TTL, refresh: 3600, retry: 600, expireSecs: 1209600},
 	}
@@ -174,6 +187,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if _, err := buildSnapshot(&registry.ActiveSet{}, &s.cfg); err != nil {
 		return nil, fmt.Errorf("dns sinkhole: %w", err)
 	}
+	s.metrics.rrl = s.rrl
 	s.tcpCounters = s.metrics.newShard()
 	s.workerPool.New = func() any { return s.newWorker(s.tcpCounters) }
 	if opts.Registerer != nil {

@@ -36,19 +36,22 @@ type metrics struct {
 	mu     sync.Mutex
 	shards []*counters
 
-	tcpOpen       atomic.Int64
-	tcpRejected   atomic.Uint64
-	tcpTimeouts   atomic.Uint64
-	tcpOversized  atomic.Uint64
-	reloads       atomic.Uint64
-	reloadFails   atomic.Uint64
-	lastReloadOK  atomic.Bool
-	zones         atomic.Int64
-	serial        atomic.Uint32
-	registryError atomic.Uint64
+	tcpOpen              atomic.Int64
+	tcpRejected          atomic.Uint64
+	tcpPerSourceRejected atomic.Uint64
+	tcpTimeouts          atomic.Uint64
+	tcpOversized         atomic.Uint64
+	reloads              atomic.Uint64
+	reloadFails          atomic.Uint64
+	lastReloadOK         atomic.Bool
+	zones                atomic.Int64
+	serial               atomic.Uint32
+	registryError        atomic.Uint64
+	rrl                  *limiter // nil when rate limiting is off
 
 	dQueries, dMalformed, dTruncated, dRRL, dEventsDropped, dProxy *prometheus.Desc
 	dTCPOpen, dTCPRejected, dTCPTimeouts, dTCPOversized            *prometheus.Desc
+	dTCPPerSource, dRRLEvicted                                     *prometheus.Desc
 	dReloads, dReloadFails, dLastReload, dZones, dSerial           *prometheus.Desc
 }
 
@@ -67,6 +70,8 @@ func newMetrics() *metrics {
 		dProxy:         d("proxy_rejected_total", "Messages from trusted proxies with a malformed PROXY header."),
 		dTCPOpen:       d("tcp_connections", "Open TCP connections."),
 		dTCPRejected:   d("tcp_rejected_total", "TCP connections closed at once because the connection cap was reached."),
+		dTCPPerSource:  d("tcp_per_source_rejected_total", "TCP connections closed at once because their source already had its maximum open."),
+		dRRLEvicted:    d("rrl_table_evictions_total", "Rate-limiting buckets replaced because the table was full (the least useful of its oldest)."),
 		dTCPTimeouts:   d("tcp_idle_closed_total", "TCP connections closed after the idle timeout."),
 		dTCPOversized:  d("tcp_oversized_total", "TCP connections closed for a length prefix out of bounds."),
 		dReloads:       d("reloads_total", "Rebuilds of the answer data from the registry."),
@@ -88,7 +93,7 @@ func (m *metrics) newShard() *counters {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.dQueries, m.dMalformed, m.dTruncated, m.dRRL, m.dEventsDropped, m.dProxy,
-		m.dTCPOpen, m.dTCPRejected, m.dTCPTimeouts, m.dTCPOversized, m.dReloads, m.dReloadFails, m.dLastReload, m.dZones, m.dSerial} {
+		m.dTCPOpen, m.dTCPRejected, m.dTCPPerSource, m.dRRLEvicted, m.dTCPTimeouts, m.dTCPOversized, m.dReloads, m.dReloadFails, m.dLastReload, m.dZones, m.dSerial} {
 		ch <- d
 	}
 }
@@ -133,6 +138,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.dProxy, sum.proxyRejected.Load())
 	gauge(m.dTCPOpen, float64(m.tcpOpen.Load()))
 	counter(m.dTCPRejected, m.tcpRejected.Load())
+	counter(m.dTCPPerSource, m.tcpPerSourceRejected.Load())
+	if m.rrl != nil {
+		counter(m.dRRLEvicted, m.rrl.evicted.Load())
+	}
 	counter(m.dTCPTimeouts, m.tcpTimeouts.Load())
 	counter(m.dTCPOversized, m.tcpOversized.Load())
 	counter(m.dReloads, m.reloads.Load())

@@ -194,7 +194,7 @@ func TestManyIdleTCP(t *testing.T) {
 			t.Skipf("file descriptor limit %d is too low for %d connections", lim.Cur, clients)
 		}
 	}
-	s := startSink(t, testSource(), Options{TCPMaxConns: maxConns, TCPIdleTimeout: time.Minute, RRL: RRL{Disabled: true}})
+	s := startSink(t, testSource(), Options{TCPMaxConns: maxConns, TCPPerSource: clients, TCPIdleTimeout: time.Minute, RRL: RRL{Disabled: true}})
 	goroutinesBefore := runtime.NumGoroutine()
 	var conns []net.Conn
 	t.Cleanup(func() {

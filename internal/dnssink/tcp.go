@@ -20,6 +20,46 @@ import (
 // instead of holding up to 64 KiB for it.
 const maxTCPQuery = 4096
 
+// DefaultTCPPerSource is Options.TCPPerSource's default: a resolver needs
+// a few connections at a time (RFC 7766 asks clients to reuse one), and
+// with the default TCPMaxConns of 1024 it takes 64 sources at their cap to
+// fill the server, not one.
+const DefaultTCPPerSource = 16
+
+// tcpSource is what the per-source cap counts: an IPv4 address or an IPv6
+// /64 (one customer's network: its addresses cost an attacker nothing).
+func tcpSource(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// acquireSource takes one of src's TCPPerSource connection slots, or
+// reports that it has none left.
+func (s *Server) acquireSource(src netip.Addr) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.perSource[src] >= int32(s.opts.TCPPerSource) {
+		return false
+	}
+	s.perSource[src]++
+	return true
+}
+
+// releaseSource gives back a slot that acquireSource took.
+func (s *Server) releaseSource(src netip.Addr) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if n := s.perSource[src] - 1; n > 0 {
+		s.perSource[src] = n
+	} else {
+		delete(s.perSource, src)
+	}
+}
+
 // serveTCP accepts connections on l until it is closed. Connections beyond
 // TCPMaxConns are closed at once, so memory stays bounded whatever the
 // number of clients.
@@ -69,14 +109,17 @@ func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener, wg *sync.Wait
 
 // serveConn answers length-framed queries on c, in order, as long as the
 // client keeps sending within the idle timeout (pipelined queries are
-// answered one after another).
+// answered one after another). A source past its TCPPerSource connections
+// is closed at once, before anything is read (behind a trusted proxy:
+// right after the PROXY header that names it).
 func (s *Server) serveConn(c *net.TCPConn) {
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-	r := bufio.NewReaderSize(c, 1024)
+	var r *bufio.Reader
 	idle := s.opts.TCPIdleTimeout
 	if s.opts.TrustedProxies.Trusted(src.Addr()) {
+		r = bufio.NewReaderSize(c, 1024)
 		_ = c.SetReadDeadline(time.Now().Add(idle))
 		h, err := proxyproto.Read(r)
 		switch {
@@ -90,6 +133,16 @@ func (s *Server) serveConn(c *net.TCPConn) {
 			s.tcpCounters.proxyRejected.Add(1)
 			return
 		}
+	}
+	key := tcpSource(src.Addr())
+	if !s.acquireSource(key) {
+		s.metrics.tcpPerSourceRejected.Add(1)
+		_ = c.SetLinger(0)
+		return
+	}
+	defer s.releaseSource(key)
+	if r == nil {
+		r = bufio.NewReaderSize(c, 1024)
 	}
 	var lenBuf [2]byte
 	for {

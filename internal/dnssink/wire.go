@@ -32,6 +32,7 @@ const (
 	rcodeNoError  = 0
 	rcodeFormErr  = 1
 	rcodeServFail = 2
+	rcodeNXDomain = 3 // never sent: a name not seized is REFUSED
 	rcodeNotImp   = 4
 	rcodeRefused  = 5
 	rcodeBadVers  = 16 // extended: needs an OPT record

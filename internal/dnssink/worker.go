@@ -90,11 +90,8 @@ func (w *worker) handle(msg []byte, src netip.AddrPort, local netip.AddrPort, tr
 
 	tag := ""
 	if transport == trUDP && s.rrl != nil {
-		class := uint64(rcode) << 48
-		if z != nil {
-			class |= uint64(z.id)<<16 | uint64(q.qtype)
-		}
-		switch s.rrl.check(src.Addr(), class, w.now.UnixNano()) {
+		answered := len(resp) >= headerLen && (resp[6] != 0 || resp[7] != 0) // ANCOUNT
+		switch s.rrl.check(src.Addr(), rrlClass(rcode, z, q.qtype, answered), w.now.UnixNano()) {
 		case rrlDrop:
 			w.c.rrlDrop.Add(1)
 			tag, resp = "rrl-drop", nil
