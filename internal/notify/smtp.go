@@ -65,7 +65,12 @@ func classify(step string, err error) error {
 
 // StartTLS modes.
 const (
-	// StartTLSAuto upgrades when the server offers STARTTLS.
+	// StartTLSAuto upgrades when the server offers STARTTLS. With
+	// credentials (a Username) it means StartTLSAlways: a server that does
+	// not offer STARTTLS, or a man in the middle that strips it from the
+	// EHLO reply, would otherwise get the password and the reports (they
+	// name infected addresses) in clear. Without credentials it is
+	// opportunistic (a relay on the same host, say).
 	StartTLSAuto = "auto"
 	// StartTLSAlways refuses to send without STARTTLS.
 	StartTLSAlways = "always"
@@ -80,13 +85,14 @@ type SMTP struct {
 	Addr string
 	// HeloName is sent in EHLO; default "localhost".
 	HeloName string
-	// StartTLS is auto (default), always or never.
+	// StartTLS is auto (default), always or never; auto with a Username
+	// is always.
 	StartTLS string
 	// TLSConfig verifies the server's certificate; nil uses the system
 	// roots and Addr's host name.
 	TLSConfig *tls.Config
 	// Username and Password enable AUTH PLAIN (only over TLS, or to
-	// localhost).
+	// localhost, and only with StartTLS never when TLS is not used).
 	Username, Password string
 	// Timeout bounds one whole conversation; default 2 minutes.
 	Timeout time.Duration
@@ -125,10 +131,7 @@ func (m *SMTP) Send(ctx context.Context, from string, to []string, msg []byte, c
 	if err := c.Hello(helo); err != nil {
 		return classify("EHLO", err)
 	}
-	mode := m.StartTLS
-	if mode == "" {
-		mode = StartTLSAuto
-	}
+	mode := m.mode()
 	if ok, _ := c.Extension("STARTTLS"); ok && mode != StartTLSNever {
 		cfg := m.TLSConfig
 		if cfg == nil {
@@ -138,7 +141,13 @@ func (m *SMTP) Send(ctx context.Context, from string, to []string, msg []byte, c
 			return classify("STARTTLS", err)
 		}
 	} else if mode == StartTLSAlways {
-		return &SendError{Temporary: true, Err: fmt.Errorf("server %s does not offer STARTTLS and starttls is always", m.Addr)}
+		// Temporary: the report stays queued for a later attempt (the
+		// stripping may be an attack that ends), and nothing was sent.
+		why := "starttls is always"
+		if m.StartTLS != StartTLSAlways {
+			why = "starttls is auto and credentials are configured, which requires it (set starttls: never to send in clear)"
+		}
+		return &SendError{Temporary: true, Err: fmt.Errorf("server %s does not offer STARTTLS (or something on the way removed it); refusing to send in clear: %s", m.Addr, why)}
 	}
 	if m.Username != "" {
 		if err := c.Auth(smtp.PlainAuth("", m.Username, m.Password, host)); err != nil {
@@ -203,6 +212,18 @@ func (m *SMTP) Send(ctx context.Context, from string, to []string, msg []byte, c
 		return &PartialError{Err: rcptErr}
 	}
 	return nil
+}
+
+// mode is the StartTLS mode in effect: auto with credentials is always.
+func (m *SMTP) mode() string {
+	switch {
+	case m.StartTLS == StartTLSAlways, m.StartTLS == StartTLSNever:
+		return m.StartTLS
+	case m.Username != "":
+		return StartTLSAlways
+	default:
+		return StartTLSAuto
+	}
 }
 
 // PartialError is returned when the message was accepted for some
