@@ -64,6 +64,10 @@ type Result struct {
 	Tag        string
 	Confidence float64
 	Rule       string // name of the rule that matched, empty if none
+	// VerifiesSource is set when the matching rule says its payload
+	// pattern vouches for a datagram's source (verifies_source): only
+	// then is a UDP contact counted as an infected host.
+	VerifiesSource bool
 }
 
 // Rules is a parsed, validated rules file. It is safe for concurrent use.
@@ -76,6 +80,7 @@ type rule struct {
 	family     string
 	tag        string
 	confidence float64
+	verifies   bool // verifies_source
 
 	protocols []string
 	ports     []uint16
@@ -99,11 +104,15 @@ type file struct {
 }
 
 type ruleSpec struct {
-	Name       string    `yaml:"name"`
-	Family     string    `yaml:"family"`
-	Tag        string    `yaml:"tag"`
-	Confidence *float64  `yaml:"confidence"`
-	Match      matchSpec `yaml:"match"`
+	Name       string   `yaml:"name"`
+	Family     string   `yaml:"family"`
+	Tag        string   `yaml:"tag"`
+	Confidence *float64 `yaml:"confidence"`
+	// VerifiesSource says that a UDP datagram matching this rule's payload
+	// pattern comes from a real infected host, not a forged source
+	// (docs/classify.md); it needs body_prefix_hex or body_contains_hex.
+	VerifiesSource bool      `yaml:"verifies_source"`
+	Match          matchSpec `yaml:"match"`
 }
 
 type matchSpec struct {
@@ -286,6 +295,12 @@ func compile(rs ruleSpec) (*rule, []string) {
 			p = append(p, fmt.Sprintf("body_contains_hex: %v", err))
 		}
 	}
+	if rs.VerifiesSource {
+		r.verifies = true
+		if r.prefix == nil && r.contains == nil {
+			p = append(p, "verifies_source needs a payload pattern (body_prefix_hex or body_contains_hex)")
+		}
+	}
 	return r, p
 }
 
@@ -328,7 +343,7 @@ func (rs *Rules) Match(in *Input) Result {
 	if rs != nil {
 		for _, r := range rs.rules {
 			if r.match(in) {
-				return Result{Family: r.family, Tag: r.tag, Confidence: r.confidence, Rule: r.name}
+				return Result{Family: r.family, Tag: r.tag, Confidence: r.confidence, Rule: r.name, VerifiesSource: r.verifies}
 			}
 		}
 	}

@@ -204,3 +204,22 @@ func TestDocExamplesParse(t *testing.T) {
 		t.Error("the doc's Rustock example differs from default.yaml")
 	}
 }
+
+// verifies_source is a claim about a payload pattern: a rule without one
+// cannot make it, and the file is refused with the rule's line.
+func TestVerifiesSourceNeedsPayloadPattern(t *testing.T) {
+	_, err := Parse("r.yaml", []byte("rules:\n  - name: ports\n    family: x\n    verifies_source: true\n    match:\n      protocol: udp\n      dst_port: 53\n"))
+	if err == nil || !strings.Contains(err.Error(), "r.yaml:2") || !strings.Contains(err.Error(), "verifies_source needs a payload pattern") {
+		t.Fatalf("err = %v; want r.yaml:2 naming the missing payload pattern", err)
+	}
+	r, err := Parse("r.yaml", []byte("rules:\n  - name: beacon\n    family: x\n    verifies_source: true\n    match:\n      protocol: udp\n      body_contains_hex: \"c0ffee\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := r.Match(&Input{Protocol: "udp", Body: []byte("\xc0\xff\xee")}); !res.VerifiesSource || res.Family != "x" {
+		t.Errorf("match %+v; want family x with VerifiesSource", res)
+	}
+	if res := r.Match(&Input{Protocol: "udp", Body: []byte("other")}); res.VerifiesSource {
+		t.Errorf("an unmatched datagram verifies its source: %+v", res)
+	}
+}

@@ -484,6 +484,14 @@ func (l *Listener) emit(ev *event.Event, in *classify.Input) {
 	}
 	res := l.rules.Load().Match(in)
 	ev.Family, ev.Tag, ev.Confidence = res.Family, res.Tag, res.Confidence
+	// A datagram's source address is whatever its sender wrote: without a
+	// handshake nothing shows that the address belongs to the sender, so
+	// a forged datagram could frame a third party as infected. Only a rule
+	// whose payload pattern vouches for the source counts it.
+	if ev.Protocol == event.ProtoUDP && !res.VerifiesSource {
+		ev.Unverified = true
+		l.m.unverified.Inc()
+	}
 	l.m.events.Inc()
 	if !l.opts.Handoff.Offer(ev) {
 		l.m.dropped.Inc()

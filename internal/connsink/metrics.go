@@ -12,10 +12,13 @@ type metrics struct {
 	accepted prometheus.Counter
 	active   prometheus.Gauge
 	events   prometheus.Counter
-	dropped  prometheus.Counter
-	badReq   prometheus.Counter
-	tlsFail  prometheus.Counter
-	rejected *prometheus.CounterVec // by listener and reason; rare
+	// unverified counts events whose source could not be verified
+	// (datagrams no verifies_source rule matched).
+	unverified prometheus.Counter
+	dropped    prometheus.Counter
+	badReq     prometheus.Counter
+	tlsFail    prometheus.Counter
+	rejected   *prometheus.CounterVec // by listener and reason; rare
 }
 
 func newMetrics(reg prometheus.Registerer, name string) *metrics {
@@ -27,6 +30,9 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 	}, []string{"listener"})
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "takedown_conn_events_total", Help: "Events (requests, connections, datagrams) recorded.",
+	}, []string{"listener"})
+	unverified := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "takedown_conn_events_unverified_total", Help: "Events whose source address could not be verified (datagrams no verifies_source rule matched): stored, never counted as infected.",
 	}, []string{"listener"})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "takedown_conn_events_dropped_total", Help: "Events refused by the full hand-off queue.",
@@ -44,19 +50,21 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 		accepted = register(reg, accepted)
 		active = register(reg, active)
 		events = register(reg, events)
+		unverified = register(reg, unverified)
 		dropped = register(reg, dropped)
 		badReq = register(reg, badReq)
 		tlsFail = register(reg, tlsFail)
 		rejected = register(reg, rejected)
 	}
 	return &metrics{
-		accepted: accepted.WithLabelValues(name),
-		active:   active.WithLabelValues(name),
-		events:   events.WithLabelValues(name),
-		dropped:  dropped.WithLabelValues(name),
-		badReq:   badReq.WithLabelValues(name),
-		tlsFail:  tlsFail.WithLabelValues(name),
-		rejected: rejected,
+		accepted:   accepted.WithLabelValues(name),
+		active:     active.WithLabelValues(name),
+		events:     events.WithLabelValues(name),
+		unverified: unverified.WithLabelValues(name),
+		dropped:    dropped.WithLabelValues(name),
+		badReq:     badReq.WithLabelValues(name),
+		tlsFail:    tlsFail.WithLabelValues(name),
+		rejected:   rejected,
 	}
 }
 

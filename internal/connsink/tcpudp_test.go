@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown/takedown/internal/classify"
 	"github.com/takedown/takedown/internal/proxyproto"
 )
 
@@ -167,4 +168,59 @@ func TestProxyProtocol(t *testing.T) {
 			t.Errorf("https event src %v ja4 %s", ev.SrcIP, ev.JA4)
 		}
 	})
+}
+
+// A datagram's source is forgeable: it is recorded as unverified, unless a
+// rule whose payload pattern vouches for the source (verifies_source)
+// matches it. TCP, with its handshake, is never unverified.
+func TestUDPSourcesUnverified(t *testing.T) {
+	rules, err := classify.Parse("rules.yaml", []byte(`rules:
+  - name: known-udp-beacon
+    family: examplebot
+    verifies_source: true
+    match:
+      protocol: udp
+      body_prefix_hex: "deadbeef"
+  - name: port-only
+    family: portbot
+    match:
+      protocol: udp
+      body_length: 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSink(t, KindUDP, func(o *Options) { o.Rules = rules })
+	c, err := net.Dial("udp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		payload    string
+		family     string
+		unverified bool
+	}{
+		{"spoofed anything", classify.Unknown, true},
+		{"five!", "portbot", true}, // matched, but the rule does not vouch
+		{"\xde\xad\xbe\xefhello", "examplebot", false},
+	} {
+		if _, err := c.Write([]byte(tc.payload)); err != nil {
+			t.Fatal(err)
+		}
+		ev := s.next(t)
+		if ev.Family != tc.family || ev.Unverified != tc.unverified {
+			t.Errorf("datagram %q: family %q unverified %v; want %q, %v", tc.payload, ev.Family, ev.Unverified, tc.family, tc.unverified)
+		}
+	}
+	tcp := startSink(t, KindTCP, nil)
+	tc, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.Write([]byte("hello"))
+	tc.Close()
+	if ev := tcp.next(t); ev.Unverified {
+		t.Error("a TCP connection was recorded as unverified")
+	}
 }

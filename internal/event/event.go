@@ -51,6 +51,18 @@ type Event struct {
 	Confidence float64 `json:"confidence,omitempty"`
 	BotID      string  `json:"bot_id,omitempty"`
 
+	// Unverified marks an event whose source address the sinkhole could
+	// not verify: a UDP datagram that no payload-testing classification
+	// rule matched (anyone can forge a datagram's source). It is stored
+	// and kept as evidence, but its source is never counted as infected,
+	// reported to a network owner or shown on the self-check.
+	Unverified bool `json:"unverified,omitempty"`
+	// Count is the number of sinkhole contacts this record stands for: 0
+	// or 1 for one contact; more for a summary record, written for a
+	// source over its budget (the pipeline's per-source budget), whose
+	// other fields are those of the first contact it summarises.
+	Count uint64 `json:"count,omitempty"`
+
 	// DNS.
 	QName        string `json:"qname,omitempty"` // as received, case preserved
 	QType        string `json:"qtype,omitempty"`
@@ -86,3 +98,6 @@ type Event struct {
 // Resolver reports whether the event's source is a recursive resolver (a DNS
 // query) rather than an infected host.
 func (e *Event) Resolver() bool { return e.Protocol == ProtoDNS }
+
+// Contacts returns the number of contacts e stands for (Count, at least 1).
+func (e *Event) Contacts() uint64 { return max(e.Count, 1) }

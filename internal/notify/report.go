@@ -132,7 +132,7 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []token.Networ
 			}
 		}
 		e, err := event.UnmarshalJSONL(rec)
-		if err != nil || e.Resolver() || store.ProtocolBit(e.Protocol) == 0 {
+		if err != nil || store.EventBits(&e)&store.Direct == 0 {
 			return nil // a record this version cannot read adds no detail
 		}
 		k := store.DayKey{Day: day.Unix(), IP: e.SrcIP.Unmap(), Family: e.Family}

@@ -50,8 +50,11 @@ type EventStore interface {
 	ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*DayIP) error) error
 	// Rollups returns the daily rollups of days in [from, to).
 	Rollups(ctx context.Context, from, to time.Time) ([]Rollup, error)
-	// CountEvents returns the number of raw events stored with a timestamp
-	// in [from, to).
+	// CountEvents returns the number of contacts stored with a timestamp
+	// in [from, to): the raw records, plus the summarised contacts of the
+	// whole UTC days in the window (a summary record of count n counts n
+	// on a day that lies wholly in [from, to), 1 otherwise; see
+	// SummarisedByDay).
 	CountEvents(ctx context.Context, from, to time.Time) (int64, error)
 }
 
@@ -118,6 +121,10 @@ type Health struct {
 	Received uint64 `json:"events_received"`
 	Stored   uint64 `json:"events_stored"`
 	Dropped  uint64 `json:"events_dropped"`
+	// Summarised counts the contacts beyond a source's budget that were
+	// stored only as part of a summary record (event.Event's Count): one
+	// record of Count n is one stored event and n-1 summarised.
+	Summarised uint64 `json:"events_summarised"`
 	// Listeners are the same counters per listener, sorted by name; absent
 	// until a listener counted something.
 	Listeners []ListenerHealth `json:"listeners,omitempty"`
@@ -183,6 +190,28 @@ func ListenerChanges(b *Batch, fresh []bool) []ListenerHealth {
 	return out
 }
 
+// SummarisedByDay returns, per UTC day (unix seconds of its midnight), the
+// contacts beyond the first of the summary records that fresh marks as
+// newly stored, and their total: what a committed batch adds to the
+// summarised counters (Health.Summarised, and the per-day figure that
+// CountEvents adds to the records of whole days).
+func SummarisedByDay(events []event.Event, fresh []bool) (map[int64]uint64, uint64) {
+	var out map[int64]uint64
+	var total uint64
+	for i := range events {
+		e := &events[i]
+		if e.Count <= 1 || (fresh != nil && !fresh[i]) {
+			continue
+		}
+		if out == nil {
+			out = make(map[int64]uint64)
+		}
+		out[DayOf(e.Timestamp)] += e.Count - 1
+		total += e.Count - 1
+	}
+	return out, total
+}
+
 // ErrBadEvent is returned (wrapped) for a batch holding an event the store
 // refuses: no ID, no source address or no timestamp.
 var ErrBadEvent = errors.New("bad event")
@@ -197,6 +226,11 @@ const (
 	ProtoHTTPS
 	ProtoTCP
 	ProtoUDP
+	// ProtoUnverified is set by events whose source the sinkhole could not
+	// verify (event.Event's Unverified): they add this bit instead of
+	// their protocol's, so a source seen only unverified is neither a
+	// direct source nor a resolver, and is never counted as infected.
+	ProtoUnverified
 )
 
 // Direct is the mask of direct-connection protocols: a source seen with one
@@ -221,10 +255,22 @@ func ProtocolBit(p string) Protocols {
 	return 0
 }
 
+// EventBits returns the bit an event adds to its aggregate's mask: its
+// protocol's, or ProtoUnverified for an unverified event.
+func EventBits(e *event.Event) Protocols {
+	if e.Unverified {
+		return ProtoUnverified
+	}
+	return ProtocolBit(e.Protocol)
+}
+
+// Unverified is the name Names gives ProtoUnverified.
+const Unverified = "unverified"
+
 // Names lists the protocols in the mask.
 func (p Protocols) Names() []string {
 	var out []string
-	for i, n := range []string{event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoTCP, event.ProtoUDP} {
+	for i, n := range []string{event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoTCP, event.ProtoUDP, Unverified} {
 		if p&(1<<i) != 0 {
 			out = append(out, n)
 		}
@@ -232,8 +278,9 @@ func (p Protocols) Names() []string {
 	return out
 }
 
-// Resolver reports whether a source with this mask is only a resolver.
-func (p Protocols) Resolver() bool { return p != 0 && p&Direct == 0 }
+// Resolver reports whether a source with this mask is only a resolver: it
+// sent DNS queries and made no verified direct connection.
+func (p Protocols) Resolver() bool { return p&ProtoDNS != 0 && p&Direct == 0 }
 
 // MaxBotIDs bounds the bot identifiers kept per aggregate.
 const MaxBotIDs = 8
@@ -284,6 +331,16 @@ type RollupKey struct {
 // Key returns the rollup's key.
 func (r *Rollup) Key() RollupKey {
 	return RollupKey{r.Day.Unix(), r.Country, r.ASN, r.Family, r.Case}
+}
+
+// WholeDays returns the UTC days that lie wholly in [from, to), as unix
+// seconds [lo, hi) of their midnights (lo >= hi when there are none).
+func WholeDays(from, to time.Time) (lo, hi int64) {
+	lo = DayOf(from)
+	if lo < from.Unix() || (lo == from.Unix() && from.Nanosecond() > 0) {
+		lo += 86400
+	}
+	return lo, DayOf(to)
 }
 
 // DayOf returns the UTC day of t as unix seconds of its midnight.
@@ -356,8 +413,8 @@ func (a *Aggregator) Add(events []event.Event) {
 			a.deltas = append(a.deltas, Delta{Key: k, Case: e.Case, Country: e.SrcGeo, ASN: e.SrcASN, Org: e.SrcOrg, FirstSeen: ts, LastSeen: ts})
 		}
 		d := &a.deltas[j]
-		d.Hits++
-		d.Protocols |= ProtocolBit(e.Protocol)
+		d.Hits += e.Contacts()
+		d.Protocols |= EventBits(e)
 		d.FirstSeen = min(d.FirstSeen, ts)
 		d.LastSeen = max(d.LastSeen, ts)
 		if d.Case == "" {

@@ -63,20 +63,20 @@ func ScanRollups(rows Rows) ([]Rollup, error) {
 	return out, rows.Err()
 }
 
-// ScanHealth reads rows, which select name, received, stored, dropped: the
-// totals in the one row whose name is NULL, a listener's counters in each
-// other. Listeners come out sorted by name.
+// ScanHealth reads rows, which select name, received, stored, dropped,
+// summarised: the totals in the one row whose name is NULL, a listener's
+// counters in each other (whose summarised is not kept). Listeners come out sorted by name.
 func ScanHealth(rows Rows) (Health, error) {
 	var h Health
 	totals := false
 	for rows.Next() {
 		var name *string
-		var r, st, d int64
-		if err := rows.Scan(&name, &r, &st, &d); err != nil {
+		var r, st, d, sum int64
+		if err := rows.Scan(&name, &r, &st, &d, &sum); err != nil {
 			return Health{}, fmt.Errorf("read health: %w", err)
 		}
 		if name == nil {
-			h.Received, h.Stored, h.Dropped, totals = uint64(r), uint64(st), uint64(d), true
+			h.Received, h.Stored, h.Dropped, h.Summarised, totals = uint64(r), uint64(st), uint64(d), uint64(sum), true
 			continue
 		}
 		h.Listeners = append(h.Listeners, ListenerHealth{Name: *name, Received: uint64(r), Stored: uint64(st), Dropped: uint64(d)})

@@ -77,6 +77,12 @@ var migrations = []string{
 		stored BIGINT NOT NULL,
 		dropped BIGINT NOT NULL
 	);`,
+	// Per-source budget: as SQLite's migration of the same name says.
+	`ALTER TABLE event_health ADD COLUMN summarised BIGINT NOT NULL DEFAULT 0;
+	CREATE TABLE event_day_summarised (
+		day BIGINT PRIMARY KEY,
+		contacts BIGINT NOT NULL
+	);`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
@@ -164,7 +170,9 @@ const (
 			ips = r.ips + excluded.ips,
 			resolver_ips = r.resolver_ips + excluded.resolver_ips,
 			hits = r.hits + excluded.hits`
-	sqlAddHealth         = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3 WHERE id = 1`
+	sqlAddHealth         = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3, summarised = summarised + $4 WHERE id = 1`
+	sqlAddSummarised     = `INSERT INTO event_day_summarised AS s (day, contacts) SELECT * FROM unnest($1::bigint[], $2::bigint[])
+		ON CONFLICT (day) DO UPDATE SET contacts = s.contacts + excluded.contacts`
 	sqlAddListenerHealth = `INSERT INTO event_listener_health AS h (name, received, stored, dropped)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
 		ON CONFLICT (name) DO UPDATE SET
@@ -173,8 +181,8 @@ const (
 			dropped = h.dropped + excluded.dropped`
 	// sqlHealth reads the totals (the row whose name is NULL) and every
 	// listener's counters in one statement, so from one snapshot.
-	sqlHealth = `SELECT NULL::text, received, stored, dropped FROM event_health WHERE id = 1
-		UNION ALL SELECT name, received, stored, dropped FROM event_listener_health`
+	sqlHealth = `SELECT NULL::text, received, stored, dropped, summarised FROM event_health WHERE id = 1
+		UNION ALL SELECT name, received, stored, dropped, 0 FROM event_listener_health`
 )
 
 type eventKey struct {
@@ -233,8 +241,18 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		if err := upsertAggregates(ctx, tx, store.Aggregate(fresh)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped)); err != nil {
+		byDay, summarised := store.SummarisedByDay(b.Events, res.Fresh)
+		if _, err := tx.Exec(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped), int64(summarised)); err != nil {
 			return fmt.Errorf("update health: %w", err)
+		}
+		if len(byDay) > 0 {
+			days, contacts := make([]int64, 0, len(byDay)), make([]int64, 0, len(byDay))
+			for d, n := range byDay {
+				days, contacts = append(days, d), append(contacts, int64(n))
+			}
+			if _, err := tx.Exec(ctx, sqlAddSummarised, days, contacts); err != nil {
+				return fmt.Errorf("update summarised contacts: %w", err)
+			}
 		}
 		// Sorted by name: concurrent collectors lock the rows in one order.
 		if ch := store.ListenerChanges(b, res.Fresh); len(ch) > 0 {
@@ -403,6 +421,9 @@ func (s *EventStore) PurgeEvents(ctx context.Context, before time.Time) (int64, 
 	if err != nil {
 		return 0, fmt.Errorf("purge events: %w", err)
 	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM event_day_summarised WHERE day < $1`, store.DayOf(before)); err != nil {
+		return t.RowsAffected(), fmt.Errorf("purge events: %w", err)
+	}
 	return t.RowsAffected(), nil
 }
 
@@ -455,8 +476,10 @@ func (s *EventStore) Rollups(ctx context.Context, from, to time.Time) ([]store.R
 // CountEvents implements store.EventStore.
 func (s *EventStore) CountEvents(ctx context.Context, from, to time.Time) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM events WHERE day >= $1 AND day <= $2 AND ts >= $3 AND ts < $4`,
-		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano()).Scan(&n)
+	lo, hi := store.WholeDays(from, to)
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM events WHERE day >= $1 AND day <= $2 AND ts >= $3 AND ts < $4)
+		+ (SELECT COALESCE(SUM(contacts), 0) FROM event_day_summarised WHERE day >= $5 AND day < $6)`,
+		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano(), lo, hi).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}

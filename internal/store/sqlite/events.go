@@ -315,7 +315,9 @@ const (
 			ips = ips + excluded.ips,
 			resolver_ips = resolver_ips + excluded.resolver_ips,
 			hits = hits + excluded.hits`
-	sqlAddHealth         = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ? WHERE id = 1`
+	sqlAddHealth         = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ?, summarised = summarised + ? WHERE id = 1`
+	sqlAddSummarised     = `INSERT INTO event_day_summarised (day, contacts) VALUES (?, ?)
+		ON CONFLICT (day) DO UPDATE SET contacts = contacts + excluded.contacts`
 	sqlAddListenerHealth = `INSERT INTO event_listener_health (name, received, stored, dropped) VALUES %s
 		ON CONFLICT (name) DO UPDATE SET
 			received = received + excluded.received,
@@ -440,8 +442,14 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		if err != nil {
 			return err
 		}
-		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped)); err != nil {
+		byDay, summarised := store.SummarisedByDay(b.Events, fresh)
+		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped), int64(summarised)); err != nil {
 			return fmt.Errorf("update health: %w", err)
+		}
+		for day, n := range byDay {
+			if _, err := s.conn.ExecContext(ctx, sqlAddSummarised, day, int64(n)); err != nil {
+				return fmt.Errorf("update summarised contacts: %w", err)
+			}
 		}
 		if ch := store.ListenerChanges(b, fresh); len(ch) > 0 {
 			args := make([]any, 0, 4*len(ch))
@@ -658,8 +666,8 @@ func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
 
 // sqlHealth reads the totals (the row whose name is NULL) and every
 // listener's counters in one statement, so from one snapshot.
-const sqlHealth = `SELECT NULL, received, stored, dropped FROM event_health WHERE id = 1
-	UNION ALL SELECT name, received, stored, dropped FROM event_listener_health`
+const sqlHealth = `SELECT NULL, received, stored, dropped, summarised FROM event_health WHERE id = 1
+	UNION ALL SELECT name, received, stored, dropped, 0 FROM event_listener_health`
 
 // readHealth reads the persisted counters, listeners sorted by name.
 func readHealth(ctx context.Context, db *DB) (store.Health, error) {
@@ -687,7 +695,12 @@ func appendDeltaArgs(args []any, d *store.Delta) []any {
 
 // PurgeEvents implements store.EventStore.
 func (s *EventStore) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
-	return s.purge(ctx, `DELETE FROM events WHERE day < ?`, before)
+	n, err := s.purge(ctx, `DELETE FROM events WHERE day < ?`, before)
+	if err != nil {
+		return n, err
+	}
+	_, err = s.purge(ctx, `DELETE FROM event_day_summarised WHERE day < ?`, before)
+	return n, err
 }
 
 // PurgeAggregates implements store.EventStore.
@@ -754,8 +767,10 @@ func (s *EventStore) CountEvents(ctx context.Context, from, to time.Time) (int64
 // store alike.
 func countEvents(ctx context.Context, db *DB, from, to time.Time) (int64, error) {
 	var n int64
-	err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
-		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano()).Scan(&n)
+	lo, hi := store.WholeDays(from, to)
+	err := db.SQL().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?)
+		+ (SELECT COALESCE(SUM(contacts), 0) FROM event_day_summarised WHERE day >= ? AND day < ?)`,
+		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano(), lo, hi).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}

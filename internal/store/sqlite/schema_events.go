@@ -84,4 +84,14 @@ var eventsMigrations = []string{
 		stored INTEGER NOT NULL,
 		dropped INTEGER NOT NULL
 	) WITHOUT ROWID;`,
+	`-- Per-source budget (docs/security.md): a summary record stands for
+	-- several contacts (its "count"). summarised counts the contacts
+	-- beyond the first of every stored summary record; event_day_summarised
+	-- the same per UTC day, so that the contacts of a day are its records
+	-- plus these. Moved in the same transaction as event_health.
+	ALTER TABLE event_health ADD COLUMN summarised INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE event_day_summarised (
+		day INTEGER PRIMARY KEY,
+		contacts INTEGER NOT NULL
+	);`,
 }

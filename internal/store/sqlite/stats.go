@@ -95,6 +95,8 @@ type eventSource struct {
 	Protocol string     `json:"protocol"`
 	SrcIP    netip.Addr `json:"src_ip"`
 	Family   string     `json:"family"`
+	// Unverified events add store.ProtoUnverified, not their protocol.
+	Unverified bool `json:"unverified"`
 }
 
 // ScanEventSources implements stats.RawEvents.
@@ -114,7 +116,11 @@ func (s *StatsStore) ScanEventSources(ctx context.Context, from, to time.Time, f
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return fmt.Errorf("scan raw events: decode record: %w", err)
 		}
-		if err := fn(e.SrcIP.Unmap(), e.Family, store.ProtocolBit(e.Protocol)); err != nil {
+		bits := store.ProtocolBit(e.Protocol)
+		if e.Unverified {
+			bits = store.ProtoUnverified
+		}
+		if err := fn(e.SrcIP.Unmap(), e.Family, bits); err != nil {
 			return err
 		}
 	}

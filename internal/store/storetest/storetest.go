@@ -87,6 +87,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Purge", func(t *testing.T) { testPurge(t, open(t)) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, open(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
+	t.Run("UnverifiedAndSummaries", func(t *testing.T) { testUnverifiedAndSummaries(t, open(t)) })
 }
 
 // testConcurrentWriters has two writers (two collectors) store overlapping
@@ -408,5 +409,61 @@ func testLargeBatch(t *testing.T, s store.EventStore) {
 	}
 	if ips != 5000 {
 		t.Fatalf("rollups count %d IPs, want 5000", ips)
+	}
+}
+
+// An unverified contact is stored but makes its source neither a direct
+// source nor a resolver; a summary record adds its count to the hits, the
+// day's contacts and the summarised counter, once however often it is
+// written.
+func testUnverifiedAndSummaries(t *testing.T, s store.EventStore) {
+	spoofed := ev("u1", time.Hour, "203.0.113.9", "udp", "unknown")
+	spoofed.Unverified = true
+	both := ev("u2", 2*time.Hour, "198.51.100.7", "udp", "unknown")
+	both.Unverified = true
+	dns := ev("u3", 2*time.Hour, "198.51.100.7", "dns", "unknown")
+	summary := ev("s1", 3*time.Hour, "192.0.2.44", "http", "rustock")
+	summary.Count = 500
+	first := ev("s0", 3*time.Hour-time.Second, "192.0.2.44", "http", "rustock")
+	b := &store.Batch{Events: []event.Event{spoofed, both, dns, first, summary}, Received: 504}
+	for range 2 { // the second write is a re-delivery: nothing moves
+		write(t, s, b)
+		b.Received = 0
+	}
+	got := map[string]store.DayIP{}
+	for _, a := range dayIPs(t, s, day0, day0.Add(24*time.Hour)) {
+		got[a.IP.String()] = a
+	}
+	if a := got["203.0.113.9"]; a.Protocols != store.ProtoUnverified || a.Resolver() || a.Protocols&store.Direct != 0 || a.Hits != 1 {
+		t.Errorf("spoofed source: protocols %v (%v), hits %d; want unverified only, neither direct nor resolver", a.Protocols, a.Protocols.Names(), a.Hits)
+	}
+	if a := got["198.51.100.7"]; !a.Resolver() || a.Protocols != store.ProtoDNS|store.ProtoUnverified {
+		t.Errorf("resolver with an unverified datagram: protocols %v, resolver %v; want a resolver", a.Protocols.Names(), a.Resolver())
+	}
+	if a := got["192.0.2.44"]; a.Hits != 501 || a.Protocols != store.ProtoHTTP {
+		t.Errorf("summarised source: hits %d protocols %v; want 501 (one record and a summary of 500), http", a.Hits, a.Protocols.Names())
+	}
+	var ips, res uint64
+	for _, r := range rollups(t, s, day0, day0.Add(24*time.Hour)) {
+		ips += r.IPs
+		res += r.ResolverIPs
+	}
+	if ips != 1 || res != 1 {
+		t.Errorf("rollups: %d direct, %d resolver sources; want 1 and 1 (the spoofed source in neither)", ips, res)
+	}
+	if n, err := s.CountEvents(t.Context(), day0, day0.Add(24*time.Hour)); err != nil || n != 504 {
+		t.Errorf("CountEvents(day) = %d, %v; want 504 contacts (5 records, one standing for 500)", n, err)
+	}
+	if n, err := s.CountEvents(t.Context(), day0, day0.Add(12*time.Hour)); err != nil || n != 5 {
+		t.Errorf("CountEvents(half a day) = %d, %v; want the 5 records (summaries count whole days only)", n, err)
+	}
+	if h := health(t, s); h.Stored != 5 || h.Summarised != 499 || h.Received != 504 {
+		t.Errorf("health: received %d stored %d summarised %d; want 504, 5, 499", h.Received, h.Stored, h.Summarised)
+	}
+	if _, err := s.PurgeEvents(t.Context(), day0.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountEvents(t.Context(), day0, day0.Add(24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("CountEvents after purging the day = %d, %v; want 0", n, err)
 	}
 }
