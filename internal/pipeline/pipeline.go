@@ -64,6 +64,9 @@ type Options struct {
 	// events already queued (default 10s); what is left is lost (and
 	// counted as dropped if the store still answers).
 	DrainTimeout time.Duration
+	// Budget bounds what one source can make the pipeline store one by
+	// one (docs/security.md); a zero Rate stores every contact.
+	Budget BudgetOptions
 	// Committed, if set, is called after every committed batch with the
 	// batch and what it stored (the evidence log appends the fresh
 	// records). It runs on the writer goroutine: it delays the next batch,
@@ -85,6 +88,7 @@ type Stats struct {
 	Dropped    uint64 `json:"dropped"`    // queue full or store failure
 	Batches    uint64 `json:"batches"`    // committed
 	Failed     uint64 `json:"failed"`     // batches given up
+	Summarised uint64 `json:"summarised"` // contacts folded into summary records
 	QueueLen   int    `json:"queue_len"`
 	QueueCap   int    `json:"queue_cap"`
 }
@@ -106,6 +110,7 @@ type Pipeline struct {
 	pendingListeners                         map[string]uint64
 
 	batchSeconds prometheus.Histogram
+	budget       *Budget // nil: none; owned by the preparer
 }
 
 // New returns a pipeline; it does nothing until Run.
@@ -136,7 +141,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64)}
+	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: NewBudget(opts.Budget)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -155,6 +160,7 @@ func New(opts Options) (*Pipeline, error) {
 			cf("takedown_pipeline_events_duplicate_total", "Events already stored (re-delivered).", p.duplicates.Load),
 			cf("takedown_pipeline_events_dropped_total", "Events dropped: queue full or store failure.", func() uint64 { return q.Dropped() + p.storeDropped.Load() + p.invalid.Load() }),
 			cf("takedown_pipeline_batches_total", "Batches committed.", p.batches.Load),
+			cf("takedown_pipeline_events_summarised_total", "Contacts beyond their source's budget, stored only inside summary records.", p.budget.Summarised),
 			cf("takedown_pipeline_batches_failed_total", "Batches given up after retries.", p.failed.Load),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_length_events", Help: "Events waiting in the queue."}, func() float64 { return float64(q.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_capacity_events", Help: "Capacity of the queue."}, func() float64 { return float64(q.Cap()) }),
@@ -173,7 +179,7 @@ func (p *Pipeline) Stats() Stats {
 	q := p.opts.Queue
 	return Stats{
 		Received: q.Received(), Stored: p.stored.Load(), Duplicates: p.duplicates.Load(),
-		Dropped: q.Dropped() + p.storeDropped.Load() + p.invalid.Load(), Batches: p.batches.Load(), Failed: p.failed.Load(),
+		Dropped: q.Dropped() + p.storeDropped.Load() + p.invalid.Load(), Batches: p.batches.Load(), Failed: p.failed.Load(), Summarised: p.budget.Summarised(),
 		QueueLen: q.Len(), QueueCap: q.Cap(),
 	}
 }
@@ -236,11 +242,16 @@ func (b *batch) reset() {
 }
 
 // add appends e to b if it prepares and encodes, else counts it as
-// dropped.
+// dropped. A contact beyond its source's budget goes into its summary
+// instead (see Budget).
 func (p *Pipeline) add(b *batch, e *event.Event) {
 	b.events = append(b.events, *e)
 	last := &b.events[len(b.events)-1]
 	if p.Prepare(last) {
+		if p.budget != nil && !p.budget.Admit(last) {
+			b.events = b.events[:len(b.events)-1]
+			return
+		}
 		if rec, err := event.MarshalJSONL(last); err == nil {
 			b.records = append(b.records, rec)
 			return
@@ -253,6 +264,27 @@ func (p *Pipeline) add(b *batch, e *event.Event) {
 	}
 	b.invalidL[store.ListenerOf(last)]++
 	b.events = b.events[:len(b.events)-1]
+}
+
+// addSummaries appends the summaries that are due at now (all of them if
+// all is set) to b, already prepared. It reports whether it added any.
+func (p *Pipeline) addSummaries(b *batch, all bool) bool {
+	if p.budget == nil || (!all && !p.budget.Due(p.opts.Now())) {
+		return false
+	}
+	sums := p.budget.Take()
+	for i := range sums {
+		rec, err := event.MarshalJSONL(&sums[i])
+		if err != nil {
+			// Cannot happen for an event that encoded before; counted as
+			// dropped like any event that does not encode.
+			p.invalid.Add(1)
+			b.invalid++
+			continue
+		}
+		b.events, b.records = append(b.events, sums[i]), append(b.records, rec)
+	}
+	return len(sums) > 0
 }
 
 // Run drains the queue until ctx is done, then stores what is still queued
@@ -305,11 +337,24 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		batches <- b
 		b = <-free
 	}
+	// The summaries of sources over their budget are looked at on every
+	// batch and on a tick, so they are stored when traffic stops too.
+	var sumTick <-chan time.Time
+	if p.budget != nil {
+		t := time.NewTicker(min(time.Second, p.budget.opts.SummaryEvery))
+		defer t.Stop()
+		sumTick = t.C
+	}
 	stopping := false
 	for !stopping {
 		select {
 		case <-ctx.Done():
 			stopping = true
+		case <-sumTick:
+			if p.addSummaries(b, false) {
+				linger.Stop()
+				send()
+			}
 		case e := <-q:
 			if len(b.events) == 0 {
 				linger.Reset(p.opts.Linger)
@@ -330,6 +375,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				send()
 			}
 		case <-linger.C:
+			p.addSummaries(b, false)
 			if len(b.events) > 0 {
 				send()
 			}
@@ -346,6 +392,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			send()
 		}
 	}
+	p.addSummaries(b, true)
 	batches <- b // possibly empty: persists the last counters
 	close(batches)
 	<-done
