@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,13 +17,17 @@ import (
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/web"
 	"github.com/takedown/takedown/internal/web/session"
 )
 
 // WebOptions enable the operator dashboard, the REST API and /metrics on
-// one listener.
+// one listener (web.listen; HTTPS with web.tls_cert), and /metrics without
+// credentials on a second one when web.metrics_listen is set. The rest of
+// the web section (trusted proxies, cookies, timeouts) is read from the
+// App's configuration.
 type WebOptions struct {
 	Listen   string
 	Registry api.Registry
@@ -69,11 +76,54 @@ func warmStats(log interface {
 // per read of IP-level data through the API.
 const AccessLogName = "api-access.log"
 
-// webRole is the dashboard's HTTP server.
+// webRole is the dashboard's HTTP server, and the metrics server when
+// web.metrics_listen is set.
 type webRole struct {
 	srv    *http.Server
 	ln     net.Listener
+	msrv   *http.Server // nil without web.metrics_listen
+	mln    net.Listener
 	access *os.File
+}
+
+// maxHeaderBytes bounds a request's header block on the dashboard (the
+// login form and the API need a few hundred bytes).
+const maxHeaderBytes = 64 << 10
+
+// webServer returns an HTTP server for h with the web section's timeouts;
+// a zero timeout (a configuration built in code) takes the default.
+func webServer(h http.Handler, c config.Web, log *slog.Logger) *http.Server {
+	or := func(d config.Duration, def time.Duration) time.Duration {
+		if d.D() > 0 {
+			return d.D()
+		}
+		return def
+	}
+	return &http.Server{Handler: h,
+		ReadHeaderTimeout: or(c.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       or(c.ReadTimeout, 30*time.Second),
+		WriteTimeout:      or(c.WriteTimeout, 2*time.Minute),
+		IdleTimeout:       or(c.IdleTimeout, 2*time.Minute),
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// parsePrefixes parses addresses and CIDRs (validated at config load).
+func parsePrefixes(v []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range v {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, err2 := netip.ParseAddr(s)
+			if err2 != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func newWeb(a *App, o *WebOptions) (*webRole, error) {
@@ -81,27 +131,90 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 	if !ok {
 		return nil, errors.New("web: the metrics registerer is not a gatherer")
 	}
+	cw := a.opts.Config.Web
+	proxies, err := parsePrefixes(cw.TrustedProxy)
+	if err != nil {
+		return nil, fmt.Errorf("web.trusted_proxy: %w", err)
+	}
 	access, err := os.OpenFile(filepath.Join(a.opts.Config.Data, AccessLogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("web: access log: %w", err)
+	}
+	// The log names the addresses that were looked up: owner only, also
+	// when an older version created it readable.
+	if err := access.Chmod(0o600); err != nil {
+		access.Close()
 		return nil, fmt.Errorf("web: access log: %w", err)
 	}
 	h := api.New(api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
 		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
 		Logger: a.log.With("role", "api")})
-	d := web.New(web.Options{API: h, Metrics: api.MetricsHandler(g), Users: o.Users, Sessions: o.Sessions, Logger: a.log.With("role", "web")})
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
+	wlog := a.log.With("role", "web")
+	metrics := api.MetricsHandler(g)
+	d := web.New(web.Options{API: h, Metrics: metrics, Tokens: o.Tokens, Users: o.Users, Sessions: o.Sessions, Logger: wlog,
+		SecureCookies: web.SecureCookies(cw.SecureCookies), TrustedProxies: proxies, Registerer: a.opts.Registerer})
+	w := &webRole{access: access, srv: webServer(d, cw, wlog)}
+	fail := func(err error) (*webRole, error) {
+		for _, l := range []net.Listener{w.ln, w.mln} {
+			if l != nil {
+				l.Close()
+			}
+		}
 		access.Close()
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	return &webRole{ln: ln, access: access, srv: &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}, nil
+	var tlsConf *tls.Config
+	if cw.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cw.TLSCert, cw.TLSKey)
+		if err != nil {
+			return fail(fmt.Errorf("web.tls_cert: %w", err))
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if w.ln, err = net.Listen("tcp", o.Listen); err != nil {
+		return fail(err)
+	}
+	if tlsConf != nil {
+		w.ln = tls.NewListener(w.ln, tlsConf)
+	}
+	if cw.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		w.msrv = webServer(mux, cw, wlog)
+		if w.mln, err = net.Listen("tcp", cw.MetricsListen); err != nil {
+			return fail(fmt.Errorf("web.metrics_listen: %w", err))
+		}
+	}
+	return w, nil
 }
 
 // Run serves until ctx ends, then gives requests in flight five seconds.
 func (w *webRole) Run(ctx context.Context) error {
 	defer w.access.Close()
+	if w.msrv == nil {
+		return serveUntil(ctx, w.srv, w.ln)
+	}
+	// Either server failing stops the other.
+	errc := make(chan error, 2)
+	go func() { errc <- serveUntil(ctx, w.msrv, w.mln) }()
+	go func() { errc <- serveUntil(ctx, w.srv, w.ln) }()
+	err := <-errc
+	if err != nil {
+		w.srv.Close()
+		w.msrv.Close()
+	}
+	err2 := <-errc
+	if errors.Is(err2, http.ErrServerClosed) {
+		err2 = nil
+	}
+	return errors.Join(err, err2)
+}
+
+// serveUntil serves ln until ctx ends, then gives requests in flight five
+// seconds.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- w.srv.Serve(w.ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -109,13 +222,21 @@ func (w *webRole) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := w.srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// MetricsAddr is the metrics listener's bound address, nil without one.
+func (w *webRole) MetricsAddr() net.Addr {
+	if w.mln == nil {
+		return nil
+	}
+	return w.mln.Addr()
 }
 
 // Addr is the bound address.

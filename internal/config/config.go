@@ -101,6 +101,24 @@ type Web struct {
 	// MinCount is the smallest country or ASN count shown to anyone who
 	// does not see everything.
 	MinCount uint64 `yaml:"min_count"`
+	// TLSCert and TLSKey, both set, serve the dashboard over HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TrustedProxy are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed.
+	TrustedProxy []string `yaml:"trusted_proxy"`
+	// SecureCookies is auto (Secure over TLS, direct or through a trusted
+	// proxy), always or never.
+	SecureCookies string `yaml:"secure_cookies"`
+	// MetricsListen, when set, serves /metrics without credentials on its
+	// own address; /metrics on the dashboard always needs an admin or
+	// analyst.
+	MetricsListen string `yaml:"metrics_listen"`
+	// The HTTP server's timeouts.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
 }
 
 // Log configures logging.
@@ -350,6 +368,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Web.MinCount < 1 {
 		bad("web.min_count: must be at least 1")
+	}
+	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
+		bad("web.tls_cert, web.tls_key: give both or neither")
+	}
+	checkPrefixes("web.trusted_proxy", c.Web.TrustedProxy)
+	switch c.Web.SecureCookies {
+	case "auto", "always", "never":
+	default:
+		bad("web.secure_cookies: %q is not auto, always or never", c.Web.SecureCookies)
+	}
+	if c.Web.MetricsListen != "" {
+		checkListen("web.metrics_listen", c.Web.MetricsListen)
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"read_header_timeout", c.Web.ReadHeaderTimeout}, {"read_timeout", c.Web.ReadTimeout}, {"write_timeout", c.Web.WriteTimeout}, {"idle_timeout", c.Web.IdleTimeout}} {
+		if d.d.D() <= 0 {
+			bad("web.%s: must be positive", d.name)
+		}
 	}
 	if c.Evidence.Enabled && c.Evidence.CheckpointEvery.D() < time.Second {
 		bad("evidence.checkpoint_every: must be at least 1s")

@@ -3,7 +3,12 @@
 // protection on every state-changing request, secure headers (a CSP
 // without inline scripts, frame-ancestors 'none'), the embedded assets
 // built from npm packages by web/ (ECharts, world-atlas), and the mounting
-// of the REST API and /metrics beside them.
+// of the REST API and /metrics beside them. /metrics needs an admin or
+// analyst: a bearer token or a dashboard session.
+//
+// Logins are bounded: failures are counted per client network before the
+// password is hashed (throttle.go), and at most LoginConcurrency hashes
+// run at once; a login beyond that is refused at once (503), not queued.
 //
 // It is not the API (package api): the dashboard's pages fetch the API
 // with the session cookie, and this package turns the session into the
@@ -17,13 +22,18 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
@@ -49,12 +59,28 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 type Options struct {
 	// API is the REST API handler, mounted at /api/v1/.
 	API http.Handler
-	// Metrics, when set, is mounted at /metrics (api.MetricsHandler).
+	// Metrics, when set, is mounted at /metrics (api.MetricsHandler) for
+	// admins and analysts: a dashboard session or a bearer token.
 	Metrics http.Handler
+	// Tokens checks the bearer tokens presented to /metrics; nil: only
+	// dashboard sessions may scrape.
+	Tokens token.Store
 	// Users checks logins (OpenPasswordFile); nil refuses every login.
 	Users Users
-	// SecureCookies marks cookies Secure (set it when served over TLS).
-	SecureCookies bool
+	// SecureCookies says when cookies carry the Secure attribute; empty
+	// is SecureAuto.
+	SecureCookies SecureCookies
+	// TrustedProxies are the reverse proxies in front of the dashboard:
+	// from them, and only from them, X-Forwarded-For names the client (for
+	// the login throttle and the log) and X-Forwarded-Proto: https marks
+	// the request as made over TLS.
+	TrustedProxies []netip.Prefix
+	// LoginConcurrency is how many password hashes may run at once
+	// (default 2, each about 0.3 CPU-seconds); a login beyond that is
+	// refused with 503 at once.
+	LoginConcurrency int
+	// Registerer receives the login metrics; nil: not exported.
+	Registerer prometheus.Registerer
 	// Sessions keeps the login sessions; nil keeps them in memory.
 	Sessions session.Store
 	// SessionTTL is how long a session lasts without use (default 12h).
@@ -76,8 +102,26 @@ type Dashboard struct {
 	login *template.Template
 
 	throttle *throttle
+	hashing  chan struct{} // a slot per password hash running
+	metrics  *metrics
 	sessions session.Store
 }
+
+// SecureCookies says when the dashboard's cookies carry Secure.
+type SecureCookies string
+
+// The SecureCookies policies.
+const (
+	// SecureAuto marks cookies Secure on requests made over TLS: served
+	// with a certificate, or from a trusted proxy that says
+	// X-Forwarded-Proto: https.
+	SecureAuto SecureCookies = "auto"
+	// SecureAlways marks every cookie Secure (browsers then keep no
+	// session over plain HTTP).
+	SecureAlways SecureCookies = "always"
+	// SecureNever never does (plain HTTP on loopback).
+	SecureNever SecureCookies = "never"
+)
 
 var _ http.Handler = (*Dashboard)(nil)
 
@@ -96,11 +140,15 @@ func New(o Options) *Dashboard {
 	if o.MaxLoginFailures == 0 {
 		o.MaxLoginFailures = 10
 	}
+	if o.LoginConcurrency < 1 {
+		o.LoginConcurrency = 2
+	}
 	if o.Sessions == nil {
 		o.Sessions = session.NewMemory()
 	}
 	d := &Dashboard{opt: o, log: o.Logger, mux: http.NewServeMux(), sessions: o.Sessions,
-		throttle: newThrottle(o.MaxLoginFailures, 15*time.Minute, o.Now)}
+		throttle: newThrottle(o.MaxLoginFailures, loginWindow, o.Now), hashing: make(chan struct{}, o.LoginConcurrency)}
+	d.metrics = newMetrics(o.Registerer, d.throttle, d.log)
 	d.index = template.Must(template.ParseFS(assets, "assets/index.html"))
 	d.login = template.Must(template.ParseFS(assets, "assets/login.html"))
 	static, _ := fs.Sub(assets, "assets")
@@ -121,7 +169,7 @@ func New(o Options) *Dashboard {
 		d.mux.HandleFunc(api.Prefix+"/", d.serveAPI)
 	}
 	if o.Metrics != nil {
-		d.mux.Handle("GET /metrics", o.Metrics)
+		d.mux.HandleFunc("GET /metrics", d.serveMetrics)
 	}
 	return d
 }
@@ -135,6 +183,9 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	if d.overTLS(r) {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	d.mux.ServeHTTP(w, r)
 }
 
@@ -188,9 +239,81 @@ func (d *Dashboard) session(r *http.Request) (session.Key, *session.Session) {
 	return k, &s
 }
 
-func (d *Dashboard) cookie(w http.ResponseWriter, name, value string, maxAge int) {
+func (d *Dashboard) cookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
-		Secure: d.opt.SecureCookies, SameSite: http.SameSiteStrictMode})
+		Secure: d.secureCookies(r), SameSite: http.SameSiteStrictMode})
+}
+
+// secureCookies reports whether r's cookies are marked Secure.
+func (d *Dashboard) secureCookies(r *http.Request) bool {
+	switch d.opt.SecureCookies {
+	case SecureAlways:
+		return true
+	case SecureNever:
+		return false
+	}
+	return d.overTLS(r)
+}
+
+// overTLS reports whether r came over TLS: to this server, or to a trusted
+// proxy that says so in the last X-Forwarded-Proto it added.
+func (d *Dashboard) overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !d.trusted(peerAddr(r)) {
+		return false
+	}
+	v := r.Header.Values("X-Forwarded-Proto")
+	if len(v) == 0 {
+		return false
+	}
+	last := v[len(v)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(last), "https")
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (d *Dashboard) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range d.opt.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is the address r came from: the peer, or, when the peer is
+// a trusted proxy, the last address in X-Forwarded-For that is not a
+// trusted proxy (the ones before it are the client's own claims).
+func (d *Dashboard) clientAddr(r *http.Request) string {
+	peer := peerAddr(r)
+	if !d.trusted(peer) {
+		return r.RemoteAddr
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if a = a.Unmap(); !d.trusted(a) {
+			return a.String()
+		}
+	}
+	return r.RemoteAddr
 }
 
 func (d *Dashboard) serveIndex(w http.ResponseWriter, r *http.Request) {
@@ -204,9 +327,9 @@ func (d *Dashboard) serveIndex(w http.ResponseWriter, r *http.Request) {
 	_ = d.index.Execute(w, map[string]string{"CSRF": s.CSRF, "User": s.User, "Role": string(s.Role)})
 }
 
-func (d *Dashboard) renderLogin(w http.ResponseWriter, status int, user, msg string) {
+func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, status int, user, msg string) {
 	csrf := randomString()
-	d.cookie(w, loginCookie, csrf, 600)
+	d.cookie(w, r, loginCookie, csrf, 600)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -218,7 +341,7 @@ func (d *Dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	d.renderLogin(w, http.StatusOK, "", "")
+	d.renderLogin(w, r, http.StatusOK, "", "")
 }
 
 // sameOrigin reports whether a state-changing request comes from this
@@ -246,32 +369,57 @@ func equal(a, b string) bool {
 func (d *Dashboard) doLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		d.renderLogin(w, http.StatusBadRequest, "", "The form could not be read.")
+		d.metrics.invalid.Inc()
+		d.renderLogin(w, r, http.StatusBadRequest, "", "The form could not be read.")
 		return
 	}
 	c, _ := r.Cookie(loginCookie)
 	if c == nil || !equal(c.Value, r.PostFormValue("csrf")) || !sameOrigin(r) {
-		d.renderLogin(w, http.StatusForbidden, "", "The form expired; please log in again.")
+		d.metrics.invalid.Inc()
+		d.renderLogin(w, r, http.StatusForbidden, "", "The form expired; please log in again.")
 		return
 	}
 	user, password := r.PostFormValue("user"), r.PostFormValue("password")
-	if d.throttle.blocked(r.RemoteAddr) {
-		d.log.Warn("dashboard login throttled", "user", user, "remote", r.RemoteAddr)
-		d.renderLogin(w, http.StatusTooManyRequests, user, "Too many failed logins from your address; try again in 15 minutes.")
+	remote := d.clientAddr(r)
+	if d.opt.Users == nil || user == "" || password == "" {
+		// Nothing to hash: refused without a hash or a throttle entry.
+		d.metrics.wrong.Inc()
+		d.renderLogin(w, r, http.StatusUnauthorized, user, "Wrong user name or password.")
 		return
 	}
-	var role token.Role
-	ok := false
-	if d.opt.Users != nil && user != "" && password != "" {
-		role, ok = d.opt.Users.Authenticate(user, password)
+	// The failure is counted before the hash: parallel guesses cannot all
+	// pass a check made before any of them failed.
+	key := clientKey(remote)
+	if ok, wait := d.throttle.reserve(key); !ok {
+		d.metrics.throttled.Inc()
+		d.log.Warn("dashboard login throttled", "user", user, "remote", remote, "peer", r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		d.renderLogin(w, r, http.StatusTooManyRequests, user, "Too many failed logins from your network; try again later.")
+		return
 	}
+	select {
+	case d.hashing <- struct{}{}:
+	default:
+		// Every hash slot is taken: refuse now rather than queue, so a
+		// flood costs no more CPU than LoginConcurrency hashes at a time.
+		d.throttle.release(key)
+		d.metrics.busy.Inc()
+		d.log.Warn("dashboard login refused: busy", "user", user, "remote", remote)
+		w.Header().Set("Retry-After", "1")
+		d.renderLogin(w, r, http.StatusServiceUnavailable, user, "The server is busy checking other logins; try again in a moment.")
+		return
+	}
+	d.metrics.hashes.Inc()
+	role, ok := d.opt.Users.Authenticate(user, password)
+	<-d.hashing
 	if !ok {
-		d.throttle.fail(r.RemoteAddr)
-		d.log.Warn("dashboard login refused", "user", user, "remote", r.RemoteAddr)
-		d.renderLogin(w, http.StatusUnauthorized, user, "Wrong user name or password.")
+		d.metrics.wrong.Inc()
+		d.log.Warn("dashboard login refused", "user", user, "remote", remote, "peer", r.RemoteAddr)
+		d.renderLogin(w, r, http.StatusUnauthorized, user, "Wrong user name or password.")
 		return
 	}
-	d.throttle.succeed(r.RemoteAddr)
+	d.throttle.succeed(key)
+	d.metrics.ok.Inc()
 	id := randomString()
 	now := d.opt.Now()
 	ctx := r.Context()
@@ -280,12 +428,12 @@ func (d *Dashboard) doLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := d.sessions.CreateSession(ctx, session.KeyOf(id), session.Session{User: user, Role: role, CSRF: randomString(), Expires: now.Add(d.opt.SessionTTL)}); err != nil {
 		d.log.Error("dashboard session not stored", "user", user, "err", err)
-		d.renderLogin(w, http.StatusInternalServerError, user, "The session could not be stored; see the server log.")
+		d.renderLogin(w, r, http.StatusInternalServerError, user, "The session could not be stored; see the server log.")
 		return
 	}
-	d.log.Info("dashboard login", "user", user, "role", string(role), "remote", r.RemoteAddr)
-	d.cookie(w, loginCookie, "", -1)
-	d.cookie(w, SessionCookie, id, 0)
+	d.log.Info("dashboard login", "user", user, "role", string(role), "remote", remote, "peer", r.RemoteAddr)
+	d.cookie(w, r, loginCookie, "", -1)
+	d.cookie(w, r, SessionCookie, id, 0)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -305,7 +453,7 @@ func (d *Dashboard) doLogout(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, err)
 		return
 	}
-	d.cookie(w, SessionCookie, "", -1)
+	d.cookie(w, r, SessionCookie, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -332,4 +480,35 @@ func (d *Dashboard) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	p := &api.Principal{User: s.User, Role: s.Role}
 	d.opt.API.ServeHTTP(w, r.WithContext(api.WithPrincipal(r.Context(), p)))
+}
+
+// serveMetrics serves /metrics to admins and analysts: a dashboard
+// session, or a bearer token of either role.
+func (d *Dashboard) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if !d.mayScrape(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="takedown metrics"`)
+		api.WriteError(w, api.UnauthorizedError("/metrics needs an admin or analyst token (Authorization: Bearer …) or a dashboard session"))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	d.opt.Metrics.ServeHTTP(w, r)
+}
+
+func (d *Dashboard) mayScrape(r *http.Request) bool {
+	if _, s := d.session(r); s != nil {
+		return s.Role.SeesAll()
+	}
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || d.opt.Tokens == nil || !strings.HasPrefix(secret, token.Prefix) {
+		return false
+	}
+	t, err := d.opt.Tokens.TokenByHash(r.Context(), token.HashSecret(secret))
+	if err != nil {
+		if !errors.Is(err, token.ErrNotFound) {
+			d.log.Error("metrics token lookup failed", "err", err)
+		}
+		return false
+	}
+	return t.ValidAt(d.opt.Now()) && t.Role.SeesAll()
 }

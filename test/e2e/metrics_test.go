@@ -112,10 +112,16 @@ func TestServeMetrics(t *testing.T) {
 		}
 		return b
 	}
+	// /metrics needs an admin or analyst: the scrape presents a token.
+	secret := strings.TrimSpace(mustRun(t, nil, "--data", data, "token", "create", "--role", "analyst", "--json").stdout)
+	var created struct{ Secret string }
+	if err := json.Unmarshal([]byte(secret), &created); err != nil {
+		t.Fatal(err)
+	}
 	// Wait until the five events are stored and the reload is counted.
 	var text string
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		text = string(get("/metrics", ""))
+		text = string(get("/metrics", created.Secret))
 		stored, _ := metricSum(text, "takedown_pipeline_events_stored_total")
 		reloads, _ := metricSum(text, "takedown_config_reloads_total")
 		if stored >= 5 && reloads >= 1 {
@@ -152,11 +158,6 @@ func TestServeMetrics(t *testing.T) {
 
 	// The health figures per listener: the API's sinkhole route and the
 	// stats command.
-	secret := strings.TrimSpace(mustRun(t, nil, "--data", data, "token", "create", "--role", "analyst", "--json").stdout)
-	var created struct{ Secret string }
-	if err := json.Unmarshal([]byte(secret), &created); err != nil {
-		t.Fatal(err)
-	}
 	var sink struct {
 		Listeners []struct {
 			Name     string `json:"name"`
