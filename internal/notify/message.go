@@ -203,7 +203,7 @@ func writeXARF02Message(b *bytes.Buffer, s *Subscriber, r *Row, o MessageOptions
 	hdr := [][2]string{
 		{"From", o.From},
 		{"To", strings.Join(s.Contacts, ", ")},
-		{"Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("[TLP:%s] X-ARF bot-infection report: %s (%s) on %s", s.TLP, r.SrcIP, cmp.Or(r.Family, "unclassified"), d))},
+		{"Subject", encodeSubject(fmt.Sprintf("[TLP:%s] X-ARF bot-infection report: %s (%s) on %s", s.TLP, r.SrcIP, cmp.Or(r.Family, "unclassified"), d))},
 		{"Date", generated.UTC().Format(time.RFC1123Z)},
 		{"Message-ID", id},
 		{"References", daily},
@@ -215,7 +215,7 @@ func writeXARF02Message(b *bytes.Buffer, s *Subscriber, r *Row, o MessageOptions
 		{"X-Takedown-Report-Day", d},
 	}
 	for _, h := range hdr {
-		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+		writeHeader(b, h[0], h[1])
 	}
 	b.WriteString("\r\n")
 	var text bytes.Buffer
@@ -381,6 +381,13 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 	if err != nil {
 		return nil, "", fmt.Errorf("compose %s %s: %w", s.ID, day.Format(time.DateOnly), err)
 	}
+	for _, c := range s.Contacts {
+		// RFC 5321 section 4.5.3.1.3: a path is at most 256 octets, <>
+		// included. It also keeps every word of To foldable within 998.
+		if len(c) > maxAddress {
+			return nil, "", fmt.Errorf("compose %s: contact %.40q… is longer than %d characters", s.ID, c, maxAddress)
+		}
+	}
 	messageID = MessageID(s.ID, day, o.domain())
 	addrs := map[string]bool{}
 	for i := range rows {
@@ -394,7 +401,7 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 	hdr := [][2]string{
 		{"From", o.From},
 		{"To", strings.Join(s.Contacts, ", ")},
-		{"Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("[TLP:%s] Infected addresses in your networks on %s: %d (%s)", s.TLP, day.UTC().Format(time.DateOnly), len(addrs), s.Org))},
+		{"Subject", encodeSubject(fmt.Sprintf("[TLP:%s] Infected addresses in your networks on %s: %d (%s)", s.TLP, day.UTC().Format(time.DateOnly), len(addrs), s.Org))},
 		{"Date", generated.UTC().Format(time.RFC1123Z)},
 		{"Message-ID", messageID},
 		{"MIME-Version", "1.0"},
@@ -405,10 +412,10 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 		{"X-Takedown-Rows", strconv.Itoa(len(rows))},
 	}
 	for _, h := range hdr {
-		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+		writeHeader(&b, h[0], h[1])
 	}
 	b.WriteString("\r\n")
-	pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Transfer-Encoding": {"quoted-printable"}})
+	pw, err := mw.CreatePart(foldPart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Transfer-Encoding": {"quoted-printable"}}))
 	if err != nil {
 		return nil, "", err
 	}
@@ -419,8 +426,8 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 		if a.multipart() {
 			// A composite body is sent as it is (RFC 2045 forbids encoding
 			// it); everything inside is 7-bit.
-			pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {a.ContentType},
-				"Content-Description": {"X-ARF 0.2 reports, one message per incident"}})
+			pw, err := mw.CreatePart(foldPart(textproto.MIMEHeader{"Content-Type": {a.ContentType},
+				"Content-Description": {"X-ARF 0.2 reports, one message per incident"}}))
 			if err != nil {
 				return nil, "", err
 			}
@@ -429,11 +436,11 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 			}
 			continue
 		}
-		pw, err := mw.CreatePart(textproto.MIMEHeader{
+		pw, err := mw.CreatePart(foldPart(textproto.MIMEHeader{
 			"Content-Type":              {mime.FormatMediaType(a.ContentType, map[string]string{"name": a.Name})},
 			"Content-Disposition":       {mime.FormatMediaType("attachment", map[string]string{"filename": a.Name})},
 			"Content-Transfer-Encoding": {"base64"},
-		})
+		}))
 		if err != nil {
 			return nil, "", err
 		}
@@ -448,4 +455,112 @@ func Compose(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generat
 		return nil, "", err
 	}
 	return b.Bytes(), messageID, nil
+}
+
+// Header folding (RFC 5322 section 2.2.3). Written by hand rather than
+// with github.com/emersion/go-message: the mails are built here from a
+// few fields of known shape, go-message is not among the approved
+// modules, and the standard library has no folder (net/textproto and
+// mime/multipart write headers unfolded; the part headers here are short
+// by construction).
+const (
+	// maxHeaderLine is RFC 5322's recommended line length, CRLF excluded.
+	maxHeaderLine = 78
+	// maxAddress is the longest contact address accepted (RFC 5321).
+	maxAddress = 254
+)
+
+// writeHeader writes the field "name: value", folded, CRLF-terminated.
+func writeHeader(b *bytes.Buffer, name, value string) {
+	b.WriteString(name + ": " + fold(name, value) + "\r\n")
+}
+
+// fold returns the value of field name with a line break (CRLF) before
+// those of its spaces that keep each line within maxHeaderLine, each as
+// late as it can be (RFC 5322 section 2.2.3: unfolding removes the CRLF
+// and keeps the space, so the value is unchanged). An address list folds
+// after its commas. A word longer than a line stays whole on its own
+// line: the values here have none near 998 characters (encodeSubject
+// splits the subject's; contacts are at most maxAddress; identifiers and
+// media types are built here).
+func fold(name, value string) string {
+	var b strings.Builder
+	n := len(name) + 1 // "name:"
+	for i, w := range strings.Split(value, " ") {
+		if i > 0 {
+			if n+1+len(w) > maxHeaderLine {
+				b.WriteString("\r\n")
+				n = 0
+			}
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+		n += 1 + len(w)
+	}
+	return b.String()
+}
+
+// foldPart folds the values of a MIME part's header, which mime/multipart
+// writes as they are.
+func foldPart(h textproto.MIMEHeader) textproto.MIMEHeader {
+	for k, vs := range h {
+		for i, v := range vs {
+			vs[i] = fold(k, v)
+		}
+	}
+	return h
+}
+
+// encodeSubject returns s as an unstructured header value that folds
+// within maxHeaderLine: as it is when it is plain ASCII without a word too
+// long for a line, else as RFC 2047 Q encoded-words (UTF-8, whole
+// characters in each, at most 75 characters; the first shorter so that it
+// fits after "Subject: "), separated by spaces where fold may break;
+// adjacent encoded-words display as one text. mime.QEncoding is not used:
+// it leaves long ASCII words alone and its first word overflows the line.
+func encodeSubject(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= ' ' && s[i] <= '~'
+	}
+	if plain {
+		for _, w := range strings.Split(s, " ") {
+			plain = plain && len(w) <= maxHeaderLine-len("Subject: ")
+		}
+	}
+	if plain {
+		return s
+	}
+	const prefix, suffix = "=?utf-8?q?", "?="
+	room := maxHeaderLine - len("Subject: ") - len(prefix) - len(suffix)
+	var out, word strings.Builder
+	flush := func() {
+		if out.Len() > 0 {
+			out.WriteByte(' ')
+		}
+		out.WriteString(prefix + word.String() + suffix)
+		word.Reset()
+		room = 75 - len(prefix) - len(suffix)
+	}
+	for _, r := range s {
+		var enc string
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("!*+-/", r):
+			enc = string(r)
+		case r == ' ':
+			enc = "_"
+		default:
+			for _, c := range []byte(string(r)) {
+				enc += fmt.Sprintf("=%02X", c)
+			}
+		}
+		if word.Len()+len(enc) > room {
+			flush()
+		}
+		word.WriteString(enc)
+	}
+	if word.Len() > 0 {
+		flush()
+	}
+	return out.String()
 }
