@@ -114,7 +114,7 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	baseline := [2]time.Time{opts.Start, opts.Start.AddDate(0, 0, 7)}
 	// One engine for the dashboard and the headline: they share day builds.
 	engine := g.newStatsEngine(c, st)
-	wo, err := g.webOptions(dc, st, es, engine, api.Window{From: baseline[0], To: baseline[1]})
+	wo, err := g.webOptions(dc, st, es, engine, api.Window{From: baseline[0], To: baseline[1]}, true)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		return err
 	}
 	defer es.Close()
-	wo, err := g.webOptions(c, st, es, g.newStatsEngine(c, st), api.Window{})
+	wo, err := g.webOptions(c, st, es, g.newStatsEngine(c, st), api.Window{}, false)
 	if err != nil {
 		return err
 	}

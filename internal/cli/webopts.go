@@ -12,9 +12,10 @@ import (
 )
 
 // webOptions builds the dashboard role for the SQLite store, its figures
-// from eng, or nil when web.listen is empty. It prints the admin password
-// the first time.
-func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventStore, eng *stats.Engine, baseline api.Window) (*app.WebOptions, error) {
+// from eng, or nil when web.listen is empty. The first time, it writes the
+// admin password to a file only the owner reads and logs the file's path;
+// interactive (the demo, in a terminal) also prints the password.
+func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventStore, eng *stats.Engine, baseline api.Window, interactive bool) (*app.WebOptions, error) {
 	if c.Web.Listen == "" {
 		return nil, nil
 	}
@@ -23,7 +24,16 @@ func (g *globals) webOptions(c *config.Config, st *sqlite.DB, es *sqlite.EventSt
 		return nil, fmt.Errorf("dashboard users: %w", err)
 	}
 	if pw != "" {
-		fmt.Fprintf(g.stdout, "dashboard user admin, password %s (stored hashed in %s/%s; shown once)\n", pw, c.Data, web.UsersFileName)
+		// Never in a log (serve's output is the service log): in a file.
+		path, err := web.SaveAdminPassword(c.Data, pw)
+		if err != nil {
+			return nil, fmt.Errorf("dashboard users: %w", err)
+		}
+		if interactive {
+			fmt.Fprintf(g.stdout, "dashboard user admin, password %s (stored hashed in %s/%s; shown once, also in %s)\n", pw, c.Data, web.UsersFileName, path)
+		} else {
+			g.logger(c).Warn("dashboard user admin created: its password is in a file only this user can read; log in, then delete it", "file", path)
+		}
 	}
 	sched := api.NotifySchedule{Enabled: c.Notify.Enabled}
 	if sched.Enabled {

@@ -31,6 +31,11 @@ type Users interface {
 // UsersFileName is the dashboard's user file inside the data dir.
 const UsersFileName = "dashboard-users"
 
+// AdminPasswordFileName is the file in the data dir that receives the
+// first admin's password (mode 0600), so that serve never writes it to a
+// log.
+const AdminPasswordFileName = "dashboard-admin-password"
+
 // pbkdf2Iter is the PBKDF2-HMAC-SHA256 iteration count of new hashes
 // (OWASP's 2023 recommendation for PBKDF2-SHA256).
 const pbkdf2Iter = 600_000
@@ -164,7 +169,7 @@ func OpenPasswordFile(dir string) (*PasswordFile, string, error) {
 	content := "# takedown dashboard users: NAME ROLE HASH (role admin or analyst).\n" +
 		"# Add a user with the hash printed by HashPassword; see docs/api.md.\n" +
 		"admin admin " + h + "\n"
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("create data dir: %w", err)
 	}
 	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -180,4 +185,27 @@ func OpenPasswordFile(dir string) (*PasswordFile, string, error) {
 	}
 	f, err := ParsePasswordFile(path, []byte(content))
 	return f, password, err
+}
+
+// SaveAdminPassword writes the first admin's password to
+// dir/dashboard-admin-password, readable by the owner only, and returns
+// the file's path. The operator reads it once, logs in, and deletes it.
+func SaveAdminPassword(dir, password string) (string, error) {
+	path := filepath.Join(dir, AdminPasswordFileName)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("save the admin password: %w", err)
+	}
+	// A file left by an older version may be readable by others.
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.WriteString("# dashboard user admin; log in, then delete this file\n" + password + "\n")
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("save the admin password: %w", err)
+	}
+	return path, nil
 }
