@@ -37,6 +37,12 @@ func newDNS(a *App, c *config.Config) (dnsRole, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns.trusted_proxy: %w", err)
 	}
+	// dns.rrl.slip 0 means never slip (BIND's meaning); dnssink.RRL keeps
+	// 0 for its default and says never with a negative value.
+	slip := c.DNS.RRL.Slip
+	if slip == 0 {
+		slip = -1
+	}
 	srv, err := dnssink.New(a.ctx, dnssink.Options{
 		Listen: c.DNS.Listen, Source: a.opts.Registry, Sensor: a.opts.Sensor,
 		Events:   event.NewProducer(a.queue, "dns"),
@@ -44,9 +50,9 @@ func newDNS(a *App, c *config.Config) (dnsRole, error) {
 		UDPSize: c.DNS.UDPSize, TrustedProxies: trust, PollInterval: c.Registry.Poll.D(),
 		RRL: dnssink.RRL{
 			Disabled: !c.DNS.RRL.Enabled, ResponsesPerSecond: c.DNS.RRL.ResponsesPerSec, Window: c.DNS.RRL.Window.D(),
-			Slip: c.DNS.RRL.Slip, IPv4Prefix: c.DNS.RRL.IPv4Prefix, IPv6Prefix: c.DNS.RRL.IPv6Prefix, Exempt: exempt,
+			Slip: slip, IPv4Prefix: c.DNS.RRL.IPv4Prefix, IPv6Prefix: c.DNS.RRL.IPv6Prefix, TableSize: c.DNS.RRL.TableSize, Exempt: exempt,
 		},
-		Logger: a.log.With("role", "dns"), Registerer: a.opts.Registerer,
+		TCPPerSource: c.DNS.TCPPerSource, Logger: a.log.With("role", "dns"), Registerer: a.opts.Registerer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)

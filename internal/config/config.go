@@ -86,8 +86,13 @@ type Evidence struct {
 type SelfCheck struct {
 	// Listen is the page's address; empty turns it off.
 	Listen string `yaml:"listen"`
-	// TrustedProxy may send PROXY headers and X-Forwarded-For.
+	// TrustedProxy may send a PROXY v1/v2 header naming the client. It
+	// says nothing about X-Forwarded-For.
 	TrustedProxy []string `yaml:"trusted_proxy"`
+	// TrustedForwarders may name the client in X-Forwarded-For; from any
+	// other peer the header is ignored. Never implied, not by loopback and
+	// not by the demo.
+	TrustedForwarders []string `yaml:"trusted_forwarders"`
 	// Days is how far back a visitor's address is looked up.
 	Days int `yaml:"days"`
 }
@@ -157,7 +162,10 @@ type DNS struct {
 	SOAContact   string   `yaml:"soa_contact"`
 	UDPSize      uint16   `yaml:"udp_size"`
 	TrustedProxy []string `yaml:"trusted_proxy"`
-	RRL          RRL      `yaml:"rrl"`
+	// TCPPerSource caps open TCP connections from one source (IPv4
+	// address, IPv6 /64); the excess is closed at once.
+	TCPPerSource int `yaml:"tcp_per_source"`
+	RRL          RRL `yaml:"rrl"`
 }
 
 // RRL is response rate limiting.
@@ -165,10 +173,14 @@ type RRL struct {
 	Enabled         bool     `yaml:"enabled"`
 	ResponsesPerSec int      `yaml:"responses_per_second"`
 	Window          Duration `yaml:"window"`
-	Slip            int      `yaml:"slip"`
-	IPv4Prefix      int      `yaml:"ipv4_prefix"`
-	IPv6Prefix      int      `yaml:"ipv6_prefix"`
-	Exempt          []string `yaml:"exempt"`
+	// Slip: every slip-th limited answer is sent truncated; 0 never (all
+	// limited answers are dropped, as BIND's and NSD's slip 0).
+	Slip       int `yaml:"slip"`
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// TableSize bounds the buckets remembered (BIND's max-table-size).
+	TableSize int      `yaml:"table_size"`
+	Exempt    []string `yaml:"exempt"`
 }
 
 // Listener is one connection-sinkhole listener.
@@ -184,6 +196,21 @@ type Pipeline struct {
 	Batch     int      `yaml:"batch"`
 	Retention Duration `yaml:"retention"`
 	Rules     string   `yaml:"rules"` // classification rules file; empty: the shipped rules
+	// SourceBudget bounds what one source can make the pipeline store one
+	// by one (docs/security.md).
+	SourceBudget SourceBudget `yaml:"source_budget"`
+}
+
+// SourceBudget is the per-source budget of raw records and evidence leaves.
+type SourceBudget struct {
+	// Rate is the contacts per second of one source (an IPv4 address, an
+	// IPv6 /64) stored one by one; 0 stores every contact.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many may come at once.
+	Burst int `yaml:"burst"`
+	// SummaryEvery is how long the contacts beyond the budget gather into
+	// one summary record before it is stored.
+	SummaryEvery Duration `yaml:"summary_every"`
 }
 
 // Geo names the MMDB files; empty means the bundled data.
@@ -339,6 +366,12 @@ func (c *Config) Validate() error {
 		if c.DNS.RRL.IPv6Prefix < 16 || c.DNS.RRL.IPv6Prefix > 128 {
 			bad("dns.rrl.ipv6_prefix: %d is not between 16 and 128", c.DNS.RRL.IPv6Prefix)
 		}
+		if c.DNS.RRL.TableSize < 64 || c.DNS.RRL.TableSize > 1<<24 {
+			bad("dns.rrl.table_size: %d is not between 64 and 16777216", c.DNS.RRL.TableSize)
+		}
+	}
+	if c.DNS.TCPPerSource < 1 || c.DNS.TCPPerSource > 65535 {
+		bad("dns.tcp_per_source: %d is not between 1 and 65535", c.DNS.TCPPerSource)
 	}
 	seen := map[string]bool{}
 	for i, l := range c.Listeners {
@@ -363,6 +396,19 @@ func (c *Config) Validate() error {
 		checkListen("selfcheck.listen", c.SelfCheck.Listen)
 	}
 	checkPrefixes("selfcheck.trusted_proxy", c.SelfCheck.TrustedProxy)
+	checkPrefixes("selfcheck.trusted_forwarders", c.SelfCheck.TrustedForwarders)
+	// A self-check list that trusts every address lets any visitor name
+	// the address looked up: refused rather than run as a lookup service.
+	for _, l := range []struct {
+		field string
+		v     []string
+	}{{"selfcheck.trusted_proxy", c.SelfCheck.TrustedProxy}, {"selfcheck.trusted_forwarders", c.SelfCheck.TrustedForwarders}} {
+		for _, s := range l.v {
+			if p, err := netip.ParsePrefix(s); err == nil && p.Bits() == 0 {
+				bad("%s: %q trusts every address, so any visitor could name the address looked up; list only your proxies", l.field, s)
+			}
+		}
+	}
 	if c.SelfCheck.Days < 1 || c.SelfCheck.Days > 366 {
 		bad("selfcheck.days: %d is not between 1 and 366", c.SelfCheck.Days)
 	}
@@ -419,6 +465,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.Batch < 1 {
 		bad("pipeline.batch: must be at least 1")
+	}
+	if sb := c.Pipeline.SourceBudget; sb.Rate < 0 || sb.Burst < 0 || sb.SummaryEvery.D() < 0 {
+		bad("pipeline.source_budget: rate, burst and summary_every must not be negative")
+	} else if sb.Rate > 0 && (sb.Burst < 1 || sb.SummaryEvery.D() < time.Second) {
+		bad("pipeline.source_budget: with a rate, burst must be at least 1 and summary_every at least 1s")
 	}
 	if c.Registry.Poll.D() <= 0 {
 		bad("registry.poll: must be positive")
