@@ -89,6 +89,13 @@ type Options struct {
 	NotifySchedule NotifySchedule
 	// Gatherer feeds the sinkhole health route (and MetricsHandler).
 	Gatherer prometheus.Gatherer
+	// Registerer receives the API's own metrics (limits.go); nil: Gatherer
+	// when it is also a Registerer (a *prometheus.Registry), else none.
+	Registerer prometheus.Registerer
+	// MaxScanRows bounds the aggregate rows one events request reads
+	// (default DefaultMaxScanRows): a page that reaches it ends early,
+	// with a cursor to continue.
+	MaxScanRows int
 	// Tokens authenticates bearer tokens; nil accepts none.
 	Tokens token.Store
 	// PublicStats serves aggregate statistics without a token.
@@ -114,6 +121,7 @@ type API struct {
 	mux      *http.ServeMux
 	log      *slog.Logger
 	routes   []route
+	work     *workMetrics
 }
 
 var _ http.Handler = (*API)(nil)
@@ -149,7 +157,13 @@ func New(o Options) *API {
 	if o.MinCount == 0 {
 		o.MinCount = 5
 	}
-	a := &API{opt: o, mux: http.NewServeMux(), log: o.Logger}
+	if o.MaxScanRows <= 0 {
+		o.MaxScanRows = DefaultMaxScanRows
+	}
+	if o.Registerer == nil {
+		o.Registerer, _ = o.Gatherer.(prometheus.Registerer)
+	}
+	a := &API{opt: o, mux: http.NewServeMux(), log: o.Logger, work: newWorkMetrics(o.Registerer)}
 	a.routes = []route{
 		{"GET", "/health", levelPublic, a.health},
 		{"GET", "/openapi.json", levelPublic, a.openapi},

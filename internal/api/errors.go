@@ -35,6 +35,7 @@ func (e Error) wrap(err error) *Error {
 // schema enumerates the codes.
 var (
 	errBadParameter  = Error{Status: http.StatusBadRequest, Code: "bad_parameter", Message: "a parameter is missing or malformed"}
+	errTooLarge      = Error{Status: http.StatusBadRequest, Code: "too_large", Message: "the request asks for more than one request may cover"}
 	errUnauthorized  = Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "authentication required"}
 	errForbidden     = Error{Status: http.StatusForbidden, Code: "forbidden", Message: "not allowed for this caller"}
 	errCSRF          = Error{Status: http.StatusForbidden, Code: "csrf", Message: "missing or wrong CSRF token"}
@@ -50,7 +51,7 @@ var (
 // Catalogue lists every error the API answers with (for the documentation
 // and its test).
 func Catalogue() []Error {
-	return []Error{errBadParameter, errUnauthorized, errForbidden, errCSRF, errNotFound, errNoRoute, errUnknownFormat, errConflict, errBadMethod, errNotConfigured, errInternal}
+	return []Error{errBadParameter, errTooLarge, errUnauthorized, errForbidden, errCSRF, errNotFound, errNoRoute, errUnknownFormat, errConflict, errBadMethod, errNotConfigured, errInternal}
 }
 
 // CSRFError is the catalogue's csrf error, for the dashboard.

@@ -2,10 +2,12 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -36,6 +38,9 @@ type EventRow struct {
 var eventCSVHeader = []string{"day", "src_ip", "src_asn", "src_org", "src_geo", "family", "case", "first_seen", "last_seen", "hits", "protocols"}
 
 // eventFilter is what a caller asked for, always narrowed by its scope.
+// The scope (or, for callers who see everything, the narrowest filter)
+// also goes into the store's query as a store.Selection, so that a
+// network's request reads its own rows only; keep checks every row again.
 type eventFilter struct {
 	scope    *token.Networks // nil: everything (admin, analyst)
 	prefix   netip.Prefix    // invalid: any
@@ -46,11 +51,19 @@ type eventFilter struct {
 	after    cursor
 }
 
+// cursor is a place in the store's (day, address, family) order: the
+// next page starts just after it, whether or not its row still exists.
 type cursor struct {
 	day    int64
 	ip     netip.Addr
 	family string
 }
+
+func (c cursor) position() store.Position {
+	return store.Position{Day: c.day, IP: c.ip.Unmap(), Family: c.family}
+}
+
+func cursorAt(p store.Position) cursor { return cursor{p.Day, p.IP.Unmap(), p.Family} }
 
 func (c cursor) encode() string {
 	b, _ := c.ip.MarshalText()
@@ -98,6 +111,49 @@ func (f *eventFilter) keep(a *store.DayIP) bool {
 		return false
 	}
 	return true
+}
+
+// selection is what the store's query selects: the scope's networks, or
+// for callers who see everything the narrowest filter; nil for all rows.
+func (f *eventFilter) selection() *store.Selection {
+	switch {
+	case f.scope != nil:
+		return &store.Selection{Prefixes: f.scope.Prefixes, ASNs: f.scope.ASNs, Countries: f.scope.Countries}
+	case f.prefix.IsValid():
+		return &store.Selection{Prefixes: []netip.Prefix{f.prefix}}
+	case f.asn != 0:
+		return &store.Selection{ASNs: []uint32{f.asn}}
+	case f.country != "":
+		return &store.Selection{Countries: []string{f.country}}
+	}
+	return nil
+}
+
+// scan reads the rows of [from, to) after f's cursor that f's selection
+// selects, through the store's query when it has one (store.SelectScanner)
+// and else by skipping in a full scan.
+func (a *API) scan(ctx context.Context, from, to time.Time, f *eventFilter, fn func(*store.DayIP) error) error {
+	var after *store.Position
+	if f.hasAfter {
+		p := f.after.position()
+		after = &p
+	}
+	sel := f.selection()
+	if ss, ok := a.opt.Events.(store.SelectScanner); ok {
+		return ss.ScanDayIPsSelect(ctx, from, to, sel, after, fn)
+	}
+	if after != nil && after.Day > from.Unix() {
+		from = time.Unix(after.Day, 0)
+	}
+	return a.opt.Events.ScanDayIPs(ctx, from, to, func(d *store.DayIP) error {
+		if after != nil && store.PositionOf(d).Compare(*after) <= 0 {
+			return nil
+		}
+		if !sel.Selects(d) {
+			return nil
+		}
+		return fn(d)
+	})
 }
 
 func (a *API) eventFilter(r *http.Request, p *Principal) (*eventFilter, error) {
@@ -149,7 +205,10 @@ var errPageFull = errors.New("page full")
 
 // events lists infected addresses per day, scoped to the caller. Rows come
 // in the store's order (day, address, family); cursor continues after the
-// last row of the previous page.
+// place the previous page ended. A page ends when it holds limit rows or
+// when the request has read Options.MaxScanRows rows from the store,
+// whichever comes first: a page may hold fewer than limit rows and still
+// have a next_cursor.
 func (a *API) events(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	q := r.URL.Query()
 	from, to, err := a.window(q)
@@ -158,9 +217,15 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, p *Principal) error
 	}
 	// Rows are per UTC day: every day the window touches is listed.
 	from = time.Unix(store.DayOf(from), 0).UTC()
-	limit, err := intParam(q, "limit", 1000, 1, 10000)
+	if from, to, err = a.eventsWindow(r.Context(), from, to); err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1000, 1, math.MaxInt)
 	if err != nil {
 		return err
+	}
+	if limit > MaxLimit {
+		return errTooLarge.withf("limit=%d: a page holds at most %d rows; follow next_cursor for more", limit, MaxLimit)
 	}
 	format := q.Get("format")
 	if format == "" {
@@ -174,46 +239,38 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, p *Principal) error
 		return err
 	}
 	rows := make([]EventRow, 0, min(limit, 256))
-	var last cursor
-	more := false
-	passed := !f.hasAfter
-	err = a.opt.Events.ScanDayIPs(r.Context(), from, to, func(d *store.DayIP) error {
-		day := d.Day.Unix()
-		if !passed {
-			// Skip to just after the cursor's key. A cursor whose key is
-			// gone resumes at the next day.
-			if day < f.after.day {
-				return nil
-			}
-			if day == f.after.day {
-				if d.IP.Unmap() == f.after.ip && d.Family == f.after.family {
-					passed = true
-				}
-				return nil
-			}
-			passed = true
-		}
-		if !f.keep(d) {
-			return nil
-		}
+	var (
+		last    store.Position // the place the page ends: the last row read and passed on
+		scanned int
+		more    bool
+	)
+	err = a.scan(r.Context(), from, to, f, func(d *store.DayIP) error {
 		if len(rows) == limit {
 			more = true
 			return errPageFull
 		}
-		rows = append(rows, EventRow{
-			Day: d.Day.UTC().Format("2006-01-02"), IP: d.IP.Unmap().String(), ASN: d.ASN, Org: d.Org,
-			Country: d.Country, Family: d.Family, Case: d.Case, FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC(),
-			Hits: d.Hits, Protocols: d.Protocols.Names(),
-		})
-		last = cursor{day, d.IP.Unmap(), d.Family}
+		scanned++
+		last = store.PositionOf(d)
+		if f.keep(d) {
+			rows = append(rows, EventRow{
+				Day: d.Day.UTC().Format("2006-01-02"), IP: d.IP.Unmap().String(), ASN: d.ASN, Org: d.Org,
+				Country: d.Country, Family: d.Family, Case: d.Case, FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC(),
+				Hits: d.Hits, Protocols: d.Protocols.Names(),
+			})
+		}
+		if scanned >= a.opt.MaxScanRows {
+			more = true
+			return errPageFull
+		}
 		return nil
 	})
+	a.work.rows.WithLabelValues("events").Add(float64(scanned))
 	if err != nil && !errors.Is(err, errPageFull) {
 		return errInternal.wrap(err)
 	}
 	next := ""
 	if more {
-		next = last.encode()
+		next = cursorAt(last).encode()
 		w.Header().Set("X-Next-Cursor", next)
 	}
 	// Every read of IP-level data is logged (issue 7), before it is

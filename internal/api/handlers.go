@@ -312,10 +312,11 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request, p *Principal) error 
 	}
 	res, err := a.opt.Stats.Stats(r.Context(), sq)
 	if err != nil {
-		return errInternal.wrap(err)
+		return tooLarge(err)
 	}
+	a.work.statsWork("stats", res.Work)
 	if !p.SeesAll() {
-		res.Rows = a.threshold(res.Rows)
+		a.coarsen(res)
 	}
 	return writeJSON(w, res)
 }
@@ -336,32 +337,74 @@ func (a *API) series(w http.ResponseWriter, r *http.Request, p *Principal) error
 			return errBadParameter.withf("every: %v", err)
 		}
 	}
-	if n := sq.To.Sub(sq.From) / everyDur(every); n > 800 {
-		return errBadParameter.withf("the series would have %d points; at most 800", n)
-	}
+	// The engine ends the series with the stored history and refuses more
+	// than stats.MaxSeriesPoints points (too_large).
 	res, err := a.opt.Stats.Series(r.Context(), sq, every)
 	if err != nil {
-		return errInternal.wrap(err)
+		return tooLarge(err)
 	}
+	a.work.statsWork("series", res.Work)
 	if !p.SeesAll() {
 		for i := range res.Points {
-			res.Points[i].Rows = a.threshold(res.Points[i].Rows)
+			pt := &res.Points[i]
+			pt.UniqueIPs, pt.EstimatedHosts, pt.ResolverIPsExcluded = a.round(pt.UniqueIPs), a.round(pt.EstimatedHosts), a.round(pt.ResolverIPsExcluded)
+			pt.Rows = a.threshold(pt.Rows)
 		}
 	}
 	return writeJSON(w, res)
 }
 
-// threshold drops rows below MinCount and baseline figures below it, for
-// callers that do not see everything (issue 7: never a count below the
-// threshold for a country or ASN; applied to every dimension).
+// The threshold rule (docs/api.md, "Small counts"), for every caller who
+// does not see everything (network tokens, anonymous public statistics),
+// with k = MinCount:
+//
+//  1. primary suppression: a row whose count is below k is left out, and a
+//     row's baseline figures when its baseline count is below k;
+//  2. rounding to base k: every count published beside them (rows,
+//     totals, baseline totals, estimated hosts, resolvers excluded) is
+//     rounded down to a multiple of k, and every percentage is computed
+//     from the rounded counts.
+//
+// Rounding the total as well as the rows is what keeps a hidden row from
+// being the difference of the others: each published figure stands for
+// an interval k wide, so the total minus the shown rows is an interval at
+// least k wide, never one value (issue 17: total 15, DE 7, NL 7 published
+// exactly made FR = 1; rounded they are 15, 5, 5, and FR is anything from
+// 1 to 4, as its suppression already said).
+
+// round rounds n down to a multiple of MinCount.
+func (a *API) round(n uint64) uint64 { return n - n%a.opt.MinCount }
+
+// coarsen applies the threshold rule to res.
+func (a *API) coarsen(res *stats.Result) {
+	res.UniqueIPs = a.round(res.UniqueIPs)
+	res.EstimatedHosts = a.round(res.EstimatedHosts)
+	res.ResolverIPsExcluded = a.round(res.ResolverIPsExcluded)
+	if res.Baseline != nil {
+		res.Baseline.UniqueIPs = a.round(res.Baseline.UniqueIPs)
+		res.ReductionPct = stats.ReductionPct(res.Baseline.UniqueIPs, res.UniqueIPs)
+	}
+	res.Rows = a.threshold(res.Rows)
+}
+
+// threshold applies the threshold rule to rows: drops rows below MinCount,
+// blanks baseline figures below it, rounds the rest down to a multiple of
+// it.
 func (a *API) threshold(rows []stats.Row) []stats.Row {
 	out := rows[:0]
 	for _, r := range rows {
 		if r.UniqueIPs < a.opt.MinCount {
 			continue
 		}
-		if r.BaselineUniqueIPs != nil && *r.BaselineUniqueIPs < a.opt.MinCount {
-			r.BaselineUniqueIPs, r.ReductionPct = nil, nil
+		r.UniqueIPs = a.round(r.UniqueIPs)
+		if r.BaselineUniqueIPs != nil {
+			if *r.BaselineUniqueIPs < a.opt.MinCount {
+				r.BaselineUniqueIPs, r.ReductionPct = nil, nil
+			} else {
+				b := a.round(*r.BaselineUniqueIPs)
+				r.BaselineUniqueIPs = &b
+				r.ReductionPct = stats.ReductionPct(b, r.UniqueIPs)
+			}
 		}
 		out = append(out, r)
 	}
@@ -501,13 +544,6 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *Principal) 
 	a.log.Info("api token revoked", "id", id, "by", p.who())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-func everyDur(e stats.Every) time.Duration {
-	if e == stats.Weekly {
-		return 7 * 24 * time.Hour
-	}
-	return 24 * time.Hour
 }
 
 // jsonDecoder reads a request body of at most 64 KiB, refusing unknown

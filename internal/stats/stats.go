@@ -116,8 +116,12 @@ type Options struct {
 	Cache Cache
 	// Now is the clock (nil: time.Now). Days before today's UTC midnight
 	// are closed and cached.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// MaxWindowDays is the longest window (and baseline) a query may
+	// cover, in days of the store's history (History); 0 means
+	// MaxWindowDays, negative means no limit.
+	MaxWindowDays int
+	Logger        *slog.Logger
 }
 
 // Engine computes statistics. It is safe for concurrent use.
@@ -127,13 +131,21 @@ type Engine struct {
 	cache Cache
 	now   func() time.Time
 	log   *slog.Logger
+	// maxDays is Options.MaxWindowDays, 0 for no limit.
+	maxDays int
 	// flights shares a day's build between concurrent queries.
 	flights singleflight.Group
 }
 
 // New returns an Engine.
 func New(o Options) *Engine {
-	e := &Engine{src: o.Source, raw: o.Raw, cache: o.Cache, now: o.Now, log: o.Logger}
+	e := &Engine{src: o.Source, raw: o.Raw, cache: o.Cache, now: o.Now, log: o.Logger, maxDays: o.MaxWindowDays}
+	switch {
+	case e.maxDays == 0:
+		e.maxDays = MaxWindowDays
+	case e.maxDays < 0:
+		e.maxDays = 0
+	}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -228,6 +240,8 @@ type Result struct {
 	// window (raw events purged or not available); they were counted as
 	// inside. Zero means every figure is exact.
 	Undecided uint64 `json:"-"`
+	// Work is what computing the result cost.
+	Work Work `json:"-"`
 }
 
 // ReductionPct returns the reduction from base to cur in percent, rounded
@@ -247,7 +261,23 @@ func (e *Engine) Stats(ctx context.Context, q Query) (*Result, error) {
 		return nil, err
 	}
 	q.From, q.To = q.From.UTC(), q.To.UTC()
-	w, err := e.window(ctx, q.From, q.To, q.By, q.Case)
+	// Every window is bounded: days outside the store's history are never
+	// built, and what is left is at most maxDays long.
+	h, err := e.History(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckWindow(h, "window", q.From, q.To, e.maxDays); err != nil {
+		return nil, err
+	}
+	if q.HasBaseline() {
+		if err := CheckWindow(h, "baseline", q.BaselineFrom, q.BaselineTo, e.maxDays); err != nil {
+			return nil, err
+		}
+	}
+	var work workCounter
+	ctx = withWork(ctx, &work)
+	w, err := e.window(ctx, h, q.From, q.To, q.By, q.Case)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +286,7 @@ func (e *Engine) Stats(ctx context.Context, q Query) (*Result, error) {
 	var bw *windowSets
 	if q.HasBaseline() {
 		q.BaselineFrom, q.BaselineTo = q.BaselineFrom.UTC(), q.BaselineTo.UTC()
-		if bw, err = e.window(ctx, q.BaselineFrom, q.BaselineTo, q.By, q.Case); err != nil {
+		if bw, err = e.window(ctx, h, q.BaselineFrom, q.BaselineTo, q.By, q.Case); err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 		r.Baseline = &Baseline{From: q.BaselineFrom, To: q.BaselineTo, UniqueIPs: bw.all}
@@ -269,6 +299,7 @@ func (e *Engine) Stats(ctx context.Context, q Query) (*Result, error) {
 	if r.Health, err = e.src.Health(ctx); err != nil {
 		return nil, fmt.Errorf("stats health: %w", err)
 	}
+	r.Work = work.work()
 	return r, nil
 }
 
@@ -368,6 +399,8 @@ type Series struct {
 	Health store.Health `json:"health"`
 	// Undecided is as in Result, over all points.
 	Undecided uint64 `json:"-"`
+	// Work is what computing the series cost.
+	Work Work `json:"-"`
 }
 
 // Series computes a time series of q's window (baseline ignored), one
@@ -381,12 +414,32 @@ func (e *Engine) Series(ctx context.Context, q Query, every Every) (*Series, err
 		return nil, err
 	}
 	s := &Series{From: q.From.UTC(), To: q.To.UTC(), Every: every, By: q.By}
-	for t := s.From; t.Before(s.To); t = t.Add(every.duration()) {
-		end := t.Add(every.duration())
+	h, err := e.History(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// No step lies wholly after the store's history: the series ends
+	// there (today at the latest is always inside).
+	if end := time.Unix(h.End, 0).UTC(); s.To.After(end) {
+		s.To = end
+		if !s.From.Before(s.To) {
+			return nil, fmt.Errorf("%w: the series starts %s, after the stored history (which ends %s)", ErrTooLarge,
+				s.From.Format(time.RFC3339), end.Format(time.DateOnly))
+		}
+	}
+	step := every.duration()
+	if n := (s.To.Sub(s.From) + step - 1) / step; n > MaxSeriesPoints {
+		return nil, fmt.Errorf("%w: the series %s to %s would have %d points; at most %d (the stored history starts %s)", ErrTooLarge,
+			s.From.Format(time.RFC3339), s.To.Format(time.RFC3339), n, MaxSeriesPoints, time.Unix(h.First, 0).UTC().Format(time.DateOnly))
+	}
+	var work workCounter
+	ctx = withWork(ctx, &work)
+	for t := s.From; t.Before(s.To); t = t.Add(step) {
+		end := t.Add(step)
 		if end.After(s.To) {
 			end = s.To
 		}
-		w, err := e.window(ctx, t, end, q.By, q.Case)
+		w, err := e.window(ctx, h, t, end, q.By, q.Case)
 		if err != nil {
 			return nil, err
 		}
@@ -399,9 +452,9 @@ func (e *Engine) Series(ctx context.Context, q Query, every Every) (*Series, err
 		s.Points = append(s.Points, p)
 		s.Undecided += r.Undecided
 	}
-	var err error
 	if s.Health, err = e.src.Health(ctx); err != nil {
 		return nil, fmt.Errorf("stats health: %w", err)
 	}
+	s.Work = work.work()
 	return s, nil
 }

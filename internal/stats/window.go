@@ -81,15 +81,19 @@ const (
 )
 
 // window computes the sets of [from, to), with the keys of dimension by,
-// restricted to the sources of case caseID when it is not empty.
-func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID string) (*windowSets, error) {
+// restricted to the sources of case caseID when it is not empty. Only the
+// days inside h are built: the others hold nothing.
+func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by Dim, caseID string) (*windowSets, error) {
 	f, t := from.Unix(), to.Unix()
-	firstDay := store.DayOf(from)
+	firstDay, endDay := h.Clip(f, t)
+	if firstDay >= endDay {
+		return combine(nil, by, 0), nil
+	}
 	today := store.DayOf(e.now())
 	var fps map[int64]uint64
 	if e.cache != nil {
 		var err error
-		if fps, err = e.cache.Fingerprints(ctx, time.Unix(firstDay, 0), to); err != nil {
+		if fps, err = e.cache.Fingerprints(ctx, time.Unix(firstDay, 0), time.Unix(endDay, 0)); err != nil {
 			return nil, fmt.Errorf("day fingerprints: %w", err)
 		}
 	}
@@ -102,7 +106,7 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 		built
 	}
 	var pieces []*piece
-	for d := firstDay; d < t; d += daySecs {
+	for d := firstDay; d < endDay; d += daySecs {
 		p := &piece{d: d, lo: max(f, d), hi: min(t, d+daySecs)}
 		switch {
 		case p.lo != d || p.hi != d+daySecs:
@@ -171,6 +175,7 @@ func (e *Engine) window(ctx context.Context, from, to time.Time, by Dim, caseID 
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
+	workOf(ctx).addPieces(len(pieces))
 	days := make([]*Day, 0, len(pieces))
 	var undecided uint64
 	for _, p := range pieces {
@@ -251,6 +256,7 @@ func (e *Engine) loadPart(ctx context.Context, day *Day, part string, fp uint64)
 	if err != nil || !ok {
 		return false, err
 	}
+	workOf(ctx).addCached()
 	if part == "" {
 		err = day.decodeOverall(b)
 	} else {
@@ -279,12 +285,14 @@ func (e *Engine) saveDay(ctx context.Context, day *Day, fp uint64) error {
 // returns the sum of the aggregates' hits (the day's fingerprint).
 func (e *Engine) buildDay(ctx context.Context, d int64) (*Day, uint64, error) {
 	day := newDay(d)
-	var sum uint64
+	var sum, n uint64
 	err := e.src.ScanDayIPs(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0), func(a *store.DayIP) error {
 		sum += a.Hits
+		n++
 		add(day, a, a.Protocols)
 		return nil
 	})
+	workOf(ctx).addRows(n)
 	if err != nil {
 		return nil, 0, fmt.Errorf("stats of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
 	}
@@ -316,10 +324,12 @@ type ipFamily struct {
 func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64, error) {
 	day := newDay(d)
 	loNs, hiNs := lo*1e9, hi*1e9
-	var sum uint64
+	var sum, n uint64
 	pending := make(map[ipFamily]*store.DayIP)
+	defer func() { workOf(ctx).addRows(n) }()
 	err := e.src.ScanDayIPs(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0), func(a *store.DayIP) error {
 		sum += a.Hits
+		n++
 		f, l := a.FirstSeen.UnixNano(), a.LastSeen.UnixNano()
 		if l < loNs || f >= hiNs {
 			return nil
@@ -358,7 +368,10 @@ func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64,
 		return day, uint64(len(pending)), nil
 	}
 	seen := make(map[ipFamily]store.Protocols, len(pending))
+	var raw uint64
+	defer func() { workOf(ctx).addRaw(raw) }()
 	err = e.raw.ScanEventSources(ctx, time.Unix(lo, 0), time.Unix(hi, 0), func(ip netip.Addr, family string, p store.Protocols) error {
+		raw++
 		k := ipFamily{ip.Unmap(), family}
 		if _, ok := pending[k]; ok {
 			seen[k] |= p
