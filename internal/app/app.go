@@ -61,8 +61,10 @@ type Options struct {
 	Forward func(q *event.Queue) (run func(context.Context) error, err error)
 	// Web, when set, serves the dashboard, the REST API and /metrics.
 	Web *WebOptions
-	// TrustProxyFromLoopback makes every listener believe PROXY headers
-	// from loopback peers (the demo: the simulator sends them).
+	// TrustProxyFromLoopback makes every sinkhole listener believe PROXY
+	// headers from loopback peers (the demo: the simulator sends them).
+	// The self-check is not one of them: it trusts only what
+	// selfcheck.trusted_proxy and selfcheck.trusted_forwarders list.
 	TrustProxyFromLoopback bool
 }
 
@@ -156,6 +158,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.pipe, err = pipeline.New(pipeline.Options{
 			Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify, Committed: a.committed,
 			BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
+			Budget: pipeline.BudgetOptions{Rate: c.Pipeline.SourceBudget.Rate, Burst: c.Pipeline.SourceBudget.Burst, SummaryEvery: c.Pipeline.SourceBudget.SummaryEvery.D()},
 		})
 		if err != nil {
 			return nil, err
@@ -242,12 +245,19 @@ func loadRules(c *config.Config) (*classify.Rules, error) {
 	return r, nil
 }
 
-// trust parses a listener's trusted PROXY sources, adding loopback when the
-// app trusts it.
+// trust parses a sinkhole listener's trusted PROXY sources, adding
+// loopback when the app trusts it. The self-check does not use it: its
+// lists are parsed as configured (parseTrust).
 func (a *App) trust(list []string) (*proxyproto.Trust, error) {
 	if a.opts.TrustProxyFromLoopback {
 		list = append(append([]string(nil), list...), "127.0.0.0/8", "::1/128")
 	}
+	return parseTrust(list)
+}
+
+// parseTrust parses a list of trusted addresses and CIDRs; an empty list
+// trusts nobody.
+func parseTrust(list []string) (*proxyproto.Trust, error) {
 	if len(list) == 0 {
 		return nil, nil
 	}
@@ -342,14 +352,26 @@ func (a *App) reload(ctx context.Context, c *config.Config) error {
 	if fmt.Sprint(c.Listeners) != fmt.Sprint(old.Listeners) || fmt.Sprint(c.DNS.Listen) != fmt.Sprint(old.DNS.Listen) || c.Data != old.Data || c.DB != old.DB {
 		return errors.New("listen addresses, the data dir and the store cannot change without a restart")
 	}
+	if c.SelfCheck.Listen != old.SelfCheck.Listen {
+		return errors.New("selfcheck.listen cannot change without a restart")
+	}
 	// Parse and validate everything first.
 	rules, err := loadRules(c)
 	if err != nil {
 		return err
 	}
+	scProxies, err := parseTrust(c.SelfCheck.TrustedProxy)
+	if err != nil {
+		return fmt.Errorf("selfcheck.trusted_proxy: %w", err)
+	}
+	scForwarders, err := parseTrust(c.SelfCheck.TrustedForwarders)
+	if err != nil {
+		return fmt.Errorf("selfcheck.trusted_forwarders: %w", err)
+	}
 	// Then apply, in this order: the IP databases, the registry (the
 	// sinkhole answers follow it), the DNS sinkhole, the classification
-	// rules, the config itself.
+	// rules, the self-check's trust lists (a proxy removed is no longer
+	// believed), the config itself.
 	if err := a.geo.Reload(); err != nil {
 		return fmt.Errorf("geo: %w", err)
 	}
@@ -363,6 +385,9 @@ func (a *App) reload(ctx context.Context, c *config.Config) error {
 	}
 	for _, l := range a.conns {
 		l.SetRules(rules)
+	}
+	if a.selfcheck != nil {
+		a.selfcheck.SetTrust(scProxies, scForwarders)
 	}
 	a.cfg.Store(c)
 	return nil

@@ -71,13 +71,21 @@ func (a *App) newSelfCheck(lookup selfcheck.Store) error {
 	if c.SelfCheck.Listen == "" || lookup == nil {
 		return nil
 	}
-	tr, err := a.trust(c.SelfCheck.TrustedProxy)
+	// The page's trust lists are exactly what is configured: loopback is
+	// never added (not even by TrustProxyFromLoopback; the demo's simulator
+	// beacons to the sinkholes, not to the page), and PROXY headers and
+	// X-Forwarded-For are trusted from separate lists.
+	proxies, err := parseTrust(c.SelfCheck.TrustedProxy)
 	if err != nil {
 		return fmt.Errorf("selfcheck.trusted_proxy: %w", err)
 	}
+	forwarders, err := parseTrust(c.SelfCheck.TrustedForwarders)
+	if err != nil {
+		return fmt.Errorf("selfcheck.trusted_forwarders: %w", err)
+	}
 	sc, err := selfcheck.New(selfcheck.Options{
 		Listen: c.SelfCheck.Listen, Lookup: lookup, Days: c.SelfCheck.Days,
-		TrustedProxies: tr, TrustForwardedFrom: tr,
+		TrustedProxies: proxies, TrustedForwarders: forwarders,
 		Registerer: a.opts.Registerer, Logger: a.log.With("role", "selfcheck"),
 	})
 	if err != nil {

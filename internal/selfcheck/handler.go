@@ -107,7 +107,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // check answers / and /api/v1/self. The only input it reads to choose the
 // address is r.RemoteAddr (the TCP peer, or the relayed client from a
-// trusted PROXY header) and, from trusted forwarders only,
+// trusted PROXY header) and, from configured forwarders only,
 // X-Forwarded-For. It does not parse the query, the body or cookies.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -117,13 +117,19 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed")
 		return
 	}
-	addr, err := clientAddr(r, s.opts.TrustForwardedFrom)
+	addr, err := clientAddr(r, s.trust.Load().forwarders)
 	if err != nil {
 		s.m.refused.WithLabelValues(reasonAddress).Inc()
 		s.fail(w, r, http.StatusBadRequest, "error")
 		return
 	}
 	now := s.opts.Now()
+	// The bucket is that of the address answered for: the TCP peer, the
+	// source a trusted proxy's PROXY header named, or the client a
+	// configured forwarder wrote into X-Forwarded-For (keying on the
+	// forwarder itself would put every visitor behind it in one bucket).
+	// None of them is a value the visitor picks, so rotating claimed
+	// addresses rotates nothing.
 	if ok, wait := s.lim.allow(addr, now); !ok {
 		s.m.refused.WithLabelValues(reasonRateLimited).Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))

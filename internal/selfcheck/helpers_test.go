@@ -105,7 +105,7 @@ func newFixture(tb testing.TB, mod func(*Options)) *fixture {
 	tb.Helper()
 	f := &fixture{store: fixtureStore(), reg: prometheus.NewRegistry()}
 	o := Options{Lookup: f.store, Registerer: f.reg, Now: func() time.Time { return now },
-		TrustForwardedFrom: trust(tb, "10.0.0.0/8"), RateLimit: RateLimit{Burst: 1000}}
+		TrustedForwarders: trust(tb, "10.0.0.0/8"), RateLimit: RateLimit{Burst: 1000}}
 	if mod != nil {
 		mod(&o)
 	}

@@ -18,9 +18,9 @@ import (
 // as a malformed request.
 type proxyListener struct {
 	net.Listener
-	trust   *proxyproto.Trust
-	timeout time.Duration // for the header
-	refused func()        // a trusted peer sent a bad header
+	trust   func() *proxyproto.Trust // the current trusted proxies
+	timeout time.Duration            // for the header
+	refused func()                   // a trusted peer sent a bad header
 }
 
 var _ net.Listener = (*proxyListener)(nil)
@@ -32,7 +32,7 @@ func (l *proxyListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !l.trust.Trusted(addrOf(c.RemoteAddr())) {
+	if !l.trust().Trusted(addrOf(c.RemoteAddr())) {
 		return c, nil
 	}
 	return &proxyConn{Conn: c, l: l}, nil

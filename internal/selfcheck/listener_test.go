@@ -164,3 +164,134 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatal("still listening after Run with a cancelled context")
 	}
 }
+
+// PROXY trust and X-Forwarded-For trust are separate lists: a peer trusted
+// for one is not trusted for the other.
+func TestTrustSplit(t *testing.T) {
+	xff := "X-Forwarded-For: " + infected + "\r\n"
+	tests := []struct {
+		name         string
+		proxies, fwd []string
+		local        string
+		prefix       []byte
+		header       string
+		status       int
+		want         string // address looked up, "" for none
+	}{
+		{name: "proxy-trusted peer, XFF", proxies: []string{"127.0.0.1"}, local: "127.0.0.1", header: xff, status: 200, want: "127.0.0.1"},
+		{name: "proxy-trusted peer, PROXY and XFF", proxies: []string{"127.0.0.1"}, local: "127.0.0.1", prefix: proxyV2(clean), header: xff, status: 200, want: clean},
+		{name: "proxy-trusted loopback /8, XFF", proxies: []string{"127.0.0.0/8", "::1"}, local: "127.0.0.3", header: xff, status: 200, want: "127.0.0.3"},
+		{name: "forwarder, XFF", fwd: []string{"127.0.0.1"}, local: "127.0.0.1", header: xff, status: 200, want: infected},
+		{name: "forwarder, PROXY", fwd: []string{"127.0.0.1"}, local: "127.0.0.1", prefix: proxyV2(infected), status: 400},
+		{name: "forwarder behind a trusted proxy", proxies: []string{"127.0.0.1"}, fwd: []string{clean}, local: "127.0.0.1", prefix: proxyV2(clean), header: xff, status: 200, want: infected},
+		{name: "untrusted proxy source, XFF", proxies: []string{"127.0.0.1"}, fwd: []string{"10.0.0.0/8"}, local: "127.0.0.1", prefix: proxyV2(clean), header: xff, status: 200, want: clean},
+		{name: "nothing trusted", local: "127.0.0.1", header: xff, status: 200, want: "127.0.0.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := fixtureStore()
+			s := startServer(t, st, func(o *Options) {
+				o.TrustedProxies, o.TrustedForwarders = nil, nil
+				if tc.proxies != nil {
+					o.TrustedProxies = trust(t, tc.proxies...)
+				}
+				if tc.fwd != nil {
+					o.TrustedForwarders = trust(t, tc.fwd...)
+				}
+			})
+			resp, body := rawRequest(t, s.Addr().String(), tc.local, tc.prefix, APIPath, tc.header)
+			if resp == nil || resp.StatusCode != tc.status {
+				t.Fatalf("response %v: %s", resp, body)
+			}
+			asked := st.Asked()
+			if tc.want == "" {
+				if len(asked) > 0 {
+					t.Fatalf("looked up %v", asked)
+				}
+				return
+			}
+			if len(asked) != 1 || asked[0] != netip.MustParseAddr(tc.want) {
+				t.Fatalf("looked up %v, want %s", asked, tc.want)
+			}
+		})
+	}
+}
+
+// Through a trusted proxy, the PROXY source is the rate-limited client:
+// the addresses of one IPv6 /64 share a budget, other /64s and IPv4
+// clients have their own, and the proxy's own address is not charged.
+func TestRateLimitBehindProxy(t *testing.T) {
+	const burst = 4
+	s := startServer(t, fixtureStore(), func(o *Options) { o.RateLimit = RateLimit{Rate: 0.001, Burst: burst} })
+	addr := s.Addr().String()
+	code := func(prefix []byte) int {
+		resp, body := rawRequest(t, addr, "127.0.0.1", prefix, APIPath, "X-Forwarded-For: 192.0.2.1\r\n")
+		if resp == nil {
+			t.Fatalf("no response: %s", body)
+		}
+		return resp.StatusCode
+	}
+	answered := 0
+	for i := range 3 * burst {
+		if c := code(proxyV2(fmt.Sprintf("2001:db8:aa:bb:%x::1", i+1))); c == 200 {
+			answered++
+		} else if c != 429 {
+			t.Fatalf("status %d", c)
+		}
+	}
+	if answered != burst {
+		t.Fatalf("%d checks answered from one /64 through the proxy; want %d", answered, burst)
+	}
+	for _, other := range []string{"2001:db8:aa:bc::1", "198.51.100.1", "198.51.100.2"} {
+		if c := code(proxyV2(other)); c != 200 {
+			t.Errorf("%s, a client of its own, got %d", other, c)
+		}
+	}
+	// The proxy's own health checks (no header) have their own bucket.
+	if c := code(nil); c != 200 {
+		t.Errorf("the proxy itself got %d", c)
+	}
+}
+
+// SetTrust (a reload) changes whom the page believes for the requests and
+// connections that follow: a forwarder removed from the list is no longer
+// believed, a proxy added is.
+func TestSetTrust(t *testing.T) {
+	st := fixtureStore()
+	s := startServer(t, st, func(o *Options) { o.TrustedProxies, o.TrustedForwarders = nil, trust(t, "127.0.0.1") })
+	addr := s.Addr().String()
+	steps := []struct {
+		name                string
+		proxies, forwarders []string
+		prefix              []byte
+		status              int
+		want                string
+	}{
+		{name: "forwarder listed", status: 200, want: infected},
+		{name: "forwarder removed", proxies: nil, forwarders: []string{}, status: 200, want: "127.0.0.1"},
+		{name: "PROXY from an unlisted peer", prefix: proxyV2(clean), status: 400},
+		{name: "proxy added", proxies: []string{"127.0.0.1"}, forwarders: []string{}, prefix: proxyV2(clean), status: 200, want: clean},
+	}
+	for _, step := range steps {
+		if step.forwarders != nil {
+			var p, f *proxyproto.Trust
+			if len(step.proxies) > 0 {
+				p = trust(t, step.proxies...)
+			}
+			if len(step.forwarders) > 0 {
+				f = trust(t, step.forwarders...)
+			}
+			s.SetTrust(p, f)
+		}
+		st.mu.Lock()
+		st.asked = nil
+		st.mu.Unlock()
+		resp, body := rawRequest(t, addr, "127.0.0.1", step.prefix, APIPath, "X-Forwarded-For: "+infected+"\r\n")
+		if resp == nil || resp.StatusCode != step.status {
+			t.Fatalf("%s: response %v: %s", step.name, resp, body)
+		}
+		if asked := st.Asked(); step.want != "" && (len(asked) != 1 || asked[0] != netip.MustParseAddr(step.want)) {
+			t.Fatalf("%s: looked up %v, want %s", step.name, asked, step.want)
+		}
+	}
+}

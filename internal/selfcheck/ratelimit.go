@@ -10,6 +10,11 @@ import (
 // RateLimit bounds the checks one client may make: a token bucket per
 // client (an IPv4 address, or an IPv6 /64, since one IPv6 host commonly
 // holds a whole /64 and could otherwise rotate through it).
+//
+// The client is the address the check answers for, which is only ever the
+// TCP peer, the source in a trusted proxy's PROXY header, or the address a
+// configured forwarder wrote into X-Forwarded-For: never a value the
+// visitor chose (see clientAddr).
 type RateLimit struct {
 	// Rate is the checks per second a client earns back (default 0.2:
 	// one every five seconds).
@@ -17,9 +22,8 @@ type RateLimit struct {
 	// Burst is the most checks in a row (default 10).
 	Burst int
 	// MaxClients bounds the memory of the limiter (default 65,536
-	// clients). When that many clients hold partly used buckets, a new
-	// client is refused until buckets refill: the store is protected
-	// rather than the limit forgotten.
+	// clients). When it is full, the client that was seen least recently
+	// is forgotten to make room: one entry, never the whole table.
 	MaxClients int
 }
 
@@ -36,25 +40,39 @@ func (r RateLimit) withDefaults() RateLimit {
 	return r
 }
 
-// limiter is the per-client token bucket. One mutex guards the map; the
-// work under it is a map lookup and some arithmetic.
+// limiter is the per-client token bucket. One mutex guards the map and
+// the recency list; the work under it is a map lookup, some arithmetic and
+// a few pointer moves.
+//
+// Why the least recently seen client goes when the table is full: its
+// bucket has had the longest to refill (every bucket refills at the same
+// rate), so forgetting it tends to give back the fewest checks. A spent
+// bucket is forgotten only after MaxClients other clients have come since;
+// an attacker who holds that many addresses (an IPv6 /48 is 65,536 /64s)
+// already has a burst for each, and clears no one else's limit wholesale.
+// The previous design refused every new client while the table was full,
+// which let such an attacker lock everyone else out.
 type limiter struct {
 	cfg     RateLimit
 	mu      sync.Mutex
-	buckets map[netip.Prefix]bucket
-	swept   time.Time // last sweep: at most one a second
+	buckets map[netip.Prefix]*bucket
+	// oldest and newest end the list of buckets by last use.
+	oldest, newest *bucket
 }
 
 type bucket struct {
-	tokens float64
-	at     time.Time
+	key        netip.Prefix
+	tokens     float64
+	at         time.Time
+	prev, next *bucket // prev is older, next newer
 }
 
 func newLimiter(cfg RateLimit) *limiter {
-	return &limiter{cfg: cfg.withDefaults(), buckets: map[netip.Prefix]bucket{}}
+	return &limiter{cfg: cfg.withDefaults(), buckets: map[netip.Prefix]*bucket{}}
 }
 
-// clientKey is the bucket of an address.
+// clientKey is the bucket of an address: an IPv4 address, or the /64 of
+// an IPv6 one (IPv4-mapped addresses count as IPv4; zones are dropped).
 func clientKey(a netip.Addr) netip.Prefix {
 	a = a.Unmap().WithZone("")
 	if a.Is4() {
@@ -71,38 +89,82 @@ func (l *limiter) allow(a netip.Addr, now time.Time) (bool, time.Duration) {
 	burst := float64(l.cfg.Burst)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[k]
-	if !ok {
-		if len(l.buckets) >= l.cfg.MaxClients && now.Sub(l.swept) >= time.Second {
-			l.sweep(now)
-		}
+	b := l.buckets[k]
+	if b == nil {
+		l.forgetRefilled(now, 2)
 		if len(l.buckets) >= l.cfg.MaxClients {
-			return false, time.Duration(float64(time.Second) / l.cfg.Rate)
+			l.remove(l.oldest)
 		}
-		b = bucket{tokens: burst, at: now}
+		b = &bucket{key: k, tokens: burst, at: now}
+		l.buckets[k] = b
+	} else {
+		l.unlink(b)
 	}
+	l.pushNewest(b)
 	if el := now.Sub(b.at).Seconds(); el > 0 {
 		b.tokens = math.Min(burst, b.tokens+el*l.cfg.Rate)
 	}
-	b.at = now
+	if now.After(b.at) {
+		b.at = now
+	}
 	if b.tokens < 1 {
-		l.buckets[k] = b
 		wait := (1 - b.tokens) / l.cfg.Rate
 		return false, time.Duration(wait * float64(time.Second))
 	}
 	b.tokens--
-	l.buckets[k] = b
 	return true, 0
 }
 
-// sweep forgets the buckets that have refilled: forgetting them changes
-// nothing. Callers hold l.mu.
-func (l *limiter) sweep(now time.Time) {
-	l.swept = now
+// forgetRefilled drops up to n of the oldest buckets that have refilled
+// (forgetting them changes nothing), so that the table shrinks back after
+// a crowd has gone. Callers hold l.mu.
+func (l *limiter) forgetRefilled(now time.Time, n int) {
 	burst := float64(l.cfg.Burst)
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*l.cfg.Rate >= burst {
-			delete(l.buckets, k)
+	for ; n > 0 && l.oldest != nil; n-- {
+		b := l.oldest
+		if b.tokens+now.Sub(b.at).Seconds()*l.cfg.Rate < burst {
+			return
 		}
+		l.remove(b)
 	}
+}
+
+// remove forgets b. Callers hold l.mu.
+func (l *limiter) remove(b *bucket) {
+	if b == nil {
+		return
+	}
+	l.unlink(b)
+	delete(l.buckets, b.key)
+}
+
+func (l *limiter) unlink(b *bucket) {
+	if b.prev != nil {
+		b.prev.next = b.next
+	} else {
+		l.oldest = b.next
+	}
+	if b.next != nil {
+		b.next.prev = b.prev
+	} else {
+		l.newest = b.prev
+	}
+	b.prev, b.next = nil, nil
+}
+
+func (l *limiter) pushNewest(b *bucket) {
+	b.prev = l.newest
+	if l.newest != nil {
+		l.newest.next = b
+	} else {
+		l.oldest = b
+	}
+	l.newest = b
+}
+
+// clients is how many buckets the limiter holds.
+func (l *limiter) clients() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
 }

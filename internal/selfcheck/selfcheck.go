@@ -5,10 +5,14 @@
 // on its own listener, apart from the operator dashboard.
 //
 // The address looked up is the TCP peer's; a PROXY v1/v2 header is read
-// only from TrustedProxies, X-Forwarded-For only from TrustForwardedFrom.
-// Nothing else the visitor sends (query strings, bodies, cookies, other
-// headers) can choose the address: there is no code path that reads one.
-// The visitor is never logged; only aggregate counters are kept.
+// only from TrustedProxies, X-Forwarded-For only from TrustedForwarders:
+// two separate lists, both empty unless configured, since a PROXY header
+// and an X-Forwarded-For header are believed for different reasons (see
+// docs/selfcheck.md). Nothing else the visitor sends (query strings,
+// bodies, cookies, other headers) can choose the address: there is no code
+// path that reads one. The rate limit keys on that same address, so a
+// visitor cannot buy a fresh budget by claiming another. The visitor is
+// never logged; only aggregate counters are kept.
 //
 // It is not a lookup service for arbitrary addresses, not an operator
 // view, and not a place for anything but the visitor's own result.
@@ -25,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,12 +57,16 @@ type Options struct {
 	// (default 14).
 	Days int
 	// TrustedProxies may send a PROXY v1 or v2 header naming the client;
-	// from any other peer no header is read. Nil trusts nobody.
+	// from any other peer no header is read. Nil trusts nobody. It says
+	// nothing about X-Forwarded-For.
 	TrustedProxies *proxyproto.Trust
-	// TrustForwardedFrom may name the client in X-Forwarded-For (the
-	// right-most address not itself trusted is taken). From any other
-	// peer the header is ignored; X-Real-IP and Forwarded always are.
-	TrustForwardedFrom *proxyproto.Trust
+	// TrustedForwarders may name the client in X-Forwarded-For (the
+	// right-most address not itself a trusted forwarder is taken). It is
+	// checked against the connection's address after any trusted PROXY
+	// header. From any other peer the header is ignored; X-Real-IP,
+	// Forwarded and the rest always are. Nil (the default) trusts nobody:
+	// list only reverse proxies that overwrite or append the header.
+	TrustedForwarders *proxyproto.Trust
 	// RateLimit bounds the checks per client.
 	RateLimit RateLimit
 	// Catalogue holds the text and clean-up advice (nil: the shipped one).
@@ -85,6 +94,15 @@ type Server struct {
 	mux  *http.ServeMux
 	ln   net.Listener // nil without Listen
 	srv  *http.Server
+	// trust holds the PROXY and X-Forwarded-For trust lists; SetTrust
+	// swaps them whole.
+	trust atomic.Pointer[trustLists]
+}
+
+// trustLists are the two lists that may name a client other than the TCP
+// peer.
+type trustLists struct {
+	proxies, forwarders *proxyproto.Trust
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -122,6 +140,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, cat: opts.Catalogue, log: opts.Logger, lim: newLimiter(opts.RateLimit), m: m, page: pageTemplate}
 	s.routes()
+	s.SetTrust(opts.TrustedProxies, opts.TrustedForwarders)
 	if opts.Listen == "" {
 		return s, nil
 	}
@@ -129,7 +148,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("selfcheck: %w", err)
 	}
-	s.ln = &proxyListener{Listener: ln, trust: opts.TrustedProxies, timeout: opts.ProxyHeaderTimeout,
+	s.ln = &proxyListener{Listener: ln, trust: func() *proxyproto.Trust { return s.trust.Load().proxies }, timeout: opts.ProxyHeaderTimeout,
 		refused: func() { m.refused.WithLabelValues(reasonProxy).Inc() }}
 	s.srv = &http.Server{
 		Handler:           s,
@@ -143,6 +162,14 @@ func New(opts Options) (*Server, error) {
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	return s, nil
+}
+
+// SetTrust replaces both trust lists at once (a configuration reload).
+// A connection already accepted keeps the PROXY decision made when it
+// was; every request after the call reads X-Forwarded-For by the new
+// forwarders list. Nil trusts nobody.
+func (s *Server) SetTrust(proxies, forwarders *proxyproto.Trust) {
+	s.trust.Store(&trustLists{proxies: proxies, forwarders: forwarders})
 }
 
 // Addr is the bound address, or nil without a listener.
