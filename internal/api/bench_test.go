@@ -38,3 +38,17 @@ func benchGet(b *testing.B, target, role string) {
 		}
 	}
 }
+
+// BenchmarkHostileStats is the issue 17 request GET
+// /api/v1/stats?from=<today>&to=9999-12-31 (2.9 million days named, one
+// stored): its cost is that of the stored days. Compare bytes/op with
+// BenchmarkStats.
+func BenchmarkHostileStats(b *testing.B) {
+	benchGet(b, "/api/v1/stats?from="+apitest.Now.Format(time.DateOnly)+"&to=9999-12-31&by=country", "network")
+}
+
+// BenchmarkHostileSeries is 800 weekly steps from today: the series ends
+// with the stored history.
+func BenchmarkHostileSeries(b *testing.B) {
+	benchGet(b, "/api/v1/series?from="+apitest.Now.Format(time.DateOnly)+"&to="+apitest.Now.AddDate(0, 0, 7*799).Format(time.DateOnly)+"&every=week", "network")
+}
