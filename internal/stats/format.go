@@ -60,6 +60,10 @@ func WriteTable(w io.Writer, r *Result) error {
 	fmt.Fprintf(w, "estimated hosts     %s (%s; see docs/counting.md)\n", Thousands(r.EstimatedHosts), r.Estimate.Method)
 	fmt.Fprintf(w, "resolvers excluded  %s\n", Thousands(r.ResolverIPsExcluded))
 	fmt.Fprintf(w, "events              received %s, stored %s, dropped %s\n", Thousands(r.Health.Received), Thousands(r.Health.Stored), Thousands(r.Health.Dropped))
+	if r.Health.Summarised > 0 {
+		// Contacts beyond their source's budget (docs/security.md).
+		fmt.Fprintf(w, "                    summarised %s (counted, stored inside summary records)\n", Thousands(r.Health.Summarised))
+	}
 	if err := writeListeners(w, r.Health.Listeners); err != nil {
 		return err
 	}
