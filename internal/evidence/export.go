@@ -301,10 +301,12 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, fileSums), sums, 0o644); err != nil {
+	// Package files are the owner's only (0600, directories 0700): they
+	// hold infected machines' addresses.
+	if err := os.WriteFile(filepath.Join(dir, fileSums), sums, 0o600); err != nil {
 		return fmt.Errorf("evidence export: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, fileSumsSig), sig, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fileSumsSig), sig, 0o600); err != nil {
 		return fmt.Errorf("evidence export: %w", err)
 	}
 	rep, err := Verify(dir, k.Public())
@@ -355,7 +357,7 @@ func prepareDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("evidence export: %w", err)
 		}
 		return nil
@@ -377,10 +379,10 @@ type pkgWriter struct {
 
 func (w *pkgWriter) create(name string) (*bufio.Writer, error) {
 	p := filepath.Join(w.dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("evidence export: %w", err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("evidence export: %w", err)
 	}

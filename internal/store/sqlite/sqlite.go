@@ -6,6 +6,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,16 +47,53 @@ type DB struct {
 }
 
 // OpenDir opens (creating if needed) the store in data dir dir.
+// The data dir is the owner's only (0700): an existing one readable by
+// others is tightened.
 func OpenDir(ctx context.Context, dir string) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, fi.Mode().Perm()&^0o077); err != nil {
+			return nil, fmt.Errorf("restrict data dir %s to its owner: %w", dir, err)
+		}
 	}
 	return Open(ctx, filepath.Join(dir, FileName))
 }
 
-// Open opens (creating if needed) the database file at path and brings its
-// schema up to date.
+// ownerOnly creates the database file with mode 0600 unless it exists, and
+// takes group and other access away from it and its -wal and -shm: they
+// hold infected machines' addresses. SQLite gives a new -wal and -shm the
+// database file's mode, so they are created 0600 too, whatever the umask.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&^0o077); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Open opens (creating if needed, mode 0600) the database file at path and
+// brings its schema up to date.
 func Open(ctx context.Context, path string) (*DB, error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
