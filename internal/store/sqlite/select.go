@@ -46,7 +46,8 @@ func (s *StatsStore) DayRange(ctx context.Context) (first, last time.Time, ok bo
 // ends of its primary key.
 func dayRange(ctx context.Context, db *DB) (first, last time.Time, ok bool, err error) {
 	var lo, hi sql.NullInt64
-	if err := db.SQL().QueryRowContext(ctx, `SELECT MIN(day), MAX(day) FROM event_day_ip`).Scan(&lo, &hi); err != nil {
+	// Two subqueries: MIN and MAX side by side would scan the table.
+	if err := db.SQL().QueryRowContext(ctx, `SELECT (SELECT MIN(day) FROM event_day_ip), (SELECT MAX(day) FROM event_day_ip)`).Scan(&lo, &hi); err != nil {
 		return time.Time{}, time.Time{}, false, fmt.Errorf("stored days: %w", err)
 	}
 	if !lo.Valid {
@@ -123,10 +124,12 @@ func scanQuery(ctx context.Context, db *DB, q string, args []any, fn func(*store
 // selectDayQuery builds the query of one day's selected rows after pos.
 func selectDayQuery(day int64, sel *store.Selection, pos *store.Position) (string, []any) {
 	var args []any
-	where := func(cond string, condArgs ...any) string {
+	// index names the index a part must use: without statistics SQLite
+	// would rather read the whole day through the primary key.
+	where := func(index, cond string, condArgs ...any) string {
 		args = append(args, day)
 		args = append(args, condArgs...)
-		s := `SELECT ` + dayIPColumns + ` FROM event_day_ip WHERE day = ?`
+		s := `SELECT ` + dayIPColumns + ` FROM event_day_ip` + index + ` WHERE day = ?`
 		if cond != "" {
 			s += ` AND ` + cond
 		}
@@ -138,7 +141,7 @@ func selectDayQuery(day int64, sel *store.Selection, pos *store.Position) (strin
 		return s
 	}
 	if sel == nil {
-		return where("") + ` ORDER BY ip, family`, args
+		return where("", "") + ` ORDER BY ip, family`, args
 	}
 	var parts []string
 	rangeOf := func(i int) (string, []any) {
@@ -148,7 +151,7 @@ func selectDayQuery(day int64, sel *store.Selection, pos *store.Position) (strin
 	if len(sel.Prefixes) <= maxUnionPrefixes {
 		for i := range sel.Prefixes {
 			c, a := rangeOf(i)
-			parts = append(parts, where(c, a...))
+			parts = append(parts, where("", c, a...))
 		}
 	} else {
 		var ors []string
@@ -158,14 +161,14 @@ func selectDayQuery(day int64, sel *store.Selection, pos *store.Position) (strin
 			ors = append(ors, c)
 			a = append(a, ca...)
 		}
-		parts = append(parts, where("("+strings.Join(ors, " OR ")+")", a...))
+		parts = append(parts, where("", "("+strings.Join(ors, " OR ")+")", a...))
 	}
 	if len(sel.ASNs) > 0 {
 		a := make([]any, len(sel.ASNs))
 		for i, n := range sel.ASNs {
 			a[i] = int64(n)
 		}
-		parts = append(parts, where(`asn IN (`+placeholders(len(a))+`)`, a...))
+		parts = append(parts, where(` INDEXED BY event_day_ip_asn`, `asn IN (`+placeholders(len(a))+`)`, a...))
 	}
 	if len(sel.Countries) > 0 {
 		// Imports keep the case of src_geo they were given: both cases
@@ -174,7 +177,7 @@ func selectDayQuery(day int64, sel *store.Selection, pos *store.Position) (strin
 		for _, c := range sel.Countries {
 			a = append(a, strings.ToUpper(c), strings.ToLower(c))
 		}
-		parts = append(parts, where(`country IN (`+placeholders(len(a))+`)`, a...))
+		parts = append(parts, where(` INDEXED BY event_day_ip_country`, `country IN (`+placeholders(len(a))+`)`, a...))
 	}
 	return strings.Join(parts, ` UNION `) + ` ORDER BY ip, family`, args
 }
