@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	geodata "github.com/takedown/takedown/data/geo"
+	"github.com/takedown/takedown/internal/budget"
 	"github.com/takedown/takedown/internal/classify"
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/connsink"
@@ -158,7 +159,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.pipe, err = pipeline.New(pipeline.Options{
 			Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify, Committed: a.committed,
 			BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
-			Budget: pipeline.BudgetOptions{Rate: c.Pipeline.SourceBudget.Rate, Burst: c.Pipeline.SourceBudget.Burst, SummaryEvery: c.Pipeline.SourceBudget.SummaryEvery.D()},
+			Budget: budget.Options{Rate: c.Pipeline.SourceBudget.Rate, Burst: c.Pipeline.SourceBudget.Burst, SummaryEvery: c.Pipeline.SourceBudget.SummaryEvery.D()},
 		})
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/app"
+	"github.com/takedown/takedown/internal/budget"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/natsbus"
 	"github.com/takedown/takedown/internal/store"
@@ -57,7 +58,9 @@ missing. It reads the seized names from the registry in its own data dir
 			}
 			a, err := app.New(ctx, app.Options{Config: c, Registry: st, Logger: log, Sensor: name, Registerer: prometheus.NewRegistry(),
 				Forward: func(q *event.Queue) (func(context.Context) error, error) {
-					p, err := natsbus.NewPublisher(natsbus.PublisherOptions{JS: js, Queue: q, Sensor: name, Logger: log.With("role", "publisher")})
+					sb := c.Pipeline.SourceBudget
+					p, err := natsbus.NewPublisher(natsbus.PublisherOptions{JS: js, Queue: q, Sensor: name, Logger: log.With("role", "publisher"),
+						Budget: budget.Options{Rate: sb.Rate, Burst: sb.Burst, SummaryEvery: sb.SummaryEvery.D()}})
 					if err != nil {
 						return nil, err
 					}

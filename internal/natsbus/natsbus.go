@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/takedown/takedown/internal/budget"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -116,6 +117,9 @@ type PublisherOptions struct {
 	Retries int           // publish attempts per event before it is dropped (default 5)
 	Logger  *slog.Logger  // nil discards
 	Backoff time.Duration // first retry delay (default 200ms)
+	// Budget bounds what one source can make the sensor publish one by
+	// one (see internal/budget); a zero Rate publishes every contact.
+	Budget budget.Options
 }
 
 // Publisher drains a sensor's queue into the stream.
@@ -124,6 +128,7 @@ type Publisher struct {
 	subject                    string
 	log                        *slog.Logger
 	published, dropped, failed atomic.Uint64
+	budget                     *budget.Budget // nil: none; owned by Run
 }
 
 // NewPublisher returns a publisher; it does nothing until Run.
@@ -144,7 +149,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.Backoff <= 0 {
 		opts.Backoff = 200 * time.Millisecond
 	}
-	p := &Publisher{opts: opts, subject: opts.Stream.Subject + "." + sensorToken(opts.Sensor), log: opts.Logger}
+	p := &Publisher{opts: opts, subject: opts.Stream.Subject + "." + sensorToken(opts.Sensor), log: opts.Logger, budget: budget.New(opts.Budget)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -157,25 +162,65 @@ func (p *Publisher) Published() uint64 { return p.published.Load() }
 // Dropped is the number of events given up after Retries failed publishes.
 func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
 
+// Summarised is the number of contacts folded into summary records beyond
+// the first of each (the budget).
+func (p *Publisher) Summarised() uint64 { return p.budget.Summarised() }
+
+// admit keeps the events of batch[from:] that the budget stores one by one
+// (all without a budget) and returns the batch.
+func (p *Publisher) admit(batch []event.Event, from int) []event.Event {
+	if p.budget == nil {
+		return batch
+	}
+	out := batch[:from]
+	for i := from; i < len(batch); i++ {
+		e := &batch[i]
+		if e.Timestamp.IsZero() {
+			e.Timestamp = time.Now().UTC()
+		}
+		if p.budget.Admit(e) {
+			out = append(out, *e)
+		}
+	}
+	return out
+}
+
+// summaries returns batch with the budget's summaries appended when they
+// are due (all of them if all is set).
+func (p *Publisher) summaries(batch []event.Event, all bool) []event.Event {
+	if p.budget == nil || (!all && !p.budget.Due(time.Now())) {
+		return batch
+	}
+	return append(batch, p.budget.Take()...)
+}
+
 // Run publishes until ctx is done, then publishes what is still queued
 // (bounded by the retries) and returns nil.
 func (p *Publisher) Run(ctx context.Context) error {
 	q := p.opts.Queue.C()
 	batch := make([]event.Event, 0, p.opts.Batch)
 	wctx := context.WithoutCancel(ctx)
+	var sumTick <-chan time.Time
+	if p.budget != nil {
+		t := time.NewTicker(min(time.Second, p.budget.SummaryEvery()))
+		defer t.Stop()
+		sumTick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			batch = batch[:0]
 			for n := p.opts.Queue.Len(); n > 0; n-- {
-				batch = append(batch, <-q)
+				batch = p.admit(append(batch, <-q), len(batch))
 				if len(batch) == p.opts.Batch {
 					p.publish(wctx, batch)
 					batch = batch[:0]
 				}
 			}
-			p.publish(wctx, batch)
+			p.publish(wctx, p.summaries(batch, true))
 			return nil
+		case <-sumTick:
+			p.publish(wctx, p.summaries(batch[:0], false))
 		case e := <-q:
 			batch = append(batch[:0], e)
 		more:
@@ -188,7 +233,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 				}
 			}
 			// A batch in flight is seen through even if ctx ends now.
-			p.publish(wctx, batch)
+			p.publish(wctx, p.summaries(p.admit(batch, 0), false))
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/takedown/takedown/internal/budget"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
@@ -325,4 +326,54 @@ func TestClusterNodeKilled(t *testing.T) {
 	waitStored(t, st, 1000)
 	stop()
 	checkExactlyOnce(t, st, 1000)
+}
+
+// A sensor applies the per-source budget before publishing: a flood from
+// one source reaches the stream as its burst and one summary record, and
+// the collector's store counts every contact in the aggregates.
+func TestSensorBudget(t *testing.T) {
+	srv := startNATS(t, testtool.FreePort(t, "tcp"), "")
+	st := openStore(t)
+	stop := runCollector(t, srv.url, st)
+	nc, js, err := Connect(srv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := EnsureStream(t.Context(), js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const flood = 3000
+	q := event.NewQueue(flood)
+	listener := event.NewProducer(q, "http:flooded")
+	src := netip.MustParseAddr("198.51.100.66")
+	for i := range flood {
+		listener.Offer(&event.Event{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Protocol: "http", SrcIP: src, Family: "rustock"})
+	}
+	p, err := NewPublisher(PublisherOptions{JS: js, Queue: q, Sensor: "s", Batch: 256,
+		Budget: budget.Options{Rate: 10, Burst: 20, SummaryEvery: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 3 s of contacts: the burst of 20 and at most 30 refilled, one summary.
+	if n := p.Published(); n < 21 || n > 51 {
+		t.Fatalf("published %d records of a %d-contact flood; want 21 to 51", n, flood)
+	}
+	waitStored(t, st, p.Published())
+	stop()
+	h, err := st.Health(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Stored != p.Published() || h.Stored+h.Summarised != flood || p.Summarised() != h.Summarised {
+		t.Errorf("stored %d + summarised %d (sensor: %d); want the %d published records standing for %d contacts", h.Stored, h.Summarised, p.Summarised(), p.Published(), flood)
+	}
+	if n, err := st.CountEvents(t.Context(), t0.Truncate(24*time.Hour), t0.Truncate(24*time.Hour).Add(24*time.Hour)); err != nil || n != flood {
+		t.Errorf("contacts of the day %d, %v; want %d", n, err, flood)
+	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/takedown/takedown/internal/budget"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/geo"
 	"github.com/takedown/takedown/internal/store"
@@ -66,7 +67,7 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Budget bounds what one source can make the pipeline store one by
 	// one (docs/security.md); a zero Rate stores every contact.
-	Budget BudgetOptions
+	Budget budget.Options
 	// Committed, if set, is called after every committed batch with the
 	// batch and what it stored (the evidence log appends the fresh
 	// records). It runs on the writer goroutine: it delays the next batch,
@@ -110,7 +111,7 @@ type Pipeline struct {
 	pendingListeners                         map[string]uint64
 
 	batchSeconds prometheus.Histogram
-	budget       *Budget // nil: none; owned by the preparer
+	budget       *budget.Budget // nil: none; owned by the preparer
 }
 
 // New returns a pipeline; it does nothing until Run.
@@ -141,7 +142,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: NewBudget(opts.Budget)}
+	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: budget.New(opts.Budget)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -243,7 +244,7 @@ func (b *batch) reset() {
 
 // add appends e to b if it prepares and encodes, else counts it as
 // dropped. A contact beyond its source's budget goes into its summary
-// instead (see Budget).
+// instead (see internal/budget).
 func (p *Pipeline) add(b *batch, e *event.Event) {
 	b.events = append(b.events, *e)
 	last := &b.events[len(b.events)-1]
@@ -341,7 +342,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// batch and on a tick, so they are stored when traffic stops too.
 	var sumTick <-chan time.Time
 	if p.budget != nil {
-		t := time.NewTicker(min(time.Second, p.budget.opts.SummaryEvery))
+		t := time.NewTicker(min(time.Second, p.budget.SummaryEvery()))
 		defer t.Stop()
 		sumTick = t.C
 	}

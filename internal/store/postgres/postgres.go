@@ -170,8 +170,8 @@ const (
 			ips = r.ips + excluded.ips,
 			resolver_ips = r.resolver_ips + excluded.resolver_ips,
 			hits = r.hits + excluded.hits`
-	sqlAddHealth         = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3, summarised = summarised + $4 WHERE id = 1`
-	sqlAddSummarised     = `INSERT INTO event_day_summarised AS s (day, contacts) SELECT * FROM unnest($1::bigint[], $2::bigint[])
+	sqlAddHealth     = `UPDATE event_health SET received = received + $1, stored = stored + $2, dropped = dropped + $3, summarised = summarised + $4 WHERE id = 1`
+	sqlAddSummarised = `INSERT INTO event_day_summarised AS s (day, contacts) SELECT * FROM unnest($1::bigint[], $2::bigint[])
 		ON CONFLICT (day) DO UPDATE SET contacts = s.contacts + excluded.contacts`
 	sqlAddListenerHealth = `INSERT INTO event_listener_health AS h (name, received, stored, dropped)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])

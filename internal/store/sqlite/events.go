@@ -315,8 +315,8 @@ const (
 			ips = ips + excluded.ips,
 			resolver_ips = resolver_ips + excluded.resolver_ips,
 			hits = hits + excluded.hits`
-	sqlAddHealth         = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ?, summarised = summarised + ? WHERE id = 1`
-	sqlAddSummarised     = `INSERT INTO event_day_summarised (day, contacts) VALUES (?, ?)
+	sqlAddHealth     = `UPDATE event_health SET received = received + ?, stored = stored + ?, dropped = dropped + ?, summarised = summarised + ? WHERE id = 1`
+	sqlAddSummarised = `INSERT INTO event_day_summarised (day, contacts) VALUES (?, ?)
 		ON CONFLICT (day) DO UPDATE SET contacts = contacts + excluded.contacts`
 	sqlAddListenerHealth = `INSERT INTO event_listener_health (name, received, stored, dropped) VALUES %s
 		ON CONFLICT (name) DO UPDATE SET

@@ -1,4 +1,11 @@
-package pipeline
+// Package budget is the per-source budget of the sinkhole's storage: a
+// token bucket per source (an IPv4 address, an IPv6 /64) decides which
+// contacts are stored one by one, and the contacts beyond it are folded
+// into summary records (event.Event's Count) that still count every
+// contact in the aggregates. The pipeline (serve) and the sensor's
+// publisher apply it where they drain their queue. It is not a rate limit
+// of answers: the listeners answer every contact.
+package budget
 
 import (
 	"net/netip"
@@ -10,8 +17,8 @@ import (
 	"github.com/takedown/takedown/internal/store"
 )
 
-// BudgetOptions configures the per-source budget. A zero Rate turns it off.
-type BudgetOptions struct {
+// Options configures the per-source budget. A zero Rate turns it off.
+type Options struct {
 	// Rate is how many contacts per second one source (an IPv4 address,
 	// an IPv6 /64) may have stored one by one, as raw records and
 	// evidence leaves; Burst how many at once (default: 10 seconds' worth,
@@ -36,7 +43,7 @@ type BudgetOptions struct {
 // judged as it happened). It is not safe for concurrent use: the
 // pipeline's preparer owns it.
 type Budget struct {
-	opts    BudgetOptions
+	opts    Options
 	burst   float64
 	buckets map[[16]byte]*bucket
 	sums    map[sumKey]*event.Event
@@ -61,9 +68,9 @@ type sumKey struct {
 	unverified bool
 }
 
-// NewBudget returns a budget, or nil when opts.Rate is not positive (no
+// New returns a budget, or nil when opts.Rate is not positive (no
 // budget: every contact is stored).
-func NewBudget(opts BudgetOptions) *Budget {
+func New(opts Options) *Budget {
 	if opts.Rate <= 0 {
 		return nil
 	}
@@ -132,15 +139,15 @@ func (b *Budget) Admit(e *event.Event) bool {
 	s := *e
 	s.SrcIP, s.SrcPort = src, 0
 	s.Count = e.Contacts()
-	s.Tag = summaryTag
+	s.Tag = SummaryTag
 	b.sums[sk] = &s
 	b.order = append(b.order, sk)
 	return false
 }
 
-// summaryTag marks summary records (with Count) in the tag field, so that
+// SummaryTag marks summary records (with Count) in the tag field, so that
 // an analyst reading raw events sees what they are.
-const summaryTag = "summary:over-source-budget"
+const SummaryTag = "summary:over-source-budget"
 
 // evict makes room in the bucket map: first every bucket that has refilled
 // to its burst by now (the same as an absent one), else the eighth of the
@@ -191,6 +198,9 @@ func (b *Budget) Take() []event.Event {
 	b.order = b.order[:0]
 	return out
 }
+
+// SummaryEvery is how long summaries gather before they are due.
+func (b *Budget) SummaryEvery() time.Duration { return b.opts.SummaryEvery }
 
 // Summarised is the number of contacts folded into summaries so far,
 // beyond the first of each (the store's Health.Summarised).
