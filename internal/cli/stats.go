@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -107,6 +108,9 @@ how wrong it can be, is in docs/counting.md.`,
 			}
 			defer db.Close()
 			r, err := eng.Stats(cmd.Context(), q)
+			if errors.Is(err, stats.ErrTooLarge) {
+				return usagef("%v", err) // the window is bounded like the API's
+			}
 			if err != nil {
 				return err
 			}
@@ -159,6 +163,9 @@ midnight, so the last step holds today so far.`,
 			}
 			defer db.Close()
 			s, err := eng.Series(cmd.Context(), q, every)
+			if errors.Is(err, stats.ErrTooLarge) {
+				return usagef("%v", err)
+			}
 			if err != nil {
 				return err
 			}
