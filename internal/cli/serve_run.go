@@ -59,7 +59,14 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		log.Info("self-check page", "url", "http://"+ad.String())
 	}
 	if ad := a.WebAddr(); ad != nil {
-		log.Info("dashboard", "url", "http://"+ad.String())
+		scheme := "http://"
+		if c.Web.TLSCert != "" {
+			scheme = "https://"
+		}
+		log.Info("dashboard", "url", scheme+ad.String())
+		if c.Web.MetricsListen != "" {
+			log.Info("metrics without credentials", "url", "http://"+c.Web.MetricsListen+"/metrics")
+		}
 	}
 	for kind, addrs := range a.Addrs() {
 		for _, ad := range addrs {

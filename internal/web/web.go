@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +77,8 @@ type Options struct {
 	// the request as made over TLS.
 	TrustedProxies []netip.Prefix
 	// LoginConcurrency is how many password hashes may run at once
-	// (default 2, each about 0.3 CPU-seconds); a login beyond that is
-	// refused with 503 at once.
+	// (default: half the CPUs, 1 to 4; each hash is about 0.3
+	// CPU-seconds); a login beyond that is refused with 503 at once.
 	LoginConcurrency int
 	// Registerer receives the login metrics; nil: not exported.
 	Registerer prometheus.Registerer
@@ -141,7 +142,7 @@ func New(o Options) *Dashboard {
 		o.MaxLoginFailures = 10
 	}
 	if o.LoginConcurrency < 1 {
-		o.LoginConcurrency = 2
+		o.LoginConcurrency = min(max(runtime.GOMAXPROCS(0)/2, 1), 4)
 	}
 	if o.Sessions == nil {
 		o.Sessions = session.NewMemory()
