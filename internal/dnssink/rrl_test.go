@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown/takedown/internal/proxyproto"
 )
 
 // TestRRLKeying: what a client block gets per second from one zone does
@@ -32,7 +34,9 @@ func TestRRLKeying(t *testing.T) {
 		{"answers, A and AAAA", func(i int) *dns.Msg {
 			return question("c2.example.", []uint16{dns.TypeA, dns.TypeAAAA}[i%2])
 		}, 2 * rate},
-		{"refused, random names", func(i int) *dns.Msg { return question(fmt.Sprintf("x%d.not-seized.test.", i), sprayTypes[i%len(sprayTypes)]) }, rate},
+		{"refused, random names", func(i int) *dns.Msg {
+			return question(fmt.Sprintf("x%d.not-seized.test.", i), sprayTypes[i%len(sprayTypes)])
+		}, rate},
 	}
 	local := netip.MustParseAddrPort("127.0.0.1:53")
 	for _, tt := range tests {
@@ -81,7 +85,7 @@ func TestLimiterFloodKeepsLimitedBucket(t *testing.T) {
 		l.check(victim, rrlEmpty<<56|1<<16, now)
 	}
 	for i := range 100 * table {
-		now += 1000 // a microsecond apart: 0.1 s in all
+		now += 1000                                                                 // a microsecond apart: 0.1 s in all
 		src := netip.AddrFrom4([4]byte{10 + byte(i>>16), byte(i >> 8), byte(i), 1}) // distinct /24s
 		l.check(src, rrlError<<56, now)
 	}
@@ -217,5 +221,42 @@ func TestTCPSource(t *testing.T) {
 		if got := tcpSource(netip.MustParseAddr(in)); got.String() != want {
 			t.Errorf("tcpSource(%s) = %s; want %s", in, got, want)
 		}
+	}
+}
+
+// TestTCPPerSourceBehindProxy: behind a trusted proxy the cap counts the
+// source the PROXY header names, not the proxy (which carries everyone).
+func TestTCPPerSourceBehindProxy(t *testing.T) {
+	trust, err := proxyproto.ParseTrust([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSink(t, testSource(), Options{TCPPerSource: 2, TCPIdleTimeout: time.Minute, TrustedProxies: trust, RRL: RRL{Disabled: true}})
+	query, _ := question("c2.example.", dns.TypeA).Pack()
+	framed := append([]byte{byte(len(query) >> 8), byte(len(query))}, query...)
+	answered := func(client string) bool {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			return false
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		hdr := fmt.Sprintf("PROXY TCP4 %s 127.0.0.1 40000 53\r\n", client)
+		if _, err := c.Write(append([]byte(hdr), framed...)); err != nil {
+			return false
+		}
+		return len(readFramed(c)) > 0
+	}
+	got := 0
+	for range 5 {
+		if answered("198.51.100.7") {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Errorf("%d of 5 proxied connections of one client answered; want 2", got)
+	}
+	if !answered("198.51.100.8") {
+		t.Error("another client behind the same proxy is refused: the cap counts the proxy")
 	}
 }
