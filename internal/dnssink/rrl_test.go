@@ -85,8 +85,9 @@ func TestLimiterFloodKeepsLimitedBucket(t *testing.T) {
 		l.check(victim, rrlEmpty<<56|1<<16, now)
 	}
 	for i := range 100 * table {
-		now += 1000                                                                 // a microsecond apart: 0.1 s in all
-		src := netip.AddrFrom4([4]byte{10 + byte(i>>16), byte(i >> 8), byte(i), 1}) // distinct /24s
+		// A microsecond apart (0.1 s in all), each from a /24 of its own.
+		now += 1000
+		src := netip.AddrFrom4([4]byte{10 + byte(i>>16), byte(i >> 8), byte(i), 1})
 		l.check(src, rrlError<<56, now)
 	}
 	for i := range 10 {
