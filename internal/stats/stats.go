@@ -419,14 +419,14 @@ func (e *Engine) Series(ctx context.Context, q Query, every Every) (*Series, err
 		return nil, err
 	}
 	// No step lies wholly after the store's history: the series ends
-	// there (today at the latest is always inside).
+	// there (today is always inside). One that starts after it is empty.
 	if end := time.Unix(h.End, 0).UTC(); s.To.After(end) {
 		s.To = end
-		if !s.From.Before(s.To) {
-			return nil, fmt.Errorf("%w: the series starts %s, after the stored history (which ends %s)", ErrTooLarge,
-				s.From.Format(time.RFC3339), end.Format(time.DateOnly))
+		if s.To.Before(s.From) {
+			s.To = s.From
 		}
 	}
+	s.Points = []Point{}
 	step := every.duration()
 	if n := (s.To.Sub(s.From) + step - 1) / step; n > MaxSeriesPoints {
 		return nil, fmt.Errorf("%w: the series %s to %s would have %d points; at most %d (the stored history starts %s)", ErrTooLarge,
