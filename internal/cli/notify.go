@@ -375,7 +375,7 @@ nothing is sent or recorded.`,
 	fl.StringVar(&f.outbox, "outbox", "", "folder for --dry-run messages (default DATA/outbox)")
 	fl.StringVar(&f.smtp, "smtp", "127.0.0.1:25", "SMTP server (relay) host:port")
 	fl.StringVar(&f.from, "from", "takedown@localhost", "sender address")
-	fl.StringVar(&f.starttls, "starttls", notify.StartTLSAuto, "STARTTLS: auto (when offered), always, never")
+	fl.StringVar(&f.starttls, "starttls", notify.StartTLSAuto, "STARTTLS: auto (when offered; required with --smtp-user), always, never")
 	fl.StringVar(&f.user, "smtp-user", "", "AUTH PLAIN user (over TLS or to localhost only)")
 	fl.StringVar(&f.passFile, "smtp-password-file", "", "file holding the AUTH password (default $TAKEDOWN_SMTP_PASSWORD)")
 	fl.StringVar(&f.publicSource, "public-source", "takedown", "who runs the sinkhole (the reports' public_source)")
