@@ -212,3 +212,38 @@ func TestRateLimitedResponse(t *testing.T) {
 		t.Fatalf("rate-limited counter %v", n)
 	}
 }
+
+// FuzzLimiter drives the limiter with arbitrary clients and clock steps:
+// the table never exceeds MaxClients, its recency list holds exactly the
+// buckets of its map, newest last, and a new client is never refused.
+func FuzzLimiter(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 1, 4, 5, 1, 2, 200, 7})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		l := newLimiter(RateLimit{Rate: 1, Burst: 2, MaxClients: 4})
+		at := now
+		for i, op := range ops {
+			at = at.Add(time.Duration(op>>5) * 300 * time.Millisecond)
+			a := netip.AddrFrom4([4]byte{192, 0, 2, op & 0x07})
+			if op&0x08 != 0 {
+				a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7: op & 0x07, 15: byte(i)})
+			}
+			_, known := l.buckets[clientKey(a)]
+			if ok, _ := l.allow(a, at); !ok && !known {
+				t.Fatalf("op %d: new client %s refused", i, a)
+			}
+			if l.newest == nil || l.newest.key != clientKey(a) {
+				t.Fatalf("op %d: %s is not the newest", i, a)
+			}
+			n := 0
+			for b := l.oldest; b != nil; b = b.next {
+				if l.buckets[b.key] != b || (b.next != nil && b.next.prev != b) {
+					t.Fatalf("op %d: the recency list and the map disagree at %s", i, b.key)
+				}
+				n++
+			}
+			if n != len(l.buckets) || n > 4 {
+				t.Fatalf("op %d: %d in the list, %d in the map, MaxClients 4", i, n, len(l.buckets))
+			}
+		}
+	})
+}
