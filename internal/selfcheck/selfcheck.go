@@ -66,6 +66,7 @@ type Options struct {
 	// header. From any other peer the header is ignored; X-Real-IP,
 	// Forwarded and the rest always are. Nil (the default) trusts nobody:
 	// list only reverse proxies that overwrite or append the header.
+	// SetTrust replaces both lists on a reload.
 	TrustedForwarders *proxyproto.Trust
 	// RateLimit bounds the checks per client.
 	RateLimit RateLimit
