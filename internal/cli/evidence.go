@@ -36,15 +36,37 @@ held by one process at a time). verify works offline on an exported package.`,
 			return f(cmd, c)
 		}}
 	}
-	cmd.AddCommand(simple("key", "Print the log's public key and its fingerprint", func(cmd *cobra.Command, c *config.Config) error {
+	var keyOut string
+	keyCmd := simple("key", "Print the log's public key and its fingerprint; -o FILE writes the key file that verify --key reads", func(cmd *cobra.Command, c *config.Config) error {
+		if keyOut != "" {
+			return evidence.KeyFileCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{}, keyOut)
+		}
 		return evidence.KeyCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
-	}))
+	})
+	keyCmd.Flags().StringVarP(&keyOut, "output", "o", "", "write the public key (one OpenSSH line) to this file")
+	cmd.AddCommand(keyCmd)
 	cmd.AddCommand(simple("checkpoint", "Write a signed checkpoint of the log now", func(cmd *cobra.Command, c *config.Config) error {
 		return evidence.CheckpointCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
 	}))
 	cmd.AddCommand(simple("audit", "Re-hash every stored entry against every checkpoint", func(cmd *cobra.Command, c *config.Config) error {
 		return evidence.AuditCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
 	}))
+
+	var rotWho string
+	rotate := simple("rotate-key", "Replace the signing key; the old key signs a custody record naming the new one", func(cmd *cobra.Command, c *config.Config) error {
+		if rotWho == "" {
+			rotWho = actor()
+		}
+		return evidence.RotateKeyCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{}, rotWho)
+	})
+	rotate.Long = `rotate-key makes a new signing key for the evidence log. A custody record
+naming the old and the new key is appended to the log, covered by a last
+checkpoint signed by the old key, and signed by the old key; the new key signs
+everything after it. The old private key is removed from the data dir.
+Packages carry the signed rotation records, so a recipient holding the first
+key still verifies packages made after the rotation. Needs the server stopped.`
+	rotate.Flags().StringVar(&rotWho, "who", "", "who rotates the key, recorded in the custody record (default: $TAKEDOWN_ACTOR or $USER)")
+	cmd.AddCommand(rotate)
 
 	var a evidence.ExportArgs
 	var from, to string

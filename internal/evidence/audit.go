@@ -69,7 +69,8 @@ type diskState struct {
 // and any checkpoint the entries do not reproduce, is an error.
 func (l *Log) verifyDisk(ctx context.Context, limit uint64, repair bool) (diskState, error) {
 	var st diskState
-	cps, err := readCheckpoints(l.dir, l.key)
+	k, chain, _ := l.keyState()
+	cps, err := readCheckpoints(l.dir, k.Name, chain)
 	if err != nil {
 		return st, err
 	}

@@ -18,21 +18,46 @@ import (
 // KeyCommand prints the public key (OpenSSH and note verifier forms) and
 // its fingerprint, making the key first if the log has none.
 func KeyCommand(ctx context.Context, w io.Writer, dir string, opts Options) error {
-	k, err := LoadKey(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		l, err := Open(ctx, dir, opts)
-		if err != nil {
-			return err
-		}
-		k = l.Key()
-		if err := l.Close(); err != nil {
-			return err
-		}
-	} else if err != nil {
+	k, err := loadOrMakeKey(ctx, dir, opts)
+	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "%s\n%s\nfingerprint %s\norigin %s\n", k.SSHPublicKey(), k.VerifierKey(), k.Fingerprint(), k.Name)
 	return err
+}
+
+// KeyFileCommand writes the public key to file out as one OpenSSH line
+// ("ssh-ed25519 AAAA… evidence@takedown"), exactly what `evidence verify
+// --key` reads, and prints where and the fingerprint.
+func KeyFileCommand(ctx context.Context, w io.Writer, dir string, opts Options, out string) error {
+	k, err := loadOrMakeKey(ctx, dir, opts)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(k.SSHPublicKey()+" "+Principal+"\n"), 0o644); err != nil {
+		return fmt.Errorf("evidence key: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "public key written to %s\nfingerprint %s\norigin %s\n", out, k.Fingerprint(), k.Name)
+	return err
+}
+
+// loadOrMakeKey reads the log's current key, opening the log (which makes
+// the key) when it has none yet.
+func loadOrMakeKey(ctx context.Context, dir string, opts Options) (*Key, error) {
+	k, err := LoadKey(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		l, err := Open(ctx, dir, opts)
+		if err != nil {
+			return nil, err
+		}
+		k = l.Key()
+		if err := l.Close(); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // CheckpointCommand opens the log (which audits it), writes a checkpoint

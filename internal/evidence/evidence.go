@@ -87,11 +87,14 @@ type Log struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
-	key  *Key
 	lock *os.File
 	met  *metrics
 
-	mu       sync.Mutex
+	mu        sync.Mutex
+	key       *Key       // the current signing key (rotate.go)
+	chain     keyChain   // every key the log has had, with the sizes each signs
+	rotations []rotation // the signed rotation records, oldest first
+
 	data     *os.File // O_APPEND
 	index    *os.File
 	hashes   *os.File
@@ -152,6 +155,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	} else if opts.Origin != "" && opts.Origin != key.Name {
 		lg.Warn("evidence origin differs from the key's name; keeping the key's", "configured", opts.Origin, "origin", key.Name)
 	}
+	if key, l.rotations, l.chain, err = loadChain(dir, key, lg); err != nil {
+		return nil, err
+	}
 	l.key = key
 	for _, f := range []struct {
 		p    **os.File
@@ -173,7 +179,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 }
 
 // Key returns the log's signing key.
-func (l *Log) Key() *Key { return l.key }
+func (l *Log) Key() *Key {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.key
+}
 
 // Size returns the number of leaves.
 func (l *Log) Size() uint64 {
@@ -202,6 +212,11 @@ func (l *Log) Append(ctx context.Context, records [][]byte) (first uint64, err e
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.appendLocked(ctx, records)
+}
+
+// appendLocked is Append with mu held and the records checked.
+func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64, err error) {
 	if l.broken != nil {
 		l.met.failures.WithLabelValues("append").Inc()
 		return 0, fmt.Errorf("evidence append: log unusable until restart: %w", l.broken)
@@ -308,6 +323,11 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.checkpointLocked()
+}
+
+// checkpointLocked is Checkpoint with mu held.
+func (l *Log) checkpointLocked() (Checkpoint, error) {
 	if l.last.Note != nil && l.last.Size == l.n {
 		return l.last, nil
 	}
@@ -341,34 +361,37 @@ func (l *Log) checkpointPath(size uint64) string {
 // Checkpoints returns every kept checkpoint, smallest first, each verified
 // with the log's key.
 func (l *Log) Checkpoints() ([]Checkpoint, error) {
-	return readCheckpoints(l.dir, l.key)
+	k, chain, _ := l.keyState()
+	return readCheckpoints(l.dir, k.Name, chain)
 }
 
-func readCheckpoints(dir string, key *Key) ([]Checkpoint, error) {
+// readCheckpoints reads the kept checkpoints of the log named origin, each
+// verified with the key of chain that signs its size.
+func readCheckpoints(dir, origin string, chain keyChain) ([]Checkpoint, error) {
 	ents, err := os.ReadDir(filepath.Join(dir, checkpointDir))
 	if err != nil {
 		return nil, fmt.Errorf("evidence checkpoints: %w", err)
 	}
 	var out []Checkpoint
 	for _, e := range ents {
-		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
+		fname := e.Name()
+		if strings.HasSuffix(fname, ".tmp") {
 			continue
 		}
-		size, err := strconv.ParseUint(name, 10, 63)
-		if err != nil || len(name) != 20 {
-			return nil, fmt.Errorf("evidence checkpoints: unexpected file %q", name)
+		size, err := strconv.ParseUint(fname, 10, 63)
+		if err != nil || len(fname) != 20 {
+			return nil, fmt.Errorf("evidence checkpoints: unexpected file %q", fname)
 		}
-		b, err := os.ReadFile(filepath.Join(dir, checkpointDir, name))
+		b, err := os.ReadFile(filepath.Join(dir, checkpointDir, fname))
 		if err != nil {
 			return nil, fmt.Errorf("evidence checkpoints: %w", err)
 		}
-		c, err := OpenCheckpoint(b, key.Public())
+		c, err := OpenCheckpoint(b, chain.pubFor(size))
 		if err != nil {
-			return nil, fmt.Errorf("evidence checkpoint %s: %w", name, err)
+			return nil, fmt.Errorf("evidence checkpoint %s: %w", fname, err)
 		}
-		if c.Size != size || c.Origin != key.Name {
-			return nil, fmt.Errorf("evidence checkpoint %s: says origin %q size %d", name, c.Origin, c.Size)
+		if c.Size != size || c.Origin != origin {
+			return nil, fmt.Errorf("evidence checkpoint %s: says origin %q size %d", fname, c.Origin, c.Size)
 		}
 		out = append(out, c)
 	}

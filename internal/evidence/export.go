@@ -74,7 +74,12 @@ type CustodyRecord struct {
 	First    uint64     `json:"first,omitempty"` // first leaf of the exported range
 	End      uint64     `json:"end,omitempty"`   // one past its last leaf
 	Events   int        `json:"events,omitempty"`
-	TreeSize uint64     `json:"tree_size,omitempty"` // log size when the export was selected
+	TreeSize uint64     `json:"tree_size,omitempty"` // log size when the export was selected (rotate-key: before the record)
+
+	// rotate-key records (rotate.go): the old and the new key.
+	OldKey     string `json:"old_key,omitempty"`      // OpenSSH form
+	NewKey     string `json:"new_key,omitempty"`      // OpenSSH form
+	NewNoteKey string `json:"new_note_key,omitempty"` // note verifier key
 }
 
 // Custody appends a custody action (export, hand-off, key rotation …) as a
@@ -283,8 +288,11 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 		w.file(filepath.Join(dirConsistency, name), ConsistencyProof{Old: c.Size, New: cp.Size, Proof: tp}.Marshal())
 	}
 
-	// Keys and the README.
-	k := l.key
+	// Key rotations (rotate.go), then the keys and the README.
+	k, chain, rots := l.keyState()
+	if err := l.exportRotations(w, rots, cp, hr); err != nil {
+		return err
+	}
 	w.file(fileKeyPub, []byte(k.SSHPublicKey()+"\n"))
 	w.file(fileNoteKey, []byte(k.VerifierKey()+"\n"))
 	w.file(fileAllowed, []byte(Principal+` namespaces="`+Namespace+`" `+k.SSHPublicKey()+"\n"))
@@ -309,7 +317,7 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	if err := os.WriteFile(filepath.Join(dir, fileSumsSig), sig, 0o600); err != nil {
 		return fmt.Errorf("evidence export: %w", err)
 	}
-	rep, err := Verify(dir, k.Public())
+	rep, err := Verify(dir, chain[0].pub) // from the first key: the rotations too
 	if err != nil {
 		return fmt.Errorf("evidence export: self-check: %w", err)
 	}

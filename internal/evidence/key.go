@@ -38,10 +38,12 @@ type Key struct {
 func (k *Key) Public() ed25519.PublicKey { return k.priv.Public().(ed25519.PublicKey) }
 
 // noteSigner returns the note signer for checkpoints.
-func (k *Key) noteSigner() (note.Signer, error) {
-	skey := "PRIVATE+KEY+" + k.Name + "+" + fmt.Sprintf("%08x", keyHash(k.Name, k.Public())) + "+" +
+func (k *Key) noteSigner() (note.Signer, error) { return note.NewSigner(k.signerKey()) }
+
+// signerKey is the note signer key, as the key file holds it.
+func (k *Key) signerKey() string {
+	return "PRIVATE+KEY+" + k.Name + "+" + fmt.Sprintf("%08x", keyHash(k.Name, k.Public())) + "+" +
 		base64.StdEncoding.EncodeToString(append([]byte{algEd25519}, k.priv.Seed()...))
-	return note.NewSigner(skey)
 }
 
 // VerifierKey returns the note verifier key ("name+hash+base64").
@@ -164,7 +166,9 @@ func parseSignerKey(skey string) (*Key, error) {
 // ParsePublicKey parses a trusted Ed25519 public key given as an OpenSSH
 // authorized-key line ("ssh-ed25519 AAAA…"), an allowed_signers line, a
 // note verifier key ("name+hash+base64"), base64 of the 32 key bytes, or
-// the 32 raw bytes.
+// the 32 raw bytes. It also reads what `takedown evidence key` prints (both
+// key forms, then "fingerprint SHA256:…" and "origin NAME" lines): the
+// origin line is informational, and a fingerprint line must be the key's.
 func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 	if len(b) == ed25519.PublicKeySize {
 		return ed25519.PublicKey(b), nil
@@ -173,9 +177,14 @@ func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 	// A file may hold several lines (key.pub holds the note key and the
 	// OpenSSH key); every key-looking line must name the same key.
 	var found ed25519.PublicKey
+	var fingerprints []string
 	for line := range strings.SplitSeq(s, "\n") {
 		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "origin ") {
+			continue
+		}
+		if fp, ok := strings.CutPrefix(line, "fingerprint "); ok {
+			fingerprints = append(fingerprints, strings.TrimSpace(fp))
 			continue
 		}
 		k, err := parsePublicKeyLine(line)
@@ -189,6 +198,11 @@ func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 	}
 	if found == nil {
 		return nil, errors.New("public key: empty")
+	}
+	for _, fp := range fingerprints {
+		if fp != Fingerprint(found) {
+			return nil, fmt.Errorf("public key: the fingerprint line says %s, the key is %s", truncate(fp, 60), Fingerprint(found))
+		}
 	}
 	return found, nil
 }

@@ -93,12 +93,23 @@ var errPrereq = errors.New("not checked: depends on a check that failed")
 // trusted by itself). It returns an error only when the trusted key cannot
 // be parsed; every problem with the package is a failed check in the
 // report.
+//
+// A package of a log whose key was rotated holds the signed rotation
+// records in keys/; Verify follows them from the trusted key (each signed
+// by the key before it) to the key that signed the package, and checks
+// every checkpoint with the key that signs its size (rotate.go).
 func Verify(dir string, trustedPubKey []byte) (Report, error) {
-	pub, err := ParsePublicKey(trustedPubKey)
+	trusted, err := ParsePublicKey(trustedPubKey)
 	if err != nil {
 		return Report{}, fmt.Errorf("trusted key: %w", err)
 	}
-	r := Report{Dir: dir, Fingerprint: Fingerprint(pub)}
+	r := Report{Dir: dir, Fingerprint: Fingerprint(trusted)}
+	chain, rots, hasKeys, chainErr := packageChain(dir, trusted)
+	pub := chain.current() // the package's signing key, reached from the trusted one
+	keyDetail := "the package's key is the trusted key " + Fingerprint(pub)
+	if len(rots) > 0 && chainErr == nil {
+		keyDetail = fmt.Sprintf("the package's key %s follows from the trusted key by %d rotation(s)", Fingerprint(pub), len(rots))
+	}
 	read := func(name string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {
@@ -123,7 +134,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 			}
 		}
 		return nil
-	}(), "the package's key is the trusted key "+Fingerprint(pub))
+	}(), keyDetail)
 
 	// Manifest signature and manifest.
 	sums, sumsErr := read(fileSums)
@@ -185,9 +196,20 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 	var cp Checkpoint
 	cpBytes, cpErr := read(fileCheckpoint)
 	if cpErr == nil {
-		cp, cpErr = OpenCheckpoint(cpBytes, pub)
+		cp, cpErr = openCheckpointChain(cpBytes, chain)
 	}
 	r.add(CheckCheckpoint, cpErr, fmt.Sprintf("signed by the trusted key: log %s, size %d, root %s", cp.Origin, cp.Size, b64(cp.Root)))
+	if hasKeys {
+		r.add(CheckKeyChain, func() error {
+			if chainErr != nil {
+				return chainErr
+			}
+			if cpErr != nil {
+				return errPrereq
+			}
+			return checkRotationProofs(dir, rots, cp, cpBytes)
+		}(), fmt.Sprintf("%d rotation record(s), each signed by the key before it and in the checkpoint's tree, lead from the trusted key to %s", len(rots), Fingerprint(pub)))
+	}
 
 	// Custody record (read early: it says what the package claims).
 	var cr CustodyRecord
@@ -299,7 +321,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 				problems = append(problems, err.Error())
 				continue
 			}
-			c, err := OpenCheckpoint(cb, pub)
+			c, err := openCheckpointChain(cb, chain)
 			if err != nil {
 				problems = append(problems, name+": "+err.Error())
 				continue

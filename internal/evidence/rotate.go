@@ -1,0 +1,439 @@
+package evidence
+
+// Key rotation. `takedown evidence rotate-key` replaces the log's signing
+// key with a new one. The rotation is itself evidence: a custody record
+// (action "rotate-key") naming the old and the new key and the tree size at
+// which the new key takes over is appended to the log, a checkpoint of it
+// is signed by the old key, and the record is signed by the old key
+// (SSHSIG, namespace RotationNamespace) and kept in rotations/. The old key
+// signs every checkpoint up to and including the one that holds the record
+// (size TreeSize+1); the new key signs every later one. Packages ship the
+// chain of signed records (keys/), so a recipient who holds only the first
+// key follows it, each record signed by the key before it, to the key that
+// signed the package.
+//
+// Crash safety: the new private key is written first as key.new; then the
+// record and its checkpoint go into the log; then the signed record into
+// rotations/; last key.new replaces key. Open finishes a rotation whose
+// signed record was written, and discards key.new otherwise (the log may
+// then hold a rotate-key record whose key never signed anything; rotate
+// again).
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// RotationNamespace is the SSHSIG namespace of key rotation records.
+const RotationNamespace = "takedown-evidence-key-rotation"
+
+const (
+	rotationDir = "rotations" // in the log dir: <size>.json and <size>.json.sig
+	keyNewFile  = "key.new"   // the next key during a rotation, mode 0600
+	dirKeys     = "keys"      // in a package: <size>.json, .json.sig, .tlog-proof
+)
+
+// CheckKeyChain names the check of a package's key rotations; it runs only
+// for a package that holds a keys/ folder.
+const CheckKeyChain = "key rotations"
+
+// rotation is one signed rotate-key custody record.
+type rotation struct {
+	raw  []byte // the record exactly as appended to the log
+	sig  []byte // SSHSIG of raw by the old key
+	rec  CustodyRecord
+	old  ed25519.PublicKey
+	new  ed25519.PublicKey
+	last uint64 // the last tree size the old key signs: rec.TreeSize+1
+}
+
+// keyEpoch is a key and the last tree size it signs.
+type keyEpoch struct {
+	pub   ed25519.PublicKey
+	until uint64
+}
+
+// keyChain is the sequence of a log's keys, oldest first; the last is the
+// current key and signs every size after the one before it.
+type keyChain []keyEpoch
+
+func singleKey(pub ed25519.PublicKey) keyChain {
+	return keyChain{{pub: pub, until: ^uint64(0)}}
+}
+
+// pubFor returns the key that signs checkpoints of the given tree size.
+func (c keyChain) pubFor(size uint64) ed25519.PublicKey {
+	for _, e := range c {
+		if size <= e.until {
+			return e.pub
+		}
+	}
+	return c[len(c)-1].pub
+}
+
+func (c keyChain) current() ed25519.PublicKey { return c[len(c)-1].pub }
+
+// parseRotation decodes and checks the form of a rotate-key record.
+func parseRotation(raw, sig []byte) (rotation, error) {
+	r := rotation{raw: raw, sig: sig}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r.rec); err != nil {
+		return r, fmt.Errorf("rotation record: %w", err)
+	}
+	if r.rec.Type != "custody" || r.rec.Action != "rotate-key" {
+		return r, errors.New("rotation record: not a rotate-key custody record")
+	}
+	var err error
+	if r.old, err = ParsePublicKey([]byte(r.rec.OldKey)); err != nil {
+		return r, fmt.Errorf("rotation record: old key: %w", err)
+	}
+	if r.new, err = ParsePublicKey([]byte(r.rec.NewKey)); err != nil {
+		return r, fmt.Errorf("rotation record: new key: %w", err)
+	}
+	nk, err := ParsePublicKey([]byte(r.rec.NewNoteKey))
+	if err != nil || !nk.Equal(r.new) {
+		return r, errors.New("rotation record: the new key's note form is not the new key")
+	}
+	if r.old.Equal(r.new) {
+		return r, errors.New("rotation record: the new key is the old key")
+	}
+	r.last = r.rec.TreeSize + 1
+	return r, nil
+}
+
+// followRotations checks that rots (ordered by tree size) form one chain:
+// each record names the key before it as old and is signed by it, and the
+// sizes increase; and that trusted is one of its keys. It returns the chain
+// of keys. A recipient who trusts the first key checks every link by
+// signature; one who trusts a later key relies, for the keys before it, on
+// the records being in a checkpoint that the later keys sign (the package's
+// inclusion proofs).
+func followRotations(trusted ed25519.PublicKey, rots []rotation) (keyChain, error) {
+	cur := rots[0].old
+	var chain keyChain
+	var prev uint64
+	for i, r := range rots {
+		if !r.old.Equal(cur) {
+			return nil, fmt.Errorf("rotation %d (tree size %d): names old key %s, the chain is at %s", i+1, r.last, Fingerprint(r.old), Fingerprint(cur))
+		}
+		if err := SSHVerify(cur, RotationNamespace, r.raw, r.sig); err != nil {
+			return nil, fmt.Errorf("rotation %d (tree size %d): %w", i+1, r.last, err)
+		}
+		if i > 0 && r.last <= prev {
+			return nil, fmt.Errorf("rotation %d: tree size %d does not follow %d", i+1, r.last, prev)
+		}
+		chain = append(chain, keyEpoch{pub: cur, until: r.last})
+		prev, cur = r.last, r.new
+	}
+	chain = append(chain, keyEpoch{pub: cur, until: ^uint64(0)})
+	for _, e := range chain {
+		if e.pub.Equal(trusted) {
+			return chain, nil
+		}
+	}
+	return nil, fmt.Errorf("the trusted key %s is none of the %d keys of the rotation records (first %s)", Fingerprint(trusted), len(chain), Fingerprint(chain[0].pub))
+}
+
+// readRotations reads the signed rotation records in dir (files
+// <20-digit size>.json and .json.sig), ordered by size. A missing dir is
+// no rotation.
+func readRotations(dir string) ([]rotation, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []rotation
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue // .sig, .tlog-proof, .tmp
+		}
+		size, err := strconv.ParseUint(name, 10, 63)
+		if err != nil || len(name) != 20 {
+			return nil, fmt.Errorf("%s: unexpected file %q", filepath.Base(dir), e.Name())
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		sig, err := os.ReadFile(filepath.Join(dir, e.Name()+".sig"))
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", filepath.Base(dir), e.Name()+".sig", errors.Unwrap(err))
+		}
+		r, err := parseRotation(raw, sig)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", filepath.Base(dir), e.Name(), err)
+		}
+		if r.last != size {
+			return nil, fmt.Errorf("%s/%s: record says tree size %d", filepath.Base(dir), e.Name(), r.last)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b rotation) int { return cmp.Compare(a.last, b.last) })
+	return out, nil
+}
+
+// loadChain reads the log's rotations, finishes or discards an interrupted
+// rotation (key.new) and returns the rotations and the chain of keys, which
+// must end at the current key k. It may replace k.
+func loadChain(dir string, k *Key, lg interface{ Warn(string, ...any) }) (*Key, []rotation, keyChain, error) {
+	rots, err := readRotations(filepath.Join(dir, rotationDir))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("evidence key rotations: %w", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, keyNewFile)); err == nil {
+		nk, perr := parseSignerKey(strings.TrimSpace(string(b)))
+		switch {
+		case perr == nil && len(rots) > 0 && rots[len(rots)-1].new.Equal(nk.Public()) && !k.Public().Equal(nk.Public()):
+			if err := installKey(dir, nk); err != nil {
+				return nil, nil, nil, err
+			}
+			lg.Warn("evidence: finished an interrupted key rotation", "fingerprint", nk.Fingerprint())
+			k = nk
+		default:
+			if err := os.Remove(filepath.Join(dir, keyNewFile)); err != nil {
+				return nil, nil, nil, err
+			}
+			lg.Warn("evidence: discarded the key of an interrupted key rotation (no signed record names it); rotate again")
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, err
+	}
+	if len(rots) == 0 {
+		return k, nil, singleKey(k.Public()), nil
+	}
+	chain, err := followRotations(rots[0].old, rots)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("evidence key rotations: %w", err)
+	}
+	if !chain.current().Equal(k.Public()) {
+		return nil, nil, nil, fmt.Errorf("evidence key %s is not the key the last rotation names (%s)", k.Fingerprint(), Fingerprint(chain.current()))
+	}
+	return k, rots, chain, nil
+}
+
+// installKey moves key.new into place as the log's key and rewrites
+// key.pub.
+func installKey(dir string, k *Key) error {
+	if err := os.Rename(filepath.Join(dir, keyNewFile), filepath.Join(dir, keyFile)); err != nil {
+		return fmt.Errorf("evidence key rotation: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	pub := k.VerifierKey() + "\n" + k.SSHPublicKey() + "\n"
+	if err := writeFileSync(filepath.Join(dir, keyPubFile), []byte(pub), 0o644); err != nil {
+		return fmt.Errorf("evidence key rotation: write public key: %w", err)
+	}
+	return nil
+}
+
+// RotationResult says what RotateKey did.
+type RotationResult struct {
+	Old, New *Key
+	// LastOldSize is the last tree size the old key signed (its checkpoint
+	// holds the rotation record); the new key signs every later one.
+	LastOldSize uint64
+	Record      []byte
+}
+
+// RotateKey replaces the log's signing key with a new one of the same name
+// (origin), recording the rotation as described at the top of this file.
+// who names the operator in the custody record.
+func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error) {
+	if err := ctx.Err(); err != nil {
+		return RotationResult{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: log unusable until restart: %w", l.broken)
+	}
+	old := l.key
+	skey, _, err := note.GenerateKey(rand.Reader, old.Name)
+	if err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
+	nk, err := parseSignerKey(skey)
+	if err != nil {
+		return RotationResult{}, err
+	}
+	if err := writeFileSync(filepath.Join(l.dir, keyNewFile), []byte(skey+"\n"), 0o600); err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: write new key: %w", err)
+	}
+	cr := CustodyRecord{Type: "custody", Action: "rotate-key", Time: l.opts.Now().UTC().Truncate(time.Millisecond), Who: who,
+		Detail: "the old key signs checkpoints up to tree size tree_size+1, which holds this record; the new key signs every later one",
+		OldKey: old.SSHPublicKey(), NewKey: nk.SSHPublicKey(), NewNoteKey: nk.VerifierKey(), TreeSize: l.n}
+	raw, err := json.Marshal(cr)
+	if err != nil {
+		return RotationResult{}, err
+	}
+	if _, err := l.appendLocked(ctx, [][]byte{raw}); err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
+	cp, err := l.checkpointLocked()
+	if err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
+	sig, err := SSHSign(old, RotationNamespace, raw)
+	if err != nil {
+		return RotationResult{}, err
+	}
+	r, err := parseRotation(raw, sig)
+	if err != nil || r.last != cp.Size {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: record reads back wrong (size %d, checkpoint %d): %v", r.last, cp.Size, err)
+	}
+	rdir := filepath.Join(l.dir, rotationDir)
+	if err := os.MkdirAll(rdir, 0o700); err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
+	base := filepath.Join(rdir, fmt.Sprintf("%020d.json", cp.Size))
+	if err := writeFileSync(base+".sig", sig, 0o644); err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
+	if err := writeFileSync(base, raw, 0o644); err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
+	if err := installKey(l.dir, nk); err != nil {
+		return RotationResult{}, err
+	}
+	l.rotations = append(l.rotations, r)
+	l.chain = append(l.chain[:len(l.chain)-1:len(l.chain)-1], keyEpoch{pub: old.Public(), until: cp.Size}, keyEpoch{pub: nk.Public(), until: ^uint64(0)})
+	l.key = nk
+	l.log.Info("evidence key rotated", "old", old.Fingerprint(), "new", nk.Fingerprint(), "last_old_size", cp.Size)
+	return RotationResult{Old: old, New: nk, LastOldSize: cp.Size, Record: raw}, nil
+}
+
+// keyState returns the current key, the chain and the rotations under the
+// lock.
+func (l *Log) keyState() (*Key, keyChain, []rotation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.key, l.chain, l.rotations
+}
+
+// exportRotations writes every rotation record into the package's keys/
+// folder with its signature and its inclusion proof in checkpoint cp.
+func (l *Log) exportRotations(w *pkgWriter, rots []rotation, cp Checkpoint, hr tlog.HashReader) error {
+	for _, r := range rots {
+		idx := r.rec.TreeSize
+		nonce, rec, err := l.readEntry(idx)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(rec, r.raw) {
+			return fmt.Errorf("evidence export: rotation record at entry %d reads back differently", idx)
+		}
+		proof, err := tlog.ProveRecord(int64(cp.Size), int64(idx), hr)
+		if err != nil {
+			return fmt.Errorf("evidence export: rotation proof: %w", err)
+		}
+		base := path.Join(dirKeys, fmt.Sprintf("%020d", r.last))
+		w.file(base+".json", r.raw)
+		w.file(base+".json.sig", r.sig)
+		w.file(base+".tlog-proof", InclusionProof{Extra: nonce, Index: idx, Proof: proof, Checkpoint: cp.Note}.Marshal())
+	}
+	return nil
+}
+
+// packageChain follows a package's keys/ folder from the trusted key. has
+// is false when the package has no keys/ folder.
+func packageChain(dir string, trusted ed25519.PublicKey) (chain keyChain, rots []rotation, has bool, err error) {
+	kd := filepath.Join(dir, dirKeys)
+	if _, err := os.Stat(kd); errors.Is(err, fs.ErrNotExist) {
+		return singleKey(trusted), nil, false, nil
+	}
+	rots, err = readRotations(kd)
+	if err != nil {
+		return singleKey(trusted), nil, true, err
+	}
+	if len(rots) == 0 {
+		return singleKey(trusted), nil, true, errors.New("keys/: no rotation records")
+	}
+	chain, err = followRotations(trusted, rots)
+	if err != nil {
+		return singleKey(trusted), rots, true, err
+	}
+	return chain, rots, true, nil
+}
+
+// checkRotationProofs checks that every rotation record of a package is in
+// the tree of its checkpoint cp (cpBytes as shipped).
+func checkRotationProofs(dir string, rots []rotation, cp Checkpoint, cpBytes []byte) error {
+	for _, r := range rots {
+		name := path.Join(dirKeys, fmt.Sprintf("%020d.tlog-proof", r.last))
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, errors.Unwrap(err))
+		}
+		ip, err := ParseInclusionProof(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if !bytes.Equal(ip.Checkpoint, cpBytes) {
+			return fmt.Errorf("%s: its checkpoint is not checkpoint.txt", name)
+		}
+		if len(ip.Extra) != NonceSize || ip.Index != r.rec.TreeSize || ip.Index >= cp.Size {
+			return fmt.Errorf("%s: bad nonce or index %d (record says %d, tree size %d)", name, ip.Index, r.rec.TreeSize, cp.Size)
+		}
+		if err := tlog.CheckRecord(ip.Proof, int64(cp.Size), cp.Root, int64(ip.Index), LeafHash(ip.Extra, r.raw)); err != nil {
+			return fmt.Errorf("%s: rotation record not in the checkpoint's tree: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// openCheckpointChain verifies a checkpoint with the key of the chain that
+// signs its tree size (read from the note before verification).
+func openCheckpointChain(msg []byte, chain keyChain) (Checkpoint, error) {
+	i := bytes.Index(msg, []byte("\n\n"))
+	if i < 0 {
+		return Checkpoint{}, errors.New("checkpoint: malformed note")
+	}
+	c, err := parseCheckpointText(string(msg[:i+1]))
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return OpenCheckpoint(msg, chain.pubFor(c.Size))
+}
+
+// RotateKeyCommand opens the log, rotates its key and prints the new
+// public key and what a recipient needs to know.
+func RotateKeyCommand(ctx context.Context, w io.Writer, dir string, opts Options, who string) error {
+	l, err := Open(ctx, dir, opts)
+	if err != nil {
+		return err
+	}
+	res, err := l.RotateKey(ctx, who)
+	if cerr := l.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "evidence key rotated: the old key signed tree sizes up to %d (the rotation record is entry %d), the new key signs every later one\nold key %s\nnew key %s\n%s\n%s\n",
+		res.LastOldSize, res.LastOldSize-1, res.Old.Fingerprint(), res.New.Fingerprint(), res.New.SSHPublicKey(), res.New.VerifierKey())
+	return err
+}
