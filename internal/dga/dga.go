@@ -282,8 +282,8 @@ func parseTLDs(s string) ([]string, error) {
 }
 
 // String is the canonical form: the family, then every parameter sorted by
-// name, the margin last (always present, so that a stored spec means the
-// same whatever the defaults become).
+// name (defaults written out, so that a stored spec means the same whatever
+// the defaults become), the margin last when it was set (see [Spec.Resolve]).
 func (sp *Spec) String() string {
 	var b strings.Builder
 	b.WriteString(sp.Family.Name)
@@ -302,10 +302,21 @@ func (sp *Spec) String() string {
 		b.WriteByte('=')
 		b.WriteString(escape(sp.Params[k]))
 	}
-	b.WriteByte(sep)
-	b.WriteString("margin=")
-	b.WriteString(FormatMargin(sp.Margin))
+	if sp.MarginSet {
+		b.WriteByte(sep)
+		b.WriteString("margin=")
+		b.WriteString(FormatMargin(sp.Margin))
+	}
 	return b.String()
+}
+
+// Resolve fixes the margin: def when the spec names none and def > 0, else
+// the family's default. The canonical form then always carries it.
+func (sp *Spec) Resolve(def time.Duration) {
+	if !sp.MarginSet && def > 0 {
+		sp.Margin = def
+	}
+	sp.MarginSet = true
 }
 
 // escape is url.QueryEscape that leaves commas alone (TLD lists stay

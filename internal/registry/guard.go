@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"golang.org/x/net/publicsuffix"
 )
@@ -37,6 +38,9 @@ type Guard struct {
 	AllowReserved bool
 	// AllowWide lets CIDRs wider than /16 (IPv4) or /32 (IPv6) through.
 	AllowWide bool
+	// DGAMargin is the margin given to a dga indicator whose line names
+	// none (config registry.dga_margin); zero: the family's default.
+	DGAMargin time.Duration
 	never     map[string]bool
 }
 
@@ -95,6 +99,22 @@ func (g *Guard) Check(ind Indicator) error {
 			for _, s := range specialNames {
 				if ind.Value == s || strings.HasSuffix(ind.Value, "."+s) {
 					return fmt.Errorf("%s is a special-use name (.%s); use --allow-reserved for tests", ind.Value, s)
+				}
+			}
+		}
+	case KindDGA:
+		// The generated names themselves are checked against the order's
+		// window by CheckGenerated; here only the TLDs it generates under.
+		sp, err := DGASpec(ind)
+		if err != nil {
+			return err
+		}
+		if !g.AllowReserved {
+			for _, t := range sp.TLDs {
+				for _, s := range specialNames {
+					if t == s || strings.HasSuffix(t, "."+s) {
+						return fmt.Errorf("dga:%s generates names under the special-use name .%s; use --allow-reserved for tests", sp.Family.Name, s)
+					}
 				}
 			}
 		}

@@ -88,7 +88,8 @@ func checkLabel(l string) error {
 // Parse turns one raw indicator into a normalised Indicator. kind may be
 // empty, in which case it is inferred: an address is ip, a prefix is cidr, a
 // name is domain. A leading "*." on a name means the same as domain; an
-// explicit "host:" or "domain:" (and "ip:", "cidr:") prefix sets the kind.
+// explicit "host:" or "domain:" (and "ip:", "cidr:") prefix sets the kind;
+// "dga:FAMILY?param=value&…" is a generator (see docs/dga.md).
 func Parse(raw string, kind Kind) (Indicator, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
@@ -100,6 +101,9 @@ func Parse(raw string, kind Kind) (Indicator, error) {
 				kind, s = k, strings.TrimSpace(s[i+1:])
 			}
 		}
+	}
+	if kind == KindDGA {
+		return parseDGA(raw, s)
 	}
 	if strings.HasPrefix(s, "*.") {
 		if kind == KindHost || kind == KindIP || kind == KindCIDR {

@@ -19,15 +19,19 @@ const (
 	KindHost   Kind = "host"   // exactly that name
 	KindIP     Kind = "ip"     // one IPv4 or IPv6 address
 	KindCIDR   Kind = "cidr"   // an IPv4 or IPv6 prefix
+	// KindDGA is a domain generation algorithm: Value is its canonical
+	// spec (internal/dga), and it seizes the names it generates for each
+	// day of the order's window, with a margin ([GeneratedNames]).
+	KindDGA Kind = "dga"
 )
 
 // ParseKind returns the kind named s.
 func ParseKind(s string) (Kind, error) {
 	switch k := Kind(s); k {
-	case KindDomain, KindHost, KindIP, KindCIDR:
+	case KindDomain, KindHost, KindIP, KindCIDR, KindDGA:
 		return k, nil
 	}
-	return "", fmt.Errorf("unknown indicator kind %q (want domain, host, ip or cidr)", s)
+	return "", fmt.Errorf("unknown indicator kind %q (want domain, host, ip, cidr or dga)", s)
 }
 
 // Order is a court order: a case, its window and whether it was revoked.
@@ -64,6 +68,9 @@ type Indicator struct {
 	// valid_from/valid_until); zero means the order's own.
 	From  time.Time `json:"from,omitzero"`
 	Until time.Time `json:"until,omitzero"`
+	// Skipped are, for a dga indicator, the generated names the
+	// collateral-damage guard refused at import (see [CheckGenerated]).
+	Skipped []Skip `json:"skipped,omitempty"`
 }
 
 // Entry is an indicator in force, with what its consumers need of its order.
