@@ -180,6 +180,8 @@ func InForce(o Order, ind Indicator, at time.Time) ([]Entry, time.Time, error) {
 	if o.Revoked || !wUntil.After(wFrom) {
 		return nil, time.Time{}, nil
 	}
+	consider(wFrom)
+	consider(wUntil)
 	m := sp.Margin
 	// Days whose widened window contains at: day−m ≤ at < day+1d+m.
 	lo, hi := floorDay(at.Add(-m-dga.Day)), floorDay(at.Add(m))

@@ -94,6 +94,15 @@ func (s *DB) Import(ctx context.Context, o registry.Order, inds []registry.Indic
 		}
 		if n, _ := r.RowsAffected(); n == 1 {
 			res.Added++
+			if len(ind.Skipped) > 0 {
+				id, _ := r.LastInsertId()
+				for _, sk := range ind.Skipped {
+					if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO generated_skips (indicator_id, name, day, reason) VALUES (?, ?, ?, ?)`,
+						id, sk.Name, nanos(sk.Day), sk.Reason); err != nil {
+						return res, fmt.Errorf("%s: %w", ind.Source, err)
+					}
+				}
+			}
 		} else {
 			res.AlreadyPresent++
 		}
@@ -188,24 +197,41 @@ func (s *DB) Order(ctx context.Context, id string) (*registry.OrderSummary, []re
 		return nil, nil, nil, err
 	}
 	sum := &registry.OrderSummary{Order: o, Counts: map[registry.Kind]int{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT kind, value, family, note, source, valid_from, valid_until FROM indicators WHERE order_id = ? ORDER BY kind, value`, o.ID)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, kind, value, family, note, source, valid_from, valid_until FROM indicators WHERE order_id = ? ORDER BY kind, value`, o.ID)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var inds []registry.Indicator
+	var dgaRows []int64 // indicator row IDs of the dga indicators, by position in inds
+	dgaAt := map[int64]int{}
 	for rows.Next() {
 		var ind registry.Indicator
 		var k string
-		var from, until int64
-		if err := rows.Scan(&k, &ind.Value, &ind.Family, &ind.Note, &ind.Source, &from, &until); err != nil {
+		var id, from, until int64
+		if err := rows.Scan(&id, &k, &ind.Value, &ind.Family, &ind.Note, &ind.Source, &from, &until); err != nil {
 			rows.Close()
 			return nil, nil, nil, err
 		}
 		ind.Kind, ind.From, ind.Until = registry.Kind(k), fromNanos(from), fromNanos(until)
 		sum.Counts[ind.Kind]++
+		if ind.Kind == registry.KindDGA {
+			dgaRows = append(dgaRows, id)
+			dgaAt[id] = len(inds)
+		}
 		inds = append(inds, ind)
 	}
 	rows.Close()
+	if len(dgaRows) > 0 {
+		skips, err := s.generatedSkips(ctx, s.db, o.ID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for id, sk := range skips {
+			if i, ok := dgaAt[id]; ok {
+				inds[i].Skipped = sk
+			}
+		}
+	}
 	rows, err = s.db.QueryContext(ctx, `SELECT at, actor, action, detail FROM audit WHERE order_id = ? ORDER BY id`, o.ID)
 	if err != nil {
 		return nil, nil, nil, err
@@ -222,6 +248,35 @@ func (s *DB) Order(ctx context.Context, id string) (*registry.OrderSummary, []re
 		trail = append(trail, a)
 	}
 	return sum, inds, trail, rows.Err()
+}
+
+// generatedSkips returns the guard's refusals of an order's dga indicators
+// (every order's when orderID is 0), by indicator row ID.
+func (s *DB) generatedSkips(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, orderID int64) (map[int64][]registry.Skip, error) {
+	query := `SELECT g.indicator_id, g.name, g.day, g.reason FROM generated_skips g`
+	var args []any
+	if orderID != 0 {
+		query += ` JOIN indicators i ON i.id = g.indicator_id WHERE i.order_id = ?`
+		args = append(args, orderID)
+	}
+	rows, err := q.QueryContext(ctx, query+` ORDER BY g.indicator_id, g.day, g.name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64][]registry.Skip{}
+	for rows.Next() {
+		var id, day int64
+		var sk registry.Skip
+		if err := rows.Scan(&id, &sk.Name, &day, &sk.Reason); err != nil {
+			return nil, err
+		}
+		sk.Day = fromNanos(day)
+		out[id] = append(out[id], sk)
+	}
+	return out, rows.Err()
 }
 
 // Extend moves an order's expiry.
@@ -293,7 +348,7 @@ func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry
 	}
 	set.Serial = uint32(serial)
 	q := `SELECT o.id, o.case_id, o.court, o.family, o.effective, o.expires, o.revoked,
-		i.kind, i.value, i.family, i.valid_from, i.valid_until
+		i.kind, i.value, i.family, i.valid_from, i.valid_until, i.id
 		FROM indicators i JOIN orders o ON o.id = i.order_id`
 	var args []any
 	if caseID != "" {
@@ -312,15 +367,30 @@ func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry
 			next = n
 		}
 	}
+	type generator struct {
+		o   registry.Order
+		ind registry.Indicator
+		id  int64
+	}
+	var gens []generator
 	for rows.Next() {
 		var e registry.Entry
 		var ofam, kind, ifam string
-		var eff, exp, from, until int64
+		var eff, exp, from, until, indID int64
 		var revoked bool
-		if err := rows.Scan(&e.OrderID, &e.Case, &e.Court, &ofam, &eff, &exp, &revoked, &kind, &e.Value, &ifam, &from, &until); err != nil {
+		if err := rows.Scan(&e.OrderID, &e.Case, &e.Court, &ofam, &eff, &exp, &revoked, &kind, &e.Value, &ifam, &from, &until, &indID); err != nil {
 			return nil, err
 		}
 		if revoked {
+			continue
+		}
+		if registry.Kind(kind) == registry.KindDGA {
+			// Expanded below into the names in force at t (issue 19).
+			gens = append(gens, generator{
+				o:   registry.Order{ID: e.OrderID, Case: e.Case, Court: e.Court, Family: ofam, Effective: fromNanos(eff), Expires: fromNanos(exp)},
+				ind: registry.Indicator{Kind: registry.KindDGA, Value: e.Value, Family: ifam, From: fromNanos(from), Until: fromNanos(until)},
+				id:  indID,
+			})
 			continue
 		}
 		if from > eff {
@@ -355,6 +425,24 @@ func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	rows.Close()
+	if len(gens) > 0 {
+		skips, err := s.generatedSkips(ctx, tx, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range gens {
+			g.ind.Skipped = skips[g.id]
+			es, n, err := registry.InForce(g.o, g.ind, at)
+			if err != nil {
+				return nil, fmt.Errorf("stored generator %q of case %s: %w", g.ind.Value, g.o.Case, err)
+			}
+			if !n.IsZero() {
+				consider(nanos(n))
+			}
+			set.Entries = append(set.Entries, es...)
+		}
 	}
 	set.NextChange = fromNanos(next)
 	registry.SortEntries(set.Entries)

@@ -39,4 +39,13 @@ var registryMigrations = []string{
 	);
 	CREATE TABLE registry_serial (id INTEGER PRIMARY KEY CHECK (id = 1), serial INTEGER NOT NULL);
 	INSERT INTO registry_serial VALUES (1, 0);`,
+	// Generated names of a dga indicator that the collateral-damage guard
+	// refused at import (issue 19): never served, listed by order show.
+	`CREATE TABLE generated_skips (
+		indicator_id INTEGER NOT NULL REFERENCES indicators(id),
+		name TEXT NOT NULL,
+		day INTEGER NOT NULL, -- unix nanoseconds of the UTC day
+		reason TEXT NOT NULL,
+		PRIMARY KEY (indicator_id, name, day)
+	);`,
 }
