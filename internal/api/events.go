@@ -91,7 +91,8 @@ func decodeCursor(s string) (cursor, error) {
 // scope is checked on every row, whatever the filters say: a filter only
 // narrows.
 func (f *eventFilter) keep(a *store.DayIP) bool {
-	if a.Resolver() {
+	// Resolvers and unverified sources are not infected hosts.
+	if a.Protocols&store.Direct == 0 {
 		return false
 	}
 	if f.scope != nil && !f.scope.Covers(a.IP, a.ASN, a.Country) {

@@ -334,7 +334,9 @@ func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64,
 		if l < loNs || f >= hiNs {
 			return nil
 		}
-		mixed := a.Protocols&store.ProtoDNS != 0 && a.Protocols&store.Direct != 0
+		// Direct connections mixed with DNS queries or unverified contacts:
+		// which kind fell in the part only the raw events tell.
+		mixed := a.Protocols&(store.ProtoDNS|store.ProtoUnverified) != 0 && a.Protocols&store.Direct != 0
 		inside := (f >= loNs && f < hiNs) || (l >= loNs && l < hiNs)
 		if inside && !mixed {
 			add(day, a, a.Protocols)
