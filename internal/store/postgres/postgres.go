@@ -83,6 +83,11 @@ var migrations = []string{
 		day BIGINT PRIMARY KEY,
 		contacts BIGINT NOT NULL
 	);`,
+	// The API's reads of one network's rows (select.go): a network token
+	// named by ASN or country reads its own rows through these indexes, as
+	// on SQLite.
+	`CREATE INDEX event_day_ip_asn ON event_day_ip (asn, day);
+	CREATE INDEX event_day_ip_country ON event_day_ip (country, day);`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of

@@ -14,8 +14,8 @@ import (
 
 // The API's reads of one network's rows and the stored history's bounds,
 // as in the SQLite store (sqlite/select.go). The prefix parts seek the
-// primary key (day, ip, family); the ASN and country parts have no index
-// here yet and filter the day's rows inside the server.
+// primary key (day, ip, family); the ASN and country parts use the
+// indexes (asn, day) and (country, day).
 var (
 	_ store.SelectScanner = (*EventStore)(nil)
 	_ stats.DayRanger     = (*EventStore)(nil)
