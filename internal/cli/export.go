@@ -12,10 +12,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/export"
+	"github.com/takedown/takedown/internal/registry"
 )
 
 type exportFlags struct {
 	at, caseID, out, origin, sinkA, sinkAAAA, action string
+	from, to                                         string
 }
 
 func newExportCmd(g *globals) *cobra.Command {
@@ -66,8 +68,27 @@ func newExportCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			set, err := st.Active(cmd.Context(), at, f.caseID)
-			if err != nil {
+			var set *registry.ActiveSet
+			if f.from != "" || f.to != "" {
+				// A range of days, ahead of time (docs/dga.md).
+				if f.from == "" || f.to == "" || f.at != "" {
+					return usagef("--from and --to go together, without --at")
+				}
+				from, err := ParseTime(f.from)
+				if err != nil {
+					return usagef("--from: %v", err)
+				}
+				to, err := ParseTime(f.to)
+				if err != nil {
+					return usagef("--to: %v", err)
+				}
+				if to.Before(from) {
+					return usagef("--to %s is before --from %s", f.to, f.from)
+				}
+				if set, err = registry.ActiveRange(cmd.Context(), st, from, to, f.caseID); err != nil {
+					return err
+				}
+			} else if set, err = st.Active(cmd.Context(), at, f.caseID); err != nil {
 				return err
 			}
 			if f.out == "" || f.out == "-" {
@@ -87,6 +108,8 @@ func newExportCmd(g *globals) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.at, "at", "", "the instant whose indicators are exported (default now)")
+	fl.StringVar(&f.from, "from", "", "with --to: export what the orders seize on these UTC days, every generated name of each day included (docs/dga.md)")
+	fl.StringVar(&f.to, "to", "", "the last day of --from's range (included)")
 	fl.StringVar(&f.caseID, "case", "", "only this case")
 	fl.StringVarP(&f.out, "output", "o", "", "write to FILE (atomically) instead of stdout")
 	fl.StringVar(&f.origin, "origin", "", "RPZ: the zone's origin (default "+export.DefaultOrigin+")")

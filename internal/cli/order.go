@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -88,6 +90,7 @@ func runImport(cmd *cobra.Command, g *globals, f importFlags, args []string) err
 		return &UsageError{err}
 	}
 	guard.AllowReserved, guard.AllowWide = f.allowReserved, f.allowWide
+	guard.DGAMargin = c.Registry.DGAMargin.D()
 
 	// Parse and check every file before the store is opened: a bad import
 	// leaves the registry byte for byte as it was.
@@ -138,6 +141,10 @@ func runImport(cmd *cobra.Command, g *globals, f importFlags, args []string) err
 		return err
 	}
 	defer st.Close()
+	gens, err := checkGenerated(ctx, st, o, all, guard)
+	if err != nil {
+		return err
+	}
 	res, err := st.Import(ctx, o, all, actor(), f.dryRun)
 	if err != nil {
 		if strings.Contains(err.Error(), "are required") || strings.Contains(err.Error(), "is not after") {
@@ -148,10 +155,11 @@ func runImport(cmd *cobra.Command, g *globals, f importFlags, args []string) err
 	if f.asJSON {
 		return writeJSON(g.stdout, struct {
 			registry.ImportResult
-			Case       string `json:"case"`
-			Duplicates int    `json:"duplicates_collapsed"`
-			DryRun     bool   `json:"dry_run"`
-		}{res, f.caseID, dups, f.dryRun})
+			Case       string            `json:"case"`
+			Duplicates int               `json:"duplicates_collapsed"`
+			DryRun     bool              `json:"dry_run"`
+			Generated  []generatedReport `json:"generated,omitempty"`
+		}{res, f.caseID, dups, f.dryRun, gens})
 	}
 	verb := "imported"
 	if f.dryRun {
@@ -163,7 +171,60 @@ func runImport(cmd *cobra.Command, g *globals, f importFlags, args []string) err
 	}
 	fmt.Fprintf(g.stdout, "case %s%s: %s %d indicators; %d already present; %d duplicate lines collapsed\n",
 		f.caseID, created, verb, res.Added, res.AlreadyPresent, dups)
+	for _, r := range gens {
+		printGenerated(g.stdout, r)
+	}
 	return nil
+}
+
+// generatedReport is what a dga indicator yields over its order's life.
+type generatedReport struct {
+	Generator string          `json:"generator"`
+	Names     int             `json:"names"`
+	Skipped   []registry.Skip `json:"skipped"`
+}
+
+// checkGenerated runs the collateral-damage guard over every name each dga
+// indicator of inds yields over the order's window (the existing order's,
+// or o's for a new one), recording the refusals in the indicator.
+func checkGenerated(ctx context.Context, st registry.Store, o registry.Order, inds []registry.Indicator, guard *registry.Guard) ([]generatedReport, error) {
+	var out []generatedReport
+	win := o
+	looked := false
+	for i := range inds {
+		ind := &inds[i]
+		if ind.Kind != registry.KindDGA {
+			continue
+		}
+		if !looked {
+			looked = true
+			if sum, _, _, err := st.Order(ctx, o.Case); err == nil {
+				win = sum.Order
+			} else if !errors.Is(err, registry.ErrNotFound) {
+				return nil, err
+			}
+			if win.Effective.IsZero() || !win.Expires.After(win.Effective) {
+				return nil, nil // the import reports the missing window
+			}
+		}
+		n, _, err := registry.CheckGenerated(win, ind, guard)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ind.Source, err)
+		}
+		out = append(out, generatedReport{Generator: ind.Value, Names: n, Skipped: ind.Skipped})
+	}
+	return out, nil
+}
+
+func printGenerated(w io.Writer, r generatedReport) {
+	fmt.Fprintf(w, "  dga:%s yields %d names over the order's life; %d skipped by the collateral-damage guard\n", r.Generator, r.Names, len(r.Skipped))
+	for i, s := range r.Skipped {
+		if i == 10 {
+			fmt.Fprintf(w, "    … and %d more (order show --json lists them)\n", len(r.Skipped)-i)
+			break
+		}
+		fmt.Fprintf(w, "    skipped %s (%s): %s\n", s.Name, s.Day.Format(time.DateOnly), s.Reason)
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -174,7 +235,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func countsText(c map[registry.Kind]int) string {
 	var parts []string
-	for _, k := range []registry.Kind{registry.KindDomain, registry.KindHost, registry.KindIP, registry.KindCIDR} {
+	for _, k := range []registry.Kind{registry.KindDomain, registry.KindHost, registry.KindIP, registry.KindCIDR, registry.KindDGA} {
 		if c[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, c[k]))
 		}
@@ -270,13 +331,25 @@ func newOrderShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var gens []generatedReport
+			for _, ind := range inds {
+				if ind.Kind != registry.KindDGA {
+					continue
+				}
+				names, skipped, err := registry.GeneratedNames(o.Order, ind, o.Effective, o.Expires, nil)
+				if err != nil {
+					return fmt.Errorf("%s: %w", ind.Value, err)
+				}
+				gens = append(gens, generatedReport{Generator: ind.Value, Names: len(names), Skipped: skipped})
+			}
 			if asJSON {
 				return writeJSON(g.stdout, struct {
 					*registry.OrderSummary
 					Status     string                 `json:"status"`
 					Indicators []registry.Indicator   `json:"indicator_list"`
+					Generated  []generatedReport      `json:"generated,omitempty"`
 					Audit      []registry.AuditRecord `json:"audit"`
-				}{o, status(&o.Order, g.now()), inds, trail})
+				}{o, status(&o.Order, g.now()), inds, gens, trail})
 			}
 			w := g.stdout
 			fmt.Fprintf(w, "case:       %s (order %d)\ncourt:      %s\n", o.Case, o.ID, o.Court)
@@ -295,6 +368,12 @@ func newOrderShowCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ind.Kind, ind.Value, ind.Family, ind.Source)
 			}
 			tw.Flush()
+			if len(gens) > 0 {
+				fmt.Fprintln(w, "\ngenerated names (from the order's effective day to its expiry):")
+				for _, r := range gens {
+					printGenerated(w, r)
+				}
+			}
 			fmt.Fprintln(w, "\naudit trail:")
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			for _, a := range trail {

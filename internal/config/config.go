@@ -138,6 +138,10 @@ type Registry struct {
 	NeverSeize []string `yaml:"never_seize"`
 	// Poll is how often consumers look for registry changes.
 	Poll Duration `yaml:"poll"`
+	// DGAMargin is how long before and after its day a generated name is
+	// seized when the order's dga line names no margin; zero: the family's
+	// default (docs/dga.md). It is written into the order at import.
+	DGAMargin Duration `yaml:"dga_margin"`
 }
 
 // Sinkhole is where seized names point.
@@ -473,6 +477,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Registry.Poll.D() <= 0 {
 		bad("registry.poll: must be positive")
+	}
+	if m := c.Registry.DGAMargin.D(); m < 0 || m > 31*24*time.Hour {
+		bad("registry.dga_margin: must be from 0 to 744h (31 days)")
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))

@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -227,4 +229,77 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// ActiveRange returns what the orders of st (every case, or only caseID)
+// seize on the UTC days from the day of from to the day of to, both
+// included: the fixed indicators in force at some instant of those days and
+// every name a generator yields for one of them, with the day's margin as
+// its window (registries and resolvers load it ahead of time). At is the
+// first day; the set is deterministic for a registry serial.
+func ActiveRange(ctx context.Context, st Store, from, to time.Time, caseID string) (*ActiveSet, error) {
+	first, last := floorDay(from), floorDay(to)
+	if last.Before(first) {
+		return nil, fmt.Errorf("the range ends (%s) before it starts (%s)", last.Format(time.DateOnly), first.Format(time.DateOnly))
+	}
+	end := last.Add(dga.Day)
+	serial, err := st.Serial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	orders, err := st.Orders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set := &ActiveSet{At: first, Serial: serial}
+	index := map[string]int{} // case and name of a generated entry
+	for _, os := range orders {
+		if caseID != "" && os.Case != caseID {
+			continue
+		}
+		sum, inds, _, err := st.Order(ctx, strconv.FormatInt(os.ID, 10))
+		if err != nil {
+			return nil, err
+		}
+		o := sum.Order
+		for _, ind := range inds {
+			wFrom, wUntil := window(o, ind)
+			if !wFrom.Before(end) || !wUntil.After(first) || !wUntil.After(wFrom) {
+				continue
+			}
+			fam := ind.Family
+			if fam == "" {
+				fam = o.Family
+			}
+			if ind.Kind != KindDGA {
+				e := Entry{Kind: ind.Kind, Value: ind.Value, Family: fam, Case: o.Case, Court: o.Court, OrderID: o.ID, Effective: wFrom, Expires: wUntil}
+				if ind.Kind == KindIP || ind.Kind == KindCIDR {
+					p, err := Parse(ind.Value, ind.Kind)
+					if err != nil {
+						return nil, fmt.Errorf("stored indicator %q: %w", ind.Value, err)
+					}
+					e.Prefix = p.Prefix
+				}
+				set.Entries = append(set.Entries, e)
+				continue
+			}
+			names, _, err := GeneratedNames(o, ind, first, last, nil)
+			if err != nil {
+				return nil, fmt.Errorf("stored generator %q of case %s: %w", ind.Value, o.Case, err)
+			}
+			for _, n := range names {
+				key := o.Case + " " + n.Name
+				if i, dup := index[key]; dup {
+					e := &set.Entries[i]
+					e.Effective, e.Expires = minTime(e.Effective, n.From), maxTime(e.Expires, n.Until)
+					continue
+				}
+				index[key] = len(set.Entries)
+				set.Entries = append(set.Entries, Entry{Kind: KindHost, Value: n.Name, Family: n.Family, Case: o.Case, Court: o.Court,
+					OrderID: o.ID, Effective: n.From, Expires: n.Until})
+			}
+		}
+	}
+	SortEntries(set.Entries)
+	return set, nil
 }
