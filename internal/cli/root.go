@@ -108,7 +108,8 @@ Start with:  takedown demo`,
 	pf.StringVar(&g.db, "db", "", "store DSN (default: SQLite in the data dir)")
 	pf.StringVar(&g.configPath, "config", "", "YAML configuration file")
 	root.AddCommand(newDemoCmd(g), newServeCmd(g), newSensorCmd(g), newCollectorCmd(g), newOrderCmd(g), newExportCmd(g), newEventsCmd(g), newStatsCmd(g), reportCmd(g),
-		newSubscriberCmd(g), newNotifyCmd(g), newTokenCmd(g), newEvidenceCmd(g), newSimulateCmd(g), newConfigCmd(g))
+		newSubscriberCmd(g), newNotifyCmd(g), newTokenCmd(g), newEvidenceCmd(g), newSimulateCmd(g), newConfigCmd(g),
+		newBackupCmd(g), newRestoreCmd(g))
 	return root
 }
 

@@ -117,6 +117,23 @@ func (s *DB) SQL() *sql.DB { return s.db }
 // Path is the database file.
 func (s *DB) Path() string { return s.path }
 
+// BackupTo writes a consistent copy of the database to path (which must not
+// exist) with VACUUM INTO: one read transaction, so the copy is the
+// database as of one instant while other connections and processes go on
+// writing. The copy is compact, holds no WAL, and is made 0600.
+func (s *DB) BackupTo(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("backup %s: file exists", path)
+	}
+	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("backup %s to %s: %w", s.path, path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("backup %s: %w", path, err)
+	}
+	return nil
+}
+
 // Close closes the database.
 func (s *DB) Close() error {
 	s.mu.Lock()
