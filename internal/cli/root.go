@@ -55,14 +55,18 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	err := unknownSubcommand(root, args)
+	if err == nil {
+		err = root.ExecuteContext(ctx)
+	}
 	if err == nil {
 		return ExitOK
 	}
 	fmt.Fprintln(stderr, errorText(err))
 	var ue *UsageError
 	var ps registry.Problems
-	if errors.As(err, &ue) || errors.As(err, &ps) || isFlagError(err) {
+	var cps config.Problems
+	if errors.As(err, &ue) || errors.As(err, &ps) || errors.As(err, &cps) || isFlagError(err) {
 		return ExitUsage
 	}
 	return ExitFailure
@@ -72,6 +76,11 @@ func errorText(err error) string {
 	var ps registry.Problems
 	if errors.As(err, &ps) {
 		return ps.Error() + fmt.Sprintf("\n%d problem(s); nothing was changed", len(ps))
+	}
+	// Configuration problems are file:line: lines, as editors and CI read them.
+	var cps config.Problems
+	if errors.As(err, &cps) {
+		return cps.Error() + fmt.Sprintf("\n%d problem(s) in the configuration", len(cps))
 	}
 	return "takedown: " + err.Error()
 }

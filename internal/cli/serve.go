@@ -13,16 +13,15 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run the long-running server with the roles the config enables",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if check && g.configPath != "" {
+				return checkConfig(g, g.configPath)
+			}
 			c, err := g.config(cmd)
 			if err != nil {
 				return err
 			}
 			if check {
-				src := g.configPath
-				if src == "" {
-					src = "the built-in defaults"
-				}
-				fmt.Fprintf(g.stdout, "configuration OK (%s)\n", src)
+				fmt.Fprintln(g.stdout, "the built-in defaults: ok")
 				return nil
 			}
 			return runServe(cmd, g, c)

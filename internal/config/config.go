@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -12,6 +13,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -234,7 +239,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: bad duration %q", n.Line, s)
+		// A TypeError lets the decoder go on and report every problem.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration like 15s or 720h", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -256,24 +262,58 @@ func Default() *Config {
 }
 
 // Load reads the file at path over the defaults. An empty path returns the
-// defaults.
+// defaults. Every problem in the file, a YAML error or a value that does
+// not validate, is in the returned Problems with the file's line.
 func Load(path string) (*Config, error) {
 	c := Default()
 	if path == "" {
 		return c, c.Validate()
 	}
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	return Parse(path, b)
+}
+
+// Parse reads the YAML document b, named path in problems, over the
+// defaults and validates the result.
+func Parse(path string, b []byte) (*Config, error) {
+	c := Default()
+	// The keys' lines, for problems found after decoding.
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, decodeProblems(path, err, nil)
+	}
+	lines := keyLines(&root)
 	// A list in the file replaces the default list (yaml.v3 makes a new
 	// slice); a key the file does not name keeps its default.
-	if err := decode(f, c); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	var ps Problems
+	if err := decode(bytes.NewReader(b), c); err != nil {
+		ps = decodeProblems(path, err, lines)
+		// After a type error the decoder went on: validate what it read,
+		// so that every problem is reported at once.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, ps
+		}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, prefixLines(path, err)
+		var vs Problems
+		if !errors.As(err, &vs) {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for _, v := range vs {
+			v.File, v.Line = path, lines.of(v.Key)
+			// A key whose value did not decode is already reported.
+			if !slices.ContainsFunc(ps, func(p Problem) bool { return p.Line == v.Line }) {
+				ps = append(ps, v)
+			}
+		}
+	}
+	if len(ps) > 0 {
+		slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, ps
 	}
 	return c, nil
 }
@@ -287,19 +327,142 @@ func decode(r io.Reader, c *Config) error {
 	return nil
 }
 
-// prefixLines puts "path: " before every line of a validation error.
-func prefixLines(path string, err error) error {
-	lines := strings.Split(err.Error(), "\n")
-	for i, l := range lines {
-		lines[i] = path + ": " + l
+// Problem is one thing wrong in a configuration.
+type Problem struct {
+	File string // empty: not read from a file
+	Line int    // 0: no line known
+	Key  string // the key path, e.g. dns.listen[0]; empty for a YAML syntax error
+	Msg  string
+}
+
+// String is "file:line: key: what is wrong".
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d", p.Line)
+		}
+		b.WriteString(": ")
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems are every problem found in a configuration, one a line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, "\n")
+}
+
+// lineMap maps key paths ("dns.listen[0]", "sinkhole.per_case.x.a") to
+// the line of the key (or list item) in the file.
+type lineMap map[string]int
+
+// of returns the line of key or, when the file does not name it, of its
+// nearest enclosing key; 1 when the file names none of them.
+func (m lineMap) of(key string) int {
+	for k := key; k != ""; {
+		if l, ok := m[k]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 1
+}
+
+func keyLines(root *yaml.Node) lineMap {
+	m := lineMap{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if path != "" {
+					k = path + "." + k
+				}
+				m[k] = n.Content[i].Line
+				walk(n.Content[i+1], k)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				k := fmt.Sprintf("%s[%d]", path, i)
+				m[k] = c.Line
+				walk(c, k)
+			}
+		}
+	}
+	walk(root, "")
+	return m
+}
+
+var (
+	yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	notFoundRe = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+)
+
+// decodeProblems turns a YAML error into problems with the file's lines;
+// an unknown key is named by its whole path.
+func decodeProblems(path string, err error, lines lineMap) Problems {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var ps Problems
+	for _, s := range msgs {
+		p := Problem{File: path, Msg: strings.TrimPrefix(s, "yaml: ")}
+		if m := yamlLineRe.FindStringSubmatch(s); m != nil {
+			p.Line, _ = strconv.Atoi(m[1])
+			p.Msg = m[2]
+			if f := notFoundRe.FindStringSubmatch(p.Msg); f != nil {
+				p.Key, p.Msg = f[1], "unknown key"
+				for k, l := range lines {
+					if l == p.Line && (k == f[1] || strings.HasSuffix(k, "."+f[1])) {
+						p.Key = k
+					}
+				}
+			} else {
+				// A value that did not decode: name the deepest key on
+				// its line.
+				for k, l := range lines {
+					if l == p.Line && len(k) > len(p.Key) {
+						p.Key = k
+					}
+				}
+			}
+		}
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 // Validate checks the whole configuration and reports every problem at once.
 func (c *Config) Validate() error {
-	var errs []string
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	var ps Problems
+	bad := func(format string, a ...any) {
+		key, msg, _ := strings.Cut(fmt.Sprintf(format, a...), ": ")
+		ps = append(ps, Problem{Key: key, Msg: msg})
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -420,7 +583,7 @@ func (c *Config) Validate() error {
 		bad("web.min_count: must be at least 1")
 	}
 	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
-		bad("web.tls_cert, web.tls_key: give both or neither")
+		bad("web.tls_cert: give both web.tls_cert and web.tls_key, or neither")
 	}
 	checkPrefixes("web.trusted_proxy", c.Web.TrustedProxy)
 	switch c.Web.SecureCookies {
@@ -481,8 +644,94 @@ func (c *Config) Validate() error {
 	if m := c.Registry.DGAMargin.D(); m < 0 || m > 31*24*time.Hour {
 		bad("registry.dga_margin: must be from 0 to 744h (31 days)")
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "\n"))
+	if len(ps) > 0 {
+		return ps
 	}
 	return nil
+}
+
+// Keys returns every key the schema knows, as paths of yaml names: a list
+// of records is written "listeners[].kind", a map of records
+// "sinkhole.per_case.*.a". It walks the Config type, so it cannot fall
+// behind it.
+func Keys() []string {
+	var out []string
+	var walk func(t reflect.Type, path string)
+	walk = func(t reflect.Type, path string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			k := name
+			if path != "" {
+				k = path + "." + name
+			}
+			ft := f.Type
+			switch {
+			case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]():
+				walk(ft, k)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				walk(ft.Elem(), k+"[]")
+			case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+				walk(ft.Elem(), k+".*")
+			default:
+				out = append(out, k)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	return out
+}
+
+// Settings returns every setting of c by key path, the unit in which a
+// reload compares an old and a new configuration: a leaf value, or a
+// whole list or map ("listeners", "sinkhole.per_case").
+func (c *Config) Settings() map[string]any {
+	out := map[string]any{}
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			k := name
+			if path != "" {
+				k = path + "." + name
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+				walk(v.Field(i), k)
+				continue
+			}
+			out[k] = v.Field(i).Interface()
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), "")
+	return out
+}
+
+// Changed returns the settings (as Settings names them) whose values
+// differ between old and c, sorted. An empty list and no list are equal.
+func (c *Config) Changed(old *Config) []string {
+	a, b := old.Settings(), c.Settings()
+	var out []string
+	for k, v := range b {
+		if !equalSetting(a[k], v) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func equalSetting(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if (va.Kind() == reflect.Slice || va.Kind() == reflect.Map) && va.Len() == 0 && vb.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
 }
