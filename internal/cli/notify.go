@@ -444,7 +444,9 @@ country) seen on --date (default: yesterday, UTC): one row per address and
 family, in the Shadowserver sinkhole layout. On stdout every row uses the
 event4_sinkhole_http columns (a superset), or only the rows of --type;
 with -o DIR one file per report type is written, named
-YYYY-MM-DD-<report type>-<network>.csv. Resolvers (sources seen only
+YYYY-MM-DD-<report type>-<network>.csv, the network written so that
+IntelMQ's Shadowserver parser takes the name: as64500, us,
+198-51-100-0-24, 2001-db8-0-0-0-0-0-0-32 (docs/notifications.md). Resolvers (sources seen only
 through DNS) are never listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -494,9 +496,9 @@ through DNS) are never listed.`,
 				if err := os.MkdirAll(out, 0o750); err != nil {
 					return err
 				}
-				name := strings.NewReplacer("/", "_", ":", "_").Replace(strings.ToLower(nets.String()))
+				name := notify.NetworksLabel(nets) // 198-51-100-0-24: a name IntelMQ's Shadowserver parser takes
 				for t, trs := range notify.SplitByType(rs) {
-					p := filepath.Join(out, fmt.Sprintf("%s-%s-%s.csv", day.Format(time.DateOnly), t, name))
+					p := filepath.Join(out, notify.ReportFileName(day, t, name, "csv"))
 					if err := writeFileAtomic(p, func(w io.Writer) error { return notify.WriteCSV(w, t, trs, o) }); err != nil {
 						return fmt.Errorf("write %s: %w", p, err)
 					}

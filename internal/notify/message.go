@@ -70,7 +70,8 @@ func MessageID(sub string, day time.Time, domain string) string {
 }
 
 // Attachments renders rows in each of the subscriber's formats; report
-// file names follow Shadowserver: YYYY-MM-DD-<report_type>-<id>.csv.
+// file names follow Shadowserver: YYYY-MM-DD-<report_type>-<id>.csv, in
+// the form IntelMQ accepts (ReportFileName).
 func Attachments(s *Subscriber, day time.Time, rows []Row, o MessageOptions, generated time.Time) ([]Attachment, error) {
 	d := day.UTC().Format(time.DateOnly)
 	var out []Attachment
@@ -86,7 +87,7 @@ func Attachments(s *Subscriber, day time.Time, rows []Row, o MessageOptions, gen
 				if err := WriteCSV(&b, t, byType[t], ReportOptions{PublicSource: o.PublicSource}); err != nil {
 					return nil, err
 				}
-				out = append(out, Attachment{Name: fmt.Sprintf("%s-%s-%s.csv", d, t, s.ID), ContentType: "text/csv", Data: b.Bytes()})
+				out = append(out, Attachment{Name: ReportFileName(day, t, s.ID, "csv"), ContentType: "text/csv", Data: b.Bytes()})
 			}
 		case FormatXARF4:
 			var b bytes.Buffer

@@ -307,6 +307,9 @@ func TestSendRealSMTPServer(t *testing.T) {
 			if !slices.Contains(notify.ReportTypes, typ) {
 				t.Errorf("%s: attachment %q is not named YYYY-MM-DD-<report type>-<subscriber>.csv", s.ID, name)
 			}
+			if m := notify.IntelMQFileName.FindStringSubmatch(name); m == nil || m[1] != typ {
+				t.Errorf("%s: attachment %q is not a name IntelMQ's Shadowserver parser takes (report type %q)", s.ID, name, m)
+			}
 			header, recs := csvRecords(t, data)
 			if !slices.Equal(header, notify.Columns(typ)) {
 				t.Errorf("%s: %s header %q", s.ID, name, header)

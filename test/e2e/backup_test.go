@@ -57,7 +57,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	mustRun(t, nil, "--data", data, "demo", "--exports-only")
 	addr := fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "tcp"))
 	conf := filepath.Join(dir, "takedown.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nlisteners:\n  - {kind: http, listen: %q}\n", data, addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("data: %s\nweb:\n  listen: \"\"\ndns:\n  listen: []\nlisteners:\n  - {kind: http, listen: %q}\n", data, addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	origKey := filepath.Join(dir, "orig.pub")

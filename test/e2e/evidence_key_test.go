@@ -52,7 +52,7 @@ func evidenceData(t *testing.T) (data, conf, addr string) {
 	mustRun(t, nil, "--data", data, "events", "import", "--format", "jsonl", hist)
 	addr = fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "tcp"))
 	conf = filepath.Join(dir, "takedown.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nlisteners:\n  - {kind: http, listen: %q}\n", data, addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("data: %s\nweb:\n  listen: \"\"\ndns:\n  listen: []\nlisteners:\n  - {kind: http, listen: %q}\n", data, addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stopServe(t, startServe(t, addr, "--config", conf))
