@@ -20,9 +20,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,9 +104,16 @@ type Options struct {
 type Server struct {
 	opts    Options
 	log     *slog.Logger
-	cfg     zoneConfig
-	rrl     *limiter
 	metrics *metrics
+
+	// What a reload (Stage, Commit) changes, each swapped whole; the
+	// answer path reads them through atomic pointers.
+	cfg          atomic.Pointer[zoneConfig]
+	rrl          atomic.Pointer[limiter] // nil: rate limiting off
+	rrlOpts      RRL                     // the limiter's options; under reloadMu
+	trust        atomic.Pointer[proxyproto.Trust]
+	tcpPerSource atomic.Int32
+	poll         atomic.Int64 // the registry poll interval, nanoseconds
 
 	snap snapshotPtr
 
@@ -131,15 +140,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if len(opts.Listen) == 0 {
 		return nil, errors.New("dns sinkhole needs at least one listen address")
 	}
-	if opts.TTL == 0 {
-		opts.TTL = 300
-	}
-	if len(opts.NS) == 0 {
-		opts.NS = []string{"ns1.sinkhole.invalid"}
-	}
-	if opts.SOAContact == "" {
-		opts.SOAContact = "hostmaster." + strings.TrimSuffix(opts.NS[0], ".")
-	}
 	if opts.UDPSize == 0 {
 		opts.UDPSize = 1232
 	}
@@ -152,14 +152,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.TCPMaxConns <= 0 {
 		opts.TCPMaxConns = 1024
 	}
-	if opts.TCPPerSource <= 0 {
-		opts.TCPPerSource = DefaultTCPPerSource
-	}
 	if opts.UDPWorkers <= 0 {
 		opts.UDPWorkers = runtime.GOMAXPROCS(0)
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -167,27 +161,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	contact := opts.SOAContact
-	if at := strings.IndexByte(contact, '@'); at >= 0 {
-		// RFC 1035 mailbox: the local part becomes the first label.
-		contact = strings.ReplaceAll(contact[:at], ".", `\.`) + "." + contact[at+1:]
-	}
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
-		rrl:     newLimiter(opts.RRL),
 		metrics: newMetrics(),
 		conns:   map[net.Conn]struct{}{},
 
 		perSource: map[netip.Addr]int32{},
-		cfg: zoneConfig{ttl: opts.TTL, ns: opts.NS, contact: contact, sinkhole: opts.Sinkhole, perCase: opts.PerCase,
-			udpSize: opts.UDPSize, negTTLSOA: opts.TTL, refresh: 3600, retry: 600, expireSecs: 1209600},
 	}
-	// The names must pack: check them once here rather than at every load.
-	if _, err := buildSnapshot(&registry.ActiveSet{}, &s.cfg); err != nil {
-		return nil, fmt.Errorf("dns sinkhole: %w", err)
+	st, err := s.settings(opts.settings())
+	if err != nil {
+		return nil, err
 	}
-	s.metrics.rrl = s.rrl
+	s.apply(st)
+	s.metrics.rrl = &s.rrl
 	s.tcpCounters = s.metrics.newShard()
 	s.workerPool.New = func() any { return s.newWorker(s.tcpCounters) }
 	if opts.Registerer != nil {
@@ -329,6 +316,123 @@ func (s *Server) Run(ctx context.Context) error {
 // the previous data stays. The binary calls it on SIGHUP.
 func (s *Server) Reload(ctx context.Context) error { return s.rebuild(ctx) }
 
+// Settings are what a configuration reload may change on a running
+// Server: the answers, rate limiting, trust and limits. Zero values take
+// Options' defaults.
+type Settings struct {
+	Sinkhole       Addrs
+	PerCase        map[string]Addrs
+	TTL            uint32
+	NS             []string
+	SOAContact     string
+	RRL            RRL
+	TrustedProxies *proxyproto.Trust
+	TCPPerSource   int
+	PollInterval   time.Duration
+}
+
+func (o *Options) settings() Settings {
+	return Settings{Sinkhole: o.Sinkhole, PerCase: o.PerCase, TTL: o.TTL, NS: o.NS, SOAContact: o.SOAContact, RRL: o.RRL,
+		TrustedProxies: o.TrustedProxies, TCPPerSource: o.TCPPerSource, PollInterval: o.PollInterval}
+}
+
+// Staged is a Server's next state, built by Stage and put in force by
+// Commit; dropping it releases it.
+type Staged struct {
+	cfg     *zoneConfig
+	snap    *snapshot // nil: built at apply (New)
+	rrlOpts RRL
+	rrl     *limiter
+	keepRRL bool // the limiter's options did not change: keep its state
+	trust   *proxyproto.Trust
+	perSrc  int32
+	poll    time.Duration
+}
+
+// settings checks st and builds what does not need the registry.
+func (s *Server) settings(st Settings) (*Staged, error) {
+	if st.TTL == 0 {
+		st.TTL = 300
+	}
+	if len(st.NS) == 0 {
+		st.NS = []string{"ns1.sinkhole.invalid"}
+	}
+	if st.SOAContact == "" {
+		st.SOAContact = "hostmaster." + strings.TrimSuffix(st.NS[0], ".")
+	}
+	if st.TCPPerSource <= 0 {
+		st.TCPPerSource = DefaultTCPPerSource
+	}
+	if st.PollInterval <= 0 {
+		st.PollInterval = time.Second
+	}
+	contact := st.SOAContact
+	if at := strings.IndexByte(contact, '@'); at >= 0 {
+		// RFC 1035 mailbox: the local part becomes the first label.
+		contact = strings.ReplaceAll(contact[:at], ".", `\.`) + "." + contact[at+1:]
+	}
+	cfg := &zoneConfig{ttl: st.TTL, ns: st.NS, contact: contact, sinkhole: st.Sinkhole, perCase: st.PerCase,
+		udpSize: s.opts.UDPSize, negTTLSOA: st.TTL, refresh: 3600, retry: 600, expireSecs: 1209600}
+	// The names must pack: check them once here rather than at every load.
+	if _, err := buildSnapshot(&registry.ActiveSet{}, cfg); err != nil {
+		return nil, fmt.Errorf("dns sinkhole: %w", err)
+	}
+	out := &Staged{cfg: cfg, rrlOpts: st.RRL, trust: st.TrustedProxies, perSrc: int32(min(st.TCPPerSource, 1<<30)), poll: st.PollInterval}
+	return out, nil
+}
+
+// Stage builds the state st describes, the answer data from the registry
+// included, without putting it in force. A rate limiter whose options did
+// not change keeps its state across the Commit.
+func (s *Server) Stage(ctx context.Context, st Settings) (*Staged, error) {
+	out, err := s.settings(st)
+	if err != nil {
+		return nil, err
+	}
+	set, err := s.opts.Source.Active(ctx, s.opts.Now(), "")
+	if err != nil {
+		return nil, fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+	}
+	if out.snap, err = buildSnapshot(set, out.cfg); err != nil {
+		return nil, fmt.Errorf("dns sinkhole: %w", err)
+	}
+	s.reloadMu.Lock()
+	out.keepRRL = reflect.DeepEqual(out.rrlOpts, s.rrlOpts)
+	s.reloadMu.Unlock()
+	if !out.keepRRL {
+		out.rrl = newLimiter(out.rrlOpts)
+	}
+	return out, nil
+}
+
+// Commit puts what Stage built in force, all at once for every later
+// query. A query already being answered finishes with the old state.
+func (s *Server) Commit(st *Staged) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.apply(st)
+}
+
+// apply swaps st in; reloadMu is held (or s is not yet shared).
+func (s *Server) apply(st *Staged) {
+	s.cfg.Store(st.cfg)
+	if st.snap != nil {
+		s.storeSnap(st.snap)
+	}
+	if !st.keepRRL {
+		if st.rrl == nil {
+			st.rrl = newLimiter(st.rrlOpts)
+		}
+		if old := s.rrl.Swap(st.rrl); old != nil {
+			s.metrics.rrlEvictedBefore.Add(old.evicted.Load())
+		}
+		s.rrlOpts = st.rrlOpts
+	}
+	s.trust.Store(st.trust)
+	s.tcpPerSource.Store(st.perSrc)
+	s.poll.Store(int64(st.poll))
+}
+
 // rebuild loads the active set at Now and swaps the snapshot.
 func (s *Server) rebuild(ctx context.Context) error {
 	s.reloadMu.Lock()
@@ -337,15 +441,8 @@ func (s *Server) rebuild(ctx context.Context) error {
 	set, err := s.opts.Source.Active(ctx, s.opts.Now(), "")
 	if err == nil {
 		var snap *snapshot
-		if snap, err = buildSnapshot(set, &s.cfg); err == nil {
-			old := s.snap.Load()
-			s.snap.Store(snap)
-			s.metrics.zones.Store(int64(snap.zones))
-			s.metrics.serial.Store(snap.serial)
-			s.metrics.lastReloadOK.Store(true)
-			if old == nil || old.serial != snap.serial || old.zones != snap.zones {
-				s.log.Info("dns sinkhole data loaded", "serial", snap.serial, "zones", snap.zones, "next_change", snap.next)
-			}
+		if snap, err = buildSnapshot(set, s.cfg.Load()); err == nil {
+			s.storeSnap(snap)
 			return nil
 		}
 	}
@@ -354,13 +451,25 @@ func (s *Server) rebuild(ctx context.Context) error {
 	return fmt.Errorf("dns sinkhole: loading the registry: %w", err)
 }
 
+// storeSnap puts snap in force; reloadMu is held.
+func (s *Server) storeSnap(snap *snapshot) {
+	old := s.snap.Load()
+	s.snap.Store(snap)
+	s.metrics.zones.Store(int64(snap.zones))
+	s.metrics.serial.Store(snap.serial)
+	s.metrics.lastReloadOK.Store(true)
+	if old == nil || old.serial != snap.serial || old.zones != snap.zones {
+		s.log.Info("dns sinkhole data loaded", "serial", snap.serial, "zones", snap.zones, "next_change", snap.next)
+	}
+}
+
 // watch rebuilds when the registry serial changes (polled) and at the
 // snapshot's next change (an expiry or a start), at its instant.
 func (s *Server) watch(ctx context.Context) {
-	t := time.NewTimer(s.opts.PollInterval)
+	t := time.NewTimer(time.Duration(s.poll.Load()))
 	defer t.Stop()
 	for {
-		wait := s.opts.PollInterval
+		wait := time.Duration(s.poll.Load())
 		if next, now := s.snap.Load().next, s.opts.Now(); next.After(now) {
 			wait = min(wait, next.Sub(now))
 		}
@@ -389,7 +498,7 @@ func (s *Server) watch(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(s.opts.PollInterval):
+				case <-time.After(time.Duration(s.poll.Load())):
 				}
 			}
 		}

@@ -47,7 +47,8 @@ type metrics struct {
 	zones                atomic.Int64
 	serial               atomic.Uint32
 	registryError        atomic.Uint64
-	rrl                  *limiter // nil when rate limiting is off
+	rrl                  *atomic.Pointer[limiter] // nil inside when rate limiting is off
+	rrlEvictedBefore     atomic.Uint64            // evictions of limiters a reload replaced
 
 	dQueries, dMalformed, dTruncated, dRRL, dEventsDropped, dProxy *prometheus.Desc
 	dTCPOpen, dTCPRejected, dTCPTimeouts, dTCPOversized            *prometheus.Desc
@@ -139,8 +140,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.dTCPOpen, float64(m.tcpOpen.Load()))
 	counter(m.dTCPRejected, m.tcpRejected.Load())
 	counter(m.dTCPPerSource, m.tcpPerSourceRejected.Load())
-	if m.rrl != nil {
-		counter(m.dRRLEvicted, m.rrl.evicted.Load())
+	if l := m.rrl.Load(); l != nil || m.rrlEvictedBefore.Load() > 0 {
+		v := m.rrlEvictedBefore.Load()
+		if l != nil {
+			v += l.evicted.Load()
+		}
+		counter(m.dRRLEvicted, v)
 	}
 	counter(m.dTCPTimeouts, m.tcpTimeouts.Load())
 	counter(m.dTCPOversized, m.tcpOversized.Load())

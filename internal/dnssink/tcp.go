@@ -42,7 +42,7 @@ func tcpSource(a netip.Addr) netip.Addr {
 func (s *Server) acquireSource(src netip.Addr) bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	if s.perSource[src] >= int32(s.opts.TCPPerSource) {
+	if s.perSource[src] >= s.tcpPerSource.Load() {
 		return false
 	}
 	s.perSource[src]++
@@ -118,7 +118,7 @@ func (s *Server) serveConn(c *net.TCPConn) {
 	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
 	var r *bufio.Reader
 	idle := s.opts.TCPIdleTimeout
-	if s.opts.TrustedProxies.Trusted(src.Addr()) {
+	if s.trust.Load().Trusted(src.Addr()) {
 		r = bufio.NewReaderSize(c, 1024)
 		_ = c.SetReadDeadline(time.Now().Add(idle))
 		h, err := proxyproto.Read(r)

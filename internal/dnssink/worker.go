@@ -38,7 +38,7 @@ func (s *Server) newWorker(c *counters) *worker {
 // tells that src came from a PROXY header already (TCP).
 func (w *worker) handle(msg []byte, src netip.AddrPort, local netip.AddrPort, transport int, out []byte) []byte {
 	s := w.s
-	if transport == trUDP && s.opts.TrustedProxies.Trusted(src.Addr()) {
+	if transport == trUDP && s.trust.Load().Trusted(src.Addr()) {
 		h, n, err := proxyproto.ParseV2(msg)
 		switch {
 		case err == nil:
@@ -89,9 +89,9 @@ func (w *worker) handle(msg []byte, src netip.AddrPort, local netip.AddrPort, tr
 	}
 
 	tag := ""
-	if transport == trUDP && s.rrl != nil {
+	if rrl := s.rrl.Load(); transport == trUDP && rrl != nil {
 		answered := len(resp) >= headerLen && (resp[6] != 0 || resp[7] != 0) // ANCOUNT
-		switch s.rrl.check(src.Addr(), rrlClass(rcode, z, q.qtype, answered), w.now.UnixNano()) {
+		switch rrl.check(src.Addr(), rrlClass(rcode, z, q.qtype, answered), w.now.UnixNano()) {
 		case rrlDrop:
 			w.c.rrlDrop.Add(1)
 			tag, resp = "rrl-drop", nil
