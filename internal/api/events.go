@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"mime"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -49,6 +51,29 @@ type eventFilter struct {
 	family   string
 	hasAfter bool
 	after    cursor
+}
+
+// fileName names a CSV download as the report files are named, in the
+// form IntelMQ's file-name pattern takes (notify.ReportFileName):
+// YYYY-MM-DD-takedown_events-<network>.csv, the network being the
+// narrowest filter, else the caller's scope, else "all".
+func (f *eventFilter) fileName(day time.Time) string {
+	var n token.Networks
+	switch {
+	case f.prefix.IsValid():
+		n.Prefixes = []netip.Prefix{f.prefix}
+	case f.asn != 0:
+		n.ASNs = []uint32{f.asn}
+	case f.country != "":
+		n.Countries = []string{f.country}
+	case f.scope != nil:
+		n = *f.scope
+	}
+	label := "all"
+	if !n.Empty() {
+		label = notify.NetworksLabel(n)
+	}
+	return notify.ReportFileName(day, "takedown_events", label, "csv")
 }
 
 // cursor is a place in the store's (day, address, family) order: the
@@ -299,6 +324,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, p *Principal) error
 		}
 		cw.Flush()
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.fileName(from)}))
 		_, err := w.Write(buf.Bytes())
 		return err
 	}
