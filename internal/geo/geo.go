@@ -53,6 +53,7 @@ type Options struct {
 // concurrent use; a reload swaps a database atomically and lookups in
 // flight finish on the old one.
 type DB struct {
+	mu      sync.Mutex // guards opts' sources: Reload and Commit
 	opts    Options
 	log     *slog.Logger
 	country atomic.Pointer[file]
@@ -207,6 +208,8 @@ func (f *file) lookup(addr netip.Addr) Info {
 // modification time). A file that fails to load keeps the old database and
 // is reported in the error.
 func (d *DB) Reload() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var errs []error
 	for _, x := range []struct {
 		src Source
@@ -233,6 +236,57 @@ func (d *DB) Reload() error {
 		d.log.Info("geo database reloaded", "path", x.src.Path, "build", f.r.Metadata.BuildTime())
 	}
 	return errors.Join(errs...)
+}
+
+// Staged are databases loaded by Stage and not yet in use.
+type Staged struct {
+	country, asn Source
+	cf, af       *file
+}
+
+// Stage loads the databases country and asn name, without using them: a
+// configuration reload. A source that names what is loaded now, unchanged
+// on disk, is not read again.
+func (d *DB) Stage(country, asn Source) (*Staged, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := &Staged{country: country, asn: asn}
+	for _, x := range []struct {
+		src, cur Source
+		loaded   *file
+		dst      **file
+		kind     string
+	}{{country, d.opts.Country, d.country.Load(), &st.cf, "country"}, {asn, d.opts.ASN, d.asn.Load(), &st.af, "asn"}} {
+		if !x.src.set() {
+			continue
+		}
+		if x.src.Path != "" && x.src.Path == x.cur.Path && x.loaded != nil {
+			if fi, err := os.Stat(x.src.Path); err == nil && fi.ModTime().Equal(x.loaded.mtime) && fi.Size() == x.loaded.size {
+				*x.dst = x.loaded
+				continue
+			}
+		}
+		if x.src.Path == "" && x.cur.Path == "" && x.loaded != nil && bytes.Equal(x.src.Data, x.cur.Data) {
+			*x.dst = x.loaded
+			continue
+		}
+		f, err := load(x.src)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", x.kind, err)
+		}
+		*x.dst = f
+	}
+	return st, nil
+}
+
+// Commit puts the staged databases in use, both at once for every later
+// lookup; Run then watches their files.
+func (d *DB) Commit(st *Staged) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opts.Country, d.opts.ASN = st.country, st.asn
+	d.country.Store(st.cf)
+	d.asn.Store(st.af)
 }
 
 // Run checks the configured files every CheckEvery and reloads those that

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/takedown/takedown/internal/store"
@@ -25,6 +26,22 @@ type Scheduler struct {
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+
+	mu sync.Mutex // guards Notifier and At once Run started (Set)
+}
+
+// Set replaces the notifier and the time of day for every later run (a
+// configuration reload); a run in progress finishes with the old ones.
+func (s *Scheduler) Set(n *Notifier, at time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Notifier, s.At = n, at
+}
+
+func (s *Scheduler) current() (*Notifier, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Notifier, s.At
 }
 
 // Run sends reports until ctx is done; it returns nil then. Failures are
@@ -45,8 +62,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		t := now().UTC()
 		today := time.Unix(store.DayOf(t), 0).UTC()
 		yesterday := today.AddDate(0, 0, -1)
-		if !t.Before(today.Add(s.At)) && !done.Equal(yesterday) {
-			outs, err := s.Notifier.Send(ctx, yesterday)
+		notifier, sendAt := s.current()
+		if !t.Before(today.Add(sendAt)) && !done.Equal(yesterday) {
+			outs, err := notifier.Send(ctx, yesterday)
 			if err != nil {
 				log.Error("daily reports failed", "day", yesterday.Format(time.DateOnly), "err", err)
 			} else {
@@ -54,13 +72,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				log.Info("daily reports done", "day", yesterday.Format(time.DateOnly), "reports", len(outs))
 			}
 		}
-		if _, err := s.Notifier.RetryDue(ctx); err != nil {
+		if _, err := notifier.RetryDue(ctx); err != nil {
 			log.Error("report retries failed", "err", err)
 		}
 		next := t.Add(every)
-		if at := today.Add(s.At); at.After(t) && at.Before(next) {
+		if at := today.Add(sendAt); at.After(t) && at.Before(next) {
 			next = at
-		} else if at := today.AddDate(0, 0, 1).Add(s.At); at.Before(next) {
+		} else if at := today.AddDate(0, 0, 1).Add(sendAt); at.Before(next) {
 			next = at
 		}
 		timer := time.NewTimer(next.Sub(t))

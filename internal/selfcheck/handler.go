@@ -140,7 +140,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	today := now.UTC().Truncate(24 * time.Hour)
-	from := today.AddDate(0, 0, -(s.opts.Days - 1))
+	from := today.AddDate(0, 0, -(int(s.days.Load()) - 1))
 	rows, err := s.opts.Lookup.Lookup(ctx, addr, from, today.Add(24*time.Hour))
 	if err != nil {
 		s.m.refused.WithLabelValues(reasonStore).Inc()
@@ -202,7 +202,7 @@ func (s *Server) answer(addr netip.Addr, lang string, from, today time.Time, row
 	}
 	a := Answer{
 		Address:          addr.String(),
-		Window:           Window{From: day(from), To: day(today), Days: s.opts.Days},
+		Window:           Window{From: day(from), To: day(today), Days: int(s.days.Load())},
 		Families:         []Family{},
 		ResolverFamilies: []Family{},
 		Language:         lang,
@@ -221,7 +221,7 @@ func (s *Server) answer(addr netip.Addr, lang string, from, today time.Time, row
 		})
 	}
 	t := func(k string) string {
-		return s.cat.Text(lang, k, "days", strconv.Itoa(s.opts.Days))
+		return s.cat.Text(lang, k, "days", strconv.Itoa(int(s.days.Load())))
 	}
 	switch {
 	case len(a.Families) > 0:

@@ -98,6 +98,8 @@ type Server struct {
 	// trust holds the PROXY and X-Forwarded-For trust lists; SetTrust
 	// swaps them whole.
 	trust atomic.Pointer[trustLists]
+	// days is opts.Days, which SetDays changes.
+	days atomic.Int32
 }
 
 // trustLists are the two lists that may name a client other than the TCP
@@ -142,6 +144,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, cat: opts.Catalogue, log: opts.Logger, lim: newLimiter(opts.RateLimit), m: m, page: pageTemplate}
 	s.routes()
 	s.SetTrust(opts.TrustedProxies, opts.TrustedForwarders)
+	s.days.Store(int32(opts.Days))
 	if opts.Listen == "" {
 		return s, nil
 	}
@@ -171,6 +174,16 @@ func New(opts Options) (*Server, error) {
 // forwarders list. Nil trusts nobody.
 func (s *Server) SetTrust(proxies, forwarders *proxyproto.Trust) {
 	s.trust.Store(&trustLists{proxies: proxies, forwarders: forwarders})
+}
+
+// SetDays changes how many UTC days back, today included, every later
+// request checks (a configuration reload).
+func (s *Server) SetDays(days int) error {
+	if days < 1 || days > 366 {
+		return fmt.Errorf("selfcheck: days %d is not between 1 and 366", days)
+	}
+	s.days.Store(int32(days))
+	return nil
 }
 
 // Addr is the bound address, or nil without a listener.
