@@ -13,6 +13,7 @@ PKGS=(
   postgresql nats-server                     # shared store, many-sensor transport
   chromium openssh-client                    # dashboard browser tests; ssh-keygen -Y verify for evidence
   opensmtpd python3-aiosmtpd                 # real SMTP servers for the notification tests
+  systemd                                    # systemd-analyze verify of deploy/systemd (no service is started)
   ca-certificates
 )
 
