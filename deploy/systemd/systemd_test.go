@@ -138,7 +138,7 @@ func TestUnitsConfinement(t *testing.T) {
 				"Service.PrivateTmp": "yes", "Service.PrivateDevices": "yes", "Service.UMask": "0077",
 				"Service.RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "Service.RestrictSUIDSGID": "yes",
 				"Service.StateDirectoryMode": "0700", "Service.ReadWritePaths": u.data,
-				"Service.StateDirectory": strings.TrimPrefix(u.data, "/var/lib/"),
+				"Service.StateDirectory":        strings.TrimPrefix(u.data, "/var/lib/"),
 				"Service.CapabilityBoundingSet": u.caps, "Service.AmbientCapabilities": u.caps,
 				"Install.WantedBy": "multi-user.target",
 			}
