@@ -25,11 +25,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	geodata "github.com/takedown/takedown/data/geo"
 	"github.com/takedown/takedown/internal/budget"
 	"github.com/takedown/takedown/internal/classify"
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/connsink"
+	"github.com/takedown/takedown/internal/dnssink"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/geo"
@@ -67,6 +67,9 @@ type Options struct {
 	// The self-check is not one of them: it trusts only what
 	// selfcheck.trusted_proxy and selfcheck.trusted_forwarders list.
 	TrustProxyFromLoopback bool
+	// LogLevel, when set, is the level of Logger's handler: a reload
+	// applies log.level to it. Without it log.level needs a restart.
+	LogLevel *slog.LevelVar
 }
 
 // App is the running server.
@@ -91,6 +94,7 @@ type App struct {
 	serial atomic.Uint32
 
 	reloadMu     sync.Mutex
+	failPrepare  func(applier string) error // a test seam: fails an applier's prepare
 	reloads      prometheus.Counter
 	reloadFails  prometheus.Counter
 	lastReloadOK prometheus.Gauge
@@ -100,6 +104,8 @@ type App struct {
 type dnsRole interface {
 	Run(ctx context.Context) error
 	Reload(ctx context.Context) error
+	Stage(ctx context.Context, st dnssink.Settings) (*dnssink.Staged, error)
+	Commit(st *dnssink.Staged)
 }
 
 // New builds every role the configuration enables and binds their sockets.
@@ -217,18 +223,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 
 // OpenGeo opens the configured MMDB files, or the bundled data.
 func OpenGeo(c *config.Config, log *slog.Logger) (*geo.DB, error) {
-	o := geo.Options{Logger: log.With("role", "geo")}
-	if c.Geo.Country != "" {
-		o.Country.Path = c.Geo.Country
-	} else {
-		o.Country.Data = geodata.Country()
-	}
-	if c.Geo.ASN != "" {
-		o.ASN.Path = c.Geo.ASN
-	} else {
-		o.ASN.Data = geodata.ASN()
-	}
-	db, err := geo.Open(o)
+	db, err := geo.Open(geoOptions(c, log))
 	if err != nil {
 		return nil, fmt.Errorf("geo: %w", err)
 	}
@@ -324,74 +319,6 @@ func (a *App) watchRegistry(ctx context.Context) error {
 		a.serial.Store(set.Serial)
 		next = set.NextChange
 	}
-}
-
-// Reload re-reads the configuration file's reloadable parts (classification
-// rules) and the registry, as one transaction: on any failure the old
-// state stays and the error says why. Listen addresses cannot change live.
-func (a *App) Reload(ctx context.Context, c *config.Config) error {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	a.reloads.Inc()
-	err := a.reload(ctx, c)
-	if err != nil {
-		a.reloadFails.Inc()
-		a.lastReloadOK.Set(0)
-		a.log.Error("reload failed; keeping the old configuration", "err", err)
-		return err
-	}
-	a.lastReloadOK.Set(1)
-	a.log.Info("reloaded")
-	return nil
-}
-
-func (a *App) reload(ctx context.Context, c *config.Config) error {
-	old := a.cfg.Load()
-	if c == nil {
-		c = old
-	}
-	if fmt.Sprint(c.Listeners) != fmt.Sprint(old.Listeners) || fmt.Sprint(c.DNS.Listen) != fmt.Sprint(old.DNS.Listen) || c.Data != old.Data || c.DB != old.DB {
-		return errors.New("listen addresses, the data dir and the store cannot change without a restart")
-	}
-	if c.SelfCheck.Listen != old.SelfCheck.Listen {
-		return errors.New("selfcheck.listen cannot change without a restart")
-	}
-	// Parse and validate everything first.
-	rules, err := loadRules(c)
-	if err != nil {
-		return err
-	}
-	scProxies, err := parseTrust(c.SelfCheck.TrustedProxy)
-	if err != nil {
-		return fmt.Errorf("selfcheck.trusted_proxy: %w", err)
-	}
-	scForwarders, err := parseTrust(c.SelfCheck.TrustedForwarders)
-	if err != nil {
-		return fmt.Errorf("selfcheck.trusted_forwarders: %w", err)
-	}
-	// Then apply, in this order: the IP databases, the registry (the
-	// sinkhole answers follow it), the DNS sinkhole, the classification
-	// rules, the self-check's trust lists (a proxy removed is no longer
-	// believed), the config itself.
-	if err := a.geo.Reload(); err != nil {
-		return fmt.Errorf("geo: %w", err)
-	}
-	if err := a.refreshRegistry(ctx); err != nil {
-		return fmt.Errorf("registry: %w", err)
-	}
-	if a.dns != nil {
-		if err := a.dns.Reload(ctx); err != nil {
-			return fmt.Errorf("dns: %w", err)
-		}
-	}
-	for _, l := range a.conns {
-		l.SetRules(rules)
-	}
-	if a.selfcheck != nil {
-		a.selfcheck.SetTrust(scProxies, scForwarders)
-	}
-	a.cfg.Store(c)
-	return nil
 }
 
 // Addrs returns the bound addresses of the connection listeners by kind.

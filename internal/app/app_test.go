@@ -68,7 +68,7 @@ func TestReload(t *testing.T) {
 
 	moved := *c
 	moved.Listeners = []config.Listener{{Kind: "http", Listen: "127.0.0.1:1"}}
-	if err := a.Reload(ctx, &moved); err == nil || !strings.Contains(err.Error(), "cannot change without a restart") {
+	if err := a.Reload(ctx, &moved); err == nil || !strings.Contains(err.Error(), "listeners: needs a restart") {
 		t.Fatalf("reload with a new listen address: %v", err)
 	}
 	if v := gauge(t, a.lastReloadOK); v != 0 {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,6 +85,33 @@ type webRole struct {
 	msrv   *http.Server // nil without web.metrics_listen
 	mln    net.Listener
 	access *os.File
+	// api is the REST API, rebuilt by a reload that changes
+	// web.public_stats or web.min_count; apiOpts built the one in use.
+	api     atomic.Pointer[api.API]
+	apiOpts api.Options
+}
+
+// ServeHTTP serves the REST API in force.
+func (w *webRole) ServeHTTP(rw http.ResponseWriter, r *http.Request) { w.api.Load().ServeHTTP(rw, r) }
+
+// stageAPI builds the REST API with the policy of web c; nil when it is
+// the one in force. A second API on the same registry shares the metrics.
+func (w *webRole) stageAPI(c config.Web) *api.API {
+	if c.PublicStats == w.apiOpts.PublicStats && c.MinCount == w.apiOpts.MinCount {
+		return nil
+	}
+	o := w.apiOpts
+	o.PublicStats, o.MinCount = c.PublicStats, c.MinCount
+	return api.New(o)
+}
+
+// commitAPI puts h (from stageAPI) in force for every later request.
+func (w *webRole) commitAPI(h *api.API, c config.Web) {
+	if h == nil {
+		return
+	}
+	w.apiOpts.PublicStats, w.apiOpts.MinCount = c.PublicStats, c.MinCount
+	w.api.Store(h)
 }
 
 // maxHeaderBytes bounds a request's header block on the dashboard (the
@@ -146,14 +174,16 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 		access.Close()
 		return nil, fmt.Errorf("web: access log: %w", err)
 	}
-	h := api.New(api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
+	ao := api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
 		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
-		Logger: a.log.With("role", "api")})
+		Logger: a.log.With("role", "api")}
+	w := &webRole{access: access, apiOpts: ao}
+	w.api.Store(api.New(ao))
 	wlog := a.log.With("role", "web")
 	metrics := api.MetricsHandler(g)
-	d := web.New(web.Options{API: h, Metrics: metrics, Tokens: o.Tokens, Users: o.Users, Sessions: o.Sessions, Logger: wlog,
+	d := web.New(web.Options{API: w, Metrics: metrics, Tokens: o.Tokens, Users: o.Users, Sessions: o.Sessions, Logger: wlog,
 		SecureCookies: web.SecureCookies(cw.SecureCookies), TrustedProxies: proxies, Registerer: a.opts.Registerer})
-	w := &webRole{access: access, srv: webServer(d, cw, wlog)}
+	w.srv = webServer(d, cw, wlog)
 	fail := func(err error) (*webRole, error) {
 		for _, l := range []net.Listener{w.ln, w.mln} {
 			if l != nil {

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/takedown/takedown/internal/api"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,7 +23,10 @@ import (
 // configuration file and the registry.
 func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	ctx := cmd.Context()
-	log := g.logger(c)
+	log, level := g.leveledLogger(c)
+	// What the file said of data and db at start: a reload that changes
+	// them is refused (the flags' overrides stay as they are).
+	file0 := loadOr(g.configPath, config.Default())
 	st, err := g.openStore(ctx, c)
 	if err != nil {
 		return err
@@ -37,7 +43,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	}
 	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname(), Web: wo, SelfCheck: es,
 		Notify:     &app.NotifyStores{Store: sqlite.NewNotifyStore(st), Source: sqlite.NewNotifyStore(st)},
-		Registerer: prometheus.NewRegistry()})
+		Registerer: prometheus.NewRegistry(), LogLevel: level})
 	if err != nil {
 		return err
 	}
@@ -46,13 +52,27 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			nc, err := config.Load(g.configPath)
-			if err != nil {
-				log.Error("reload: configuration refused; keeping the old one", "err", err)
-				continue
-			}
-			nc.Data, nc.DB = c.Data, c.DB
-			_ = a.Reload(context.WithoutCancel(ctx), nc)
+			// A file that does not parse is a failed reload like any
+			// other: counted, logged, the old state kept.
+			_ = a.ReloadFrom(context.WithoutCancel(ctx), func() (*config.Config, error) {
+				nc, err := config.Load(g.configPath)
+				if err != nil {
+					return nil, err
+				}
+				var refused []string
+				if nc.Data != file0.Data {
+					refused = append(refused, "data: needs a restart (the data dir is opened at start)")
+				}
+				if nc.DB != file0.DB {
+					refused = append(refused, "db: needs a restart (the store is opened at start)")
+				}
+				if len(refused) > 0 {
+					return nil, errors.New(strings.Join(refused, "; "))
+				}
+				// The --data and --db flags still override the file.
+				nc.Data, nc.DB = c.Data, c.DB
+				return nc, nil
+			})
 		}
 	}()
 	if ad := a.SelfCheckAddr(); ad != nil {
@@ -77,6 +97,31 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// loadOr loads the file at path, or returns def when it does not load.
+func loadOr(path string, def *config.Config) *config.Config {
+	if path == "" {
+		return def
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		return def
+	}
+	return c
+}
+
+// leveledLogger is g.logger with a level that a reload can change.
+func (g *globals) leveledLogger(c *config.Config) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	lv.Set(lvl)
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(g.stderr, opts)), lv
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, opts)), lv
 }
 
 func hostname() string {
