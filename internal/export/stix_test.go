@@ -14,7 +14,6 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/takedown/takedown/internal/registry"
-	"github.com/takedown/takedown/internal/testtool"
 )
 
 const (
@@ -27,19 +26,17 @@ const (
 type noFetch struct{}
 
 func (noFetch) Load(url string) (any, error) {
-	return nil, errors.New("test refuses to fetch " + url + ": every schema must be added from data/stix2.1")
+	return nil, errors.New("test refuses to fetch " + url + ": every schema must be added from testdata/stix2.1")
 }
 
-// stixSchemas compiles the official STIX 2.1 schemas from ../shared beside
-// the module root, registered under their $ids.
+// stixSchemas compiles the official STIX 2.1 schemas kept in
+// testdata/stix2.1 (BSD-3-Clause, see its LICENSE), registered under their
+// $ids.
 func stixSchemas(tb testing.TB) (bundle, indicator *jsonschema.Schema) {
 	tb.Helper()
-	dir := filepath.Join(moduleRoot(tb), "..", "shared", "data", "stix2.1")
+	dir := filepath.Join("testdata", "stix2.1")
 	if _, err := os.Stat(dir); err != nil {
-		if testtool.Strict() {
-			tb.Fatalf("STIX 2.1 schemas not found at %s (TAKEDOWN_STRICT=1)", dir)
-		}
-		tb.Skipf("STIX 2.1 schemas not found at %s: check out ../shared beside the repository", dir)
+		tb.Fatalf("STIX 2.1 schemas: %v", err)
 	}
 	c := jsonschema.NewCompiler()
 	c.UseLoader(noFetch{})
