@@ -152,7 +152,9 @@ func (a *App) Reload(ctx context.Context, c *config.Config) error {
 func (a *App) ReloadFrom(ctx context.Context, load func() (*config.Config, error)) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	a.reloads.Inc()
+	// The attempt is counted with its outcome, so that a scrape never sees
+	// the count of an attempt without its result.
+	defer a.reloads.Inc()
 	c, err := load()
 	if err == nil {
 		err = a.reload(ctx, c)
@@ -209,6 +211,7 @@ func (a *App) reload(ctx context.Context, c *config.Config) error {
 		commit()
 	}
 	a.cfg.Store(c)
+	a.log.Debug("reload committed", "appliers", len(commits))
 	if len(changed) > 0 {
 		a.log.Info("configuration applied", "changed", strings.Join(changed, ","))
 	}

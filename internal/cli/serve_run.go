@@ -2,14 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/takedown/takedown/internal/api"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -59,18 +57,15 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 				if err != nil {
 					return nil, err
 				}
-				var refused []string
-				if nc.Data != file0.Data {
-					refused = append(refused, "data: needs a restart (the data dir is opened at start)")
+				// The --data and --db flags still override the file; a
+				// file that names another data dir or store keeps it, so
+				// that the reload refuses it by name.
+				if nc.Data == file0.Data {
+					nc.Data = c.Data
 				}
-				if nc.DB != file0.DB {
-					refused = append(refused, "db: needs a restart (the store is opened at start)")
+				if nc.DB == file0.DB {
+					nc.DB = c.DB
 				}
-				if len(refused) > 0 {
-					return nil, errors.New(strings.Join(refused, "; "))
-				}
-				// The --data and --db flags still override the file.
-				nc.Data, nc.DB = c.Data, c.DB
 				return nc, nil
 			})
 		}
