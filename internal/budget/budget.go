@@ -32,6 +32,10 @@ type Options struct {
 	// MaxSources bounds the sources tracked and the summaries held
 	// (default 65536 each).
 	MaxSources int
+	// Now is the clock that times the summaries (default time.Now). The
+	// buckets run on the contacts' own timestamps; the summaries on this
+	// clock, so that a backlog of old contacts is not flushed at once.
+	Now func() time.Time
 }
 
 // Budget decides which contacts are stored one by one and folds the rest
@@ -82,6 +86,9 @@ func New(opts Options) *Budget {
 	}
 	if opts.MaxSources <= 0 {
 		opts.MaxSources = 65536
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Budget{opts: opts, burst: float64(opts.Burst), buckets: make(map[[16]byte]*bucket), sums: make(map[sumKey]*event.Event)}
 }
@@ -134,7 +141,7 @@ func (b *Budget) Admit(e *event.Event) bool {
 	}
 	b.summarised.Add(e.Contacts() - 1)
 	if len(b.sums) == 0 {
-		b.due = e.Timestamp.Add(b.opts.SummaryEvery)
+		b.due = b.opts.Now().Add(b.opts.SummaryEvery)
 	}
 	s := *e
 	s.SrcIP, s.SrcPort = src, 0
@@ -178,10 +185,11 @@ func (b *Budget) evict(now int64) {
 	}
 }
 
-// Due reports whether summaries wait and are due at now (or so many wait
-// that they must go now).
-func (b *Budget) Due(now time.Time) bool {
-	return len(b.sums) > 0 && (!now.Before(b.due) || len(b.sums) >= b.opts.MaxSources)
+// Due reports whether summaries wait and are due (SummaryEvery after the
+// first of them was opened, on the Now clock), or so many wait that they
+// must go now.
+func (b *Budget) Due() bool {
+	return len(b.sums) > 0 && (!b.opts.Now().Before(b.due) || len(b.sums) >= b.opts.MaxSources)
 }
 
 // Take returns the summaries waiting, in order of their first contact, and

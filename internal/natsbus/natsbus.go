@@ -188,7 +188,7 @@ func (p *Publisher) admit(batch []event.Event, from int) []event.Event {
 // summaries returns batch with the budget's summaries appended when they
 // are due (all of them if all is set).
 func (p *Publisher) summaries(batch []event.Event, all bool) []event.Event {
-	if p.budget == nil || (!all && !p.budget.Due(time.Now())) {
+	if p.budget == nil || (!all && !p.budget.Due()) {
 		return batch
 	}
 	return append(batch, p.budget.Take()...)

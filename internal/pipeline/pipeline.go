@@ -142,7 +142,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: budget.New(opts.Budget)}
+	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: budget.New(budgetOptions(opts))}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -173,6 +173,15 @@ func New(opts Options) (*Pipeline, error) {
 		}
 	}
 	return p, nil
+}
+
+// budgetOptions returns the budget's options, on the pipeline's clock.
+func budgetOptions(o Options) budget.Options {
+	b := o.Budget
+	if b.Now == nil {
+		b.Now = o.Now
+	}
+	return b
 }
 
 // Stats returns the counters.
@@ -270,7 +279,7 @@ func (p *Pipeline) add(b *batch, e *event.Event) {
 // addSummaries appends the summaries that are due at now (all of them if
 // all is set) to b, already prepared. It reports whether it added any.
 func (p *Pipeline) addSummaries(b *batch, all bool) bool {
-	if p.budget == nil || (!all && !p.budget.Due(p.opts.Now())) {
+	if p.budget == nil || (!all && !p.budget.Due()) {
 		return false
 	}
 	sums := p.budget.Take()
