@@ -387,6 +387,9 @@ func Extract(file, data string) (m Manifest, err error) {
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrHeader) {
+			return m, fmt.Errorf("%w: %s cut short", ErrCorrupt, name)
+		}
 		if err != nil {
 			return m, fmt.Errorf("restore %s: %w", name, err)
 		}
