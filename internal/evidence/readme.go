@@ -38,6 +38,7 @@ func readme(cr CustodyRecord, cp Checkpoint, k *Key) []byte {
 | custody.json | the custody record of this export, itself a log entry |
 | custody.tlog-proof | its inclusion proof (C2SP tlog-proof; "extra" is the entry's nonce) |
 | key.pub, key.note, allowed_signers | the signing key as OpenSSH key, note verifier key and ssh-keygen allowed-signers file |
+| keys/ | only if the operator rotated the signing key: each rotation record (<size>.json) naming the old and the new key, its SSH signature by the old key (namespace takedown-evidence-key-rotation) and its inclusion proof in checkpoint.txt; they lead from an earlier key to the one that signed this package, so the first key you were given still verifies it |
 | SHA256SUMS, SHA256SUMS.sig | the SHA-256 of every other file, and an SSH signature of it (namespace takedown-evidence) |
 
 ## Verify with takedown
