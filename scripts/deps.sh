@@ -14,6 +14,7 @@ PKGS=(
   chromium openssh-client                    # dashboard browser tests; ssh-keygen -Y verify for evidence
   opensmtpd python3-aiosmtpd                 # real SMTP servers for the notification tests
   systemd                                    # systemd-analyze verify of deploy/systemd (no service is started)
+  libxml2-utils                              # xmllint: the registry export's EPP against the RFC 5730/5731 schemas
   ca-certificates
 )
 
