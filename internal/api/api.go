@@ -33,6 +33,7 @@ import (
 
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/stats"
@@ -226,10 +227,10 @@ func (a *API) methods(r *http.Request) []string {
 // Principal is an authenticated caller.
 type Principal struct {
 	// TokenID is set for bearer tokens, User for dashboard sessions.
-	TokenID  string         `json:"token_id,omitempty"`
-	User     string         `json:"user,omitempty"`
-	Role     token.Role     `json:"role"`
-	Networks token.Networks `json:"networks,omitzero"`
+	TokenID  string            `json:"token_id,omitempty"`
+	User     string            `json:"user,omitempty"`
+	Role     netscope.Role     `json:"role"`
+	Networks netscope.Networks `json:"networks,omitzero"`
 }
 
 // SeesAll reports whether p sees every network's IP-level data.
@@ -324,7 +325,7 @@ func (a *API) allow(l level, p *Principal) error {
 	switch {
 	case l == levelAnalyst && !p.SeesAll():
 		return errForbidden.withf("this route is for analysts and admins")
-	case l == levelAdmin && p.Role != token.RoleAdmin:
+	case l == levelAdmin && p.Role != netscope.RoleAdmin:
 		return errForbidden.withf("this route is for admins")
 	}
 	return nil
@@ -349,15 +350,15 @@ func (a *API) Match(r *http.Request) string {
 
 // accessRecord is one line of the access log.
 type accessRecord struct {
-	Time     time.Time       `json:"time"`
-	Who      string          `json:"who"`
-	Role     token.Role      `json:"role"`
-	Networks *token.Networks `json:"networks,omitempty"`
-	Method   string          `json:"method"`
-	Path     string          `json:"path"`
-	Query    string          `json:"query,omitempty"`
-	Rows     int             `json:"rows"`
-	Remote   string          `json:"remote"`
+	Time     time.Time          `json:"time"`
+	Who      string             `json:"who"`
+	Role     netscope.Role      `json:"role"`
+	Networks *netscope.Networks `json:"networks,omitempty"`
+	Method   string             `json:"method"`
+	Path     string             `json:"path"`
+	Query    string             `json:"query,omitempty"`
+	Rows     int                `json:"rows"`
+	Remote   string             `json:"remote"`
 }
 
 // access records a read of rows rows of IP-level data by p.

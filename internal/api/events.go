@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -44,8 +44,8 @@ var eventCSVHeader = []string{"day", "src_ip", "src_asn", "src_org", "src_geo", 
 // also goes into the store's query as a store.Selection, so that a
 // network's request reads its own rows only; keep checks every row again.
 type eventFilter struct {
-	scope    *token.Networks // nil: everything (admin, analyst)
-	prefix   netip.Prefix    // invalid: any
+	scope    *netscope.Networks // nil: everything (admin, analyst)
+	prefix   netip.Prefix       // invalid: any
 	asn      uint32
 	country  string
 	family   string
@@ -58,7 +58,7 @@ type eventFilter struct {
 // YYYY-MM-DD-takedown_events-<network>.csv, the network being the
 // narrowest filter, else the caller's scope, else "all".
 func (f *eventFilter) fileName(day time.Time) string {
-	var n token.Networks
+	var n netscope.Networks
 	switch {
 	case f.prefix.IsValid():
 		n.Prefixes = []netip.Prefix{f.prefix}
@@ -186,7 +186,7 @@ func (a *API) eventFilter(r *http.Request, p *Principal) (*eventFilter, error) {
 	q := r.URL.Query()
 	f := &eventFilter{family: q.Get("family")}
 	if !p.SeesAll() {
-		if p == nil || p.Role != token.RoleNetwork {
+		if p == nil || p.Role != netscope.RoleNetwork {
 			return nil, errForbidden.withf("IP-level data needs an analyst, admin or network token")
 		}
 		nets := p.Networks
@@ -201,7 +201,7 @@ func (a *API) eventFilter(r *http.Request, p *Principal) (*eventFilter, error) {
 			}
 			pf = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
 		}
-		f.prefix = token.NormalizePrefix(pf)
+		f.prefix = netscope.NormalizePrefix(pf)
 	}
 	if s := q.Get("asn"); s != "" {
 		v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)

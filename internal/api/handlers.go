@@ -15,6 +15,7 @@ import (
 
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/export"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/stats"
 )
@@ -505,11 +506,11 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *Principal) 
 	if err := dec.Decode(&in); err != nil {
 		return errBadParameter.withf("body: %v", err)
 	}
-	role, err := token.ParseRole(in.Role)
+	role, err := netscope.ParseRole(in.Role)
 	if err != nil {
 		return errBadParameter.withf("role: %v", err)
 	}
-	nets, err := token.ParseNetworks(in.Networks)
+	nets, err := netscope.ParseNetworks(in.Networks)
 	if err != nil {
 		return errBadParameter.withf("networks: %v", err)
 	}

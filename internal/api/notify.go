@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/registry"
 )
@@ -228,12 +228,12 @@ func (a *API) removeSubscriber(w http.ResponseWriter, r *http.Request, p *Princi
 
 // subscriberStatus is a subscriber with its latest report.
 type subscriberStatus struct {
-	ID       string           `json:"id"`
-	Org      string           `json:"organisation"`
-	Networks token.Networks   `json:"networks"`
-	Formats  []notify.Format  `json:"formats"`
-	TLP      string           `json:"tlp"`
-	Last     *notify.Delivery `json:"last"`
+	ID       string            `json:"id"`
+	Org      string            `json:"organisation"`
+	Networks netscope.Networks `json:"networks"`
+	Formats  []notify.Format   `json:"formats"`
+	TLP      string            `json:"tlp"`
+	Last     *notify.Delivery  `json:"last"`
 	// Failed counts the failed reports among the listed days.
 	Failed int `json:"failed"`
 }

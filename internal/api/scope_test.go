@@ -10,12 +10,12 @@ import (
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/apitest"
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 // inScope is the network token's view: AS64501 (DE) and 2001:db8:1::/48 (JP).
 func inScope(ip string) bool {
-	n, _ := token.ParseNetworks("AS64501,2001:db8:1::/48")
+	n, _ := netscope.ParseNetworks("AS64501,2001:db8:1::/48")
 	for _, h := range apitest.Hosts {
 		if h.IP == ip {
 			return n.Covers(netip.MustParseAddr(ip), h.ASN, h.Country)

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store/sqlite"
@@ -88,7 +88,7 @@ func demoSubscribers(ctx context.Context, engine *stats.Engine, day time.Time) (
 	}
 	var subs []notify.Subscriber
 	add := func(id, org, networks string, formats ...notify.Format) error {
-		nets, err := token.ParseNetworks(networks)
+		nets, err := netscope.ParseNetworks(networks)
 		if err != nil {
 			return err
 		}

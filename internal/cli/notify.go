@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
@@ -462,7 +462,7 @@ through DNS) are never listed.`,
 			if asn != "" && !strings.HasPrefix(strings.ToUpper(asn), "AS") {
 				spec[0] = "AS" + asn
 			}
-			nets, err := token.ParseNetworks(spec[0])
+			nets, err := netscope.ParseNetworks(spec[0])
 			if err != nil || nets.Empty() || (country != "" && len(nets.Countries) != 1) || (cidr != "" && len(nets.Prefixes) != 1) || (asn != "" && len(nets.ASNs) != 1) {
 				return usagef("%q is not a valid --asn, --cidr or --country", spec[0])
 			}
@@ -480,7 +480,7 @@ through DNS) are never listed.`,
 				return err
 			}
 			defer db.Close()
-			rows, err := notify.Collect(cmd.Context(), ns, day, []token.Networks{nets})
+			rows, err := notify.Collect(cmd.Context(), ns, day, []netscope.Networks{nets})
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 // newTokenCmd is `takedown token create|list|revoke`: API tokens, stored
@@ -36,11 +37,11 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var errs []error
-			r, err := token.ParseRole(role)
+			r, err := netscope.ParseRole(role)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("--role: %w", err))
 			}
-			nets, err := token.ParseNetworks(networks)
+			nets, err := netscope.ParseNetworks(networks)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("--networks: %w", err))
 			}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
@@ -53,10 +53,10 @@ func TestBenchReportNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	es.Close()
-	nets, _ := token.ParseNetworks("AS64500")
+	nets, _ := netscope.ParseNetworks("AS64500")
 	var rows int
 	project := best(3, func() {
-		r, err := notify.Collect(t.Context(), ns, day, []token.Networks{nets})
+		r, err := notify.Collect(t.Context(), ns, day, []netscope.Networks{nets})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 // IntelMQFileName is the file-name pattern of IntelMQ's Shadowserver
@@ -54,7 +54,7 @@ func FileLabel(s string) string {
 // '.' and '/' ("198-51-100-0-24"), an IPv6 prefix with all eight groups
 // written out (no "::", whose empty group IntelMQ's pattern refuses) and
 // the length ("2001-db8-0-0-0-0-0-0-32").
-func NetworksLabel(n token.Networks) string {
+func NetworksLabel(n netscope.Networks) string {
 	var parts []string
 	for _, a := range n.ASNs {
 		parts = append(parts, "as"+strconv.FormatUint(uint64(a), 10))

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 )
 
@@ -35,7 +35,7 @@ func TestReportFileNames(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.networks, func(t *testing.T) {
-			n, err := token.ParseNetworks(c.networks)
+			n, err := netscope.ParseNetworks(c.networks)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 )
 
@@ -21,7 +21,7 @@ func TestGolden(t *testing.T) {
 	seed(t, db, seedEvents())
 	sub := subscriber(t, "golden", "AS64500,NL", "abuse@golden.example")
 	sub.Formats = []notify.Format{notify.FormatShadowserver, notify.FormatXARF4, notify.FormatXARF02}
-	rows, err := notify.Collect(t.Context(), ns, day, []token.Networks{sub.Networks})
+	rows, err := notify.Collect(t.Context(), ns, day, []netscope.Networks{sub.Networks})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -134,7 +134,7 @@ func (n *Notifier) Prepare(ctx context.Context, day time.Time, skip map[string]b
 			return nil, fmt.Errorf("flush aggregates: %w", err)
 		}
 	}
-	sets := make([]token.Networks, len(todo))
+	sets := make([]netscope.Networks, len(todo))
 	for i := range todo {
 		sets[i] = todo[i].Networks
 	}

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -81,7 +81,7 @@ type Subscriber struct {
 	// Contacts are the addresses the reports go to.
 	Contacts []string `json:"contacts"`
 	// Networks are the ASNs, CIDRs and country codes it holds.
-	Networks token.Networks `json:"networks"`
+	Networks netscope.Networks `json:"networks"`
 	// Formats are the report formats it receives (default shadowserver).
 	Formats []Format `json:"formats"`
 	// Cadence is "daily".
@@ -148,7 +148,7 @@ func (s *Subscriber) Normalize() error {
 	return errors.Join(errs...)
 }
 
-// NormalizeWith parses networks (token.ParseNetworks syntax, as a person
+// NormalizeWith parses networks (netscope.ParseNetworks syntax, as a person
 // types them) into s.Networks and normalizes s, returning every problem
 // at once, one per line. name, when not empty, prefixes the networks
 // problems ("--networks" on the command line, "networks" in the API); a
@@ -156,7 +156,7 @@ func (s *Subscriber) Normalize() error {
 // left out.
 func (s *Subscriber) NormalizeWith(networks, name string) error {
 	var errs []error
-	nets, err := token.ParseNetworks(networks)
+	nets, err := netscope.ParseNetworks(networks)
 	if err != nil && name != "" {
 		err = fmt.Errorf("%s: %w", name, err)
 	}

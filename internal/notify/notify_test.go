@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
@@ -94,7 +94,7 @@ func seed(tb testing.TB, db *sqlite.DB, evs []event.Event) {
 
 func subscriber(tb testing.TB, id, nets string, contacts ...string) notify.Subscriber {
 	tb.Helper()
-	n, err := token.ParseNetworks(nets)
+	n, err := netscope.ParseNetworks(nets)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func subscriber(tb testing.TB, id, nets string, contacts ...string) notify.Subsc
 
 // expected computes, straight from the store's aggregates, the (address,
 // family) pairs a network must be told about on day.
-func expected(tb testing.TB, ns *sqlite.NotifyStore, nets token.Networks) []string {
+func expected(tb testing.TB, ns *sqlite.NotifyStore, nets netscope.Networks) []string {
 	tb.Helper()
 	var out []string
 	err := ns.ScanDayIPs(tb.Context(), day, day.Add(24*time.Hour), func(a *store.DayIP) error {
@@ -138,9 +138,9 @@ func TestCollect(t *testing.T) {
 		{"resolver only", "198.51.100.3/32", nil},
 		{"nothing there", "AS65000,FR", nil},
 	}
-	sets := make([]token.Networks, len(tests))
+	sets := make([]netscope.Networks, len(tests))
 	for i, tc := range tests {
-		n, err := token.ParseNetworks(tc.nets)
+		n, err := netscope.ParseNetworks(tc.nets)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,8 +192,8 @@ func TestCollect(t *testing.T) {
 func TestWriteCSVLayout(t *testing.T) {
 	db, ns := newStore(t)
 	seed(t, db, seedEvents())
-	n, _ := token.ParseNetworks("AS64500,NL")
-	rows, err := notify.Collect(t.Context(), ns, day, []token.Networks{n})
+	n, _ := netscope.ParseNetworks("AS64500,NL")
+	rows, err := notify.Collect(t.Context(), ns, day, []netscope.Networks{n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func TestSendRealSMTPServer(t *testing.T) {
 	}
 	// cert-nl takes X-ARF 0.2 as well: one complete X-ARF message per row
 	// in the digest, as delivered and read back from the maildir.
-	nlRows, err := notify.Collect(t.Context(), ns, day, []token.Networks{subs[1].Networks})
+	nlRows, err := notify.Collect(t.Context(), ns, day, []netscope.Networks{subs[1].Networks})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -88,7 +88,7 @@ func (r *Row) ReportType() string {
 // address then family. Sources seen only through DNS are resolvers and are
 // never listed. The aggregates are scanned once and the day's raw events
 // once, whatever the number of sets.
-func Collect(ctx context.Context, src Source, day time.Time, sets []token.Networks) ([][]Row, error) {
+func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Networks) ([][]Row, error) {
 	day = time.Unix(store.DayOf(day), 0).UTC()
 	out := make([][]Row, len(sets))
 	type ref struct{ set, row int }

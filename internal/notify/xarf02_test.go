@@ -22,7 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/testtool"
 )
@@ -299,7 +299,7 @@ func TestXARF02Digest(t *testing.T) {
 	seed(t, db, seedEvents())
 	sub := subscriber(t, "isp-a", "AS64500,NL", "abuse@isp-a.example", "noc@isp-a.example")
 	sub.Formats = []notify.Format{notify.FormatXARF02}
-	seeded, err := notify.Collect(t.Context(), ns, day, []token.Networks{sub.Networks})
+	seeded, err := notify.Collect(t.Context(), ns, day, []netscope.Networks{sub.Networks})
 	if err != nil {
 		t.Fatal(err)
 	}

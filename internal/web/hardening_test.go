@@ -16,6 +16,7 @@ import (
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/apitest"
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 // gatedUsers holds every Authenticate until the gate opens, so a test sees
@@ -28,7 +29,7 @@ type gatedUsers struct {
 	entered chan struct{}
 }
 
-func (g *gatedUsers) Authenticate(user, password string) (token.Role, bool) {
+func (g *gatedUsers) Authenticate(user, password string) (netscope.Role, bool) {
 	g.mu.Lock()
 	g.running++
 	g.mu.Unlock()
@@ -212,7 +213,7 @@ func TestMetricsNeedAnalyst(t *testing.T) {
 		}
 		return sec
 	}
-	nets, err := token.ParseNetworks("AS64500")
+	nets, err := netscope.ParseNetworks("AS64500")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,9 +239,9 @@ func TestMetricsNeedAnalyst(t *testing.T) {
 	}{
 		{"anonymous", "", http.StatusUnauthorized},
 		{"garbage token", "tdk_nonsense", http.StatusUnauthorized},
-		{"network token", secret(token.Spec{Role: token.RoleNetwork, Networks: nets}), http.StatusUnauthorized},
-		{"analyst token", secret(token.Spec{Role: token.RoleAnalyst}), http.StatusOK},
-		{"admin token", secret(token.Spec{Role: token.RoleAdmin}), http.StatusOK},
+		{"network token", secret(token.Spec{Role: netscope.RoleNetwork, Networks: nets}), http.StatusUnauthorized},
+		{"analyst token", secret(token.Spec{Role: netscope.RoleAnalyst}), http.StatusOK},
+		{"admin token", secret(token.Spec{Role: netscope.RoleAdmin}), http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := get(http.DefaultClient, tc.bearer); got != tc.want {

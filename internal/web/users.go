@@ -15,17 +15,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 // Users checks dashboard logins.
 type Users interface {
 	// Authenticate returns the role of user when password is right.
-	Authenticate(user, password string) (token.Role, bool)
+	Authenticate(user, password string) (netscope.Role, bool)
 	// Role returns the current role of user, false if there is no such
 	// user: a session that outlived a restart is only honoured while its
 	// user still exists with the same role.
-	Role(user string) (token.Role, bool)
+	Role(user string) (netscope.Role, bool)
 }
 
 // UsersFileName is the dashboard's user file inside the data dir.
@@ -76,7 +76,7 @@ func checkPassword(stored, password string) bool {
 }
 
 type user struct {
-	role token.Role
+	role netscope.Role
 	hash string
 }
 
@@ -90,7 +90,7 @@ type PasswordFile struct {
 var _ Users = (*PasswordFile)(nil)
 
 // Authenticate checks user and password.
-func (f *PasswordFile) Authenticate(name, password string) (token.Role, bool) {
+func (f *PasswordFile) Authenticate(name, password string) (netscope.Role, bool) {
 	u, ok := f.users[name]
 	if !ok {
 		checkPassword(f.dummy, password)
@@ -103,7 +103,7 @@ func (f *PasswordFile) Authenticate(name, password string) (token.Role, bool) {
 }
 
 // Role returns the role of user.
-func (f *PasswordFile) Role(name string) (token.Role, bool) {
+func (f *PasswordFile) Role(name string) (netscope.Role, bool) {
 	u, ok := f.users[name]
 	return u.role, ok
 }
@@ -123,8 +123,8 @@ func ParsePasswordFile(name string, b []byte) (*PasswordFile, error) {
 			errs = append(errs, fmt.Errorf("%s:%d: want NAME ROLE HASH", name, n))
 			continue
 		}
-		r, err := token.ParseRole(fs[1])
-		if err != nil || r == token.RoleNetwork {
+		r, err := netscope.ParseRole(fs[1])
+		if err != nil || r == netscope.RoleNetwork {
 			errs = append(errs, fmt.Errorf("%s:%d: role %q: dashboard users are admin or analyst", name, n, fs[1]))
 			continue
 		}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/web/session"
 )
 
@@ -219,7 +220,7 @@ func (d *Dashboard) session(r *http.Request) (session.Key, *session.Session) {
 		return k, nil
 	}
 	now := d.opt.Now()
-	var role token.Role
+	var role netscope.Role
 	known := false
 	if d.opt.Users != nil {
 		role, known = d.opt.Users.Role(s.User)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/stats"
@@ -131,30 +132,30 @@ func New(t testing.TB) *Fixture {
 		f.Secrets[name] = secret
 		return tk.ID
 	}
-	nets := func(s string) token.Networks {
-		n, err := token.ParseNetworks(s)
+	nets := func(s string) netscope.Networks {
+		n, err := netscope.ParseNetworks(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	issue("admin", token.Spec{Role: token.RoleAdmin})
-	issue("analyst", token.Spec{Role: token.RoleAnalyst})
-	issue("network", token.Spec{Role: token.RoleNetwork, Networks: nets("AS64501,2001:db8:1::/48")})
-	issue("network-fr", token.Spec{Role: token.RoleNetwork, Networks: nets("FR")})
-	issue("expired", token.Spec{Role: token.RoleAdmin, Expires: Now.Add(-time.Minute)})
-	id := issue("revoked", token.Spec{Role: token.RoleAdmin})
+	issue("admin", token.Spec{Role: netscope.RoleAdmin})
+	issue("analyst", token.Spec{Role: netscope.RoleAnalyst})
+	issue("network", token.Spec{Role: netscope.RoleNetwork, Networks: nets("AS64501,2001:db8:1::/48")})
+	issue("network-fr", token.Spec{Role: netscope.RoleNetwork, Networks: nets("FR")})
+	issue("expired", token.Spec{Role: netscope.RoleAdmin, Expires: Now.Add(-time.Minute)})
+	id := issue("revoked", token.Spec{Role: netscope.RoleAdmin})
 	if err := db.RevokeToken(ctx, id, Now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-// AddSubscriber adds a subscriber of the given networks (token.ParseNetworks
+// AddSubscriber adds a subscriber of the given networks (netscope.ParseNetworks
 // syntax) to the fixture's notification store.
 func (f *Fixture) AddSubscriber(t testing.TB, id, org, networks string) {
 	t.Helper()
-	n, err := token.ParseNetworks(networks)
+	n, err := netscope.ParseNetworks(networks)
 	if err != nil {
 		t.Fatal(err)
 	}

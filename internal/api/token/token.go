@@ -1,8 +1,9 @@
-// Package token is the API's access tokens: roles, the networks a network
-// token may see, secret generation and hashing, and the storage interface.
-// Secrets are never stored: only their SHA-256. It is not the dashboard's
-// password login (package web) and it does not decide what a route allows
-// (package api does).
+// Package token is the API's access tokens: issuing, secret generation and
+// hashing, validity, and the storage interface. Secrets are never stored:
+// only their SHA-256. A token carries a role and the networks it may see,
+// both from package netscope. It is not the dashboard's password login
+// (package web) and it does not decide what a route allows (package api
+// does).
 package token
 
 import (
@@ -13,186 +14,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/takedown/takedown/internal/netscope"
 )
-
-// Role is what a token may do.
-type Role string
-
-// Roles.
-const (
-	// RoleAdmin sees everything and manages tokens.
-	RoleAdmin Role = "admin"
-	// RoleAnalyst sees everything and changes nothing.
-	RoleAnalyst Role = "analyst"
-	// RoleNetwork sees IP-level data only inside its own networks, and
-	// aggregates above the public threshold.
-	RoleNetwork Role = "network"
-)
-
-// ParseRole returns the role named s.
-func ParseRole(s string) (Role, error) {
-	switch r := Role(s); r {
-	case RoleAdmin, RoleAnalyst, RoleNetwork:
-		return r, nil
-	}
-	return "", fmt.Errorf("unknown role %q (want admin, analyst or network)", s)
-}
-
-// SeesAll reports whether the role sees IP-level data of every network.
-func (r Role) SeesAll() bool { return r == RoleAdmin || r == RoleAnalyst }
-
-// Networks is what a network token covers: an address is inside when one
-// of the prefixes contains it, or when its row's ASN or country is listed.
-// The zero value covers nothing.
-type Networks struct {
-	ASNs      []uint32       `json:"asns,omitempty"`
-	Prefixes  []netip.Prefix `json:"prefixes,omitempty"`
-	Countries []string       `json:"countries,omitempty"` // ISO 3166 alpha-2, upper case
-}
-
-// Empty reports whether n covers nothing.
-func (n Networks) Empty() bool {
-	return len(n.ASNs) == 0 && len(n.Prefixes) == 0 && len(n.Countries) == 0
-}
-
-// ParseNetworks parses a comma-separated list of ASNs ("AS64500" or
-// "64500"), CIDRs or addresses ("192.0.2.0/24", "2001:db8::/32") and
-// country codes ("DE"). Every bad item is reported.
-func ParseNetworks(s string) (Networks, error) {
-	var n Networks
-	var errs []error
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if err := n.add(item); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return Networks{}, err
-	}
-	n.normalize()
-	return n, nil
-}
-
-func (n *Networks) add(item string) error {
-	up := strings.ToUpper(item)
-	if num, ok := strings.CutPrefix(up, "AS"); ok && num != "" && isDigits(num) {
-		up = num
-	}
-	if isDigits(up) {
-		v, err := strconv.ParseUint(up, 10, 32)
-		if err != nil || v == 0 {
-			return fmt.Errorf("network %q: not an AS number", item)
-		}
-		n.ASNs = append(n.ASNs, uint32(v))
-		return nil
-	}
-	if len(up) == 2 && up[0] >= 'A' && up[0] <= 'Z' && up[1] >= 'A' && up[1] <= 'Z' {
-		n.Countries = append(n.Countries, up)
-		return nil
-	}
-	if strings.Contains(item, "/") {
-		p, err := netip.ParsePrefix(item)
-		if err != nil {
-			return fmt.Errorf("network %q: %w", item, err)
-		}
-		n.Prefixes = append(n.Prefixes, NormalizePrefix(p))
-		return nil
-	}
-	a, err := netip.ParseAddr(item)
-	if err != nil || a.Zone() != "" {
-		return fmt.Errorf("network %q: not an ASN, country code, address or CIDR", item)
-	}
-	a = a.Unmap()
-	n.Prefixes = append(n.Prefixes, netip.PrefixFrom(a, a.BitLen()))
-	return nil
-}
-
-// NormalizePrefix masks p and turns an IPv4-mapped IPv6 prefix
-// (::ffff:192.0.2.0/120) into its IPv4 form (192.0.2.0/24).
-func NormalizePrefix(p netip.Prefix) netip.Prefix {
-	a, bits := p.Addr(), p.Bits()
-	if a.Is4In6() && bits >= 96 {
-		a, bits = a.Unmap(), bits-96
-	}
-	return netip.PrefixFrom(a, bits).Masked()
-}
-
-func isDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func (n *Networks) normalize() {
-	slices.Sort(n.ASNs)
-	n.ASNs = slices.Compact(n.ASNs)
-	slices.Sort(n.Countries)
-	n.Countries = slices.Compact(n.Countries)
-	slices.SortFunc(n.Prefixes, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	n.Prefixes = slices.Compact(n.Prefixes)
-}
-
-// String formats n as ParseNetworks reads it.
-func (n Networks) String() string {
-	var parts []string
-	for _, a := range n.ASNs {
-		parts = append(parts, "AS"+strconv.FormatUint(uint64(a), 10))
-	}
-	for _, p := range n.Prefixes {
-		parts = append(parts, p.String())
-	}
-	parts = append(parts, n.Countries...)
-	return strings.Join(parts, ",")
-}
-
-// Covers reports whether a row about address ip, enriched with asn and
-// country, is inside n. IPv4-mapped IPv6 addresses are checked as IPv4. An
-// invalid address is never covered (deny by default).
-func (n Networks) Covers(ip netip.Addr, asn uint32, country string) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	ip = ip.Unmap()
-	for _, p := range n.Prefixes {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	if asn != 0 && slices.Contains(n.ASNs, asn) {
-		return true
-	}
-	if country != "" && slices.Contains(n.Countries, strings.ToUpper(country)) {
-		return true
-	}
-	return false
-}
 
 // Token is a stored token: everything but the secret.
 type Token struct {
-	ID       string    `json:"id"`
-	Role     Role      `json:"role"`
-	Networks Networks  `json:"networks"`
-	Note     string    `json:"note,omitempty"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires,omitzero"` // zero: never
-	Revoked  time.Time `json:"revoked,omitzero"` // zero: not revoked
+	ID       string            `json:"id"`
+	Role     netscope.Role     `json:"role"`
+	Networks netscope.Networks `json:"networks"`
+	Note     string            `json:"note,omitempty"`
+	Created  time.Time         `json:"created"`
+	Expires  time.Time         `json:"expires,omitzero"` // zero: never
+	Revoked  time.Time         `json:"revoked,omitzero"` // zero: not revoked
 }
 
 // ValidAt reports whether t may be used at now.
@@ -243,8 +78,8 @@ type Store interface {
 
 // Spec is what a new token is made of.
 type Spec struct {
-	Role     Role
-	Networks Networks
+	Role     netscope.Role
+	Networks netscope.Networks
 	Note     string
 	Expires  time.Time // zero: never
 }
@@ -252,13 +87,13 @@ type Spec struct {
 // Validate reports what is wrong with s.
 func (s Spec) Validate() error {
 	var errs []error
-	if _, err := ParseRole(string(s.Role)); err != nil {
+	if _, err := netscope.ParseRole(string(s.Role)); err != nil {
 		errs = append(errs, err)
 	}
-	if s.Role == RoleNetwork && s.Networks.Empty() {
+	if s.Role == netscope.RoleNetwork && s.Networks.Empty() {
 		errs = append(errs, errors.New("a network token needs --networks (ASNs, CIDRs or country codes)"))
 	}
-	if s.Role != RoleNetwork && !s.Networks.Empty() {
+	if s.Role != netscope.RoleNetwork && !s.Networks.Empty() {
 		errs = append(errs, fmt.Errorf("role %s sees every network: --networks applies to network tokens only", s.Role))
 	}
 	return errors.Join(errs...)

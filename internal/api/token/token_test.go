@@ -1,98 +1,81 @@
 package token
 
 import (
-	"net/netip"
+	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/netscope"
 )
 
-func TestCovers(t *testing.T) {
-	n, err := ParseNetworks("AS64500, 192.0.2.0/24, ::ffff:198.51.100.0/120, 2001:db8::/32, de, 203.0.113.7")
+func TestSpecValidate(t *testing.T) {
+	nets, err := netscope.ParseNetworks("AS64500,192.0.2.0/24")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		ip      string
-		asn     uint32
-		country string
-		want    bool
+		name    string
+		spec    Spec
+		wantErr string // substring; empty: valid
 	}{
-		{"192.0.2.1", 0, "", true},
-		{"::ffff:192.0.2.1", 0, "", true}, // IPv4-mapped IPv6 is IPv4
-		{"192.0.3.1", 0, "", false},
-		{"198.51.100.9", 0, "", true}, // mapped prefix given, IPv4 row
-		{"::ffff:198.51.100.9", 0, "", true},
-		{"198.51.101.9", 0, "", false},
-		{"2001:db8:ffff::1", 0, "", true},
-		{"2001:db9::1", 0, "", false},
-		{"::ffff:c000:201", 0, "", true}, // 192.0.2.1 written in hex
-		{"::c000:201", 0, "", false},     // IPv4-compatible is not IPv4
-		{"203.0.113.7", 0, "", true},
-		{"203.0.113.8", 0, "", false},
-		{"10.0.0.1", 64500, "", true},
-		{"10.0.0.1", 64501, "", false},
-		{"10.0.0.1", 0, "DE", true},
-		{"10.0.0.1", 0, "de", true},
-		{"10.0.0.1", 0, "FR", false},
+		{"admin", Spec{Role: netscope.RoleAdmin}, ""},
+		{"analyst", Spec{Role: netscope.RoleAnalyst}, ""},
+		{"network", Spec{Role: netscope.RoleNetwork, Networks: nets}, ""},
+		{"unknown role", Spec{Role: "root"}, "unknown role"},
+		{"network without networks", Spec{Role: netscope.RoleNetwork}, "needs --networks"},
+		{"admin with networks", Spec{Role: netscope.RoleAdmin, Networks: nets}, "network tokens only"},
 	}
 	for _, tt := range tests {
-		if got := n.Covers(netip.MustParseAddr(tt.ip), tt.asn, tt.country); got != tt.want {
-			t.Errorf("Covers(%s, %d, %q) = %v, want %v", tt.ip, tt.asn, tt.country, got, tt.want)
-		}
-	}
-	if (Networks{}).Covers(netip.MustParseAddr("192.0.2.1"), 0, "") {
-		t.Error("empty networks cover an address")
-	}
-	if n.Covers(netip.Addr{}, 64500, "DE") {
-		t.Error("an invalid address is covered")
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.spec.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 
-func TestParseNetworksErrors(t *testing.T) {
-	for _, s := range []string{"AS0", "ASX", "192.0.2.0/33", "bogus", "fe80::1%eth0", "99999999999"} {
-		if _, err := ParseNetworks(s); err == nil {
-			t.Errorf("ParseNetworks(%q) accepted", s)
-		}
+type memStore map[Hash]Token
+
+func (m memStore) CreateToken(_ context.Context, t Token, h Hash) error { m[h] = t; return nil }
+func (m memStore) TokenByHash(_ context.Context, h Hash) (Token, error) {
+	t, ok := m[h]
+	if !ok {
+		return Token{}, ErrNotFound
 	}
-	n, err := ParseNetworks("as64500,192.0.2.5/24,DE,de")
+	return t, nil
+}
+func (m memStore) Tokens(context.Context) ([]Token, error)              { return nil, nil }
+func (m memStore) RevokeToken(context.Context, string, time.Time) error { return nil }
+
+var _ Store = memStore(nil)
+
+func TestIssue(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := memStore{}
+	tok, secret, err := Issue(t.Context(), st, Spec{Role: netscope.RoleAnalyst, Note: "n"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.String(); got != "AS64500,192.0.2.0/24,DE" {
-		t.Errorf("String() = %q", got)
+	if !strings.HasPrefix(secret, Prefix) {
+		t.Errorf("secret %q lacks the prefix %q", secret, Prefix)
 	}
-}
-
-func FuzzParseNetworks(f *testing.F) {
-	for _, s := range []string{"AS64500,192.0.2.0/24,DE", "::ffff:1.2.3.4/120", "2001:db8::/32", "1"} {
-		f.Add(s)
+	got, err := st.TokenByHash(t.Context(), HashSecret(secret))
+	if err != nil || got.ID != tok.ID || got.Role != netscope.RoleAnalyst {
+		t.Fatalf("stored token = %+v, %v; want %+v", got, err, tok)
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := ParseNetworks(s)
-		if err != nil {
-			return
-		}
-		// What String writes, ParseNetworks reads back the same.
-		m, err := ParseNetworks(n.String())
-		if err != nil || m.String() != n.String() {
-			t.Fatalf("round trip %q -> %q -> %q (%v)", s, n.String(), m.String(), err)
-		}
-		for _, p := range n.Prefixes {
-			if p.Addr().Is4In6() {
-				t.Fatalf("mapped prefix %s kept", p)
-			}
-		}
-	})
-}
-
-func BenchmarkCovers(b *testing.B) {
-	n, err := ParseNetworks("AS64500,AS64501,192.0.2.0/24,198.51.100.0/24,2001:db8::/32,DE,FR")
-	if err != nil {
-		b.Fatal(err)
+	if _, err := st.TokenByHash(t.Context(), HashSecret(secret+"x")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a wrong secret found a token: %v", err)
 	}
-	ip := netip.MustParseAddr("::ffff:203.0.113.9")
-	for b.Loop() {
-		if n.Covers(ip, 64999, "US") {
-			b.Fatal("covered")
-		}
+	if !tok.ValidAt(now.Add(100 * 365 * 24 * time.Hour)) {
+		t.Error("a token without expiry expired")
+	}
+	if _, _, err := Issue(t.Context(), st, Spec{Role: netscope.RoleAdmin, Expires: now}, now); err == nil {
+		t.Error("a token expiring now was issued")
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -73,7 +73,7 @@ func (s *NotifyStore) Subscribers(ctx context.Context) ([]notify.Subscriber, err
 		if err := rows.Scan(&sub.ID, &sub.Org, &contacts, &nets, &formats, &sub.Cadence, &sub.TLP, &created); err != nil {
 			return nil, fmt.Errorf("list subscribers: %w", err)
 		}
-		n, err := token.ParseNetworks(nets)
+		n, err := netscope.ParseNetworks(nets)
 		if err != nil {
 			return nil, fmt.Errorf("subscriber %s: %w", sub.ID, err)
 		}

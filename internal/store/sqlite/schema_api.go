@@ -6,7 +6,7 @@ package sqlite
 //
 // api_tokens holds one row per token: its public id, the SHA-256 of its
 // secret (the secret itself is never stored), role, networks (as
-// token.Networks.String), note and times in unix nanoseconds (0: none).
+// netscope.Networks.String), note and times in unix nanoseconds (0: none).
 var apiMigrations = []string{
 	`CREATE TABLE api_tokens (
 		id TEXT PRIMARY KEY,

@@ -4,7 +4,7 @@ package sqlite
 // owned by package notify (see notify.go). Append only.
 //
 // notify_subscribers holds one row per subscriber: contacts and formats
-// are newline-separated, networks as token.Networks.String, created in
+// are newline-separated, networks as netscope.Networks.String, created in
 // unix nanoseconds.
 //
 // notify_deliveries is the ledger: one row per (subscriber, UTC day as

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/web/session"
 )
 
@@ -39,7 +39,7 @@ func (s *DB) Session(ctx context.Context, k session.Key) (session.Session, bool,
 	if err != nil {
 		return session.Session{}, false, fmt.Errorf("look up session: %w", err)
 	}
-	r, err := token.ParseRole(role)
+	r, err := netscope.ParseRole(role)
 	if err != nil {
 		return session.Session{}, false, fmt.Errorf("session of %s: %w", ss.User, err)
 	}

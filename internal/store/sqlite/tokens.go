@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 var _ token.Store = (*DB)(nil)
@@ -32,11 +33,11 @@ func scanToken(sc interface{ Scan(...any) error }) (token.Token, error) {
 	if err := sc.Scan(&t.ID, &role, &nets, &t.Note, &created, &expires, &revoked); err != nil {
 		return token.Token{}, err
 	}
-	r, err := token.ParseRole(role)
+	r, err := netscope.ParseRole(role)
 	if err != nil {
 		return token.Token{}, fmt.Errorf("token %s: %w", t.ID, err)
 	}
-	n, err := token.ParseNetworks(nets)
+	n, err := netscope.ParseNetworks(nets)
 	if err != nil {
 		return token.Token{}, fmt.Errorf("token %s: %w", t.ID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 func TestTokens(t *testing.T) {
@@ -16,11 +17,11 @@ func TestTokens(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	nets, err := token.ParseNetworks("AS64500,192.0.2.0/24,2001:db8::/32,de")
+	nets, err := netscope.ParseNetworks("AS64500,192.0.2.0/24,2001:db8::/32,de")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, secret, err := token.Issue(t.Context(), db, token.Spec{Role: token.RoleNetwork, Networks: nets, Expires: now.Add(time.Hour)}, now)
+	tok, secret, err := token.Issue(t.Context(), db, token.Spec{Role: netscope.RoleNetwork, Networks: nets, Expires: now.Add(time.Hour)}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != tok.ID || got.Role != token.RoleNetwork || got.Networks.String() != nets.String() || !got.Expires.Equal(tok.Expires) {
+	if got.ID != tok.ID || got.Role != netscope.RoleNetwork || got.Networks.String() != nets.String() || !got.Expires.Equal(tok.Expires) {
 		t.Fatalf("got %+v, want %+v", got, tok)
 	}
 	if _, err := db.TokenByHash(t.Context(), token.HashSecret(secret+"x")); !errors.Is(err, token.ErrNotFound) {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/takedown/takedown/internal/api/token"
+	"github.com/takedown/takedown/internal/netscope"
 )
 
 // Key is the SHA-256 of a session cookie's value.
@@ -25,7 +25,7 @@ func KeyOf(cookie string) Key { return sha256.Sum256([]byte(cookie)) }
 // Session is a logged-in dashboard user.
 type Session struct {
 	User string
-	Role token.Role
+	Role netscope.Role
 	// CSRF is the token every state-changing request of the session must
 	// carry.
 	CSRF    string
