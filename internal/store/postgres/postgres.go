@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -277,14 +276,6 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	return res, nil
 }
 
-type dayIPKey struct {
-	day    int64
-	ip     string
-	family string
-}
-
-type rollupDelta struct{ ips, resolverIPs, hits int64 }
-
 func upsertAggregates(ctx context.Context, tx pgx.Tx, deltas []store.Delta) error {
 	if len(deltas) == 0 {
 		return nil
@@ -297,113 +288,59 @@ func upsertAggregates(ctx context.Context, tx pgx.Tx, deltas []store.Delta) erro
 		orgs, bots                      = make([]string, n), make([]string, n)
 		protos                          = make([]int32, n)
 	)
-	byKey := make(map[dayIPKey]*store.Delta, n)
 	for i := range deltas {
 		d := &deltas[i]
 		ip := d.Key.IP.AsSlice()
 		days[i], ips[i], families[i], cases[i], countries[i] = d.Key.Day, ip, d.Key.Family, d.Case, d.Country
 		asns[i], orgs[i], firsts[i], lasts[i], hits[i] = int64(d.ASN), d.Org, d.FirstSeen, d.LastSeen, int64(d.Hits)
 		protos[i], bots[i] = int32(d.Protocols), store.JoinBotIDs(d.BotIDs)
-		byKey[dayIPKey{d.Key.Day, string(ip), d.Key.Family}] = d
 	}
+	fold := store.NewRollupFold()
+	fold.Expect(deltas)
 	rows, err := tx.Query(ctx, sqlUpsertDayIPs, days, ips, families, cases, countries, asns, orgs, firsts, lasts, hits, protos, bots)
 	if err != nil {
 		return fmt.Errorf("upsert aggregates: %w", err)
 	}
-	rollups := make(map[store.RollupKey]*rollupDelta)
-	type botUpdate struct {
-		k   dayIPKey
-		ids string
-	}
-	var botUpdates []botUpdate
 	for rows.Next() {
 		var (
-			k                       dayIPKey
-			ip                      []byte
-			caseID, country, botIDs string
-			asn                     int64
-			after, before           int32
+			u             store.UpsertedRow
+			asn           int64
+			after, before int32
 		)
-		if err := rows.Scan(&k.day, &ip, &k.family, &caseID, &country, &asn, &after, &before, &botIDs); err != nil {
+		if err := rows.Scan(&u.Day, &u.IP, &u.Family, &u.Case, &u.Country, &asn, &after, &before, &u.BotIDs); err != nil {
 			rows.Close()
 			return fmt.Errorf("upsert aggregates: %w", err)
 		}
-		k.ip = string(ip)
-		d := byKey[k]
-		if d == nil {
+		u.ASN, u.Before, u.After = uint32(asn), store.Protocols(before), store.Protocols(after)
+		if err := fold.Upserted(u); err != nil {
 			rows.Close()
-			return fmt.Errorf("upsert aggregates: unexpected key %x %s", ip, k.family)
+			return fmt.Errorf("upsert aggregates: %w", err)
 		}
-		if before != 0 && len(d.BotIDs) > 0 {
-			have := store.SplitBotIDs(botIDs)
-			if merged := store.MergeBotIDs(slices.Clone(have), d.BotIDs...); len(merged) != len(have) {
-				botUpdates = append(botUpdates, botUpdate{k, store.JoinBotIDs(merged)})
-			}
-		}
-		rk := store.RollupKey{Day: k.day, Country: country, ASN: uint32(asn), Family: k.family, Case: caseID}
-		r := rollups[rk]
-		if r == nil {
-			r = &rollupDelta{}
-			rollups[rk] = r
-		}
-		dIPs, dRes := store.RollupChange(store.Protocols(before), store.Protocols(after))
-		r.ips += dIPs
-		r.resolverIPs += dRes
-		r.hits += int64(d.Hits)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("upsert aggregates: %w", err)
 	}
-	for _, u := range botUpdates {
-		if _, err := tx.Exec(ctx, sqlSetBotIDs, u.ids, u.k.day, []byte(u.k.ip), u.k.family); err != nil {
+	for _, u := range fold.BotIDUpdates() {
+		if _, err := tx.Exec(ctx, sqlSetBotIDs, u.IDs, u.Day, u.IP, u.Family); err != nil {
 			return fmt.Errorf("update bot ids: %w", err)
 		}
 	}
-	keys := make([]store.RollupKey, 0, len(rollups))
-	for k := range rollups {
-		keys = append(keys, k)
-	}
-	// Sorted, so that concurrent collectors lock rollup rows in one order.
-	slices.SortFunc(keys, func(a, b store.RollupKey) int {
-		switch {
-		case a.Day != b.Day:
-			return cmpInt(a.Day, b.Day)
-		case a.Country != b.Country:
-			return cmpString(a.Country, b.Country)
-		case a.ASN != b.ASN:
-			return cmpInt(int64(a.ASN), int64(b.ASN))
-		case a.Family != b.Family:
-			return cmpString(a.Family, b.Family)
-		}
-		return cmpString(a.Case, b.Case)
-	})
-	m := len(keys)
+	// Sorted by key, so that concurrent collectors lock rollup rows in one
+	// order.
+	rollups := fold.Rollups()
+	m := len(rollups)
 	rDays, rCountries, rASNs, rFamilies, rCases := make([]int64, m), make([]string, m), make([]int64, m), make([]string, m), make([]string, m)
 	rIPs, rRes, rHits := make([]int64, m), make([]int64, m), make([]int64, m)
-	for i, k := range keys {
-		r := rollups[k]
+	for i, r := range rollups {
+		k := r.Key
 		rDays[i], rCountries[i], rASNs[i], rFamilies[i], rCases[i] = k.Day, k.Country, int64(k.ASN), k.Family, k.Case
-		rIPs[i], rRes[i], rHits[i] = r.ips, r.resolverIPs, r.hits
+		rIPs[i], rRes[i], rHits[i] = r.IPs, r.ResolverIPs, r.Hits
 	}
 	if _, err := tx.Exec(ctx, sqlUpsertRollups, rDays, rCountries, rASNs, rFamilies, rCases, rIPs, rRes, rHits); err != nil {
 		return fmt.Errorf("upsert rollups: %w", err)
 	}
 	return nil
-}
-
-func cmpInt(a, b int64) int {
-	if a < b {
-		return -1
-	}
-	return 1
-}
-
-func cmpString(a, b string) int {
-	if a < b {
-		return -1
-	}
-	return 1
 }
 
 // Flush implements store.EventStore: aggregates are written with each

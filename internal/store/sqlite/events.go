@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -493,30 +492,11 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	return res, nil
 }
 
-type rollupDelta struct{ ips, resolverIPs, hits int64 }
-
-type dayIPKey struct {
-	day    int64
-	ip     string // address bytes
-	family string
-}
-
 func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) error {
 	if len(all) == 0 {
 		return nil
 	}
-	rollups := make(map[store.RollupKey]*rollupDelta)
-	addRollup := func(k store.RollupKey, before, after store.Protocols, hits uint64) {
-		r := rollups[k]
-		if r == nil {
-			r = &rollupDelta{}
-			rollups[k] = r
-		}
-		ips, res := store.RollupChange(before, after)
-		r.ips += ips
-		r.resolverIPs += res
-		r.hits += int64(hits)
-	}
+	fold := store.NewRollupFold()
 	// New keys first, with plain INSERTs; the rest are upserted.
 	var fresh, deltas []store.Delta
 	for i := range all {
@@ -558,8 +538,7 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 			deltas = append(deltas, fresh[lo:hi]...)
 		} else {
 			for i := lo; i < hi; i++ {
-				d := &fresh[i]
-				addRollup(store.RollupKey{Day: d.Key.Day, Country: d.Country, ASN: d.ASN, Family: d.Key.Family, Case: d.Case}, 0, d.Protocols, d.Hits)
+				fold.Inserted(&fresh[i])
 			}
 		}
 		if _, err := s.conn.ExecContext(ctx, `RELEASE fresh`); err != nil {
@@ -570,16 +549,7 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 	if err != nil {
 		return err
 	}
-	byKey := make(map[dayIPKey]*store.Delta, len(deltas))
-	for i := range deltas {
-		d := &deltas[i]
-		byKey[dayIPKey{d.Key.Day, string(d.Key.IP.AsSlice()), d.Key.Family}] = d
-	}
-	type botUpdate struct {
-		k   dayIPKey
-		ids string
-	}
-	var bots []botUpdate
+	fold.Expect(deltas)
 	err = eachChunk(len(deltas), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
@@ -597,55 +567,33 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				k                       dayIPKey
-				ip                      []byte
-				caseID, country, botIDs string
-				asn, after, before      int64
+				u                  store.UpsertedRow
+				asn, after, before int64
 			)
-			if err := rows.Scan(&k.day, &ip, &k.family, &caseID, &country, &asn, &after, &before, &botIDs); err != nil {
+			if err := rows.Scan(&u.Day, &u.IP, &u.Family, &u.Case, &u.Country, &asn, &after, &before, &u.BotIDs); err != nil {
 				return fmt.Errorf("upsert aggregates: %w", err)
 			}
-			k.ip = string(ip)
-			d := byKey[k]
-			if d == nil {
-				return fmt.Errorf("upsert aggregates: unexpected key %x %s", ip, k.family)
+			u.ASN, u.Before, u.After = uint32(asn), store.Protocols(before), store.Protocols(after)
+			if err := fold.Upserted(u); err != nil {
+				return fmt.Errorf("upsert aggregates: %w", err)
 			}
-			if before != 0 && len(d.BotIDs) > 0 {
-				have := store.SplitBotIDs(botIDs)
-				if merged := store.MergeBotIDs(slices.Clone(have), d.BotIDs...); len(merged) != len(have) {
-					bots = append(bots, botUpdate{k, store.JoinBotIDs(merged)})
-				}
-			}
-			rk := store.RollupKey{Day: k.day, Country: country, ASN: uint32(asn), Family: k.family, Case: caseID}
-			r := rollups[rk]
-			if r == nil {
-				r = &rollupDelta{}
-				rollups[rk] = r
-			}
-			ips, res := store.RollupChange(store.Protocols(before), store.Protocols(after))
-			r.ips += ips
-			r.resolverIPs += res
-			r.hits += int64(d.Hits)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return err
 	}
-	for _, u := range bots {
-		if _, err := s.conn.ExecContext(ctx, sqlSetBotIDs, u.ids, u.k.day, []byte(u.k.ip), u.k.family); err != nil {
+	for _, u := range fold.BotIDUpdates() {
+		if _, err := s.conn.ExecContext(ctx, sqlSetBotIDs, u.IDs, u.Day, u.IP, u.Family); err != nil {
 			return fmt.Errorf("update bot ids: %w", err)
 		}
 	}
-	keys := make([]store.RollupKey, 0, len(rollups))
-	for k := range rollups {
-		keys = append(keys, k)
-	}
-	return eachChunk(len(keys), func(lo, hi int) error {
+	rollups := fold.Rollups()
+	return eachChunk(len(rollups), func(lo, hi int) error {
 		args = args[:0]
-		for _, k := range keys[lo:hi] {
-			r := rollups[k]
-			args = append(args, k.Day, k.Country, int64(k.ASN), k.Family, k.Case, r.ips, r.resolverIPs, r.hits)
+		for _, r := range rollups[lo:hi] {
+			k := r.Key
+			args = append(args, k.Day, k.Country, int64(k.ASN), k.Family, k.Case, r.IPs, r.ResolverIPs, r.Hits)
 		}
 		st, done, err := s.stmt(ctx, sqlUpsertRollups, hi-lo, 8)
 		if err != nil {
