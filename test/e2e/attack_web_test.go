@@ -81,7 +81,7 @@ func startWebServe(t testing.TB, extra, umask string, prepare func(data string))
 func startServeUmask(t testing.TB, umask, addr string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command("sh", append([]string{"-c", "umask " + umask + " && exec \"$0\" \"$@\"", binary, "serve"}, args...)...)
-	s := &server{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan struct{})}
+	s := &server{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

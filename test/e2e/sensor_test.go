@@ -45,7 +45,10 @@ func TestSensorToCollector(t *testing.T) {
 	mustRun(t, nil, "--data", collectorData, "demo", "--exports-only")
 	addr := fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "tcp"))
 	sconf := filepath.Join(dir, "sensor.yaml")
-	os.WriteFile(sconf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nweb:\n  listen: \"\"\nlisteners:\n  - {kind: http, listen: %q}\n", sensorData, addr)), 0o644)
+	// Every beacon comes from 127.0.0.1: the per-source budget, which would
+	// fold most of them into summary records (natsbus.TestSensorBudget), is
+	// off here, where each event must arrive as it was sent.
+	os.WriteFile(sconf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nweb:\n  listen: \"\"\nlisteners:\n  - {kind: http, listen: %q}\npipeline:\n  source_budget: {rate: 0}\n", sensorData, addr)), 0o644)
 
 	col := exec.Command(binary, "--data", collectorData, "collector", "--nats", natsURL)
 	var colLog bytes.Buffer

@@ -23,7 +23,7 @@ import (
 // server is a running `takedown serve`.
 type server struct {
 	cmd    *exec.Cmd
-	logs   *bytes.Buffer
+	logs   *lockedBuffer // read while the process runs
 	exited chan struct{} // closed when the process has exited, err set
 	err    error
 }
@@ -40,7 +40,7 @@ func (s *server) wait() error {
 func startServe(t testing.TB, addr string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
-	s := &server{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan struct{})}
+	s := &server{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
