@@ -292,11 +292,12 @@ func ActiveRange(ctx context.Context, st Store, from, to time.Time, caseID strin
 				if i, dup := index[key]; dup {
 					e := &set.Entries[i]
 					e.Effective, e.Expires = minTime(e.Effective, n.From), maxTime(e.Expires, n.Until)
+					e.Day = minTime(e.Day, n.Day)
 					continue
 				}
 				index[key] = len(set.Entries)
 				set.Entries = append(set.Entries, Entry{Kind: KindHost, Value: n.Name, Family: n.Family, Case: o.Case, Court: o.Court,
-					OrderID: o.ID, Effective: n.From, Expires: n.Until})
+					OrderID: o.ID, Effective: n.From, Expires: n.Until, Day: n.Day})
 			}
 		}
 	}

@@ -84,6 +84,10 @@ type Entry struct {
 	OrderID   int64        `json:"order_id"`
 	Effective time.Time    `json:"effective"` // the later of the order's and the indicator's start
 	Expires   time.Time    `json:"expires"`   // the earlier of the order's and the indicator's end
+	// Day is, for a name a generator yields, the first UTC day of the
+	// range it is generated for ([ActiveRange] sets it; the per-registry
+	// export reads it); zero for a fixed indicator. Not part of any export.
+	Day time.Time `json:"-"`
 }
 
 // ActiveSet is the indicators in force at one instant, in a deterministic
