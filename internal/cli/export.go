@@ -22,13 +22,19 @@ type exportFlags struct {
 
 func newExportCmd(g *globals) *cobra.Command {
 	var f exportFlags
+	var rf registryExportFlags
 	cmd := &cobra.Command{
 		Use:   "export FORMAT",
-		Short: "Write the indicators in force as " + strings.Join(export.Names(), ", "),
+		Short: "Write the indicators in force as " + strings.Join(export.Names(), ", ") + ", or per domain registry",
 		Long: "Write the indicators in force at --at (default now) in one of the formats\n" +
-			strings.Join(export.Names(), ", ") + ".\nThe same registry and time give the same bytes.",
+			strings.Join(export.Names(), ", ") + ".\nThe same registry and time give the same bytes.\n" +
+			"export registry writes, per domain registry, the names to point at the sinkhole's\n" +
+			"name servers on the days --from to --to, as CSV or EPP (docs/dga.md).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == export.RegistryFormat {
+				return runExportRegistry(cmd, g, &f, &rf)
+			}
 			ex, err := export.Lookup(args[0])
 			if err != nil {
 				return &UsageError{err}
@@ -116,6 +122,7 @@ func newExportCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.sinkA, "sinkhole-a", "", "the IPv4 sinkhole address seized names resolve to (default: sinkhole.a of the config)")
 	fl.StringVar(&f.sinkAAAA, "sinkhole-aaaa", "", "the IPv6 sinkhole address (default: sinkhole.aaaa of the config)")
 	fl.StringVar(&f.action, "action", export.ActionLocal, "RPZ/DNS formats: local (answer with the sinkhole) or nxdomain")
+	rf.register(fl)
 	return cmd
 }
 
