@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
@@ -193,15 +194,11 @@ func (a *API) eventFilter(r *http.Request, p *Principal) (*eventFilter, error) {
 		f.scope = &nets
 	}
 	if s := q.Get("cidr"); s != "" {
-		pf, err := netip.ParsePrefix(s)
+		pf, err := netprefix.Parse(s)
 		if err != nil {
-			ad, err2 := netip.ParseAddr(s)
-			if err2 != nil {
-				return nil, errBadParameter.withf("cidr=%q is not a prefix or address", s)
-			}
-			pf = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
+			return nil, errBadParameter.withf("cidr=%q is not a prefix or address", s)
 		}
-		f.prefix = netscope.NormalizePrefix(pf)
+		f.prefix = pf
 	}
 	if s := q.Get("asn"); s != "" {
 		v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)

@@ -7,6 +7,7 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/dnssink"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/netprefix"
 )
 
 // newDNS builds the DNS sinkhole role from the configuration, or nil when
@@ -94,12 +95,9 @@ func sinkAddrs(a4, a6 []string) (dnssink.Addrs, error) {
 
 // parsePrefix accepts a CIDR or a bare address.
 func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
+	p, err := netprefix.Parse(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return p, nil
 }

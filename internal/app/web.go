@@ -19,6 +19,7 @@ import (
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/web"
 	"github.com/takedown/takedown/internal/web/session"
@@ -141,15 +142,11 @@ func webServer(h http.Handler, c config.Web, log *slog.Logger) *http.Server {
 func parsePrefixes(v []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range v {
-		p, err := netip.ParsePrefix(s)
+		p, err := netprefix.Parse(s)
 		if err != nil {
-			a, err2 := netip.ParseAddr(s)
-			if err2 != nil {
-				return nil, fmt.Errorf("%q is not an address or CIDR", s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			return nil, fmt.Errorf("%q is not an address or CIDR", s)
 		}
-		out = append(out, p.Masked())
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/takedown/takedown/internal/netprefix"
 )
 
 //go:embed example.yaml
@@ -499,10 +501,8 @@ func (c *Config) Validate() error {
 	}
 	checkPrefixes := func(field string, v []string) {
 		for _, s := range v {
-			if _, err := netip.ParsePrefix(s); err != nil {
-				if _, err := netip.ParseAddr(s); err != nil {
-					bad("%s: %q is not an address or CIDR", field, s)
-				}
+			if _, err := netprefix.Parse(s); err != nil {
+				bad("%s: %q is not an address or CIDR", field, s)
 			}
 		}
 	}
@@ -571,7 +571,7 @@ func (c *Config) Validate() error {
 		v     []string
 	}{{"selfcheck.trusted_proxy", c.SelfCheck.TrustedProxy}, {"selfcheck.trusted_forwarders", c.SelfCheck.TrustedForwarders}} {
 		for _, s := range l.v {
-			if p, err := netip.ParsePrefix(s); err == nil && p.Bits() == 0 {
+			if p, err := netprefix.Parse(s); err == nil && p.Bits() == 0 {
 				bad("%s: %q trusts every address, so any visitor could name the address looked up; list only your proxies", l.field, s)
 			}
 		}

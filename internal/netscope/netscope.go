@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/takedown/takedown/internal/netprefix"
 )
 
 // Role is what a principal (an API token, a dashboard user) may see.
@@ -97,31 +99,15 @@ func (n *Networks) add(item string) error {
 		n.Countries = append(n.Countries, up)
 		return nil
 	}
-	if strings.Contains(item, "/") {
-		p, err := netip.ParsePrefix(item)
-		if err != nil {
+	p, err := netprefix.Parse(item)
+	if err != nil {
+		if strings.Contains(item, "/") {
 			return fmt.Errorf("network %q: %w", item, err)
 		}
-		n.Prefixes = append(n.Prefixes, NormalizePrefix(p))
-		return nil
-	}
-	a, err := netip.ParseAddr(item)
-	if err != nil || a.Zone() != "" {
 		return fmt.Errorf("network %q: not an ASN, country code, address or CIDR", item)
 	}
-	a = a.Unmap()
-	n.Prefixes = append(n.Prefixes, netip.PrefixFrom(a, a.BitLen()))
+	n.Prefixes = append(n.Prefixes, p)
 	return nil
-}
-
-// NormalizePrefix masks p and turns an IPv4-mapped IPv6 prefix
-// (::ffff:192.0.2.0/120) into its IPv4 form (192.0.2.0/24).
-func NormalizePrefix(p netip.Prefix) netip.Prefix {
-	a, bits := p.Addr(), p.Bits()
-	if a.Is4In6() && bits >= 96 {
-		a, bits = a.Unmap(), bits-96
-	}
-	return netip.PrefixFrom(a, bits).Masked()
 }
 
 func isDigits(s string) bool {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/takedown/takedown/internal/netprefix"
 )
 
 // Trust is the set of peers allowed to send PROXY headers: a header from any
@@ -22,28 +24,10 @@ func ParseTrust(cidrs []string) (*Trust, error) {
 	var errs []error
 	for _, s := range cidrs {
 		s = strings.TrimSpace(s)
-		var p netip.Prefix
-		var err error
-		if strings.Contains(s, "/") {
-			p, err = netip.ParsePrefix(s)
-		} else {
-			var a netip.Addr
-			a, err = netip.ParseAddr(s)
-			if err == nil {
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-		}
+		p, err := netprefix.Parse(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("trusted proxy %q: %w", s, err))
 			continue
-		}
-		if p.Addr().Zone() != "" {
-			errs = append(errs, fmt.Errorf("trusted proxy %q: zones are not supported", s))
-			continue
-		}
-		p = p.Masked()
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		t.prefixes = append(t.prefixes, p)
 	}

@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"time"
 
+	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/registry"
 )
 
@@ -411,13 +411,9 @@ func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry
 		}
 		e.Effective, e.Expires = fromNanos(eff), fromNanos(exp)
 		if e.Kind == registry.KindIP || e.Kind == registry.KindCIDR {
-			p, err := netip.ParsePrefix(e.Value)
+			p, err := netprefix.Parse(e.Value)
 			if err != nil {
-				a, aerr := netip.ParseAddr(e.Value)
-				if aerr != nil {
-					return nil, fmt.Errorf("stored indicator %q: %w", e.Value, err)
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
+				return nil, fmt.Errorf("stored indicator %q: %w", e.Value, err)
 			}
 			e.Prefix = p
 		}
