@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/takedown/takedown/internal/export"
 	"github.com/takedown/takedown/internal/registry"
+	"github.com/takedown/takedown/internal/stats"
 )
 
 // registryExportFlags are the flags only `export registry` reads.
@@ -163,4 +165,34 @@ func writeDirAtomic(dir string, fill func(write func(path string, data []byte) e
 		return fmt.Errorf("write %s: %w", dir, err)
 	}
 	return nil
+}
+
+// registryRows is the court status report's registry summary of order o:
+// the registry export of its case over the order's whole life (effective
+// to expiry, or revocation). ns only satisfies the export's options; the
+// summary does not show it.
+func registryRows(ctx context.Context, st registry.Store, o *registry.Order, ns []string) ([]stats.RegistryRow, error) {
+	until := o.Expires
+	if o.Revoked && !o.RevokedAt.IsZero() && o.RevokedAt.Before(until) {
+		until = o.RevokedAt
+	}
+	if !until.After(o.Effective) {
+		return nil, nil
+	}
+	set, err := registry.ActiveRange(ctx, st, o.Effective, until.Add(-time.Nanosecond), o.Case)
+	if err != nil {
+		return nil, fmt.Errorf("registry summary of case %s: %w", o.Case, err)
+	}
+	if len(ns) == 0 {
+		ns = []string{"ns.invalid.invalid"}
+	}
+	plan, err := export.PlanRegistries(set, export.RegistryOptions{NS: ns})
+	if err != nil {
+		return nil, fmt.Errorf("registry summary of case %s: %w", o.Case, err)
+	}
+	var rows []stats.RegistryRow
+	for _, s := range plan.Summaries() {
+		rows = append(rows, stats.RegistryRow{Suffix: s.Suffix, Names: s.Names, First: s.First, Last: s.Last})
+	}
+	return rows, nil
 }

@@ -100,6 +100,9 @@ With --pdf, headless Chromium also prints it to PDF.`,
 			}
 			rep := &stats.StatusReport{Order: *o, At: at, Generated: g.now().UTC(), Stats: res, Trend: trend}
 			rep.Checkpoint = latestCheckpoint(evidenceDir(c))
+			if rep.Registries, err = registryRows(cmd.Context(), db, &o.Order, c.DNS.NS); err != nil {
+				return err
+			}
 			var buf bytes.Buffer
 			if err := stats.WriteStatusHTML(&buf, rep); err != nil {
 				return fmt.Errorf("render status report: %w", err)

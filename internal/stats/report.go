@@ -24,6 +24,19 @@ type StatusReport struct {
 	// Checkpoint is the latest signed evidence checkpoint, verbatim, if
 	// any.
 	Checkpoint string
+	// Registries is, per domain registry, what the order directs it to
+	// point at the sinkhole over the order's life (the registry export's
+	// summary); empty when the order seizes no name a registry acts on.
+	Registries []RegistryRow
+}
+
+// RegistryRow is one registry's line of the status report: its suffix, the
+// names it must act on, the first day one is needed and the last day one
+// is in force.
+type RegistryRow struct {
+	Suffix      string
+	Names       int
+	First, Last time.Time
 }
 
 // DaysLeft is the number of whole days from the report day to expiry (0
@@ -50,6 +63,7 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 	"ts":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
 	"kind": func(c map[registry.Kind]int, k string) int { return c[registry.Kind(k)] },
 	"last": func(t time.Time) time.Time { return t.Add(-time.Nanosecond) },
+	"u":    func(n int) uint64 { return uint64(max(n, 0)) },
 	"chart": func(s *Series) template.HTML {
 		return template.HTML(TrendSVG(s, 720, 240)) //nolint:gosec // built from numbers and dates only
 	},
@@ -76,7 +90,7 @@ pre{font-size:.8em;background:#f4f4f4;padding:.6em;white-space:pre-wrap}
 <tr><th>Effective</th><td>{{ts .Order.Effective}}</td></tr>
 <tr><th>Expires</th><td>{{ts .Order.Expires}} ({{.DaysLeft}} days left after the report day)</td></tr>
 {{if .Order.Revoked}}<tr><th>Revoked</th><td>{{ts .Order.RevokedAt}}</td></tr>{{end}}
-<tr><th>Indicators</th><td>{{kind .Order.Counts "domain"}} domains (with all their subdomains), {{kind .Order.Counts "host"}} host names, {{kind .Order.Counts "ip"}} IP addresses, {{kind .Order.Counts "cidr"}} address ranges</td></tr>
+<tr><th>Indicators</th><td>{{kind .Order.Counts "domain"}} domains (with all their subdomains), {{kind .Order.Counts "host"}} host names, {{kind .Order.Counts "ip"}} IP addresses, {{kind .Order.Counts "cidr"}} address ranges{{with kind .Order.Counts "dga"}}, {{.}} domain generators (DGA){{end}}</td></tr>
 </table>
 
 <h2>Headline figures</h2>
@@ -105,6 +119,14 @@ pre{font-size:.8em;background:#f4f4f4;padding:.6em;white-space:pre-wrap}
 <h2>Trend</h2>
 {{with .Trend}}<p>Distinct infected IP addresses per day, {{day .From}} to {{day (last .To)}}.</p>
 {{chart .}}{{end}}
+
+{{with .Registries}}<h2>Domain registries</h2>
+<p>The names each registry is directed to point at the sinkhole's name servers over the order's life (fixed names and the names the order's generators yield, margin included), from <code>takedown export registry</code>.</p>
+<table>
+<tr><th>Registry (suffix)</th><th class="n">Names</th><th>First day</th><th>Last day</th></tr>
+{{range .}}<tr><td>.{{.Suffix}}</td><td class="n">{{n (u .Names)}}</td><td>{{day .First}}</td><td>{{day .Last}}</td></tr>
+{{end}}</table>
+{{end}}
 
 <h2>Evidence</h2>
 {{if .Checkpoint}}<p>Latest signed checkpoint of the evidence log:</p><pre>{{.Checkpoint}}</pre>
