@@ -5,7 +5,7 @@
 // licence differs.
 //
 // The parser is defensive: every length is checked against the bytes that
-// are really there, input is bounded by [MaxHelloBytes], and nothing is
+// are really there (golang.org/x/crypto/cryptobyte), input is bounded by [MaxHelloBytes], and nothing is
 // retained from the input after a call returns.
 package tlsfp
 
@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // MaxHelloBytes bounds the ClientHello handshake message this package will
@@ -119,137 +121,101 @@ func Parse(msg []byte) (*ClientHello, error) {
 	if len(msg) < 4+n {
 		return nil, ErrIncomplete
 	}
-	r := reader{b: msg[4 : 4+n]}
+	r := cryptobyte.String(msg[4 : 4+n])
 	ch := &ClientHello{}
-	ch.Version = r.u16()
-	r.skip(32) // random
-	r.skip(int(r.u8()))
-	ciphers := r.vec16()
-	if ciphers.err || len(ciphers.b)%2 != 0 {
+	var sessionID, ciphers, compression cryptobyte.String
+	if !r.ReadUint16(&ch.Version) || !r.Skip(32) || // random
+		!r.ReadUint8LengthPrefixed(&sessionID) ||
+		!r.ReadUint16LengthPrefixed(&ciphers) || len(ciphers)%2 != 0 {
 		return nil, errors.New("tlsfp: bad cipher suite list")
 	}
-	ch.Ciphers = make([]uint16, 0, len(ciphers.b)/2)
-	for !ciphers.empty() {
-		ch.Ciphers = append(ch.Ciphers, ciphers.u16())
+	ch.Ciphers = make([]uint16, 0, len(ciphers)/2)
+	for c := uint16(0); ciphers.ReadUint16(&c); {
+		ch.Ciphers = append(ch.Ciphers, c)
 	}
-	r.skip(int(r.u8())) // compression methods
-	if r.err {
+	if !r.ReadUint8LengthPrefixed(&compression) {
 		return nil, errors.New("tlsfp: truncated client hello")
 	}
-	if r.empty() {
+	if r.Empty() {
 		return ch, nil // no extensions (SSL 3.0 style)
 	}
-	exts := r.vec16()
-	if r.err || exts.err {
+	var exts cryptobyte.String
+	if !r.ReadUint16LengthPrefixed(&exts) {
 		return nil, errors.New("tlsfp: bad extensions block")
 	}
-	for !exts.empty() {
-		typ := exts.u16()
-		data := exts.vec16()
-		if exts.err {
+	for !exts.Empty() {
+		var typ uint16
+		var data cryptobyte.String
+		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&data) {
 			return nil, errors.New("tlsfp: truncated extension")
 		}
 		ch.Extensions = append(ch.Extensions, typ)
-		if err := ch.parseExtension(typ, data); err != nil {
-			return nil, err
-		}
+		ch.parseExtension(typ, data)
 	}
 	return ch, nil
 }
 
-func (ch *ClientHello) parseExtension(typ uint16, d reader) error {
+// parseExtension reads the extensions fingerprints use. A malformed
+// extension body is skipped, not an error: the fingerprint still records
+// its type.
+func (ch *ClientHello) parseExtension(typ uint16, d cryptobyte.String) {
+	var list cryptobyte.String
 	switch typ {
 	case extServerName:
 		ch.HasServerName = true
-		list := d.vec16()
-		for !list.empty() && !list.err {
-			kind := list.u8()
-			name := list.vec16()
-			if kind == 0 && !name.err && ch.ServerName == "" {
-				ch.ServerName = string(name.b)
+		if !d.ReadUint16LengthPrefixed(&list) {
+			return
+		}
+		for !list.Empty() {
+			var kind uint8
+			var name cryptobyte.String
+			if !list.ReadUint8(&kind) || !list.ReadUint16LengthPrefixed(&name) {
+				return
+			}
+			if kind == 0 && ch.ServerName == "" {
+				ch.ServerName = string(name)
 			}
 		}
 	case extALPN:
-		list := d.vec16()
-		for !list.empty() && !list.err {
-			p := list.vec8()
-			if !p.err && len(ch.ALPN) < 32 {
-				ch.ALPN = append(ch.ALPN, string(p.b))
+		if !d.ReadUint16LengthPrefixed(&list) {
+			return
+		}
+		for !list.Empty() {
+			var proto cryptobyte.String
+			if !list.ReadUint8LengthPrefixed(&proto) {
+				return
+			}
+			if len(ch.ALPN) < 32 {
+				ch.ALPN = append(ch.ALPN, string(proto))
 			}
 		}
 	case extSupportedVersions:
-		list := d.vec8()
-		ch.SupportedVersions = list.u16s(ch.SupportedVersions)
+		if d.ReadUint8LengthPrefixed(&list) {
+			ch.SupportedVersions = appendU16s(ch.SupportedVersions, list)
+		}
 	case extSignatureAlgorithms:
-		ch.SignatureAlgs = d.vec16().u16s(ch.SignatureAlgs)
+		if d.ReadUint16LengthPrefixed(&list) {
+			ch.SignatureAlgs = appendU16s(ch.SignatureAlgs, list)
+		}
 	case extSupportedGroups:
-		ch.Groups = d.vec16().u16s(ch.Groups)
+		if d.ReadUint16LengthPrefixed(&list) {
+			ch.Groups = appendU16s(ch.Groups, list)
+		}
 	case extECPointFormats:
-		list := d.vec8()
-		if !list.err {
-			ch.PointFormats = append(ch.PointFormats[:0], list.b...)
+		if d.ReadUint8LengthPrefixed(&list) {
+			ch.PointFormats = append(ch.PointFormats[:0], list...)
 		}
 	}
-	return nil
 }
 
-// reader is a bounds-checked cursor; a read past the end sets err and
-// returns zeros, so callers check err once after a group of reads.
-type reader struct {
-	b   []byte
-	err bool
-}
-
-func (r *reader) empty() bool { return len(r.b) == 0 }
-
-func (r *reader) u8() uint8 {
-	if len(r.b) < 1 {
-		r.err, r.b = true, nil
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *reader) u16() uint16 {
-	if len(r.b) < 2 {
-		r.err, r.b = true, nil
-		return 0
-	}
-	v := binary.BigEndian.Uint16(r.b)
-	r.b = r.b[2:]
-	return v
-}
-
-func (r *reader) skip(n int) {
-	if len(r.b) < n {
-		r.err, r.b = true, nil
-		return
-	}
-	r.b = r.b[n:]
-}
-
-func (r *reader) bytes(n int) reader {
-	if r.err || len(r.b) < n {
-		r.err, r.b = true, nil
-		return reader{err: true}
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return reader{b: v}
-}
-
-func (r *reader) vec8() reader  { return r.bytes(int(r.u8())) }
-func (r *reader) vec16() reader { return r.bytes(int(r.u16())) }
-
-// u16s appends the whole remaining content as big-endian uint16s, bounded.
-func (r reader) u16s(dst []uint16) []uint16 {
-	if r.err || len(r.b)%2 != 0 {
+// appendU16s appends the whole of s as big-endian uint16s, up to 512 in
+// dst; an odd-length s appends nothing.
+func appendU16s(dst []uint16, s cryptobyte.String) []uint16 {
+	if len(s)%2 != 0 {
 		return dst
 	}
-	for i := 0; i+1 < len(r.b) && len(dst) < 512; i += 2 {
-		dst = append(dst, binary.BigEndian.Uint16(r.b[i:]))
+	for v := uint16(0); len(dst) < 512 && s.ReadUint16(&v); {
+		dst = append(dst, v)
 	}
 	return dst
 }
