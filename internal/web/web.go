@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -107,6 +106,9 @@ type Dashboard struct {
 	hashing  chan struct{} // a slot per password hash running
 	metrics  *metrics
 	sessions session.Store
+	// origin refuses state-changing requests a browser says come from
+	// another origin (Sec-Fetch-Site, or Origin against Host).
+	origin *http.CrossOriginProtection
 }
 
 // SecureCookies says when the dashboard's cookies carry Secure.
@@ -149,7 +151,8 @@ func New(o Options) *Dashboard {
 		o.Sessions = session.NewMemory()
 	}
 	d := &Dashboard{opt: o, log: o.Logger, mux: http.NewServeMux(), sessions: o.Sessions,
-		throttle: newThrottle(o.MaxLoginFailures, loginWindow, o.Now), hashing: make(chan struct{}, o.LoginConcurrency)}
+		throttle: newThrottle(o.MaxLoginFailures, loginWindow, o.Now), hashing: make(chan struct{}, o.LoginConcurrency),
+		origin: http.NewCrossOriginProtection()}
 	d.metrics = newMetrics(o.Registerer, d.throttle, d.log)
 	d.index = template.Must(template.ParseFS(assets, "assets/index.html"))
 	d.login = template.Must(template.ParseFS(assets, "assets/login.html"))
@@ -347,19 +350,11 @@ func (d *Dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin reports whether a state-changing request comes from this
-// origin: Sec-Fetch-Site or Origin, when the browser sends them, must not
-// name another site.
-func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return false
-	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
-	}
-	return true
+// origin: Sec-Fetch-Site or else Origin, when the browser sends them, must
+// not name another origin (net/http.CrossOriginProtection). A request with
+// neither is not from a browser and passes; the CSRF token still guards it.
+func (d *Dashboard) sameOrigin(r *http.Request) bool {
+	return d.origin.Check(r) == nil
 }
 
 func equal(a, b string) bool {
@@ -376,7 +371,7 @@ func (d *Dashboard) doLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, _ := r.Cookie(loginCookie)
-	if c == nil || !equal(c.Value, r.PostFormValue("csrf")) || !sameOrigin(r) {
+	if c == nil || !equal(c.Value, r.PostFormValue("csrf")) || !d.sameOrigin(r) {
 		d.metrics.invalid.Inc()
 		d.renderLogin(w, r, http.StatusForbidden, "", "The form expired; please log in again.")
 		return
@@ -446,7 +441,7 @@ func (d *Dashboard) doLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !equal(s.CSRF, r.PostFormValue("csrf")) || !sameOrigin(r) {
+	if err := r.ParseForm(); err != nil || !equal(s.CSRF, r.PostFormValue("csrf")) || !d.sameOrigin(r) {
 		api.WriteError(w, api.CSRFError())
 		return
 	}
@@ -475,7 +470,7 @@ func (d *Dashboard) serveAPI(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
-		if !equal(s.CSRF, r.Header.Get("X-CSRF-Token")) || !sameOrigin(r) {
+		if !equal(s.CSRF, r.Header.Get("X-CSRF-Token")) || !d.sameOrigin(r) {
 			api.WriteError(w, api.CSRFError())
 			return
 		}
