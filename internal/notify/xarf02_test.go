@@ -20,7 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"

@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"golang.org/x/text/language"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed catalogue/*.yaml
