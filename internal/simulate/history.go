@@ -36,7 +36,8 @@ type beacon struct {
 	src    uint32
 	sport  uint16
 	kind   uint8
-	domain uint16
+	domain uint16 // index into Domains, or into the day's generated names if gen
+	gen    bool
 	who    int32  // host index, or resolver index for kindDNS
 	key    uint64 // time order: milliseconds, then order of generation
 }
@@ -122,8 +123,12 @@ func (st *stepper) beacons(buf []beacon) []beacon {
 			if at := st.churnAt[h.holder]; at > 0 && t < at {
 				src = st.prev[h.holder]
 			}
-			buf = append(buf, beacon{t: t, src: src, sport: uint16(1024 + rng.IntN(64512)), kind: k, domain: h.domain, who: int32(i),
-				key: uint64(t/int64(time.Millisecond))<<32 | uint64(len(buf))})
+			b := beacon{t: t, src: src, sport: uint16(1024 + rng.IntN(64512)), kind: k, domain: h.domain, who: int32(i),
+				key: uint64(t/int64(time.Millisecond))<<32 | uint64(len(buf))}
+			if g, ok := s.genName(h, d); ok {
+				b.domain, b.gen = g, true
+			}
+			buf = append(buf, b)
 		}
 	}
 	for r, on := range active {
@@ -206,7 +211,14 @@ func (s *Sim) dayRange(from, to time.Time) (int, int) {
 }
 
 func (s *Sim) fillEvent(ev *event.Event, in *classify.Input, b beacon, ts time.Time, id string, pay []byte) {
-	dom := s.opts.Domains[b.domain]
+	var dom string
+	path, fam := BeaconPath, s.opts.Family
+	if b.gen {
+		dom = s.gen[int(ts.Sub(s.start)/(24*time.Hour))][b.domain]
+		path, fam = DGABeaconPath, s.opts.DGA.Family
+	} else {
+		dom = s.opts.Domains[b.domain]
+	}
 	*ev = event.Event{
 		ID: id, Timestamp: ts, Sensor: s.opts.Sensor, SrcIP: addr4(b.src), SrcPort: b.sport,
 		DstIP: s.opts.SinkholeIP, Case: s.opts.Case,
@@ -229,14 +241,14 @@ func (s *Sim) fillEvent(ev *event.Event, in *classify.Input, b beacon, ts time.T
 	ev.Transport = "tcp"
 	ev.SrcGeo = s.countries[h.country]
 	ev.BotID = s.BotID(int(b.who))
-	ev.HTTPMethod, ev.HTTPURL, ev.HTTPHost, ev.HTTPAgent = "POST", BeaconPath, dom, UserAgent
+	ev.HTTPMethod, ev.HTTPURL, ev.HTTPHost, ev.HTTPAgent = "POST", path, dom, UserAgent
 	ev.ContentLength = PayloadSize
 	body := s.payload(pay[:0], int(b.who))
 	sum := sha256.Sum256(body)
 	ev.PayloadSize = PayloadSize
 	ev.PayloadSHA256 = hex.EncodeToString(sum[:])
-	*in = classify.Input{Protocol: ev.Protocol, DstPort: ev.DstPort, Host: dom, Method: "POST", URI: BeaconPath,
-		UserAgent: UserAgent, BodyLen: PayloadSize, Body: body, IndicatorFamily: s.opts.Family}
+	*in = classify.Input{Protocol: ev.Protocol, DstPort: ev.DstPort, Host: dom, Method: "POST", URI: path,
+		UserAgent: UserAgent, BodyLen: PayloadSize, Body: body, IndicatorFamily: fam}
 	if ev.Protocol == event.ProtoHTTPS {
 		in.SNI = dom
 	}

@@ -130,6 +130,10 @@ type snapshot struct {
 	alive []int32  // host indexes
 	addr  []uint32 // per holder
 	res   []int32  // resolvers with an infected host
+	// With a DGA: the day's generated names and, per name, the request
+	// line and headers of the family's beacon.
+	gen         []string
+	genPrefixes [][]byte
 }
 
 // liveDay is the population day of now: the days since Start, kept within
@@ -146,6 +150,12 @@ func (s *Sim) snapshot(d int) *snapshot {
 		st.advance()
 	}
 	sn := &snapshot{day: s.start.AddDate(0, 0, d), addr: st.addr}
+	if d < len(s.gen) {
+		sn.gen = s.gen[d]
+		for _, n := range sn.gen {
+			sn.genPrefixes = append(sn.genPrefixes, beaconPrefix(DGABeaconPath, n))
+		}
+	}
 	active := make([]bool, len(s.resolvers))
 	for i := range s.hosts {
 		if s.alive(i, d) {
@@ -164,8 +174,9 @@ func (s *Sim) snapshot(d int) *snapshot {
 // RunLive sends beacons of the hosts infected today to the sinkholes over
 // loopback until ctx ends or Targets.Beacons have been sent: HTTP POSTs of
 // /login.php with the bot's 96-byte body, one connection each with
-// "Connection: close"; HTTPS the same inside TLS with the SNI of the bot's
-// seized name; DNS queries for seized names from the hosts' resolvers.
+// "Connection: close" (a DGA family's hosts: /gate.php on one of the live
+// day's generated names); HTTPS the same inside TLS with the SNI of the
+// bot's seized name; DNS queries for seized names from the hosts' resolvers.
 // Each starts with a PROXY v2 header carrying the simulated source (the
 // sinkholes must trust loopback for PROXY headers). Beacons are spaced by
 // exponential (Poisson) gaps at Targets.Rate, from hosts drawn uniformly.
@@ -193,8 +204,7 @@ func (s *Sim) RunLive(ctx context.Context, t Targets) (*LiveReport, error) {
 	r.sn.Store(sn)
 	r.prefixes = make([][]byte, len(s.opts.Domains))
 	for i, d := range s.opts.Domains {
-		r.prefixes[i] = fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
-			BeaconPath, d, UserAgent, PayloadSize)
+		r.prefixes[i] = beaconPrefix(BeaconPath, d)
 	}
 	s.log.Info("live beacons starting", "day", sn.day.Format(time.DateOnly), "infected", len(sn.alive),
 		"http", t.HTTP, "https", t.HTTPS, "dns", t.DNS, "rate", t.Rate, "concurrency", conc)
@@ -356,9 +366,9 @@ func (w *worker) beacon(ctx context.Context) {
 	src := sn.addr[h.holder]
 	var err error
 	if https {
-		err = w.web(ctx, lt.https, i, src, 443, true)
+		err = w.web(ctx, sn, lt.https, i, src, 443, true)
 	} else {
-		err = w.web(ctx, lt.http, i, src, 80, false)
+		err = w.web(ctx, sn, lt.http, i, src, 80, false)
 	}
 	if err != nil {
 		if ctx.Err() == nil { // a beacon cut short by the end of the run did not fail
@@ -385,7 +395,7 @@ func (w *worker) proxyHeader(dst []byte, src uint32, dport uint16, transport byt
 
 // web makes one HTTP or HTTPS beacon and waits for the sinkhole's answer
 // and close.
-func (w *worker) web(ctx context.Context, target netip.AddrPort, i int32, src uint32, dport uint16, https bool) error {
+func (w *worker) web(ctx context.Context, sn *snapshot, target netip.AddrPort, i int32, src uint32, dport uint16, https bool) error {
 	r := w.r
 	d := net.Dialer{Timeout: r.t.Timeout}
 	c, err := d.DialContext(ctx, "tcp", target.String())
@@ -395,6 +405,11 @@ func (w *worker) web(ctx context.Context, target netip.AddrPort, i int32, src ui
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(r.t.Timeout))
 	h := &r.s.hosts[i]
+	name, prefix := r.s.opts.Domains[h.domain], r.prefixes[h.domain]
+	if h.dga && len(sn.gen) > 0 {
+		g := int(h.gen) % len(sn.gen)
+		name, prefix = sn.gen[g], sn.genPrefixes[g]
+	}
 	w.buf = w.proxyHeader(w.buf[:0], src, dport, proxyproto.TransportTCP)
 	var conn io.ReadWriter = c
 	if https {
@@ -403,14 +418,14 @@ func (w *worker) web(ctx context.Context, target netip.AddrPort, i int32, src ui
 		}
 		// Bots do not check the certificate: the sinkhole's is minted for
 		// the seized name by its own CA.
-		tc := tls.Client(c, &tls.Config{ServerName: r.s.opts.Domains[h.domain], InsecureSkipVerify: true}) //nolint:gosec // a simulated bot
+		tc := tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true}) //nolint:gosec // a simulated bot
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return err
 		}
 		conn = tc
 		w.buf = w.buf[:0]
 	}
-	w.buf = append(w.buf, r.prefixes[h.domain]...)
+	w.buf = append(w.buf, prefix...)
 	w.buf = r.s.payload(w.buf, int(i))
 	if _, err := conn.Write(w.buf); err != nil {
 		return err
@@ -471,4 +486,11 @@ func appendQuery(dst []byte, id uint16, name string) []byte {
 		dst = append(dst, l...)
 	}
 	return append(dst, 0, 0, 1, 0, 1)
+}
+
+// beaconPrefix is the request line and headers of a beacon POSTed to path
+// on host.
+func beaconPrefix(path, host string) []byte {
+	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+		path, host, UserAgent, PayloadSize)
 }

@@ -75,6 +75,7 @@ type fakeSink struct {
 	tcp  []proxyproto.Header
 	dns  []proxyproto.Header
 	qs   []string
+	reqs []string // request heads of the HTTP beacons
 	errs []error
 }
 
@@ -121,7 +122,8 @@ func startFakeSink(tb testing.TB) (*fakeSink, string, string) {
 					f.fail(err)
 					return
 				}
-				if !strings.HasPrefix(req, "POST /login.php HTTP/1.1\r\n") || !strings.Contains(req, "Connection: close\r\n") {
+				if !(strings.HasPrefix(req, "POST /login.php HTTP/1.1\r\n") || strings.HasPrefix(req, "POST "+DGABeaconPath+" HTTP/1.1\r\n")) ||
+					!strings.Contains(req, "Connection: close\r\n") {
 					f.fail(errors.New("unexpected request " + req))
 				}
 				body := make([]byte, PayloadSize)
@@ -131,6 +133,7 @@ func startFakeSink(tb testing.TB) (*fakeSink, string, string) {
 				}
 				f.mu.Lock()
 				f.tcp = append(f.tcp, h)
+				f.reqs = append(f.reqs, req)
 				f.mu.Unlock()
 				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 			}()

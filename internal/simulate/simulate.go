@@ -76,6 +76,9 @@ type Options struct {
 	// Case and Family are written into every history event (default family
 	// "rustock").
 	Case, Family string
+	// DGA, if set, makes a share of the hosts a family that calls the
+	// day's generated names instead of Domains.
+	DGA *DGA
 	// BeaconsPerDay is the number of beacons an infected host makes on each
 	// history day (default 2). Live beacons are paced by Targets.Rate.
 	BeaconsPerDay int
@@ -130,6 +133,7 @@ type Sim struct {
 	hosts     []host
 	holders   []holder // day-0 addresses
 	resolvers []resolver
+	gen       [][]string // with a DGA: the generated names of day 0 to Days
 }
 
 // host is one infected machine.
@@ -139,6 +143,8 @@ type host struct {
 	country  uint16
 	domain   uint16 // index into Domains: the C2 name it calls
 	cleaned  int32  // first day it no longer beacons
+	dga      bool   // calls generated names (Options.DGA)
+	gen      uint16 // which of a day's generated names, modulo their number
 }
 
 // holder is a public address: one host's, or a NAT gateway's.
@@ -210,6 +216,7 @@ func New(opts Options) (*Sim, error) {
 	}
 	s.tag = runTag(&opts, s.countries)
 	s.populate(shares)
+	s.prepareDGA()
 	s.log.Info("simulated population built", "bots", len(s.hosts), "addresses", len(s.holders),
 		"resolvers", len(s.resolvers), "countries", len(s.countries), "cleanup", s.sched.String())
 	return s, nil
@@ -282,6 +289,9 @@ func normalise(o *Options) error {
 	o.Domains = doms
 	if o.Family == "" {
 		o.Family = DefaultFamily
+	}
+	if err := checkDGA(o); err != nil {
+		errs = append(errs, err)
 	}
 	if o.BeaconsPerDay <= 0 {
 		o.BeaconsPerDay = DefaultBeaconsPerDay

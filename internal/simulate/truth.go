@@ -34,6 +34,10 @@ type Period struct {
 	To   time.Time `json:"to"`
 	Counts
 	Countries map[string]CountryCounts `json:"countries"`
+	// Families are the distinct source addresses of direct connections
+	// per family, as the classification names the events (what `stats
+	// --by family` counts).
+	Families map[string]int `json:"families"`
 }
 
 // Truth is the ground truth of a history: per day, per trailing 7-day
@@ -58,7 +62,8 @@ type Truth struct {
 const truthRules = "unique_ips: distinct src_ip of http and https events in [from, to), UTC; " +
 	"resolver_ips: distinct src_ip of dns events, never counted as infected; " +
 	"hosts_alive: infected hosts at the end of the day (windows: hosts that beaconed in it); " +
-	"a country is the country database's country_code of the address"
+	"a country is the country database's country_code of the address; " +
+	"families: distinct src_ip of http and https events per family as the classification names them"
 
 // window is the trailing window length of Weekly.
 const window = 7
@@ -75,11 +80,21 @@ func (s *Sim) Truth() (*Truth, error) {
 	type win struct {
 		ips, hosts, resolvers int
 		cIPs, cHosts          []int
+		fams                  map[string]int
 	}
 	wins := make([]win, days)
 	for i := range wins {
 		wins[i].cIPs, wins[i].cHosts = make([]int, nc), make([]int, nc)
+		wins[i].fams = map[string]int{}
 	}
+	// Per family, as for addresses: the last window an address of that
+	// family was credited to.
+	type famIP struct {
+		fam string
+		ip  uint32
+	}
+	famCredit := map[famIP]int{}
+	familyOf := s.beaconFamilies()
 	// An address or host seen on day e belongs to windows e..e+6; credit
 	// each window once through the last window already credited.
 	ipCredit := map[uint32]int{}
@@ -108,6 +123,7 @@ func (s *Sim) Truth() (*Truth, error) {
 		p.From = s.start.AddDate(0, 0, d)
 		p.To = p.From.AddDate(0, 0, 1)
 		p.Countries = map[string]CountryCounts{}
+		p.Families = map[string]int{}
 		clear(cAlive)
 		clear(cIPs)
 		for i := range s.hosts {
@@ -118,6 +134,7 @@ func (s *Sim) Truth() (*Truth, error) {
 		}
 		seen := map[uint32]bool{}
 		seenRes := map[uint32]bool{}
+		seenFam := map[famIP]bool{}
 		for _, b := range bs {
 			p.Events++
 			if b.kind == kindDNS {
@@ -128,6 +145,21 @@ func (s *Sim) Truth() (*Truth, error) {
 				continue
 			}
 			c := int(s.hosts[b.who].country)
+			if k := (famIP{familyOf(b, d), b.src}); !seenFam[k] {
+				seenFam[k] = true
+				p.Families[k.fam]++
+				from := d
+				if l, ok := famCredit[k]; ok {
+					from = max(from, l+1)
+				}
+				to := min(d+window-1, days-1)
+				for w := from; w <= to; w++ {
+					wins[w].fams[k.fam]++
+				}
+				if to >= from {
+					famCredit[k] = to
+				}
+			}
 			if !seen[b.src] {
 				seen[b.src] = true
 				cIPs[c]++
@@ -162,6 +194,7 @@ func (s *Sim) Truth() (*Truth, error) {
 			p.Events += t.Daily[i].Events
 		}
 		p.Countries = map[string]CountryCounts{}
+		p.Families = w.fams
 		for c, cc := range s.countries {
 			if w.cIPs[c] > 0 || w.cHosts[c] > 0 {
 				p.Countries[cc] = CountryCounts{HostsAlive: w.cHosts[c], UniqueIPs: w.cIPs[c]}
