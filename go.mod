@@ -25,8 +25,6 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
-require github.com/pires/go-proxyproto v0.8.1 // indirect
-
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bits-and-blooms/bitset v1.24.4 // indirect
