@@ -163,7 +163,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	if opts.Forward == nil {
 		a.pipe, err = pipeline.New(pipeline.Options{
-			Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.classify, Committed: a.committed,
+			Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.fillCase, Committed: a.committed,
 			BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
 			Budget: budget.Options{Rate: c.Pipeline.SourceBudget.Rate, Burst: c.Pipeline.SourceBudget.Burst, SummaryEvery: c.Pipeline.SourceBudget.SummaryEvery.D()},
 		})
@@ -188,7 +188,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		l, err := connsink.New(connsink.Options{
 			Kind: connsink.Kind(lc.Kind), Addr: lc.Listen, Sensor: opts.Sensor, TrustedProxies: trust,
 			DataDir: c.Data, Handoff: event.NewProducer(a.queue, lc.Kind+":"+lc.Listen), Rules: rules,
-			Indicator: a.indicatorOf, Logger: opts.Logger.With("role", "listener", "kind", lc.Kind),
+			Indicator: a.caseOf, Logger: opts.Logger.With("role", "listener", "kind", lc.Kind),
 			Registerer: opts.Registerer,
 		})
 		if err != nil {
@@ -260,14 +260,14 @@ func parseTrust(list []string) (*proxyproto.Trust, error) {
 	return proxyproto.ParseTrust(list)
 }
 
-// indicatorOf tells the connection sinkhole which seized indicator a Host,
-// SNI or destination address belongs to.
-func (a *App) indicatorOf(host string) (family, caseID string, ok bool) {
-	return indicatorIn(a.index.Load(), host)
+// caseOf tells the connection sinkhole which seized indicator a Host, SNI
+// or destination address belongs to (registry.Index.CaseOf).
+func (a *App) caseOf(host string) (family, caseID string, ok bool) {
+	return a.index.Load().CaseOf(host)
 }
 
-// classify is the pipeline's classification stage (see classifyWith).
-func (a *App) classify(e *event.Event) { classifyWith(a.index.Load(), e) }
+// fillCase is the pipeline's case stage (registry.Index.FillCase).
+func (a *App) fillCase(e *event.Event) { a.index.Load().FillCase(e) }
 
 // refreshRegistry rebuilds the index when the registry changed or an entry
 // started or ended since the last build.

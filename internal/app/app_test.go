@@ -95,9 +95,9 @@ func TestReload(t *testing.T) {
 
 // The connection sinkhole is told which seized indicator a Host belongs
 // to, and the pipeline fills the case of events from the registry.
-func TestClassifyFromRegistry(t *testing.T) {
+func TestCaseFromRegistry(t *testing.T) {
 	a, _ := testApp(t)
-	if _, _, ok := a.indicatorOf("c2.evil.example"); ok {
+	if _, _, ok := a.caseOf("c2.evil.example"); ok {
 		t.Fatal("an empty registry matched a name")
 	}
 	ind, err := registry.Parse("evil.example", "")
@@ -112,16 +112,16 @@ func TestClassifyFromRegistry(t *testing.T) {
 	if err := a.refreshRegistry(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if fam, c, ok := a.indicatorOf("C2.Evil.example:443"); !ok || fam != "rustock" || c != "b107" {
-		t.Fatalf("indicatorOf = %q %q %v", fam, c, ok)
+	if fam, c, ok := a.caseOf("C2.Evil.example:443"); !ok || fam != "rustock" || c != "b107" {
+		t.Fatalf("caseOf = %q %q %v", fam, c, ok)
 	}
 	e := event.Event{Protocol: event.ProtoHTTP, HTTPHost: "www.evil.example", Family: "unknown"}
-	a.classify(&e)
+	a.fillCase(&e)
 	if e.Case != "b107" || e.Family != "rustock" {
 		t.Fatalf("classified as case %q family %q", e.Case, e.Family)
 	}
 	kept := event.Event{Protocol: event.ProtoHTTP, HTTPHost: "www.evil.example", Case: "other", Family: "x"}
-	a.classify(&kept)
+	a.fillCase(&kept)
 	if kept.Case != "other" || kept.Family != "x" {
 		t.Fatalf("a listener's classification was overwritten: %+v", kept)
 	}

@@ -133,7 +133,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 	if a.index.Load() != index {
 		t.Error("the registry index changed")
 	}
-	if _, _, ok := a.indicatorOf("worse.example"); ok {
+	if _, _, ok := a.caseOf("worse.example"); ok {
 		t.Error("the new order is indexed")
 	}
 	if got := a.geo.Lookup(netip.MustParseAddr("81.2.69.142")); got != geoCountry {

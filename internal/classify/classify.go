@@ -6,6 +6,11 @@
 //
 // A [Rules] value is immutable after [Parse]; reload builds a new one and
 // swaps it in, so a bad file never touches the rules in use.
+//
+// Names: this package is the family rules ([Rules.Match]). Which court
+// case a name or address belongs to is the registry's case lookup
+// (registry.Index.CaseOf), and filling an event's case from it is
+// registry.Index.FillCase; neither is called "classify".
 package classify
 
 import (

@@ -82,17 +82,18 @@ func newEventsCmd(g *globals) *cobra.Command {
 // historicPrepare is the pipeline's preparation of events that did not
 // arrive live (imported, simulated, or consumed from sensors) for storing
 // in es: enrichment from the configured geo databases and classification
-// against the registry reg as it was on each event's day. classifyErr
+// against the registry reg as it was on each event's day (the family
+// rules already ran at the listener; the case is looked up here). caseErr
 // reports the first registry read that failed along the way.
-func historicPrepare(ctx context.Context, c *config.Config, log *slog.Logger, reg registry.Source, es store.EventStore) (prepare func(*event.Event) bool, classifyErr func() error, err error) {
+func historicPrepare(ctx context.Context, c *config.Config, log *slog.Logger, reg registry.Source, es store.EventStore) (prepare func(*event.Event) bool, caseErr func() error, err error) {
 	geo, err := app.OpenGeo(c, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	classify, classifyErr := app.HistoricClassifier(ctx, reg)
-	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: classify})
+	fillCase, caseErr := registry.HistoricCases(ctx, reg)
+	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: fillCase})
 	if err != nil {
 		return nil, nil, err
 	}
-	return p.Prepare, classifyErr, nil
+	return p.Prepare, caseErr, nil
 }

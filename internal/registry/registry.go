@@ -2,6 +2,13 @@
 // validity windows, normalisation, the collateral-damage guard and the audit
 // trail. It is not a DNS server or an exporter: those read an [ActiveSet]
 // taken from it.
+//
+// Case classification lives here, on the [Index]: [Index.CaseOf] says
+// which seized indicator (family, case) a name or address belongs to, and
+// [Index.FillCase] is the pipeline's stage that fills an event's case from
+// it ([HistoricCases] for imported events, by each event's day). Naming
+// the family from the traffic itself is the family rules' job,
+// classify.Rules; nothing else is called "classify".
 package registry
 
 import (
