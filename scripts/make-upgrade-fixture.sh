@@ -114,4 +114,8 @@ echo "events kept in the store: $n"
 cp -r "$data" "$out/data"
 cp "$work/key.pub" "$out/key.pub"
 printf '%s\n%s\n' "$release" "$(cd "$root" && git rev-parse HEAD)" >"$out/RELEASE"
+# The same events through this release's PostgreSQL store, dumped with
+# pg_dump (postgres.sql.gz) with its figures (expected/postgres.json):
+# test/upgrade's TestUpgradePostgres restores and checks it.
+(cd "$root/test/upgrade" && TAKEDOWN_MAKE_PG_FIXTURE="testdata/$(basename "$out")" go test -run '^TestMakePostgresFixture$' -count=1 -v . | grep -E 'wrote|FAIL|ok')
 echo "upgrade fixture written to $out ($(du -sh "$out" | cut -f1))"
