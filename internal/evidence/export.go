@@ -305,7 +305,7 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	if err != nil {
 		return err
 	}
-	sig, err := SSHSign(k, Namespace, sums)
+	sig, err := k.SSHSign(Namespace, sums)
 	if err != nil {
 		return err
 	}

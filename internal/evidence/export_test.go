@@ -118,7 +118,7 @@ func reseal(tb testing.TB, dir string, k *Key) {
 	os.Remove(filepath.Join(dir, fileSumsSig))
 	sums, err := manifest(dir)
 	must(tb, err)
-	sig, err := SSHSign(k, Namespace, sums)
+	sig, err := k.SSHSign(Namespace, sums)
 	must(tb, err)
 	must(tb, os.WriteFile(filepath.Join(dir, fileSums), sums, 0o644))
 	must(tb, os.WriteFile(filepath.Join(dir, fileSumsSig), sig, 0o644))

@@ -15,7 +15,15 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/takedown/takedown/internal/sshsig"
 )
+
+// Namespace is the SSHSIG namespace of evidence manifest signatures.
+const Namespace = "takedown-evidence"
+
+// Principal is the signer identity written in a package's allowed_signers.
+const Principal = "evidence@takedown"
 
 // Key file names inside the log directory.
 const (
@@ -60,15 +68,12 @@ func (k *Key) VerifierKey() string {
 func (k *Key) SSHPublicKey() string { return sshAuthorizedKey(k.Public()) }
 
 // Fingerprint returns the OpenSSH SHA256 fingerprint of the public key.
-func (k *Key) Fingerprint() string { return Fingerprint(k.Public()) }
+func (k *Key) Fingerprint() string { return sshsig.Fingerprint(k.Public()) }
 
-// Fingerprint returns the OpenSSH SHA256 fingerprint ("SHA256:…") of pub.
-func Fingerprint(pub ed25519.PublicKey) string {
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "invalid key"
-	}
-	return ssh.FingerprintSHA256(sp)
+// SSHSign returns an armored SSH signature (SSHSIG) of msg by k in
+// namespace, which `ssh-keygen -Y verify` checks.
+func (k *Key) SSHSign(namespace string, msg []byte) ([]byte, error) {
+	return sshsig.Sign(k.priv, namespace, msg)
 }
 
 func sshAuthorizedKey(pub ed25519.PublicKey) string {
@@ -200,8 +205,8 @@ func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 		return nil, errors.New("public key: empty")
 	}
 	for _, fp := range fingerprints {
-		if fp != Fingerprint(found) {
-			return nil, fmt.Errorf("public key: the fingerprint line says %s, the key is %s", truncate(fp, 60), Fingerprint(found))
+		if fp != sshsig.Fingerprint(found) {
+			return nil, fmt.Errorf("public key: the fingerprint line says %s, the key is %s", truncate(fp, 60), sshsig.Fingerprint(found))
 		}
 	}
 	return found, nil

@@ -40,6 +40,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/takedown/takedown/internal/sshsig"
 )
 
 // RotationNamespace is the SSHSIG namespace of key rotation records.
@@ -133,9 +135,9 @@ func followRotations(trusted ed25519.PublicKey, rots []rotation) (keyChain, erro
 	var prev uint64
 	for i, r := range rots {
 		if !r.old.Equal(cur) {
-			return nil, fmt.Errorf("rotation %d (tree size %d): names old key %s, the chain is at %s", i+1, r.last, Fingerprint(r.old), Fingerprint(cur))
+			return nil, fmt.Errorf("rotation %d (tree size %d): names old key %s, the chain is at %s", i+1, r.last, sshsig.Fingerprint(r.old), sshsig.Fingerprint(cur))
 		}
-		if err := SSHVerify(cur, RotationNamespace, r.raw, r.sig); err != nil {
+		if err := sshsig.Verify(cur, RotationNamespace, r.raw, r.sig); err != nil {
 			return nil, fmt.Errorf("rotation %d (tree size %d): %w", i+1, r.last, err)
 		}
 		if i > 0 && r.last <= prev {
@@ -150,7 +152,7 @@ func followRotations(trusted ed25519.PublicKey, rots []rotation) (keyChain, erro
 			return chain, nil
 		}
 	}
-	return nil, fmt.Errorf("the trusted key %s is none of the %d keys of the rotation records (first %s)", Fingerprint(trusted), len(chain), Fingerprint(chain[0].pub))
+	return nil, fmt.Errorf("the trusted key %s is none of the %d keys of the rotation records (first %s)", sshsig.Fingerprint(trusted), len(chain), sshsig.Fingerprint(chain[0].pub))
 }
 
 // readRotations reads the signed rotation records in dir (files
@@ -229,7 +231,7 @@ func loadChain(dir string, k *Key, lg interface{ Warn(string, ...any) }) (*Key, 
 		return nil, nil, nil, fmt.Errorf("evidence key rotations: %w", err)
 	}
 	if !chain.current().Equal(k.Public()) {
-		return nil, nil, nil, fmt.Errorf("evidence key %s is not the key the last rotation names (%s)", k.Fingerprint(), Fingerprint(chain.current()))
+		return nil, nil, nil, fmt.Errorf("evidence key %s is not the key the last rotation names (%s)", k.Fingerprint(), sshsig.Fingerprint(chain.current()))
 	}
 	return k, rots, chain, nil
 }
@@ -297,7 +299,7 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	if err != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
 	}
-	sig, err := SSHSign(old, RotationNamespace, raw)
+	sig, err := old.SSHSign(RotationNamespace, raw)
 	if err != nil {
 		return RotationResult{}, err
 	}

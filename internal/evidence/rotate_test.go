@@ -127,7 +127,7 @@ func TestRotateKeyTamper(t *testing.T) {
 		{"record signed by another key", func(d string) {
 			raw, err := os.ReadFile(filepath.Join(d, dirKeys, filepath.Base(rec)))
 			must(t, err)
-			sig, err := SSHSign(otherKey(t), RotationNamespace, raw)
+			sig, err := otherKey(t).SSHSign(RotationNamespace, raw)
 			must(t, err)
 			must(t, os.WriteFile(filepath.Join(d, dirKeys, filepath.Base(rec)+".sig"), sig, 0o600))
 		}, CheckKeyChain},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/sshsig"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -103,12 +104,12 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("trusted key: %w", err)
 	}
-	r := Report{Dir: dir, Fingerprint: Fingerprint(trusted)}
+	r := Report{Dir: dir, Fingerprint: sshsig.Fingerprint(trusted)}
 	chain, rots, hasKeys, chainErr := packageChain(dir, trusted)
 	pub := chain.current() // the package's signing key, reached from the trusted one
-	keyDetail := "the package's key is the trusted key " + Fingerprint(pub)
+	keyDetail := "the package's key is the trusted key " + sshsig.Fingerprint(pub)
 	if len(rots) > 0 && chainErr == nil {
-		keyDetail = fmt.Sprintf("the package's key %s follows from the trusted key by %d rotation(s)", Fingerprint(pub), len(rots))
+		keyDetail = fmt.Sprintf("the package's key %s follows from the trusted key by %d rotation(s)", sshsig.Fingerprint(pub), len(rots))
 	}
 	read := func(name string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
@@ -130,7 +131,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			if !k.Equal(pub) {
-				return fmt.Errorf("%s holds key %s, not the trusted key %s: the package was made with another key", name, Fingerprint(k), Fingerprint(pub))
+				return fmt.Errorf("%s holds key %s, not the trusted key %s: the package was made with another key", name, sshsig.Fingerprint(k), sshsig.Fingerprint(pub))
 			}
 		}
 		return nil
@@ -146,7 +147,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 		if err != nil {
 			return err
 		}
-		return SSHVerify(pub, Namespace, sums, sig)
+		return sshsig.Verify(pub, Namespace, sums, sig)
 	}(), "SHA256SUMS is signed by the trusted key (namespace "+Namespace+")")
 	nfiles := 0
 	r.add(CheckManifest, func() error {
@@ -208,7 +209,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 				return errPrereq
 			}
 			return checkRotationProofs(dir, rots, cp, cpBytes)
-		}(), fmt.Sprintf("%d rotation record(s), each signed by the key before it and in the checkpoint's tree, lead from the trusted key to %s", len(rots), Fingerprint(pub)))
+		}(), fmt.Sprintf("%d rotation record(s), each signed by the key before it and in the checkpoint's tree, lead from the trusted key to %s", len(rots), sshsig.Fingerprint(pub)))
 	}
 
 	// Custody record (read early: it says what the package claims).
