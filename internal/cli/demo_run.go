@@ -96,6 +96,13 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	opts.Start = order.Effective.UTC().Truncate(24 * time.Hour)
 	opts.Days = int(today.Sub(opts.Start).Hours() / 24)
 	opts.Domains, opts.Case, opts.Family = names, demo.Case, "rustock"
+	// The sample order's generator: a quarter of the bots call the day's
+	// generated names, which the dashboard counts under their family.
+	dga, generated, err := registryDGA(ctx, st, g.now(), demo.Case)
+	if err != nil {
+		return err
+	}
+	opts.Domains, opts.DGA = withoutGenerated(names, generated), dga
 	opts.BeaconsPerDay = f.beaconsPerDay
 	opts.Logger = log.With("role", "simulator")
 	sim, err := simulate.New(opts)

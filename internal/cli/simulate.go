@@ -141,7 +141,7 @@ func runSimulate(cmd *cobra.Command, g *globals, f *simulateFlags) error {
 		return err
 	}
 	if f.domains == "" {
-		if o.Domains, o.Case, err = registryDomains(ctx, g, c, f.caseID); err != nil {
+		if o.Domains, o.Case, o.DGA, err = registryDomains(ctx, g, c, f.caseID); err != nil {
 			return err
 		}
 	}
@@ -219,16 +219,22 @@ func readDomains(path string, stdin io.Reader) ([]string, error) {
 }
 
 // registryDomains returns the names in force in the registry (of caseID,
-// if given) and their case when they all share one.
-func registryDomains(ctx context.Context, g *globals, c *config.Config, caseID string) ([]string, string, error) {
+// if given), their case when they all share one, and the DGA family of its
+// generators (docs/dga.md): the names generated for today are the family's
+// to call, not the fixed names'.
+func registryDomains(ctx context.Context, g *globals, c *config.Config, caseID string) ([]string, string, *simulate.DGA, error) {
 	st, err := g.openStore(ctx, c)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	defer st.Close()
 	set, err := st.Active(ctx, g.now(), caseID)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
+	}
+	dga, generated, err := registryDGA(ctx, st, g.now(), caseID)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	var names []string
 	cases := map[string]bool{}
@@ -239,12 +245,12 @@ func registryDomains(ctx context.Context, g *globals, c *config.Config, caseID s
 		}
 	}
 	if len(names) == 0 {
-		return nil, "", usagef("no seized names in force in the registry of %s: import an order or give --domains FILE", c.Data)
+		return nil, "", nil, usagef("no seized names in force in the registry of %s: import an order or give --domains FILE", c.Data)
 	}
 	if caseID == "" && len(cases) == 1 {
 		for k := range cases {
 			caseID = k
 		}
 	}
-	return names, caseID, nil
+	return withoutGenerated(names, generated), caseID, dga, nil
 }

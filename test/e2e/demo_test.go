@@ -27,6 +27,7 @@ type truthPeriod struct {
 	Countries   map[string]struct {
 		UniqueIPs int `json:"unique_ips"`
 	} `json:"countries"`
+	Families map[string]int `json:"families"`
 }
 
 type truthFile struct {
@@ -120,9 +121,41 @@ func TestDemoMatchesTruth(t *testing.T) {
 	if e, h := float64(week.EstimatedHosts), float64(truth.Last.HostsAlive); math.Abs(e-h) > 0.1*h {
 		t.Errorf("estimated_hosts %.0f; truth %.0f hosts (more than 10%% apart)", e, h)
 	}
+	compareFamilies(t, data, "last day", &lastDay)
+	compareFamilies(t, data, "last seven days", truth.Last)
 	checkDemoReports(t, data, r.stdout, truth)
 	t.Logf("last day %d IPs, last week %d IPs, %d estimated hosts (truth %d), reduction %.1f%% (truth %.1f%%)",
 		day.UniqueIPs, week.UniqueIPs, week.EstimatedHosts, truth.Last.HostsAlive, *week.ReductionPct, truth.ReductionPct)
+}
+
+// compareFamilies: stats --by family over the period equals the truth's
+// distinct addresses per family, and the sample order's DGA family
+// (newgoz, issue 19) is there beside Rustock.
+func compareFamilies(t *testing.T, data, what string, want *truthPeriod) {
+	t.Helper()
+	r := mustRun(t, nil, "--data", data, "stats", "--json", "--by", "family",
+		"--from", want.From.Format(time.RFC3339), "--to", want.To.Format(time.RFC3339))
+	var got statsDoc
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stats JSON: %v\n%s", err, r.stdout)
+	}
+	rows := map[string]int{}
+	for _, row := range got.Rows {
+		rows[row.Key] = int(row.UniqueIPs)
+	}
+	for fam, n := range want.Families {
+		if rows[fam] != n {
+			t.Errorf("%s: family %s has %d unique IPs; truth %d", what, fam, rows[fam], n)
+		}
+	}
+	for fam, n := range rows {
+		if _, ok := want.Families[fam]; !ok && n > 0 {
+			t.Errorf("%s: family %s has %d unique IPs; the truth has none", what, fam, n)
+		}
+	}
+	if want.Families["newgoz"] == 0 || want.Families["rustock"] == 0 {
+		t.Errorf("%s: truth families %v; the demo should show newgoz (its DGA) and rustock", what, want.Families)
+	}
 }
 
 // checkDemoReports: once its history is loaded, the demo delivers
