@@ -26,8 +26,8 @@ var units = []struct {
 	reload           bool   // ExecReload sends SIGHUP
 }{
 	{"takedown.service", "serve", "/var/lib/takedown", "CAP_NET_BIND_SERVICE", true},
-	{"takedown-sensor.service", "sensor", "/var/lib/takedown-sensor", "CAP_NET_BIND_SERVICE", false},
-	{"takedown-collector.service", "collector", "/var/lib/takedown", "", false},
+	{"takedown-sensor.service", "sensor", "/var/lib/takedown-sensor", "CAP_NET_BIND_SERVICE", true},
+	{"takedown-collector.service", "collector", "/var/lib/takedown", "", true},
 }
 
 // unitKeys reads a unit file into section.key → values (in order; a key

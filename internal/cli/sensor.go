@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/budget"
+	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/natsbus"
 	"github.com/takedown/takedown/internal/store"
@@ -75,6 +79,9 @@ missing. It reads the seized names from the registry in its own data dir
 				}
 			}
 			log.Info("sensor publishing", "nats", redactDSN(url), "sensor", name)
+			// SIGHUP reloads as serve does (the listeners' rules, the
+			// registry, DNS settings…).
+			defer reloadOnHUP(ctx, a, g, c, loadOr(g.configPath, config.Default()))()
 			return a.Run(ctx)
 		},
 	}
@@ -144,6 +151,16 @@ otherwise events go to the SQLite store in the data dir.`,
 				return err
 			}
 			log.Info("collector consuming", "nats", redactDSN(url), "store", redactDSN(c.DB))
+			// A collector holds nothing a reload could change: SIGHUP (a
+			// service manager's reload) is logged, not fatal.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					log.Info("SIGHUP: a collector has nothing to reload; restart it to change its configuration")
+				}
+			}()
 			if err := col.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("collector: %w", err)
 			}

@@ -45,31 +45,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			// A file that does not parse is a failed reload like any
-			// other: counted, logged, the old state kept.
-			_ = a.ReloadFrom(context.WithoutCancel(ctx), func() (*config.Config, error) {
-				nc, err := config.Load(g.configPath)
-				if err != nil {
-					return nil, err
-				}
-				// The --data and --db flags still override the file; a
-				// file that names another data dir or store keeps it, so
-				// that the reload refuses it by name.
-				if nc.Data == file0.Data {
-					nc.Data = c.Data
-				}
-				if nc.DB == file0.DB {
-					nc.DB = c.DB
-				}
-				return nc, nil
-			})
-		}
-	}()
+	defer reloadOnHUP(ctx, a, g, c, file0)()
 	if ad := a.SelfCheckAddr(); ad != nil {
 		log.Info("self-check page", "url", "http://"+ad.String())
 	}
@@ -92,6 +68,43 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// reloadOnHUP reloads a's configuration from the file on every SIGHUP
+// until the returned stop is called. file0 is what the file said at start:
+// the --data and --db flags still override it.
+func reloadOnHUP(ctx context.Context, a *app.App, g *globals, c, file0 *config.Config) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+			}
+			// A file that does not parse is a failed reload like any
+			// other: counted, logged, the old state kept.
+			_ = a.ReloadFrom(context.WithoutCancel(ctx), func() (*config.Config, error) {
+				nc, err := config.Load(g.configPath)
+				if err != nil {
+					return nil, err
+				}
+				// The --data and --db flags still override the file; a
+				// file that names another data dir or store keeps it, so
+				// that the reload refuses it by name.
+				if nc.Data == file0.Data {
+					nc.Data = c.Data
+				}
+				if nc.DB == file0.DB {
+					nc.DB = c.DB
+				}
+				return nc, nil
+			})
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }
 
 // loadOr loads the file at path, or returns def when it does not load.

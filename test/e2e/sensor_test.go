@@ -1,13 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -51,8 +51,8 @@ func TestSensorToCollector(t *testing.T) {
 	os.WriteFile(sconf, []byte(fmt.Sprintf("data: %s\ndns:\n  listen: []\nweb:\n  listen: \"\"\nlisteners:\n  - {kind: http, listen: %q}\npipeline:\n  source_budget: {rate: 0}\n", sensorData, addr)), 0o644)
 
 	col := exec.Command(binary, "--data", collectorData, "collector", "--nats", natsURL)
-	var colLog bytes.Buffer
-	col.Stdout, col.Stderr = &colLog, &colLog
+	colLog := &lockedBuffer{}
+	col.Stdout, col.Stderr = colLog, colLog
 	if err := col.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +61,8 @@ func TestSensorToCollector(t *testing.T) {
 	t.Cleanup(func() { col.Process.Kill(); <-colDone })
 
 	sensor := exec.Command(binary, "--config", sconf, "sensor", "--nats", natsURL, "--sensor", "sink-a")
-	var sensorLog bytes.Buffer
-	sensor.Stdout, sensor.Stderr = &sensorLog, &sensorLog
+	sensorLog := &lockedBuffer{}
+	sensor.Stdout, sensor.Stderr = sensorLog, sensorLog
 	if err := sensor.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +84,22 @@ func TestSensorToCollector(t *testing.T) {
 	for range beacons {
 		if err := beacon(client, addr); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// A service manager's reload: the sensor reloads, the collector logs
+	// it; neither stops, and nothing is lost.
+	sensor.Process.Signal(syscall.SIGHUP)
+	col.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(sensorLog.String(), `msg=reloaded`) || !strings.Contains(colLog.String(), "SIGHUP"); {
+		select {
+		case err := <-sensorDone:
+			t.Fatalf("the sensor stopped on SIGHUP: %v\n%s", err, sensorLog.String())
+		case err := <-colDone:
+			t.Fatalf("the collector stopped on SIGHUP: %v\n%s", err, colLog.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP: no reload logged\nsensor:\n%s\ncollector:\n%s", sensorLog.String(), colLog.String())
 		}
 	}
 	// Stop the sensor (it publishes what is queued), then wait for the
@@ -113,7 +129,7 @@ func TestSensorToCollector(t *testing.T) {
 		// resumes where it stopped).
 		<-colDone
 		col = exec.Command(binary, "--data", collectorData, "collector", "--nats", natsURL)
-		col.Stdout, col.Stderr = &colLog, &colLog
+		col.Stdout, col.Stderr = colLog, colLog
 		if err := col.Start(); err != nil {
 			t.Fatal(err)
 		}
