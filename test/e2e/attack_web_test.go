@@ -81,31 +81,7 @@ func startWebServe(t testing.TB, extra, umask string, prepare func(data string))
 func startServeUmask(t testing.TB, umask, addr string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command("sh", append([]string{"-c", "umask " + umask + " && exec \"$0\" \"$@\"", binary, "serve"}, args...)...)
-	s := &server{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		s.wait()
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return s
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("serve exited early: %v\n%s", s.err, s.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen on %s:\n%s", addr, s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startServeCmd(t, cmd, addr)
 }
 
 // cheapUsers writes a users file whose admin has password pw hashed with

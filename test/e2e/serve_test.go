@@ -39,7 +39,13 @@ func (s *server) wait() error {
 // accepts connections.
 func startServe(t testing.TB, addr string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	return startServeCmd(t, exec.Command(binary, append([]string{"serve"}, args...)...), addr)
+}
+
+// startServeCmd starts cmd, a serve command, and waits until addr accepts
+// connections; the process is killed at the test's end.
+func startServeCmd(t testing.TB, cmd *exec.Cmd, addr string) *server {
+	t.Helper()
 	s := &server{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {

@@ -40,7 +40,7 @@ type pgFigures struct {
 // figures reads s's figures over [from, to).
 func figures(t *testing.T, s *postgres.EventStore, from, to time.Time) pgFigures {
 	t.Helper()
-	f := pgFigures{From: from, To: to}
+	f := aggregates(t, s, from, to)
 	var err error
 	if f.Health, err = s.Health(t.Context()); err != nil {
 		t.Fatal(err)
@@ -48,6 +48,15 @@ func figures(t *testing.T, s *postgres.EventStore, from, to time.Time) pgFigures
 	if f.Contacts, err = s.CountEvents(t.Context(), from, to); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+// aggregates reads the rollups and aggregates of either store over [from,
+// to): their count, hits and a digest of every row in key order.
+func aggregates(t *testing.T, s store.EventStore, from, to time.Time) pgFigures {
+	t.Helper()
+	f := pgFigures{From: from, To: to}
+	var err error
 	if f.Rollups, err = s.Rollups(t.Context(), from, to); err != nil {
 		t.Fatal(err)
 	}
@@ -154,23 +163,7 @@ func sqliteFigures(t *testing.T, data string, from, to time.Time) pgFigures {
 	if err := es.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f := pgFigures{}
-	if f.Rollups, err = es.Rollups(t.Context(), from, to); err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	err = es.ScanDayIPs(t.Context(), from, to, func(a *store.DayIP) error {
-		f.DayIPs++
-		f.Hits += a.Hits
-		fmt.Fprintf(h, "%d|%s|%s|%s|%s|%d|%s|%d|%d|%d|%d|%q\n", a.Day.Unix(), a.IP, a.Family, a.Case, a.Country, a.ASN, a.Org,
-			a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), a.Hits, a.Protocols, a.BotIDs)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.DayIPsSHA256 = hex.EncodeToString(h.Sum(nil))
-	return f
+	return aggregates(t, es, from, to)
 }
 
 // TestMakePostgresFixture writes a release's PostgreSQL fixture: with
@@ -216,11 +209,11 @@ func TestMakePostgresFixture(t *testing.T) {
 	if len(evs) == 0 {
 		t.Fatal("the SQLite fixture holds no raw events")
 	}
-	from, to := evs[0].Timestamp, evs[0].Timestamp
+	first, last := store.DayOf(evs[0].Timestamp), store.DayOf(evs[0].Timestamp)
 	for _, e := range evs {
-		from, to = minTime(from, e.Timestamp), maxTime(to, e.Timestamp)
+		first, last = min(first, store.DayOf(e.Timestamp)), max(last, store.DayOf(e.Timestamp))
 	}
-	from, to = time.Unix(store.DayOf(from), 0).UTC(), time.Unix(store.DayOf(to)+86400, 0).UTC()
+	from, to := time.Unix(first, 0).UTC(), time.Unix(last+86400, 0).UTC()
 
 	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.NewDatabase(t)
@@ -262,18 +255,4 @@ func TestMakePostgresFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s/postgres.sql.gz (%d bytes of SQL, %d events, schema version %d)", dir, len(out), len(evs), version)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
