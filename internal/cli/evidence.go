@@ -2,7 +2,7 @@ package cli
 
 import (
 	"errors"
-	"os"
+	"fmt"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -39,17 +39,17 @@ held by one process at a time). verify works offline on an exported package.`,
 	var keyOut string
 	keyCmd := simple("key", "Print the log's public key and its fingerprint; -o FILE writes the key file that verify --key reads", func(cmd *cobra.Command, c *config.Config) error {
 		if keyOut != "" {
-			return evidence.KeyFileCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{}, keyOut)
+			return writeEvidenceKey(cmd.Context(), g.stdout, evidenceDir(c), keyOut)
 		}
-		return evidence.KeyCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
+		return printEvidenceKey(cmd.Context(), g.stdout, evidenceDir(c))
 	})
 	keyCmd.Flags().StringVarP(&keyOut, "output", "o", "", "write the public key (one OpenSSH line) to this file")
 	cmd.AddCommand(keyCmd)
 	cmd.AddCommand(simple("checkpoint", "Write a signed checkpoint of the log now", func(cmd *cobra.Command, c *config.Config) error {
-		return evidence.CheckpointCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
+		return evidenceCheckpoint(cmd.Context(), g.stdout, evidenceDir(c))
 	}))
 	cmd.AddCommand(simple("audit", "Re-hash every stored entry against every checkpoint", func(cmd *cobra.Command, c *config.Config) error {
-		return evidence.AuditCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{})
+		return evidenceAudit(cmd.Context(), g.stdout, evidenceDir(c))
 	}))
 
 	var rotWho string
@@ -57,7 +57,7 @@ held by one process at a time). verify works offline on an exported package.`,
 		if rotWho == "" {
 			rotWho = actor()
 		}
-		return evidence.RotateKeyCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{}, rotWho)
+		return evidenceRotateKey(cmd.Context(), g.stdout, evidenceDir(c), rotWho)
 	})
 	rotate.Long = `rotate-key makes a new signing key for the evidence log. A custody record
 naming the old and the new key is appended to the log, covered by a last
@@ -68,7 +68,7 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 	rotate.Flags().StringVar(&rotWho, "who", "", "who rotates the key, recorded in the custody record (default: $TAKEDOWN_ACTOR or $USER)")
 	cmd.AddCommand(rotate)
 
-	var a evidence.ExportArgs
+	var a exportArgs
 	var from, to string
 	export := &cobra.Command{
 		Use:   "export --case ID --from TIME --to TIME -o DIR",
@@ -95,7 +95,7 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 			if a.Who == "" {
 				a.Who = actor()
 			}
-			return evidence.ExportCommand(cmd.Context(), g.stdout, evidenceDir(c), evidence.Options{}, a)
+			return evidenceExport(cmd.Context(), g.stdout, evidenceDir(c), a)
 		},
 	}
 	export.Flags().StringVar(&a.Case, "case", "", "only this case's events")
@@ -115,28 +115,20 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 			if key == "" {
 				return usagef("--key is required: the key shipped inside a package is not trusted")
 			}
-			if asJSON {
-				keyBytes, err := os.ReadFile(key)
-				if err != nil {
-					keyBytes = []byte(key) // the key itself, not a file
-				}
-				rep, err := evidence.Verify(args[0], keyBytes)
-				if err != nil {
-					return &UsageError{err}
-				}
+			rep, err := evidence.Verify(args[0], verifyKey(key))
+			switch {
+			case err != nil && asJSON:
+				return &UsageError{err}
+			case err != nil:
+				return &UsageError{fmt.Errorf("evidence verify: %w", err)}
+			case asJSON:
 				if err := writeJSON(g.stdout, rep); err != nil {
 					return err
 				}
-				if !rep.OK() {
-					return errVerifyFailed
-				}
-				return nil
+			default:
+				printVerifyReport(g.stdout, rep)
 			}
-			ok, err := evidence.VerifyReport(g.stdout, args[0], key)
-			if err != nil {
-				return &UsageError{err}
-			}
-			if !ok {
+			if !rep.OK() {
 				return errVerifyFailed
 			}
 			return nil

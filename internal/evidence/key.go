@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -102,6 +103,25 @@ func LoadKey(dir string) (*Key, error) {
 		return nil, fmt.Errorf("read evidence key: %w", err)
 	}
 	return parseSignerKey(strings.TrimSpace(string(b)))
+}
+
+// CurrentKey returns the current signing key of the log in dir, opening
+// the log (which makes the key) when it has none yet.
+func CurrentKey(ctx context.Context, dir string, opts Options) (*Key, error) {
+	k, err := LoadKey(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		l, err := Open(ctx, dir, opts)
+		if err != nil {
+			return nil, err
+		}
+		k = l.Key()
+		if err := l.Close(); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // loadOrCreateKey reads the key in dir, or makes one named origin (mode

@@ -28,7 +28,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -419,23 +418,4 @@ func openCheckpointChain(msg []byte, chain keyChain) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	return OpenCheckpoint(msg, chain.pubFor(c.Size))
-}
-
-// RotateKeyCommand opens the log, rotates its key and prints the new
-// public key and what a recipient needs to know.
-func RotateKeyCommand(ctx context.Context, w io.Writer, dir string, opts Options, who string) error {
-	l, err := Open(ctx, dir, opts)
-	if err != nil {
-		return err
-	}
-	res, err := l.RotateKey(ctx, who)
-	if cerr := l.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "evidence key rotated: the old key signed tree sizes up to %d (the rotation record is entry %d), the new key signs every later one\nold key %s\nnew key %s\n%s\n%s\n",
-		res.LastOldSize, res.LastOldSize-1, res.Old.Fingerprint(), res.New.Fingerprint(), res.New.SSHPublicKey(), res.New.VerifierKey())
-	return err
 }

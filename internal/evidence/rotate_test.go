@@ -197,32 +197,3 @@ func TestRotateKeyInterrupted(t *testing.T) {
 		t.Fatal("stray key.new not removed")
 	}
 }
-
-// TestKeyPrintedForm: what `evidence key` prints and what `evidence key -o`
-// writes are both keys that Verify's --key reads, and a printed form whose
-// fingerprint line names another key is refused.
-func TestKeyPrintedForm(t *testing.T) {
-	f := newFixture(t)
-	dir := f.log.dir
-	must(t, f.log.Close())
-	var printed bytes.Buffer
-	must(t, KeyCommand(t.Context(), &printed, dir, Options{}))
-	out := filepath.Join(t.TempDir(), "key.pub")
-	var msg bytes.Buffer
-	must(t, KeyFileCommand(t.Context(), &msg, dir, Options{}, out))
-	written, err := os.ReadFile(out)
-	must(t, err)
-	if bytes.Count(written, []byte("\n")) != 1 || !bytes.HasPrefix(written, []byte("ssh-ed25519 ")) {
-		t.Fatalf("key -o wrote %q, want one OpenSSH line", written)
-	}
-	for name, kb := range map[string][]byte{"printed": printed.Bytes(), "key -o": written} {
-		rep, err := Verify(f.dir, kb)
-		if err != nil || !rep.OK() {
-			t.Fatalf("%s form: %v %s", name, err, rep.Failed())
-		}
-	}
-	other := strings.Replace(printed.String(), "fingerprint SHA256:", "fingerprint SHA256:x", 1)
-	if _, err := ParsePublicKey([]byte(other)); err == nil {
-		t.Fatal("a fingerprint line naming another key was accepted")
-	}
-}
