@@ -88,8 +88,13 @@ type Options struct {
 	Notify notify.Store
 	// NotifySchedule is shown by the notifications route.
 	NotifySchedule NotifySchedule
-	// Gatherer feeds the sinkhole health route (and MetricsHandler).
+	// Gatherer is the metrics registry; with Registerer nil, the API
+	// registers its own metrics in it.
 	Gatherer prometheus.Gatherer
+	// Counters reads the running roles' live counters for the sinkhole
+	// route, from their Stats() snapshots; nil: the route has the store's
+	// figures only (metrics_available false).
+	Counters func() Counters
 	// Registerer receives the API's own metrics (limits.go); nil: Gatherer
 	// when it is also a Registerer (a *prometheus.Registry), else none.
 	Registerer prometheus.Registerer

@@ -37,7 +37,13 @@ func newEnv(t *testing.T, mod func(*api.Options, *apitest.Fixture)) *env {
 	rl := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "takedown_dns_rrl_limited_total", Help: "x"}, []string{"action"})
 	rl.WithLabelValues("slip").Add(3)
 	reg.MustRegister(c, q, rl)
-	o := api.Options{Registry: f.DB, Events: f.Events, Stats: f.Stats, Tokens: f.DB, Gatherer: reg, Now: func() time.Time { return apitest.Now }}
+	// The sinkhole route reads typed counters, not the registry: the
+	// figures below differ from the registry's on purpose.
+	counters := func() api.Counters {
+		ok := true
+		return api.Counters{Connections: 41, DNSQueries: 16, RateLimited: 4, SelfChecks: 7, LastReloadOK: &ok}
+	}
+	o := api.Options{Registry: f.DB, Events: f.Events, Stats: f.Stats, Tokens: f.DB, Gatherer: reg, Counters: counters, Now: func() time.Time { return apitest.Now }}
 	if mod != nil {
 		mod(&o, f)
 	}
@@ -261,7 +267,8 @@ func TestMetricsAndSinkhole(t *testing.T) {
 	}
 	_, body = e.get(t, "/api/v1/sinkhole", "analyst")
 	s := decode[api.Sinkhole](t, body)
-	if s.Connections != 42 || s.DNSQueries != 15 || s.RateLimited != 3 || !s.MetricsAvailable || s.StoredTotal == 0 {
+	if s.Connections != 41 || s.DNSQueries != 16 || s.RateLimited != 4 || s.SelfChecks != 7 || s.LastReloadOK == nil || !*s.LastReloadOK ||
+		!s.MetricsAvailable || s.StoredTotal == 0 {
 		t.Fatalf("sinkhole %+v", s)
 	}
 	// The fixture's events name no listener: the store counts them as

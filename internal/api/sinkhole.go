@@ -2,12 +2,10 @@ package api
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/takedown/takedown/internal/store"
 )
@@ -17,9 +15,26 @@ func MetricsHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
-// Sinkhole is a snapshot of the sinkhole's counters, read from the
-// metrics gatherer. Counters are totals since the process started: the
-// dashboard turns two snapshots into rates.
+// Counters are the running process's live counters that the sinkhole route
+// shows, typed. The app fills them from the components' Stats() snapshots
+// (the values their metrics export): the route never reads a metric back
+// by name, so renaming a metric cannot silently zero a tile.
+type Counters struct {
+	DNSQueries      uint64  // DNS queries answered or dropped
+	Connections     uint64  // connections accepted by the connection sinkhole
+	EventsReceived  uint64  // events handed to the queue
+	EventsDropped   uint64  // events refused by the full queue
+	RateLimited     uint64  // responses limited by DNS rate limiting
+	QueueDepth      int     // events waiting for the store
+	BatchSecondsAvg float64 // mean time of one store write
+	// The public self-check page's counters (aggregates only: no address).
+	SelfChecks, SelfCheckPositive, SelfCheckResolvers, SelfCheckRefused uint64
+	// LastReloadOK is whether the last reload succeeded; nil: unknown.
+	LastReloadOK *bool
+}
+
+// Sinkhole is a snapshot of the sinkhole's counters. Counters are totals
+// since the process started: the dashboard turns two snapshots into rates.
 type Sinkhole struct {
 	At              time.Time `json:"at"`
 	DNSQueries      float64   `json:"dns_queries_total"`
@@ -45,81 +60,17 @@ type Sinkhole struct {
 	MetricsAvailable   bool    `json:"metrics_available"`
 }
 
-// The metric names the snapshot reads. A metric family counts when its
-// name matches; every series of it is summed.
-func sinkholeField(s *Sinkhole, name string) *float64 {
-	switch {
-	case strings.HasPrefix(name, "takedown_dns_") && strings.HasSuffix(name, "queries_total"):
-		return &s.DNSQueries
-	case name == "takedown_conn_accepted_total":
-		return &s.Connections
-	case name == "takedown_events_received_total":
-		return &s.EventsReceived
-	case name == "takedown_events_queue_dropped_total":
-		return &s.EventsDropped
-	case strings.HasPrefix(name, "takedown_") && (strings.Contains(name, "rate_limited") || strings.Contains(name, "rrl_limited")) && strings.HasSuffix(name, "_total"):
-		return &s.RateLimited
-	case name == "takedown_events_queue_depth":
-		return &s.QueueDepth
-	case name == "takedown_selfcheck_checks_total":
-		return &s.SelfChecks
-	case name == "takedown_selfcheck_positive_total":
-		return &s.SelfCheckPositive
-	case name == "takedown_selfcheck_resolver_only_total":
-		return &s.SelfCheckResolvers
-	case name == "takedown_selfcheck_refused_total":
-		return &s.SelfCheckRefused
-	}
-	return nil
-}
-
-func sum(mf *dto.MetricFamily) float64 {
-	var v float64
-	for _, m := range mf.GetMetric() {
-		switch {
-		case m.Counter != nil:
-			v += m.Counter.GetValue()
-		case m.Gauge != nil:
-			v += m.Gauge.GetValue()
-		case m.Untyped != nil:
-			v += m.Untyped.GetValue()
-		}
-	}
-	return v
-}
-
 func (a *API) sinkhole(w http.ResponseWriter, r *http.Request, _ *Principal) error {
 	s := Sinkhole{At: a.opt.Now().UTC()}
-	if a.opt.Gatherer != nil {
-		mfs, err := a.opt.Gatherer.Gather()
-		if err != nil && len(mfs) == 0 {
-			return errInternal.wrap(err)
-		}
+	if a.opt.Counters != nil {
+		c := a.opt.Counters()
 		s.MetricsAvailable = true
-		for _, mf := range mfs {
-			name := mf.GetName()
-			if f := sinkholeField(&s, name); f != nil {
-				*f += sum(mf)
-				continue
-			}
-			switch name {
-			case "takedown_pipeline_batch_duration_seconds":
-				var total float64
-				var n uint64
-				for _, m := range mf.GetMetric() {
-					if h := m.GetHistogram(); h != nil {
-						total += h.GetSampleSum()
-						n += h.GetSampleCount()
-					}
-				}
-				if n > 0 {
-					s.BatchSecondsAvg = total / float64(n)
-				}
-			case "takedown_config_last_reload_successful":
-				ok := sum(mf) > 0
-				s.LastReloadOK = &ok
-			}
-		}
+		s.DNSQueries, s.Connections = float64(c.DNSQueries), float64(c.Connections)
+		s.EventsReceived, s.EventsDropped = float64(c.EventsReceived), float64(c.EventsDropped)
+		s.RateLimited, s.QueueDepth, s.BatchSecondsAvg = float64(c.RateLimited), float64(c.QueueDepth), c.BatchSecondsAvg
+		s.SelfChecks, s.SelfCheckPositive = float64(c.SelfChecks), float64(c.SelfCheckPositive)
+		s.SelfCheckResolvers, s.SelfCheckRefused = float64(c.SelfCheckResolvers), float64(c.SelfCheckRefused)
+		s.LastReloadOK = c.LastReloadOK
 	}
 	if h, err := a.opt.Events.Health(r.Context()); err == nil {
 		s.StoredTotal, s.DroppedPersisted, s.Listeners = h.Stored, h.Dropped, h.Listeners

@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/takedown/takedown/internal/api"
 	"github.com/takedown/takedown/internal/api/token"
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/dnssink"
 	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/web"
@@ -151,6 +153,33 @@ func parsePrefixes(v []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// counters assembles the dashboard's live counters from the roles' Stats()
+// snapshots (the values their metrics export), so the API never reads a
+// metric back by name. It runs per request, after New has built the roles.
+func (a *App) counters() api.Counters {
+	c := api.Counters{EventsReceived: a.queue.Received(), EventsDropped: a.queue.Dropped(), QueueDepth: a.queue.Len()}
+	if d, ok := a.dns.(interface{ Stats() dnssink.Stats }); ok {
+		st := d.Stats()
+		c.DNSQueries, c.RateLimited = st.Queries, st.RRLDropped+st.RRLSlipped
+	}
+	for _, l := range a.conns {
+		c.Connections += l.Stats().Accepted
+	}
+	if a.pipe != nil {
+		c.BatchSecondsAvg = a.pipe.Stats().CommitSecondsAvg()
+	}
+	if a.selfcheck != nil {
+		st := a.selfcheck.Stats()
+		c.SelfChecks, c.SelfCheckPositive, c.SelfCheckResolvers, c.SelfCheckRefused = st.Checks, st.Positive, st.ResolverOnly, st.Refused
+	}
+	var m dto.Metric
+	if a.lastReloadOK != nil && a.lastReloadOK.Write(&m) == nil {
+		ok := m.GetGauge().GetValue() > 0
+		c.LastReloadOK = &ok
+	}
+	return c
+}
+
 func newWeb(a *App, o *WebOptions) (*webRole, error) {
 	g, ok := a.opts.Registerer.(prometheus.Gatherer)
 	if !ok {
@@ -171,7 +200,7 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 		access.Close()
 		return nil, fmt.Errorf("web: access log: %w", err)
 	}
-	ao := api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g,
+	ao := api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g, Counters: a.counters,
 		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
 		Logger: a.log.With("role", "api")}
 	w := &webRole{access: access, apiOpts: ao}

@@ -248,6 +248,10 @@ func New(opts Options) (*Listener, error) {
 	return l, nil
 }
 
+// Stats returns a snapshot of the listener's counters (the values its
+// metrics export).
+func (l *Listener) Stats() Stats { return l.m.stats() }
+
 // Addr is the bound address.
 func (l *Listener) Addr() net.Addr {
 	if l.pc != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // metrics are one listener's children of the package's metric vectors,
@@ -82,4 +83,38 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 		// rather than fail the listener.
 	}
 	return c
+}
+
+// Stats is a snapshot of one listener's counters since it started, typed,
+// for readers that are not Prometheus (the dashboard).
+type Stats struct {
+	Accepted    uint64 // connections (and datagrams' flows) accepted
+	Active      int64  // connections open now
+	Events      uint64 // events recorded
+	Unverified  uint64 // of Events, with a source that could not be verified
+	Dropped     uint64 // events refused by the full hand-off queue
+	BadRequests uint64 // malformed, oversized or timed-out HTTP requests
+	TLSFailures uint64 // TLS handshakes that did not complete
+}
+
+// stats reads the listener's own metric children: the very values
+// /metrics exports, found by reference, not by name.
+func (m *metrics) stats() Stats {
+	return Stats{
+		Accepted: uint64(valueOf(m.accepted)), Active: int64(valueOf(m.active)), Events: uint64(valueOf(m.events)),
+		Unverified: uint64(valueOf(m.unverified)), Dropped: uint64(valueOf(m.dropped)),
+		BadRequests: uint64(valueOf(m.badReq)), TLSFailures: uint64(valueOf(m.tlsFail)),
+	}
+}
+
+// valueOf is the current value of a counter or gauge.
+func valueOf(c prometheus.Metric) float64 {
+	var d dto.Metric
+	if c.Write(&d) != nil {
+		return 0
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.GetGauge().GetValue()
 }

@@ -271,6 +271,13 @@ func (s *Server) TCPAddrs() []netip.AddrPort {
 // tests and the demo.
 func (s *Server) Addr() netip.AddrPort { return s.TCPAddrs()[0] }
 
+// Stats returns a snapshot of the server's counters (the values its
+// metrics export).
+func (s *Server) Stats() Stats {
+	_, st := s.metrics.sum()
+	return st
+}
+
 // Close closes the sockets of a server that was never run.
 func (s *Server) Close() error {
 	for _, c := range s.udp {

@@ -99,25 +99,47 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	var sum counters
-	var queries [2][24]uint64
+// Stats is a snapshot of the DNS sinkhole's answer-path counters since it
+// started: the values its metrics export, typed, for readers that are not
+// Prometheus (the dashboard).
+type Stats struct {
+	Queries       uint64 // answered or dropped, every transport and response code
+	Malformed     uint64 // dropped without an answer
+	Truncated     uint64 // answered with TC=1
+	RRLDropped    uint64 // responses dropped by rate limiting
+	RRLSlipped    uint64 // responses slipped (truncated) by rate limiting
+	EventsDropped uint64 // query events refused by the full queue
+	ProxyRejected uint64 // messages with a malformed PROXY header from a trusted proxy
+	TCPOpen       int64  // TCP connections open now
+}
+
+// sum adds up every shard: queries by transport and response code, and the
+// totals.
+func (m *metrics) sum() (queries [2][24]uint64, st Stats) {
 	m.mu.Lock()
 	for _, c := range m.shards {
 		for t := range c.queries {
 			for r := range c.queries[t] {
-				queries[t][r] += c.queries[t][r].Load()
+				v := c.queries[t][r].Load()
+				queries[t][r] += v
+				st.Queries += v
 			}
 		}
-		sum.malformed.Add(c.malformed.Load())
-		sum.truncated.Add(c.truncated.Load())
-		sum.rrlDrop.Add(c.rrlDrop.Load())
-		sum.rrlSlip.Add(c.rrlSlip.Load())
-		sum.eventsDropped.Add(c.eventsDropped.Load())
-		sum.proxyRejected.Add(c.proxyRejected.Load())
+		st.Malformed += c.malformed.Load()
+		st.Truncated += c.truncated.Load()
+		st.RRLDropped += c.rrlDrop.Load()
+		st.RRLSlipped += c.rrlSlip.Load()
+		st.EventsDropped += c.eventsDropped.Load()
+		st.ProxyRejected += c.proxyRejected.Load()
 	}
 	m.mu.Unlock()
+	st.TCPOpen = m.tcpOpen.Load()
+	return queries, st
+}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	queries, sum := m.sum()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -131,13 +153,13 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	counter(m.dMalformed, sum.malformed.Load())
-	counter(m.dTruncated, sum.truncated.Load())
-	counter(m.dRRL, sum.rrlDrop.Load(), "drop")
-	counter(m.dRRL, sum.rrlSlip.Load(), "slip")
-	counter(m.dEventsDropped, sum.eventsDropped.Load())
-	counter(m.dProxy, sum.proxyRejected.Load())
-	gauge(m.dTCPOpen, float64(m.tcpOpen.Load()))
+	counter(m.dMalformed, sum.Malformed)
+	counter(m.dTruncated, sum.Truncated)
+	counter(m.dRRL, sum.RRLDropped, "drop")
+	counter(m.dRRL, sum.RRLSlipped, "slip")
+	counter(m.dEventsDropped, sum.EventsDropped)
+	counter(m.dProxy, sum.ProxyRejected)
+	gauge(m.dTCPOpen, float64(sum.TCPOpen))
 	counter(m.dTCPRejected, m.tcpRejected.Load())
 	counter(m.dTCPPerSource, m.tcpPerSourceRejected.Load())
 	if l := m.rrl.Load(); l != nil || m.rrlEvictedBefore.Load() > 0 {

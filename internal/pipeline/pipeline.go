@@ -92,6 +92,19 @@ type Stats struct {
 	Summarised uint64 `json:"summarised"` // contacts folded into summary records
 	QueueLen   int    `json:"queue_len"`
 	QueueCap   int    `json:"queue_cap"`
+	// Commits and CommitTime are the successful store writes and the time
+	// they took in all: what takedown_pipeline_batch_duration_seconds
+	// counts and sums.
+	Commits    uint64        `json:"commits"`
+	CommitTime time.Duration `json:"commit_time_ns"`
+}
+
+// CommitSecondsAvg is the mean time of one store write, 0 before the first.
+func (s Stats) CommitSecondsAvg() float64 {
+	if s.Commits == 0 {
+		return 0
+	}
+	return s.CommitTime.Seconds() / float64(s.Commits)
 }
 
 // Pipeline is the running chain from queue to store.
@@ -111,6 +124,8 @@ type Pipeline struct {
 	pendingListeners                         map[string]uint64
 
 	batchSeconds prometheus.Histogram
+	commits      atomic.Uint64  // successful store writes, as batchSeconds counts them
+	commitNanos  atomic.Int64   // their total time, as batchSeconds sums it
 	budget       *budget.Budget // nil: none; owned by the preparer
 }
 
@@ -191,6 +206,7 @@ func (p *Pipeline) Stats() Stats {
 		Received: q.Received(), Stored: p.stored.Load(), Duplicates: p.duplicates.Load(),
 		Dropped: q.Dropped() + p.storeDropped.Load() + p.invalid.Load(), Batches: p.batches.Load(), Failed: p.failed.Load(), Summarised: p.budget.Summarised(),
 		QueueLen: q.Len(), QueueCap: q.Cap(),
+		Commits: p.commits.Load(), CommitTime: time.Duration(p.commitNanos.Load()),
 	}
 }
 
@@ -474,7 +490,10 @@ func (p *Pipeline) write(ctx context.Context, pb *batch) {
 		start := time.Now()
 		res, err := p.opts.Store.WriteBatch(ctx, b)
 		if err == nil {
-			p.batchSeconds.Observe(time.Since(start).Seconds())
+			took := time.Since(start)
+			p.batchSeconds.Observe(took.Seconds())
+			p.commits.Add(1)
+			p.commitNanos.Add(int64(took))
 			persisted()
 			p.stored.Add(uint64(res.Inserted))
 			p.duplicates.Add(uint64(res.Duplicates))

@@ -119,7 +119,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	}
 	addr, err := clientAddr(r, s.trust.Load().forwarders)
 	if err != nil {
-		s.m.refused.WithLabelValues(reasonAddress).Inc()
+		s.m.refuse(reasonAddress)
 		s.fail(w, r, http.StatusBadRequest, "error")
 		return
 	}
@@ -131,7 +131,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	// None of them is a value the visitor picks, so rotating claimed
 	// addresses rotates nothing.
 	if ok, wait := s.lim.allow(addr, now); !ok {
-		s.m.refused.WithLabelValues(reasonRateLimited).Inc()
+		s.m.refuse(reasonRateLimited)
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
 		s.fail(w, r, http.StatusTooManyRequests, "rate_limited")
 		return
@@ -143,7 +143,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	from := today.AddDate(0, 0, -(int(s.days.Load()) - 1))
 	rows, err := s.opts.Lookup.Lookup(ctx, addr, from, today.Add(24*time.Hour))
 	if err != nil {
-		s.m.refused.WithLabelValues(reasonStore).Inc()
+		s.m.refuse(reasonStore)
 		if !errors.Is(err, context.Canceled) {
 			s.log.Error("self-check lookup failed", "err", err) // the error names no visitor
 		}
@@ -151,14 +151,14 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.answer(addr, lang, from, today, rows)
-	s.m.checks.Inc()
+	s.m.check()
 	switch a.Status {
 	case StatusSeen:
 		for _, f := range a.Families {
-			s.m.positives.WithLabelValues(f.Family).Inc()
+			s.m.positive(f.Family)
 		}
 	case StatusResolverOnly:
-		s.m.resolvers.Inc()
+		s.m.resolverOnly()
 	}
 	if r.URL.Path == APIPath {
 		writeJSON(w, http.StatusOK, a)

@@ -238,6 +238,10 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
 		}
 	}
+	// Stats, which the dashboard reads, agrees with the metrics.
+	if got, want := f.srv.Stats(), (Stats{Checks: 5, Positive: 4, ResolverOnly: 1}); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
 	// No metric carries an address.
 	mfs, err := f.reg.Gather()
 	if err != nil {

@@ -153,7 +153,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("selfcheck: %w", err)
 	}
 	s.ln = &proxyListener{Listener: ln, trust: func() *proxyproto.Trust { return s.trust.Load().proxies }, timeout: opts.ProxyHeaderTimeout,
-		refused: func() { m.refused.WithLabelValues(reasonProxy).Inc() }}
+		refused: func() { m.refuse(reasonProxy) }}
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -185,6 +185,10 @@ func (s *Server) SetDays(days int) error {
 	s.days.Store(int32(days))
 	return nil
 }
+
+// Stats returns a snapshot of the page's counters (the values its metrics
+// export).
+func (s *Server) Stats() Stats { return s.m.stats() }
 
 // Addr is the bound address, or nil without a listener.
 func (s *Server) Addr() net.Addr {

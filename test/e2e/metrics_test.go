@@ -159,7 +159,16 @@ func TestServeMetrics(t *testing.T) {
 	// The health figures per listener: the API's sinkhole route and the
 	// stats command.
 	var sink struct {
-		Listeners []struct {
+		// The live tiles, which come from the roles' Stats(), agree with
+		// the metrics checked above.
+		DNSQueries     float64 `json:"dns_queries_total"`
+		Connections    float64 `json:"connections_total"`
+		EventsReceived float64 `json:"events_received_total"`
+		QueueDepth     float64 `json:"queue_depth_events"`
+		BatchAvg       float64 `json:"store_batch_seconds_avg"`
+		ReloadOK       *bool   `json:"last_reload_successful"`
+		Available      bool    `json:"metrics_available"`
+		Listeners      []struct {
 			Name     string `json:"name"`
 			Received uint64 `json:"events_received"`
 			Stored   uint64 `json:"events_stored"`
@@ -167,6 +176,9 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if err := json.Unmarshal(get("/api/v1/sinkhole", created.Secret), &sink); err != nil {
 		t.Fatal(err)
+	}
+	if sink.DNSQueries != 2 || sink.Connections < 1 || sink.EventsReceived != 5 || sink.QueueDepth != 0 || sink.BatchAvg <= 0 || sink.ReloadOK == nil || !*sink.ReloadOK || !sink.Available {
+		t.Errorf("sinkhole tiles %+v", sink)
 	}
 	got := map[string][2]uint64{}
 	for _, l := range sink.Listeners {
