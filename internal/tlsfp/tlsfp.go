@@ -5,8 +5,9 @@
 // licence differs.
 //
 // The parser is defensive: every length is checked against the bytes that
-// are really there (golang.org/x/crypto/cryptobyte), input is bounded by [MaxHelloBytes], and nothing is
-// retained from the input after a call returns.
+// are really there (golang.org/x/crypto/cryptobyte), input is bounded by
+// [MaxHelloBytes], and nothing is retained from the input after a call
+// returns.
 package tlsfp
 
 import (
