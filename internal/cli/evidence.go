@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/config"
-	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/evidence/bundle"
 )
 
 // evidenceDir is the evidence log's folder in the data dir.
@@ -115,7 +115,7 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 			if key == "" {
 				return usagef("--key is required: the key shipped inside a package is not trusted")
 			}
-			rep, err := evidence.Verify(args[0], verifyKey(key))
+			rep, err := bundle.Verify(args[0], verifyKey(key))
 			switch {
 			case err != nil && asJSON:
 				return &UsageError{err}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/evidence/bundle"
 )
 
 // printEvidenceKey prints the log's public key (OpenSSH and note verifier
@@ -112,7 +113,7 @@ func evidenceExport(ctx context.Context, w io.Writer, dir string, a exportArgs) 
 	if err != nil {
 		return err
 	}
-	err = evidence.Export(ctx, l, evidence.Selection{Case: a.Case, From: a.From, To: a.To}, a.Out, a.Who, a.ForWhom)
+	err = bundle.Export(ctx, l, bundle.Selection{Case: a.Case, From: a.From, To: a.To}, a.Out, a.Who, a.ForWhom)
 	var cpNote []byte
 	if err == nil {
 		var c evidence.Checkpoint
@@ -141,7 +142,7 @@ func verifyKey(keyArg string) []byte {
 }
 
 // printVerifyReport writes one line per check of rep and a verdict line.
-func printVerifyReport(w io.Writer, rep evidence.Report) {
+func printVerifyReport(w io.Writer, rep bundle.Report) {
 	fmt.Fprintf(w, "package %s, trusted key %s\n", rep.Dir, rep.Fingerprint)
 	failed := 0
 	for _, c := range rep.Checks {

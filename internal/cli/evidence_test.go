@@ -14,6 +14,7 @@ import (
 
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/evidence/bundle"
 )
 
 var evT0 = time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
@@ -88,7 +89,7 @@ func TestEvidenceCommands(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, serr)
 	}
 	out, _, code = runEvidence(t, data, "verify", pkg, "--key", keyPub, "--json")
-	var rep evidence.Report
+	var rep bundle.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != ExitOK || !rep.OK() || len(rep.Checks) != 9 {
 		t.Fatalf("verify --json: exit %d, %v\n%s", code, err, out)
 	}

@@ -69,7 +69,7 @@ type diskState struct {
 // and any checkpoint the entries do not reproduce, is an error.
 func (l *Log) verifyDisk(ctx context.Context, limit uint64, repair bool) (diskState, error) {
 	var st diskState
-	k, chain, _ := l.keyState()
+	k, chain, _ := l.Keys()
 	cps, err := readCheckpoints(l.dir, k.Name, chain)
 	if err != nil {
 		return st, err

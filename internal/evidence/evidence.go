@@ -1,5 +1,7 @@
 // Package evidence keeps a tamper-evident log of sinkhole events and custody
-// actions and builds evidence packages that a recipient verifies offline.
+// actions: the log itself, its signing keys and their rotation, its signed
+// checkpoints, and the proofs it gives (range, consistency, inclusion) in
+// the text forms that evidence packages carry.
 //
 // The log is an append-only Merkle tree with RFC 6962 hashing, stored in
 // one directory (the data dir's evidence/ folder). Every record (the
@@ -12,8 +14,9 @@
 //
 // It is not a general transparency log server: it has no witnesses, no
 // HTTP tile API and a single writer process (a lock file enforces that).
-// It does not interpret records beyond decoding events to select an
-// export's case and window.
+// It does not write or check evidence packages (internal/evidence/bundle
+// does, from this package's proofs), implement SSHSIG (internal/sshsig) or
+// print anything (internal/cli); it does not interpret records.
 //
 // Files in the directory:
 //
@@ -23,6 +26,8 @@
 //	index          8-byte big-endian offset in data of each entry
 //	hashes         tlog stored hashes (golang.org/x/mod/sumdb/tlog layout), 32 bytes each
 //	checkpoints/   one signed checkpoint per file, named by tree size (20 digits)
+//	rotations/     signed key rotation records: <size>.json and its SSHSIG, <size>.json.sig
+//	key.new        the next key while a rotation is in progress, mode 0600
 //	lock           held (flock) by the process that has the log open
 //
 // data is the only source of truth and the only file fsynced on every
@@ -57,10 +62,13 @@ import (
 // NonceSize is the size of the random nonce stored before each record.
 const NonceSize = 16
 
+// DefaultMaxRecordSize is the bound of one record when
+// Options.MaxRecordSize is zero.
+const DefaultMaxRecordSize = 1 << 20
+
 const (
-	entryHeader          = 4 // record length
-	defaultMaxRecordSize = 1 << 20
-	checkpointDir        = "checkpoints"
+	entryHeader   = 4 // record length
+	checkpointDir = "checkpoints"
 )
 
 // Options configures a Log. The zero value is usable.
@@ -91,9 +99,9 @@ type Log struct {
 	met  *metrics
 
 	mu        sync.Mutex
-	key       *Key       // the current signing key (rotate.go)
-	chain     keyChain   // every key the log has had, with the sizes each signs
-	rotations []rotation // the signed rotation records, oldest first
+	key       *Key       // the current signing key (see rotate.go)
+	chain     KeyChain   // every key the log has had, with the sizes each signs
+	rotations []Rotation // the signed rotation records, oldest first
 
 	data     *os.File // O_APPEND
 	index    *os.File
@@ -119,7 +127,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		opts.CheckpointEvery = time.Minute
 	}
 	if opts.MaxRecordSize <= 0 {
-		opts.MaxRecordSize = defaultMaxRecordSize
+		opts.MaxRecordSize = DefaultMaxRecordSize
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -361,13 +369,13 @@ func (l *Log) checkpointPath(size uint64) string {
 // Checkpoints returns every kept checkpoint, smallest first, each verified
 // with the log's key.
 func (l *Log) Checkpoints() ([]Checkpoint, error) {
-	k, chain, _ := l.keyState()
+	k, chain, _ := l.Keys()
 	return readCheckpoints(l.dir, k.Name, chain)
 }
 
 // readCheckpoints reads the kept checkpoints of the log named origin, each
 // verified with the key of chain that signs its size.
-func readCheckpoints(dir, origin string, chain keyChain) ([]Checkpoint, error) {
+func readCheckpoints(dir, origin string, chain KeyChain) ([]Checkpoint, error) {
 	ents, err := os.ReadDir(filepath.Join(dir, checkpointDir))
 	if err != nil {
 		return nil, fmt.Errorf("evidence checkpoints: %w", err)
@@ -386,7 +394,7 @@ func readCheckpoints(dir, origin string, chain keyChain) ([]Checkpoint, error) {
 		if err != nil {
 			return nil, fmt.Errorf("evidence checkpoints: %w", err)
 		}
-		c, err := OpenCheckpoint(b, chain.pubFor(size))
+		c, err := OpenCheckpoint(b, chain.PubFor(size))
 		if err != nil {
 			return nil, fmt.Errorf("evidence checkpoint %s: %w", fname, err)
 		}

@@ -3,6 +3,8 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
@@ -146,7 +148,7 @@ func TestAppendRejects(t *testing.T) {
 	for name, rec := range map[string][]byte{
 		"empty":   {},
 		"newline": []byte("{\"a\":1}\n"),
-		"huge":    bytes.Repeat([]byte("x"), defaultMaxRecordSize+1),
+		"huge":    bytes.Repeat([]byte("x"), DefaultMaxRecordSize+1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := l.Append(t.Context(), [][]byte{[]byte("ok"), rec}); err == nil {
@@ -324,6 +326,14 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
+// otherKey is a fresh key that no log has.
+func otherKey(tb testing.TB) *Key {
+	tb.Helper()
+	_, priv, err := ed25519.GenerateKey(crand.Reader)
+	must(tb, err)
+	return &Key{Name: "takedown.test/evidence", priv: priv}
+}
+
 func must(tb testing.TB, err error) {
 	tb.Helper()
 	if err != nil {
@@ -414,55 +424,6 @@ func TestLeafHash(t *testing.T) {
 	}
 	if LeafHash(nonce, rec) != tlog.RecordHash(append(append([]byte{}, nonce...), rec...)) {
 		t.Fatal("LeafHash differs from tlog.RecordHash over nonce||record")
-	}
-}
-
-// TestConcurrent: appends go on while checkpoints, audits and an export
-// run; everything stays consistent (run with -race).
-func TestConcurrent(t *testing.T) {
-	l := openLog(t, t.TempDir())
-	ctx := t.Context()
-	appendN(t, l, [][]byte{eventRecord(t, 0, "A", t0)})
-	stop := make(chan struct{})
-	errs := make(chan error, 1)
-	go func() {
-		defer close(errs)
-		for i := 1; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			batch := [][]byte{eventRecord(t, i, "A", t0.Add(time.Duration(i)*time.Second)), eventRecord(t, i, "B", t0)}
-			if _, err := l.Append(ctx, batch); err != nil {
-				errs <- err
-				return
-			}
-		}
-	}()
-	for range 5 {
-		if _, err := l.Checkpoint(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Audit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pkg := filepath.Join(t.TempDir(), "pkg")
-	if err := Export(ctx, l, Selection{Case: "A"}, pkg, "op", "LE"); err != nil {
-		t.Fatal(err)
-	}
-	close(stop)
-	if err := <-errs; err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Audit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Verify(pkg, l.Key().Public())
-	must(t, err)
-	if !rep.OK() {
-		t.Fatal(rep.Failed())
 	}
 }
 

@@ -20,10 +20,9 @@ import (
 	"github.com/takedown/takedown/internal/sshsig"
 )
 
-// Namespace is the SSHSIG namespace of evidence manifest signatures.
-const Namespace = "takedown-evidence"
-
-// Principal is the signer identity written in a package's allowed_signers.
+// Principal is the signer identity of the log's key in allowed_signers
+// files (a package's, a recipient's) and in the key file `evidence key -o`
+// writes.
 const Principal = "evidence@takedown"
 
 // Key file names inside the log directory.

@@ -149,7 +149,7 @@ func (p RangeProof) Marshal() []byte {
 
 // ParseRangeProof parses the file form of a range proof.
 func ParseRangeProof(b []byte) (RangeProof, error) {
-	lines, err := splitLines(b)
+	lines, err := SplitLines(b)
 	if err != nil {
 		return RangeProof{}, fmt.Errorf("range proof: %w", err)
 	}
@@ -164,10 +164,10 @@ func ParseRangeProof(b []byte) (RangeProof, error) {
 	if len(f) != 3 || f[0] != "range" {
 		return RangeProof{}, errors.New("range proof: malformed range line")
 	}
-	if p.Lo, err = parseUint(f[1]); err != nil {
+	if p.Lo, err = ParseDecimal(f[1]); err != nil {
 		return RangeProof{}, fmt.Errorf("range proof: %w", err)
 	}
-	if p.Hi, err = parseUint(f[2]); err != nil {
+	if p.Hi, err = ParseDecimal(f[2]); err != nil {
 		return RangeProof{}, fmt.Errorf("range proof: %w", err)
 	}
 	if len(lines)-3 > 2*64 {
@@ -179,10 +179,10 @@ func ParseRangeProof(b []byte) (RangeProof, error) {
 			return RangeProof{}, fmt.Errorf("range proof: line %d: want start, width and hash", i+4)
 		}
 		var nd Node
-		if nd.Start, err = parseUint(f[0]); err != nil {
+		if nd.Start, err = ParseDecimal(f[0]); err != nil {
 			return RangeProof{}, fmt.Errorf("range proof: line %d: %w", i+4, err)
 		}
-		if nd.Width, err = parseUint(f[1]); err != nil {
+		if nd.Width, err = ParseDecimal(f[1]); err != nil {
 			return RangeProof{}, fmt.Errorf("range proof: line %d: %w", i+4, err)
 		}
 		if nd.Hash, err = parseB64Hash(f[2]); err != nil {
@@ -191,6 +191,12 @@ func ParseRangeProof(b []byte) (RangeProof, error) {
 		p.Nodes = append(p.Nodes, nd)
 	}
 	return p, nil
+}
+
+// ProveRange returns the range proof of leaves [lo, hi) in the tree of
+// size n (at most Size), from the stored hashes.
+func (l *Log) ProveRange(n, lo, hi uint64) (RangeProof, error) {
+	return proveRange(n, lo, hi, hashReader{l.hashes})
 }
 
 // Consistency proofs (consistency/<old size>.txt):
@@ -220,7 +226,7 @@ func (p ConsistencyProof) Marshal() []byte {
 
 // ParseConsistencyProof parses the file form of a consistency proof.
 func ParseConsistencyProof(b []byte) (ConsistencyProof, error) {
-	lines, err := splitLines(b)
+	lines, err := SplitLines(b)
 	if err != nil {
 		return ConsistencyProof{}, fmt.Errorf("consistency proof: %w", err)
 	}
@@ -238,6 +244,16 @@ func ParseConsistencyProof(b []byte) (ConsistencyProof, error) {
 		return ConsistencyProof{}, fmt.Errorf("consistency proof: %w", err)
 	}
 	return p, nil
+}
+
+// ProveConsistency returns the proof that the tree of size old is a
+// prefix of the tree of size n (at most Size).
+func (l *Log) ProveConsistency(old, n uint64) (ConsistencyProof, error) {
+	tp, err := tlog.ProveTree(int64(n), int64(old), hashReader{l.hashes})
+	if err != nil {
+		return ConsistencyProof{}, err
+	}
+	return ConsistencyProof{Old: old, New: n, Proof: tp}, nil
 }
 
 // Verify checks p between the two roots.
@@ -259,6 +275,21 @@ type InclusionProof struct {
 }
 
 const tlogProofHeader = "c2sp.org/tlog-proof@v1"
+
+// ProveEntry returns the inclusion proof of entry i in the tree of
+// checkpoint cp, with the entry's nonce as extra data, and the entry's
+// record, which the caller compares with the record it expects there.
+func (l *Log) ProveEntry(cp Checkpoint, i uint64) (InclusionProof, []byte, error) {
+	nonce, rec, err := l.readEntry(i)
+	if err != nil {
+		return InclusionProof{}, nil, err
+	}
+	proof, err := tlog.ProveRecord(int64(cp.Size), int64(i), hashReader{l.hashes})
+	if err != nil {
+		return InclusionProof{}, nil, err
+	}
+	return InclusionProof{Extra: nonce, Index: i, Proof: proof, Checkpoint: cp.Note}, rec, nil
+}
 
 // Marshal returns the tlog-proof file form of p.
 func (p InclusionProof) Marshal() []byte {
@@ -283,7 +314,7 @@ func ParseInclusionProof(b []byte) (InclusionProof, error) {
 	if !ok || cp == "" {
 		return InclusionProof{}, errors.New("tlog-proof: no checkpoint after a blank line")
 	}
-	lines, err := splitLines([]byte(head + "\n"))
+	lines, err := SplitLines([]byte(head + "\n"))
 	if err != nil {
 		return InclusionProof{}, fmt.Errorf("tlog-proof: %w", err)
 	}
@@ -311,7 +342,9 @@ func ParseInclusionProof(b []byte) (InclusionProof, error) {
 	return p, nil
 }
 
-func splitLines(b []byte) ([]string, error) {
+// SplitLines splits a proof or manifest file into its lines: the file must
+// end in a newline and hold no empty line.
+func SplitLines(b []byte) ([]string, error) {
 	s := string(b)
 	if !strings.HasSuffix(s, "\n") {
 		return nil, errors.New("does not end in a newline")
@@ -330,10 +363,12 @@ func keyedUint(line, key string) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("want %q line, got %q", key, truncate(line, 40))
 	}
-	return parseUint(rest)
+	return ParseDecimal(rest)
 }
 
-func parseUint(s string) (uint64, error) {
+// ParseDecimal parses a tree size, leaf index or subtree width as the
+// files write it: canonical decimal (no sign, no leading zero), below 2^63.
+func ParseDecimal(s string) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 63)
 	if err != nil || (len(s) > 1 && s[0] == '0') {
 		return 0, fmt.Errorf("bad number %q", truncate(s, 30))

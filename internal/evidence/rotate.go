@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -38,7 +37,6 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/takedown/takedown/internal/sshsig"
 )
@@ -49,21 +47,16 @@ const RotationNamespace = "takedown-evidence-key-rotation"
 const (
 	rotationDir = "rotations" // in the log dir: <size>.json and <size>.json.sig
 	keyNewFile  = "key.new"   // the next key during a rotation, mode 0600
-	dirKeys     = "keys"      // in a package: <size>.json, .json.sig, .tlog-proof
 )
 
-// CheckKeyChain names the check of a package's key rotations; it runs only
-// for a package that holds a keys/ folder.
-const CheckKeyChain = "key rotations"
-
-// rotation is one signed rotate-key custody record.
-type rotation struct {
-	raw  []byte // the record exactly as appended to the log
-	sig  []byte // SSHSIG of raw by the old key
-	rec  CustodyRecord
-	old  ed25519.PublicKey
-	new  ed25519.PublicKey
-	last uint64 // the last tree size the old key signs: rec.TreeSize+1
+// Rotation is one signed rotate-key custody record.
+type Rotation struct {
+	Raw    []byte // the record exactly as appended to the log
+	Sig    []byte // SSHSIG of Raw by the old key, namespace RotationNamespace
+	Record CustodyRecord
+	Old    ed25519.PublicKey
+	New    ed25519.PublicKey
+	Last   uint64 // the last tree size the old key signs: Record.TreeSize+1
 }
 
 // keyEpoch is a key and the last tree size it signs.
@@ -72,16 +65,17 @@ type keyEpoch struct {
 	until uint64
 }
 
-// keyChain is the sequence of a log's keys, oldest first; the last is the
+// KeyChain is the sequence of a log's keys, oldest first; the last is the
 // current key and signs every size after the one before it.
-type keyChain []keyEpoch
+type KeyChain []keyEpoch
 
-func singleKey(pub ed25519.PublicKey) keyChain {
-	return keyChain{{pub: pub, until: ^uint64(0)}}
+// SingleKey is the chain of a log whose key was never rotated.
+func SingleKey(pub ed25519.PublicKey) KeyChain {
+	return KeyChain{{pub: pub, until: ^uint64(0)}}
 }
 
-// pubFor returns the key that signs checkpoints of the given tree size.
-func (c keyChain) pubFor(size uint64) ed25519.PublicKey {
+// PubFor returns the key that signs checkpoints of the given tree size.
+func (c KeyChain) PubFor(size uint64) ed25519.PublicKey {
 	for _, e := range c {
 		if size <= e.until {
 			return e.pub
@@ -90,60 +84,65 @@ func (c keyChain) pubFor(size uint64) ed25519.PublicKey {
 	return c[len(c)-1].pub
 }
 
-func (c keyChain) current() ed25519.PublicKey { return c[len(c)-1].pub }
+// Current returns the newest key of the chain.
+func (c KeyChain) Current() ed25519.PublicKey { return c[len(c)-1].pub }
+
+// First returns the oldest key of the chain, which verifies every later
+// one through the rotation records.
+func (c KeyChain) First() ed25519.PublicKey { return c[0].pub }
 
 // parseRotation decodes and checks the form of a rotate-key record.
-func parseRotation(raw, sig []byte) (rotation, error) {
-	r := rotation{raw: raw, sig: sig}
+func parseRotation(raw, sig []byte) (Rotation, error) {
+	r := Rotation{Raw: raw, Sig: sig}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r.rec); err != nil {
+	if err := dec.Decode(&r.Record); err != nil {
 		return r, fmt.Errorf("rotation record: %w", err)
 	}
-	if r.rec.Type != "custody" || r.rec.Action != "rotate-key" {
+	if r.Record.Type != "custody" || r.Record.Action != "rotate-key" {
 		return r, errors.New("rotation record: not a rotate-key custody record")
 	}
 	var err error
-	if r.old, err = ParsePublicKey([]byte(r.rec.OldKey)); err != nil {
+	if r.Old, err = ParsePublicKey([]byte(r.Record.OldKey)); err != nil {
 		return r, fmt.Errorf("rotation record: old key: %w", err)
 	}
-	if r.new, err = ParsePublicKey([]byte(r.rec.NewKey)); err != nil {
+	if r.New, err = ParsePublicKey([]byte(r.Record.NewKey)); err != nil {
 		return r, fmt.Errorf("rotation record: new key: %w", err)
 	}
-	nk, err := ParsePublicKey([]byte(r.rec.NewNoteKey))
-	if err != nil || !nk.Equal(r.new) {
+	nk, err := ParsePublicKey([]byte(r.Record.NewNoteKey))
+	if err != nil || !nk.Equal(r.New) {
 		return r, errors.New("rotation record: the new key's note form is not the new key")
 	}
-	if r.old.Equal(r.new) {
+	if r.Old.Equal(r.New) {
 		return r, errors.New("rotation record: the new key is the old key")
 	}
-	r.last = r.rec.TreeSize + 1
+	r.Last = r.Record.TreeSize + 1
 	return r, nil
 }
 
-// followRotations checks that rots (ordered by tree size) form one chain:
+// FollowRotations checks that rots (ordered by tree size) form one chain:
 // each record names the key before it as old and is signed by it, and the
 // sizes increase; and that trusted is one of its keys. It returns the chain
 // of keys. A recipient who trusts the first key checks every link by
 // signature; one who trusts a later key relies, for the keys before it, on
 // the records being in a checkpoint that the later keys sign (the package's
 // inclusion proofs).
-func followRotations(trusted ed25519.PublicKey, rots []rotation) (keyChain, error) {
-	cur := rots[0].old
-	var chain keyChain
+func FollowRotations(trusted ed25519.PublicKey, rots []Rotation) (KeyChain, error) {
+	cur := rots[0].Old
+	var chain KeyChain
 	var prev uint64
 	for i, r := range rots {
-		if !r.old.Equal(cur) {
-			return nil, fmt.Errorf("rotation %d (tree size %d): names old key %s, the chain is at %s", i+1, r.last, sshsig.Fingerprint(r.old), sshsig.Fingerprint(cur))
+		if !r.Old.Equal(cur) {
+			return nil, fmt.Errorf("rotation %d (tree size %d): names old key %s, the chain is at %s", i+1, r.Last, sshsig.Fingerprint(r.Old), sshsig.Fingerprint(cur))
 		}
-		if err := sshsig.Verify(cur, RotationNamespace, r.raw, r.sig); err != nil {
-			return nil, fmt.Errorf("rotation %d (tree size %d): %w", i+1, r.last, err)
+		if err := sshsig.Verify(cur, RotationNamespace, r.Raw, r.Sig); err != nil {
+			return nil, fmt.Errorf("rotation %d (tree size %d): %w", i+1, r.Last, err)
 		}
-		if i > 0 && r.last <= prev {
-			return nil, fmt.Errorf("rotation %d: tree size %d does not follow %d", i+1, r.last, prev)
+		if i > 0 && r.Last <= prev {
+			return nil, fmt.Errorf("rotation %d: tree size %d does not follow %d", i+1, r.Last, prev)
 		}
-		chain = append(chain, keyEpoch{pub: cur, until: r.last})
-		prev, cur = r.last, r.new
+		chain = append(chain, keyEpoch{pub: cur, until: r.Last})
+		prev, cur = r.Last, r.New
 	}
 	chain = append(chain, keyEpoch{pub: cur, until: ^uint64(0)})
 	for _, e := range chain {
@@ -154,10 +153,10 @@ func followRotations(trusted ed25519.PublicKey, rots []rotation) (keyChain, erro
 	return nil, fmt.Errorf("the trusted key %s is none of the %d keys of the rotation records (first %s)", sshsig.Fingerprint(trusted), len(chain), sshsig.Fingerprint(chain[0].pub))
 }
 
-// readRotations reads the signed rotation records in dir (files
+// ReadRotations reads the signed rotation records in dir (files
 // <20-digit size>.json and .json.sig), ordered by size. A missing dir is
-// no rotation.
-func readRotations(dir string) ([]rotation, error) {
+// no rotation. A log keeps them in rotations/, a package in keys/.
+func ReadRotations(dir string) ([]Rotation, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -165,7 +164,7 @@ func readRotations(dir string) ([]rotation, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []rotation
+	var out []Rotation
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok {
@@ -187,27 +186,27 @@ func readRotations(dir string) ([]rotation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", filepath.Base(dir), e.Name(), err)
 		}
-		if r.last != size {
-			return nil, fmt.Errorf("%s/%s: record says tree size %d", filepath.Base(dir), e.Name(), r.last)
+		if r.Last != size {
+			return nil, fmt.Errorf("%s/%s: record says tree size %d", filepath.Base(dir), e.Name(), r.Last)
 		}
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b rotation) int { return cmp.Compare(a.last, b.last) })
+	slices.SortFunc(out, func(a, b Rotation) int { return cmp.Compare(a.Last, b.Last) })
 	return out, nil
 }
 
 // loadChain reads the log's rotations, finishes or discards an interrupted
 // rotation (key.new) and returns the rotations and the chain of keys, which
 // must end at the current key k. It may replace k.
-func loadChain(dir string, k *Key, lg interface{ Warn(string, ...any) }) (*Key, []rotation, keyChain, error) {
-	rots, err := readRotations(filepath.Join(dir, rotationDir))
+func loadChain(dir string, k *Key, lg interface{ Warn(string, ...any) }) (*Key, []Rotation, KeyChain, error) {
+	rots, err := ReadRotations(filepath.Join(dir, rotationDir))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("evidence key rotations: %w", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, keyNewFile)); err == nil {
 		nk, perr := parseSignerKey(strings.TrimSpace(string(b)))
 		switch {
-		case perr == nil && len(rots) > 0 && rots[len(rots)-1].new.Equal(nk.Public()) && !k.Public().Equal(nk.Public()):
+		case perr == nil && len(rots) > 0 && rots[len(rots)-1].New.Equal(nk.Public()) && !k.Public().Equal(nk.Public()):
 			if err := installKey(dir, nk); err != nil {
 				return nil, nil, nil, err
 			}
@@ -223,14 +222,14 @@ func loadChain(dir string, k *Key, lg interface{ Warn(string, ...any) }) (*Key, 
 		return nil, nil, nil, err
 	}
 	if len(rots) == 0 {
-		return k, nil, singleKey(k.Public()), nil
+		return k, nil, SingleKey(k.Public()), nil
 	}
-	chain, err := followRotations(rots[0].old, rots)
+	chain, err := FollowRotations(rots[0].Old, rots)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("evidence key rotations: %w", err)
 	}
-	if !chain.current().Equal(k.Public()) {
-		return nil, nil, nil, fmt.Errorf("evidence key %s is not the key the last rotation names (%s)", k.Fingerprint(), sshsig.Fingerprint(chain.current()))
+	if !chain.Current().Equal(k.Public()) {
+		return nil, nil, nil, fmt.Errorf("evidence key %s is not the key the last rotation names (%s)", k.Fingerprint(), sshsig.Fingerprint(chain.Current()))
 	}
 	return k, rots, chain, nil
 }
@@ -303,8 +302,8 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 		return RotationResult{}, err
 	}
 	r, err := parseRotation(raw, sig)
-	if err != nil || r.last != cp.Size {
-		return RotationResult{}, fmt.Errorf("evidence key rotation: record reads back wrong (size %d, checkpoint %d): %v", r.last, cp.Size, err)
+	if err != nil || r.Last != cp.Size {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: record reads back wrong (size %d, checkpoint %d): %v", r.Last, cp.Size, err)
 	}
 	rdir := filepath.Join(l.dir, rotationDir)
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
@@ -327,95 +326,24 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	return RotationResult{Old: old, New: nk, LastOldSize: cp.Size, Record: raw}, nil
 }
 
-// keyState returns the current key, the chain and the rotations under the
-// lock.
-func (l *Log) keyState() (*Key, keyChain, []rotation) {
+// Keys returns the current key, the chain of every key the log has had and
+// the signed rotation records that link them, oldest first.
+func (l *Log) Keys() (*Key, KeyChain, []Rotation) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.key, l.chain, l.rotations
 }
 
-// exportRotations writes every rotation record into the package's keys/
-// folder with its signature and its inclusion proof in checkpoint cp.
-func (l *Log) exportRotations(w *pkgWriter, rots []rotation, cp Checkpoint, hr tlog.HashReader) error {
-	for _, r := range rots {
-		idx := r.rec.TreeSize
-		nonce, rec, err := l.readEntry(idx)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(rec, r.raw) {
-			return fmt.Errorf("evidence export: rotation record at entry %d reads back differently", idx)
-		}
-		proof, err := tlog.ProveRecord(int64(cp.Size), int64(idx), hr)
-		if err != nil {
-			return fmt.Errorf("evidence export: rotation proof: %w", err)
-		}
-		base := path.Join(dirKeys, fmt.Sprintf("%020d", r.last))
-		w.file(base+".json", r.raw)
-		w.file(base+".json.sig", r.sig)
-		w.file(base+".tlog-proof", InclusionProof{Extra: nonce, Index: idx, Proof: proof, Checkpoint: cp.Note}.Marshal())
-	}
-	return nil
-}
-
-// packageChain follows a package's keys/ folder from the trusted key. has
-// is false when the package has no keys/ folder.
-func packageChain(dir string, trusted ed25519.PublicKey) (chain keyChain, rots []rotation, has bool, err error) {
-	kd := filepath.Join(dir, dirKeys)
-	if _, err := os.Stat(kd); errors.Is(err, fs.ErrNotExist) {
-		return singleKey(trusted), nil, false, nil
-	}
-	rots, err = readRotations(kd)
-	if err != nil {
-		return singleKey(trusted), nil, true, err
-	}
-	if len(rots) == 0 {
-		return singleKey(trusted), nil, true, errors.New("keys/: no rotation records")
-	}
-	chain, err = followRotations(trusted, rots)
-	if err != nil {
-		return singleKey(trusted), rots, true, err
-	}
-	return chain, rots, true, nil
-}
-
-// checkRotationProofs checks that every rotation record of a package is in
-// the tree of its checkpoint cp (cpBytes as shipped).
-func checkRotationProofs(dir string, rots []rotation, cp Checkpoint, cpBytes []byte) error {
-	for _, r := range rots {
-		name := path.Join(dirKeys, fmt.Sprintf("%020d.tlog-proof", r.last))
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, errors.Unwrap(err))
-		}
-		ip, err := ParseInclusionProof(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if !bytes.Equal(ip.Checkpoint, cpBytes) {
-			return fmt.Errorf("%s: its checkpoint is not checkpoint.txt", name)
-		}
-		if len(ip.Extra) != NonceSize || ip.Index != r.rec.TreeSize || ip.Index >= cp.Size {
-			return fmt.Errorf("%s: bad nonce or index %d (record says %d, tree size %d)", name, ip.Index, r.rec.TreeSize, cp.Size)
-		}
-		if err := tlog.CheckRecord(ip.Proof, int64(cp.Size), cp.Root, int64(ip.Index), LeafHash(ip.Extra, r.raw)); err != nil {
-			return fmt.Errorf("%s: rotation record not in the checkpoint's tree: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// openCheckpointChain verifies a checkpoint with the key of the chain that
-// signs its tree size (read from the note before verification).
-func openCheckpointChain(msg []byte, chain keyChain) (Checkpoint, error) {
+// OpenCheckpoint verifies a signed checkpoint with the key of the chain
+// that signs its tree size (read from the note before verification).
+func (c KeyChain) OpenCheckpoint(msg []byte) (Checkpoint, error) {
 	i := bytes.Index(msg, []byte("\n\n"))
 	if i < 0 {
 		return Checkpoint{}, errors.New("checkpoint: malformed note")
 	}
-	c, err := parseCheckpointText(string(msg[:i+1]))
+	cp, err := parseCheckpointText(string(msg[:i+1]))
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	return OpenCheckpoint(msg, chain.pubFor(c.Size))
+	return OpenCheckpoint(msg, c.PubFor(cp.Size))
 }

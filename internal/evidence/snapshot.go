@@ -107,7 +107,7 @@ func CopyLive(dir string) (*LiveCopy, error) {
 			break // end, or an entry being written
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:]))
-		if n == 0 || n > defaultMaxRecordSize {
+		if n == 0 || n > DefaultMaxRecordSize {
 			break // zeros after a crash; Open says the rest
 		}
 		if d, err := r.Discard(int(NonceSize + n)); err != nil || d != int(NonceSize+n) {

@@ -1,4 +1,13 @@
-package evidence
+// Package bundle writes and verifies evidence packages: the folder of
+// events, leaf hashes, range, inclusion and consistency proofs, signed
+// checkpoints, key rotation records, custody record, README and signed
+// SHA256SUMS that an operator hands to a recipient, who checks it offline
+// with Verify (`takedown evidence verify`) or with sha256sum and
+// ssh-keygen alone, as the package's README explains.
+//
+// It reads the log only through internal/evidence, which owns the log, its
+// keys and the proof formats; it does not print (internal/cli does).
+package bundle
 
 import (
 	"bufio"
@@ -6,18 +15,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/evidence"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -58,74 +67,9 @@ func (s Selection) prefilter() []byte {
 	return []byte(s.Case)
 }
 
-// CustodyRecord is a custody action as stored in the log (one JSON object,
-// "type":"custody"). Export records fill the export fields.
-type CustodyRecord struct {
-	Type   string    `json:"type"` // always "custody"
-	Action string    `json:"action"`
-	Time   time.Time `json:"time"`
-	Detail string    `json:"detail,omitempty"`
-
-	Who      string     `json:"who,omitempty"`
-	ForWhom  string     `json:"for,omitempty"`
-	Case     string     `json:"case,omitempty"`
-	From     *time.Time `json:"from,omitempty"`
-	To       *time.Time `json:"to,omitempty"`
-	First    uint64     `json:"first,omitempty"` // first leaf of the exported range
-	End      uint64     `json:"end,omitempty"`   // one past its last leaf
-	Events   int        `json:"events,omitempty"`
-	TreeSize uint64     `json:"tree_size,omitempty"` // log size when the export was selected (rotate-key: before the record)
-
-	// rotate-key records (rotate.go): the old and the new key.
-	OldKey     string `json:"old_key,omitempty"`      // OpenSSH form
-	NewKey     string `json:"new_key,omitempty"`      // OpenSSH form
-	NewNoteKey string `json:"new_note_key,omitempty"` // note verifier key
-}
-
-// Custody appends a custody action (export, hand-off, key rotation …) as a
-// leaf of the log.
-func (l *Log) Custody(ctx context.Context, action, detail string) error {
-	if action == "" {
-		return errors.New("evidence custody: empty action")
-	}
-	_, _, err := l.appendCustody(ctx, &CustodyRecord{Action: action, Detail: detail})
-	return err
-}
-
-func (l *Log) appendCustody(ctx context.Context, c *CustodyRecord) (uint64, []byte, error) {
-	c.Type = "custody"
-	if c.Time.IsZero() {
-		c.Time = l.opts.Now().UTC().Truncate(time.Millisecond)
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return 0, nil, fmt.Errorf("evidence custody: %w", err)
-	}
-	i, err := l.Append(ctx, [][]byte{b})
-	if err != nil {
-		return 0, nil, fmt.Errorf("evidence custody: %w", err)
-	}
-	return i, b, nil
-}
-
-// readEntry reads entry i (nonce, record) given its offset from the index.
-func (l *Log) readEntry(i uint64) (nonce, rec []byte, err error) {
-	var ib [8]byte
-	if _, err := l.index.ReadAt(ib[:], int64(i)*8); err != nil {
-		return nil, nil, fmt.Errorf("evidence index entry %d: %w", i, err)
-	}
-	off := int64(beUint64(ib[:]))
-	er := &entryReader{r: io.NewSectionReader(l.data, off, int64(entryHeader+NonceSize+l.opts.MaxRecordSize)), off: off, max: l.opts.MaxRecordSize}
-	if err := er.next(); err != nil {
-		return nil, nil, fmt.Errorf("evidence entry %d: %w", i, err)
-	}
-	return slices.Clone(er.nonce[:]), er.rec, nil
-}
-
-func beUint64(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-}
+// Namespace is the SSHSIG namespace of a package's manifest signature
+// (SHA256SUMS.sig).
+const Namespace = "takedown-evidence"
 
 // Package file names.
 const (
@@ -143,6 +87,7 @@ const (
 	fileSumsSig     = "SHA256SUMS.sig"
 	dirCheckpoints  = "checkpoints"
 	dirConsistency  = "consistency"
+	dirKeys         = "keys" // rotation records: <size>.json, .json.sig, .tlog-proof
 	maxEarlierCheck = 64
 )
 
@@ -155,38 +100,30 @@ const (
 // covers it, and adds consistency proofs from earlier checkpoints,
 // SHA256SUMS and its SSH signature. Before returning it verifies the
 // package it wrote.
-func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string) error {
+func Export(ctx context.Context, l *evidence.Log, sel Selection, dir, who, forWhom string) error {
 	if who == "" {
 		return errors.New("evidence export: who is exporting must be named")
 	}
 	if err := prepareDir(dir); err != nil {
 		return err
 	}
-	n, dataEnd, err := l.snapshot()
-	if err != nil {
-		return err
-	}
+	n := l.Size()
 	// Pass 1: find the selected entries.
 	var picked []uint64
 	pre := sel.prefilter()
-	er := &entryReader{r: bufio.NewReaderSize(io.NewSectionReader(l.data, 0, dataEnd), 1<<20), max: l.opts.MaxRecordSize}
-	for i := uint64(0); i < n; i++ {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	err := l.Entries(ctx, 0, n, func(i uint64, _, rec []byte) error {
+		if pre != nil && !bytes.Contains(rec, pre) {
+			return nil
 		}
-		if err := er.next(); err != nil {
-			return fmt.Errorf("evidence export: entry %d: %w", i, err)
-		}
-		if pre != nil && !bytes.Contains(er.rec, pre) {
-			continue
-		}
-		ev, err := event.UnmarshalJSONL(er.rec)
+		ev, err := event.UnmarshalJSONL(rec)
 		if err != nil || !sel.matches(&ev) {
-			continue
+			return nil
 		}
 		picked = append(picked, i)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("evidence export: %w", err)
 	}
 	if len(picked) == 0 {
 		return fmt.Errorf("evidence export: no event of case %q between %s and %s in the log (%d entries)", sel.Case, fmtTime(sel.From), fmtTime(sel.To), n)
@@ -195,7 +132,7 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 
 	// The custody record goes into the log before the checkpoint that the
 	// package ships, so the package proves its own custody record.
-	cr := CustodyRecord{Action: "export", Who: who, ForWhom: forWhom, Case: sel.Case,
+	cr := evidence.CustodyRecord{Action: "export", Who: who, ForWhom: forWhom, Case: sel.Case,
 		First: lo, End: hi, Events: len(picked), TreeSize: n}
 	if !sel.From.IsZero() {
 		f := sel.From.UTC()
@@ -205,7 +142,7 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 		t := sel.To.UTC()
 		cr.To = &t
 	}
-	ci, crBytes, err := l.appendCustody(ctx, &cr)
+	ci, crBytes, err := l.AppendCustody(ctx, &cr)
 	if err != nil {
 		return err
 	}
@@ -213,7 +150,6 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	if err != nil {
 		return err
 	}
-	hr := hashReader{l.hashes}
 	w := &pkgWriter{dir: dir}
 
 	// Pass 2: events.jsonl and leaves.tsv over [lo, hi).
@@ -225,30 +161,25 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	if err != nil {
 		return err
 	}
-	var ib [8]byte
-	if _, err := l.index.ReadAt(ib[:], int64(lo)*8); err != nil {
-		return fmt.Errorf("evidence export: index: %w", err)
-	}
-	off := int64(beUint64(ib[:]))
-	er = &entryReader{r: bufio.NewReaderSize(io.NewSectionReader(l.data, off, dataEnd-off), 1<<20), off: off, max: l.opts.MaxRecordSize}
 	leaves := make([]tlog.Hash, 0, hi-lo)
 	p := 0
-	for i := lo; i < hi; i++ {
-		if err := er.next(); err != nil {
-			return fmt.Errorf("evidence export: entry %d: %w", i, err)
-		}
-		h := LeafHash(er.nonce[:], er.rec)
+	err = l.Entries(ctx, lo, hi, func(i uint64, nonce, rec []byte) error {
+		h := evidence.LeafHash(nonce, rec)
 		leaves = append(leaves, h)
 		if p < len(picked) && picked[p] == i {
 			p++
-			ev.Write(er.rec)
+			ev.Write(rec)
 			ev.WriteByte('\n')
-			fmt.Fprintf(lv, "%d\t%s\t%s\n", i, hex.EncodeToString(er.nonce[:]), hex.EncodeToString(h[:]))
+			fmt.Fprintf(lv, "%d\t%s\t%s\n", i, hex.EncodeToString(nonce), hex.EncodeToString(h[:]))
 		} else {
 			fmt.Fprintf(lv, "%d\t-\t%s\n", i, hex.EncodeToString(h[:]))
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("evidence export: %w", err)
 	}
-	rp, err := proveRange(cp.Size, lo, hi, hr)
+	rp, err := l.ProveRange(cp.Size, lo, hi)
 	if err != nil {
 		return err
 	}
@@ -259,19 +190,15 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	w.file(fileCheckpoint, cp.Note)
 
 	// Custody record and its inclusion proof.
-	cnonce, crec, err := l.readEntry(ci)
+	ip, crec, err := l.ProveEntry(cp, ci)
 	if err != nil {
-		return err
+		return fmt.Errorf("evidence export: custody proof: %w", err)
 	}
 	if !bytes.Equal(crec, crBytes) {
 		return fmt.Errorf("evidence export: custody entry %d reads back differently", ci)
 	}
-	proof, err := tlog.ProveRecord(int64(cp.Size), int64(ci), hr)
-	if err != nil {
-		return fmt.Errorf("evidence export: custody proof: %w", err)
-	}
 	w.file(fileCustody, crBytes)
-	w.file(fileCustodyPf, InclusionProof{Extra: cnonce, Index: ci, Proof: proof, Checkpoint: cp.Note}.Marshal())
+	w.file(fileCustodyPf, ip.Marshal())
 
 	// Earlier checkpoints and consistency proofs to the package's one.
 	cps, err := l.Checkpoints()
@@ -279,23 +206,23 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 		return err
 	}
 	for _, c := range earlierCheckpoints(cps, cp.Size, hi) {
-		tp, err := tlog.ProveTree(int64(cp.Size), int64(c.Size), hr)
+		cproof, err := l.ProveConsistency(c.Size, cp.Size)
 		if err != nil {
 			return fmt.Errorf("evidence export: consistency proof from %d: %w", c.Size, err)
 		}
 		name := fmt.Sprintf("%020d.txt", c.Size)
 		w.file(filepath.Join(dirCheckpoints, name), c.Note)
-		w.file(filepath.Join(dirConsistency, name), ConsistencyProof{Old: c.Size, New: cp.Size, Proof: tp}.Marshal())
+		w.file(filepath.Join(dirConsistency, name), cproof.Marshal())
 	}
 
-	// Key rotations (rotate.go), then the keys and the README.
-	k, chain, rots := l.keyState()
-	if err := l.exportRotations(w, rots, cp, hr); err != nil {
+	// Key rotations, then the keys and the README.
+	k, chain, rots := l.Keys()
+	if err := exportRotations(l, w, rots, cp); err != nil {
 		return err
 	}
 	w.file(fileKeyPub, []byte(k.SSHPublicKey()+"\n"))
 	w.file(fileNoteKey, []byte(k.VerifierKey()+"\n"))
-	w.file(fileAllowed, []byte(Principal+` namespaces="`+Namespace+`" `+k.SSHPublicKey()+"\n"))
+	w.file(fileAllowed, []byte(evidence.Principal+` namespaces="`+Namespace+`" `+k.SSHPublicKey()+"\n"))
 	w.file(fileReadme, readme(cr, cp, k))
 	if err := w.close(); err != nil {
 		return err
@@ -317,14 +244,33 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 	if err := os.WriteFile(filepath.Join(dir, fileSumsSig), sig, 0o600); err != nil {
 		return fmt.Errorf("evidence export: %w", err)
 	}
-	rep, err := Verify(dir, chain[0].pub) // from the first key: the rotations too
+	rep, err := Verify(dir, chain.First()) // from the first key: the rotations too
 	if err != nil {
 		return fmt.Errorf("evidence export: self-check: %w", err)
 	}
 	if !rep.OK() {
 		return fmt.Errorf("evidence export: the package written fails its own verification: %s", rep.Failed())
 	}
-	l.log.Info("evidence exported", "dir", dir, "case", sel.Case, "events", len(picked), "first", lo, "end", hi, "checkpoint", cp.Size, "for", forWhom)
+	return nil
+}
+
+// exportRotations writes every rotation record into the package's keys/
+// folder with its signature and its inclusion proof in checkpoint cp.
+func exportRotations(l *evidence.Log, w *pkgWriter, rots []evidence.Rotation, cp evidence.Checkpoint) error {
+	for _, r := range rots {
+		idx := r.Record.TreeSize
+		ip, rec, err := l.ProveEntry(cp, idx)
+		if err != nil {
+			return fmt.Errorf("evidence export: rotation proof: %w", err)
+		}
+		if !bytes.Equal(rec, r.Raw) {
+			return fmt.Errorf("evidence export: rotation record at entry %d reads back differently", idx)
+		}
+		base := path.Join(dirKeys, fmt.Sprintf("%020d", r.Last))
+		w.file(base+".json", r.Raw)
+		w.file(base+".json.sig", r.Sig)
+		w.file(base+".tlog-proof", ip.Marshal())
+	}
 	return nil
 }
 
@@ -332,8 +278,8 @@ func Export(ctx context.Context, l *Log, sel Selection, dir, who, forWhom string
 // with its own (size n): all earlier ones when there are at most
 // maxEarlierCheck, else the first that covers the exported range (end hi)
 // and the most recent others.
-func earlierCheckpoints(cps []Checkpoint, n, hi uint64) []Checkpoint {
-	var earlier []Checkpoint
+func earlierCheckpoints(cps []evidence.Checkpoint, n, hi uint64) []evidence.Checkpoint {
+	var earlier []evidence.Checkpoint
 	for _, c := range cps {
 		if c.Size > 0 && c.Size < n {
 			earlier = append(earlier, c)
@@ -346,7 +292,7 @@ func earlierCheckpoints(cps []Checkpoint, n, hi uint64) []Checkpoint {
 	for _, c := range earlier {
 		if c.Size >= hi {
 			if c.Size < out[0].Size {
-				out = append([]Checkpoint{c}, out...)
+				out = append([]evidence.Checkpoint{c}, out...)
 			}
 			break
 		}

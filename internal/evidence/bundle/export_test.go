@@ -1,9 +1,8 @@
-package evidence
+package bundle
 
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/testtool"
 )
 
 // fixture is a log with two cases' events over four days, custody entries
 // and checkpoints in between, and one exported package.
 type fixture struct {
-	log *Log
+	log *evidence.Log
 	dir string // the package
 	pub ed25519.PublicKey
 }
@@ -112,7 +112,7 @@ func copyDir(tb testing.TB, src string) string {
 
 // reseal recomputes SHA256SUMS and signs it with k, as an operator holding
 // the key (or an attacker holding another key) would after an edit.
-func reseal(tb testing.TB, dir string, k *Key) {
+func reseal(tb testing.TB, dir string, k *evidence.Key) {
 	tb.Helper()
 	os.Remove(filepath.Join(dir, fileSums))
 	os.Remove(filepath.Join(dir, fileSumsSig))
@@ -147,11 +147,10 @@ func flipAt(b []byte, off int) []byte {
 	return b
 }
 
-func otherKey(tb testing.TB) *Key {
+// otherKey is the key of another log.
+func otherKey(tb testing.TB) *evidence.Key {
 	tb.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	must(tb, err)
-	return &Key{Name: "takedown.test/evidence", priv: priv}
+	return openLog(tb, tb.TempDir()).Key()
 }
 
 // TestPackageTamper: each edit must fail verification, and fail the check
@@ -176,13 +175,11 @@ func TestPackageTamper(t *testing.T) {
 			editFile(t, filepath.Join(d, fileEvents), func(b []byte) []byte { return bytes.Replace(b, []byte("198.51.100."), []byte("198.51.101."), 1) })
 		}, true, []string{CheckLeaves}},
 		{"byte flipped in the range proof, resealed", func(t *testing.T, d string) {
-			editLines(t, filepath.Join(d, fileRangeProof), func(l []string) []string {
-				f := strings.Fields(l[3])
-				h, err := parseB64Hash(f[2])
+			editFile(t, filepath.Join(d, fileRangeProof), func(b []byte) []byte {
+				p, err := evidence.ParseRangeProof(b)
 				must(t, err)
-				h[5] ^= 1
-				l[3] = f[0] + " " + f[1] + " " + b64(h)
-				return l
+				p.Nodes[0].Hash[5] ^= 1
+				return p.Marshal()
 			})
 		}, true, []string{CheckRangeProof}},
 		{"byte flipped in a consistency proof, resealed", func(t *testing.T, d string) {
@@ -272,7 +269,7 @@ func TestPackageTamper(t *testing.T) {
 			ok := otherKey(t)
 			must(t, os.WriteFile(filepath.Join(d, fileKeyPub), []byte(ok.SSHPublicKey()+"\n"), 0o644))
 			must(t, os.WriteFile(filepath.Join(d, fileNoteKey), []byte(ok.VerifierKey()+"\n"), 0o644))
-			must(t, os.WriteFile(filepath.Join(d, fileAllowed), []byte(Principal+" "+ok.SSHPublicKey()+"\n"), 0o644))
+			must(t, os.WriteFile(filepath.Join(d, fileAllowed), []byte(evidence.Principal+" "+ok.SSHPublicKey()+"\n"), 0o644))
 			reseal(t, d, ok)
 		}, false, []string{CheckPackageKey, CheckManifestSig}},
 	}
@@ -326,12 +323,12 @@ func TestStandardTools(t *testing.T) {
 	}
 	// The recipient's own allowed-signers file, from the key they trust.
 	allowed := filepath.Join(t.TempDir(), "allowed")
-	must(t, os.WriteFile(allowed, []byte(Principal+` namespaces="`+Namespace+`" `+f.log.Key().SSHPublicKey()+"\n"), 0o644))
+	must(t, os.WriteFile(allowed, []byte(evidence.Principal+` namespaces="`+Namespace+`" `+f.log.Key().SSHPublicKey()+"\n"), 0o644))
 	verify := func(dir, allowedFile string) ([]byte, error) {
 		sums, err := os.Open(filepath.Join(dir, fileSums))
 		must(t, err)
 		defer sums.Close()
-		cmd := exec.CommandContext(t.Context(), keygen, "-Y", "verify", "-f", allowedFile, "-I", Principal, "-n", Namespace, "-s", filepath.Join(dir, fileSumsSig))
+		cmd := exec.CommandContext(t.Context(), keygen, "-Y", "verify", "-f", allowedFile, "-I", evidence.Principal, "-n", Namespace, "-s", filepath.Join(dir, fileSumsSig))
 		cmd.Stdin = sums
 		return cmd.CombinedOutput()
 	}
@@ -391,4 +388,53 @@ func TestShowPackage(t *testing.T) {
 	f := newFixture(t)
 	must(t, os.CopyFS(os.Getenv("EVIDENCE_SHOW"), os.DirFS(f.dir)))
 	must(t, os.WriteFile(filepath.Join(os.Getenv("EVIDENCE_SHOW"), "..", "trusted.pub"), []byte(f.log.Key().SSHPublicKey()+"\n"), 0o644))
+}
+
+// TestConcurrent: appends go on while checkpoints, audits and an export
+// run; everything stays consistent (run with -race).
+func TestConcurrent(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	ctx := t.Context()
+	appendN(t, l, [][]byte{eventRecord(t, 0, "A", t0)})
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			batch := [][]byte{eventRecord(t, i, "A", t0.Add(time.Duration(i)*time.Second)), eventRecord(t, i, "B", t0)}
+			if _, err := l.Append(ctx, batch); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for range 5 {
+		if _, err := l.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Audit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkg := filepath.Join(t.TempDir(), "pkg")
+	if err := Export(ctx, l, Selection{Case: "A"}, pkg, "op", "LE"); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Audit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(pkg, l.Key().Public())
+	must(t, err)
+	if !rep.OK() {
+		t.Fatal(rep.Failed())
+	}
 }

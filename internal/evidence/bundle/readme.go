@@ -1,9 +1,11 @@
-package evidence
+package bundle
 
 import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/takedown/takedown/internal/evidence"
 )
 
 // LeafCheckScript is the bash recipe in a package's README that recomputes
@@ -17,7 +19,7 @@ done
 
 // readme is the package's README: what it holds and how to check it with
 // takedown and with standard tools alone.
-func readme(cr CustodyRecord, cp Checkpoint, k *Key) []byte {
+func readme(cr evidence.CustodyRecord, cp evidence.Checkpoint, k *evidence.Key) []byte {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("# Evidence package\n\n")
@@ -53,8 +55,8 @@ works offline, lists every check, and exits 0 only when all pass.
 1. Files: `)
 	p("`sha256sum -c SHA256SUMS` (every line must say OK; no file may be missing or extra).\n")
 	p("2. Signature of the manifest, against the key you trust (put it in your own allowed-signers file:\n")
-	p("   `%s namespaces=\"%s\" ssh-ed25519 AAAA…`):\n\n", Principal, Namespace)
-	p("       ssh-keygen -Y verify -f MY_ALLOWED_SIGNERS -I %s -n %s -s SHA256SUMS.sig < SHA256SUMS\n\n", Principal, Namespace)
+	p("   `%s namespaces=\"%s\" ssh-ed25519 AAAA…`):\n\n", evidence.Principal, Namespace)
+	p("       ssh-keygen -Y verify -f MY_ALLOWED_SIGNERS -I %s -n %s -s SHA256SUMS.sig < SHA256SUMS\n\n", evidence.Principal, Namespace)
 	p(`3. Leaf hashes: for each line of leaves.tsv with a nonce, the next line L of events.jsonl (without its
    newline) must give the leaf hash SHA-256(0x00 || nonce || L). In bash, this prints nothing when
    all match:

@@ -1,13 +1,15 @@
-package evidence
+package bundle
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,22 +18,25 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/sshsig"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Names of the checks Verify runs, in order.
 const (
-	CheckPackageKey   = "package key"
-	CheckManifestSig  = "manifest signature"
-	CheckManifest     = "manifest"
-	CheckCheckpoint   = "checkpoint"
-	CheckLeaves       = "leaves"
-	CheckEvents       = "events"
-	CheckRangeProof   = "range proof"
-	CheckCustody      = "custody record"
-	CheckConsistency  = "earlier checkpoints"
-	maxVerifyLineSize = defaultMaxRecordSize + 1
+	CheckPackageKey  = "package key"
+	CheckManifestSig = "manifest signature"
+	CheckManifest    = "manifest"
+	CheckCheckpoint  = "checkpoint"
+	CheckLeaves      = "leaves"
+	CheckEvents      = "events"
+	CheckRangeProof  = "range proof"
+	CheckCustody     = "custody record"
+	CheckConsistency = "earlier checkpoints"
+	// CheckKeyChain runs only for a package that holds a keys/ folder.
+	CheckKeyChain     = "key rotations"
+	maxVerifyLineSize = evidence.DefaultMaxRecordSize + 1
 )
 
 // Check is the outcome of one named verification step.
@@ -98,15 +103,15 @@ var errPrereq = errors.New("not checked: depends on a check that failed")
 // A package of a log whose key was rotated holds the signed rotation
 // records in keys/; Verify follows them from the trusted key (each signed
 // by the key before it) to the key that signed the package, and checks
-// every checkpoint with the key that signs its size (rotate.go).
+// every checkpoint with the key that signs its size (evidence.KeyChain).
 func Verify(dir string, trustedPubKey []byte) (Report, error) {
-	trusted, err := ParsePublicKey(trustedPubKey)
+	trusted, err := evidence.ParsePublicKey(trustedPubKey)
 	if err != nil {
 		return Report{}, fmt.Errorf("trusted key: %w", err)
 	}
 	r := Report{Dir: dir, Fingerprint: sshsig.Fingerprint(trusted)}
 	chain, rots, hasKeys, chainErr := packageChain(dir, trusted)
-	pub := chain.current() // the package's signing key, reached from the trusted one
+	pub := chain.Current() // the package's signing key, reached from the trusted one
 	keyDetail := "the package's key is the trusted key " + sshsig.Fingerprint(pub)
 	if len(rots) > 0 && chainErr == nil {
 		keyDetail = fmt.Sprintf("the package's key %s follows from the trusted key by %d rotation(s)", sshsig.Fingerprint(pub), len(rots))
@@ -126,7 +131,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 			if err != nil {
 				return err
 			}
-			k, err := ParsePublicKey(b)
+			k, err := evidence.ParsePublicKey(b)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -194,12 +199,12 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 	}
 
 	// Checkpoint.
-	var cp Checkpoint
+	var cp evidence.Checkpoint
 	cpBytes, cpErr := read(fileCheckpoint)
 	if cpErr == nil {
-		cp, cpErr = openCheckpointChain(cpBytes, chain)
+		cp, cpErr = chain.OpenCheckpoint(cpBytes)
 	}
-	r.add(CheckCheckpoint, cpErr, fmt.Sprintf("signed by the trusted key: log %s, size %d, root %s", cp.Origin, cp.Size, b64(cp.Root)))
+	r.add(CheckCheckpoint, cpErr, fmt.Sprintf("signed by the trusted key: log %s, size %d, root %s", cp.Origin, cp.Size, cp.Root.String()))
 	if hasKeys {
 		r.add(CheckKeyChain, func() error {
 			if chainErr != nil {
@@ -213,7 +218,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 	}
 
 	// Custody record (read early: it says what the package claims).
-	var cr CustodyRecord
+	var cr evidence.CustodyRecord
 	crErr := func() error {
 		b, err := read(fileCustody)
 		if err != nil {
@@ -231,7 +236,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 		if err != nil {
 			return err
 		}
-		ip, err := ParseInclusionProof(pb)
+		ip, err := evidence.ParseInclusionProof(pb)
 		if err != nil {
 			return err
 		}
@@ -241,13 +246,13 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 		if !bytes.Equal(ip.Checkpoint, cpBytes) {
 			return errors.New("custody.tlog-proof: its checkpoint is not checkpoint.txt")
 		}
-		if len(ip.Extra) != NonceSize {
+		if len(ip.Extra) != evidence.NonceSize {
 			return errors.New("custody.tlog-proof: extra data is not a nonce")
 		}
 		if ip.Index >= cp.Size {
 			return fmt.Errorf("custody.tlog-proof: index %d outside tree size %d", ip.Index, cp.Size)
 		}
-		if err := tlog.CheckRecord(ip.Proof, int64(cp.Size), cp.Root, int64(ip.Index), LeafHash(ip.Extra, b)); err != nil {
+		if err := tlog.CheckRecord(ip.Proof, int64(cp.Size), cp.Root, int64(ip.Index), evidence.LeafHash(ip.Extra, b)); err != nil {
 			return fmt.Errorf("custody record not in the checkpoint's tree: %w", err)
 		}
 		return nil
@@ -270,7 +275,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 		if err != nil {
 			return err
 		}
-		rp, err := ParseRangeProof(b)
+		rp, err := evidence.ParseRangeProof(b)
 		if err != nil {
 			return err
 		}
@@ -296,7 +301,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 			return err
 		}
 		if root != cp.Root {
-			return fmt.Errorf("entries [%d, %d) and the proof give root %s, the checkpoint says %s", lo, hi, b64(root), b64(cp.Root))
+			return fmt.Errorf("entries [%d, %d) and the proof give root %s, the checkpoint says %s", lo, hi, root.String(), cp.Root.String())
 		}
 		return nil
 	}(), "entries and proof recompute the checkpoint's root")
@@ -322,7 +327,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 				problems = append(problems, err.Error())
 				continue
 			}
-			c, err := openCheckpointChain(cb, chain)
+			c, err := chain.OpenCheckpoint(cb)
 			if err != nil {
 				problems = append(problems, name+": "+err.Error())
 				continue
@@ -336,7 +341,7 @@ func Verify(dir string, trustedPubKey []byte) (Report, error) {
 				problems = append(problems, err.Error())
 				continue
 			}
-			p, err := ParseConsistencyProof(pb)
+			p, err := evidence.ParseConsistencyProof(pb)
 			if err != nil {
 				problems = append(problems, name+": "+err.Error())
 				continue
@@ -417,7 +422,7 @@ func readLeaves(dir string) ([]leafLine, int, error) {
 				return nil, 0, fmt.Errorf("events.jsonl:%d: %w (leaves.tsv:%d shows entry %d)", shown+1, err, line, ll.index)
 			}
 			shown++
-			if LeafHash(nonce, ev) != ll.hash {
+			if evidence.LeafHash(nonce, ev) != ll.hash {
 				return nil, 0, fmt.Errorf("events.jsonl:%d does not hash to entry %d's leaf hash (event changed, or events dropped, added or reordered)", shown, ll.index)
 			}
 		}
@@ -467,12 +472,12 @@ func ParseLeafLine(s string) (l leafLine, nonce []byte, err error) {
 	if len(f) != 3 {
 		return l, nil, errors.New("want index, nonce and leaf hash separated by tabs")
 	}
-	if l.index, err = parseUint(f[0]); err != nil {
+	if l.index, err = evidence.ParseDecimal(f[0]); err != nil {
 		return l, nil, err
 	}
 	if f[1] != "-" {
 		nonce, err = hex.DecodeString(f[1])
-		if err != nil || len(nonce) != NonceSize {
+		if err != nil || len(nonce) != evidence.NonceSize {
 			return l, nil, fmt.Errorf("bad nonce %q", truncate(f[1], 40))
 		}
 		l.shown = true
@@ -487,7 +492,7 @@ func ParseLeafLine(s string) (l leafLine, nonce []byte, err error) {
 
 // checkEvents decodes every event and checks it against the custody
 // record's case and window.
-func checkEvents(dir string, cr CustodyRecord) error {
+func checkEvents(dir string, cr evidence.CustodyRecord) error {
 	f, err := os.Open(filepath.Join(dir, fileEvents))
 	if err != nil {
 		return err
@@ -522,7 +527,7 @@ func checkEvents(dir string, cr CustodyRecord) error {
 // ParseManifest parses SHA256SUMS ("<64 hex>  <path>" lines, as sha256sum
 // writes them) into path → hex digest.
 func ParseManifest(b []byte) (map[string]string, error) {
-	lines, err := splitLines(b)
+	lines, err := evidence.SplitLines(b)
 	if err != nil {
 		return nil, fmt.Errorf("SHA256SUMS: %w", err)
 	}
@@ -546,6 +551,13 @@ func ParseManifest(b []byte) (map[string]string, error) {
 	return out, nil
 }
 
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 func sortedKeys(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -553,4 +565,51 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// packageChain follows a package's keys/ folder from the trusted key. has
+// is false when the package has no keys/ folder.
+func packageChain(dir string, trusted ed25519.PublicKey) (chain evidence.KeyChain, rots []evidence.Rotation, has bool, err error) {
+	kd := filepath.Join(dir, dirKeys)
+	if _, err := os.Stat(kd); errors.Is(err, fs.ErrNotExist) {
+		return evidence.SingleKey(trusted), nil, false, nil
+	}
+	rots, err = evidence.ReadRotations(kd)
+	if err != nil {
+		return evidence.SingleKey(trusted), nil, true, err
+	}
+	if len(rots) == 0 {
+		return evidence.SingleKey(trusted), nil, true, errors.New("keys/: no rotation records")
+	}
+	chain, err = evidence.FollowRotations(trusted, rots)
+	if err != nil {
+		return evidence.SingleKey(trusted), rots, true, err
+	}
+	return chain, rots, true, nil
+}
+
+// checkRotationProofs checks that every rotation record of a package is in
+// the tree of its checkpoint cp (cpBytes as shipped).
+func checkRotationProofs(dir string, rots []evidence.Rotation, cp evidence.Checkpoint, cpBytes []byte) error {
+	for _, r := range rots {
+		name := path.Join(dirKeys, fmt.Sprintf("%020d.tlog-proof", r.Last))
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, errors.Unwrap(err))
+		}
+		ip, err := evidence.ParseInclusionProof(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if !bytes.Equal(ip.Checkpoint, cpBytes) {
+			return fmt.Errorf("%s: its checkpoint is not checkpoint.txt", name)
+		}
+		if len(ip.Extra) != evidence.NonceSize || ip.Index != r.Record.TreeSize || ip.Index >= cp.Size {
+			return fmt.Errorf("%s: bad nonce or index %d (record says %d, tree size %d)", name, ip.Index, r.Record.TreeSize, cp.Size)
+		}
+		if err := tlog.CheckRecord(ip.Proof, int64(cp.Size), cp.Root, int64(ip.Index), evidence.LeafHash(ip.Extra, r.Raw)); err != nil {
+			return fmt.Errorf("%s: rotation record not in the checkpoint's tree: %w", name, err)
+		}
+	}
+	return nil
 }
