@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -90,8 +89,12 @@ type App struct {
 	notify    *notify.Scheduler
 	forward   func(context.Context) error
 
-	index  atomic.Pointer[registry.Index]
-	serial atomic.Uint32
+	// reg is the one registry watcher: the DNS sinkhole, the connection
+	// sinkhole and the pipeline's case stage all read its snapshots.
+	reg *registry.Watcher
+	// stagedReg is the snapshot a reload's registry applier read, for the
+	// DNS applier to build from; under reloadMu.
+	stagedReg *registry.Snapshot
 
 	reloadMu     sync.Mutex
 	failPrepare  func(applier string) error // a test seam: fails an applier's prepare
@@ -104,7 +107,7 @@ type App struct {
 type dnsRole interface {
 	Run(ctx context.Context) error
 	Reload(ctx context.Context) error
-	Stage(ctx context.Context, st dnssink.Settings) (*dnssink.Staged, error)
+	Stage(ctx context.Context, st dnssink.Settings, reg *registry.Snapshot) (*dnssink.Staged, error)
 	Commit(st *dnssink.Staged)
 }
 
@@ -138,11 +141,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 	}
 
-	if err := a.refreshRegistry(ctx); err != nil {
+	var err error
+	a.reg, err = registry.NewWatcher(ctx, registry.WatcherOptions{Source: opts.Registry, Poll: c.Registry.Poll.D(), Logger: opts.Logger.With("role", "registry")})
+	if err != nil {
 		return nil, fmt.Errorf("read the registry: %w", err)
 	}
 
-	var err error
 	a.geo, err = OpenGeo(c, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -263,63 +267,11 @@ func parseTrust(list []string) (*proxyproto.Trust, error) {
 // caseOf tells the connection sinkhole which seized indicator a Host, SNI
 // or destination address belongs to (registry.Index.CaseOf).
 func (a *App) caseOf(host string) (family, caseID string, ok bool) {
-	return a.index.Load().CaseOf(host)
+	return a.reg.Load().Index.CaseOf(host)
 }
 
 // fillCase is the pipeline's case stage (registry.Index.FillCase).
-func (a *App) fillCase(e *event.Event) { a.index.Load().FillCase(e) }
-
-// refreshRegistry rebuilds the index when the registry changed or an entry
-// started or ended since the last build.
-func (a *App) refreshRegistry(ctx context.Context) error {
-	set, err := a.opts.Registry.Active(ctx, time.Now(), "")
-	if err != nil {
-		return err
-	}
-	a.index.Store(registry.NewIndex(set))
-	a.serial.Store(set.Serial)
-	a.log.Debug("registry loaded", "serial", set.Serial, "entries", len(set.Entries))
-	return nil
-}
-
-// watchRegistry polls the registry serial and rebuilds the index on change
-// and at the next start or end of an entry.
-func (a *App) watchRegistry(ctx context.Context) error {
-	next := time.Time{}
-	for {
-		poll := a.cfg.Load().Registry.Poll.D()
-		wait := poll
-		if !next.IsZero() {
-			if d := time.Until(next); d < wait {
-				wait = max(d, time.Millisecond)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		s, err := a.opts.Registry.Serial(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			a.log.Warn("registry poll failed", "err", err)
-			continue
-		}
-		if s == a.serial.Load() && (next.IsZero() || time.Now().Before(next)) {
-			continue
-		}
-		set, err := a.opts.Registry.Active(ctx, time.Now(), "")
-		if err != nil {
-			a.log.Warn("registry read failed", "err", err)
-			continue
-		}
-		a.index.Store(registry.NewIndex(set))
-		a.serial.Store(set.Serial)
-		next = set.NextChange
-	}
-}
+func (a *App) fillCase(e *event.Event) { a.reg.Load().Index.FillCase(e) }
 
 // Addrs returns the bound addresses of the connection listeners by kind.
 func (a *App) Addrs() map[string][]net.Addr {
@@ -391,7 +343,7 @@ func (a *App) Run(ctx context.Context) error {
 		start(&pipe, "forward", a.forward, pctx)
 	}
 	start(&listeners, "geo", a.geo.Run, lctx)
-	start(&listeners, "registry", a.watchRegistry, lctx)
+	start(&listeners, "registry", a.reg.Run, lctx)
 	for _, l := range a.conns {
 		start(&listeners, l.Name(), l.Run, lctx)
 	}

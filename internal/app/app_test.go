@@ -109,7 +109,7 @@ func TestCaseFromRegistry(t *testing.T) {
 		Effective: now.Add(-time.Hour), Expires: now.Add(time.Hour)}, []registry.Indicator{ind}, "test", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.refreshRegistry(t.Context()); err != nil {
+	if err := a.reg.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if fam, c, ok := a.caseOf("C2.Evil.example:443"); !ok || fam != "rustock" || c != "b107" {

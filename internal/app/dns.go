@@ -21,7 +21,7 @@ func newDNS(a *App, c *config.Config) (dnsRole, error) {
 		return nil, err
 	}
 	srv, err := dnssink.New(a.ctx, dnssink.Options{
-		Listen: c.DNS.Listen, Source: a.opts.Registry, Sensor: a.opts.Sensor,
+		Listen: c.DNS.Listen, Registry: a.reg, Sensor: a.opts.Sensor,
 		Events:   event.NewProducer(a.queue, "dns"),
 		Sinkhole: st.Sinkhole, PerCase: st.PerCase, TTL: st.TTL, NS: st.NS, SOAContact: st.SOAContact,
 		UDPSize: c.DNS.UDPSize, TrustedProxies: st.TrustedProxies, PollInterval: st.PollInterval, RRL: st.RRL,

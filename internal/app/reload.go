@@ -12,7 +12,6 @@ import (
 	geodata "github.com/takedown/takedown/data/geo"
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/geo"
-	"github.com/takedown/takedown/internal/registry"
 )
 
 // A reload is one transaction (house style, rule 5):
@@ -191,6 +190,7 @@ func (a *App) reload(ctx context.Context, c *config.Config) error {
 		return errors.New(strings.Join(refused, "; "))
 	}
 	commits := make([]func(), 0, 8)
+	defer func() { a.stagedReg = nil }()
 	for _, ap := range a.appliers() {
 		if a.failPrepare != nil {
 			if err := a.failPrepare(ap.name); err != nil {
@@ -227,15 +227,18 @@ func (a *App) prepareGeo(_ context.Context, c *config.Config) (func(), error) {
 	return func() { a.geo.Commit(st) }, nil
 }
 
-func (a *App) prepareRegistry(ctx context.Context, _ *config.Config) (func(), error) {
-	set, err := a.opts.Registry.Active(ctx, time.Now(), "")
+// prepareRegistry reads the registry into a snapshot that the DNS applier
+// builds from; its commit publishes it to every reader (kept only if the
+// watcher has not read a newer one meanwhile) with the new poll interval.
+func (a *App) prepareRegistry(ctx context.Context, c *config.Config) (func(), error) {
+	snap, err := a.reg.Read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	idx := registry.NewIndex(set)
+	a.stagedReg = snap
 	return func() {
-		a.index.Store(idx)
-		a.serial.Store(set.Serial)
+		a.reg.SetPoll(c.Registry.Poll.D())
+		a.reg.Publish(snap)
 	}, nil
 }
 
@@ -259,7 +262,7 @@ func (a *App) prepareDNS(ctx context.Context, c *config.Config) (func(), error) 
 	if err != nil {
 		return nil, err
 	}
-	staged, err := a.dns.Stage(ctx, st)
+	staged, err := a.dns.Stage(ctx, st, a.stagedReg)
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 	next.Sinkhole.A = []string{"127.0.0.9"}
 	next.Log.Level = "debug"
 	next.Geo.Country = ""
-	index, geoCountry := a.index.Load(), a.geo.Lookup(netip.MustParseAddr("81.2.69.142"))
+	snap, geoCountry := a.reg.Load(), a.geo.Lookup(netip.MustParseAddr("81.2.69.142"))
 
 	names := []string{}
 	for _, ap := range a.appliers() {
@@ -130,8 +130,8 @@ func TestReloadAllOrNothing(t *testing.T) {
 	if err := a.Reload(ctx, &next); err == nil || !strings.Contains(err.Error(), last+": injected failure") {
 		t.Fatalf("reload with a failing %s: %v", last, err)
 	}
-	if a.index.Load() != index {
-		t.Error("the registry index changed")
+	if a.reg.Load() != snap {
+		t.Error("the registry snapshot changed")
 	}
 	if _, _, ok := a.caseOf("worse.example"); ok {
 		t.Error("the new order is indexed")

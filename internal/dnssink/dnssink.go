@@ -45,7 +45,11 @@ type Options struct {
 	// Listen addresses (host:port); the server answers on UDP and TCP on
 	// each. Port 0 picks a free port, the same for UDP and TCP.
 	Listen []string
-	// Source gives the active indicators. Required.
+	// Registry is the registry watcher the server reads its seized names
+	// from (the app's, shared with the connection sinkhole). When nil, the
+	// server watches Source itself, polling every PollInterval.
+	Registry Registry
+	// Source gives the active indicators; required when Registry is nil.
 	Source registry.Source
 	// Events receives one event per query; nil discards them.
 	Events event.Handoff
@@ -84,7 +88,8 @@ type Options struct {
 	// UDPWorkers is the number of UDP sockets (SO_REUSEPORT) per listen
 	// address, each with its own goroutine; default GOMAXPROCS.
 	UDPWorkers int
-	// PollInterval is how often the registry serial is polled, default 1s.
+	// PollInterval is how often the registry serial is polled, default 1s
+	// (only without Registry: a shared watcher has its own interval).
 	PollInterval time.Duration
 	// Logger, nil for none.
 	Logger *slog.Logger
@@ -94,11 +99,22 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Registry is what the server reads of a registry watcher: the snapshot in
+// force and a notification of each new one. *registry.Watcher implements
+// it.
+type Registry interface {
+	Load() *registry.Snapshot
+	Subscribe() (<-chan struct{}, func())
+}
+
+var _ Registry = (*registry.Watcher)(nil)
+
 // Server is the DNS sinkhole. New binds its sockets and loads the registry;
 // Run serves until its context ends.
 //
 // Locks: reloadMu and connsMu are never held together (connsMu also
-// guards perSource); the answer path
+// guards perSource); reloadMu orders every swap of the answer data (a
+// registry snapshot followed, a reload committed); the answer path
 // takes none (it reads the snapshot through an atomic pointer), except the
 // rate limiter's per-shard lock, taken alone.
 type Server struct {
@@ -113,7 +129,9 @@ type Server struct {
 	rrlOpts      RRL                     // the limiter's options; under reloadMu
 	trust        atomic.Pointer[proxyproto.Trust]
 	tcpPerSource atomic.Int32
-	poll         atomic.Int64 // the registry poll interval, nanoseconds
+
+	reg Registry          // the registry snapshots followed
+	own *registry.Watcher // the watcher of Options.Source when no Registry was given; Run runs it
 
 	snap snapshotPtr
 
@@ -130,11 +148,11 @@ type Server struct {
 	workerPool  sync.Pool // *worker for TCP messages
 }
 
-// New validates opts, binds every listen address on UDP and TCP and loads
-// the active set from the registry. The caller must call Run (which closes
-// the sockets when it returns) or Close.
+// New validates opts, binds every listen address on UDP and TCP and builds
+// the answer data from the registry's snapshot. The caller must call Run
+// (which closes the sockets when it returns) or Close.
 func New(ctx context.Context, opts Options) (*Server, error) {
-	if opts.Source == nil {
+	if opts.Source == nil && opts.Registry == nil {
 		return nil, errors.New("dns sinkhole needs a registry source")
 	}
 	if len(opts.Listen) == 0 {
@@ -182,7 +200,16 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("dns sinkhole metrics: %w", err)
 		}
 	}
-	if err := s.rebuild(ctx); err != nil {
+	s.reg = opts.Registry
+	if s.reg == nil {
+		w, err := registry.NewWatcher(ctx, registry.WatcherOptions{Source: opts.Source, Poll: opts.PollInterval,
+			Logger: s.log, Now: opts.Now})
+		if err != nil {
+			return nil, fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+		}
+		s.own, s.reg = w, w
+	}
+	if err := s.rebuild(); err != nil {
 		return nil, err
 	}
 	if err := s.listen(); err != nil {
@@ -301,13 +328,18 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.serveTCP(ctx, l, &wg) })
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	go func() { defer close(watchDone); s.watch(watchCtx) }()
+	var watch sync.WaitGroup
+	updates, unsubscribe := s.reg.Subscribe()
+	defer unsubscribe()
+	watch.Go(func() { s.follow(watchCtx, updates) })
+	if s.own != nil {
+		watch.Go(func() { _ = s.own.Run(watchCtx) })
+	}
 	s.log.Info("dns sinkhole serving", "udp", s.UDPAddrs(), "tcp", s.TCPAddrs(), "zones", s.metrics.zones.Load())
 
 	<-ctx.Done()
 	stopWatch()
-	<-watchDone
+	watch.Wait()
 	s.Close()
 	s.connsMu.Lock()
 	for c := range s.conns {
@@ -319,9 +351,20 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// Reload re-reads the registry now and swaps the answer data; on failure
-// the previous data stays. The binary calls it on SIGHUP.
-func (s *Server) Reload(ctx context.Context) error { return s.rebuild(ctx) }
+// Reload re-reads the registry now (a server watching its own Source) or
+// takes the shared watcher's snapshot in force, and swaps the answer data;
+// on failure the previous data stays.
+func (s *Server) Reload(ctx context.Context) error {
+	if s.own != nil {
+		if err := s.own.Refresh(ctx); err != nil {
+			s.metrics.reloads.Add(1)
+			s.metrics.reloadFails.Add(1)
+			s.metrics.lastReloadOK.Store(false)
+			return fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+		}
+	}
+	return s.rebuild()
+}
 
 // Settings are what a configuration reload may change on a running
 // Server: the answers, rate limiting, trust and limits. Zero values take
@@ -348,6 +391,7 @@ func (o *Options) settings() Settings {
 type Staged struct {
 	cfg     *zoneConfig
 	snap    *snapshot // nil: built at apply (New)
+	reg     *registry.Snapshot
 	rrlOpts RRL
 	rrl     *limiter
 	keepRRL bool // the limiter's options did not change: keep its state
@@ -389,18 +433,25 @@ func (s *Server) settings(st Settings) (*Staged, error) {
 }
 
 // Stage builds the state st describes, the answer data from the registry
-// included, without putting it in force. A rate limiter whose options did
-// not change keeps its state across the Commit.
-func (s *Server) Stage(ctx context.Context, st Settings) (*Staged, error) {
+// snapshot reg included, without putting it in force. A nil reg is the
+// snapshot in force, read again first by a server that watches its own
+// Source. A rate limiter whose options did not change keeps its state
+// across the Commit.
+func (s *Server) Stage(ctx context.Context, st Settings, reg *registry.Snapshot) (*Staged, error) {
 	out, err := s.settings(st)
 	if err != nil {
 		return nil, err
 	}
-	set, err := s.opts.Source.Active(ctx, s.opts.Now(), "")
-	if err != nil {
-		return nil, fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+	if reg == nil && s.own != nil {
+		if reg, err = s.own.Read(ctx); err != nil {
+			return nil, fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+		}
 	}
-	if out.snap, err = buildSnapshot(set, out.cfg); err != nil {
+	if reg == nil {
+		reg = s.reg.Load()
+	}
+	out.reg = reg
+	if out.snap, err = buildFrom(reg, out.cfg); err != nil {
 		return nil, fmt.Errorf("dns sinkhole: %w", err)
 	}
 	s.reloadMu.Lock()
@@ -413,10 +464,20 @@ func (s *Server) Stage(ctx context.Context, st Settings) (*Staged, error) {
 }
 
 // Commit puts what Stage built in force, all at once for every later
-// query. A query already being answered finishes with the old state.
+// query. A query already being answered finishes with the old state. When
+// the registry published a newer snapshot since Stage, the answer data is
+// rebuilt from it with the staged settings, so a commit never goes back.
 func (s *Server) Commit(st *Staged) {
+	if s.own != nil && st.reg != nil {
+		s.own.Publish(st.reg) // kept only if nothing newer was read since
+	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if cur := s.reg.Load(); st.reg != nil && cur != st.reg && cur.At.After(st.reg.At) {
+		if snap, err := buildFrom(cur, st.cfg); err == nil {
+			st.snap = snap
+		}
+	}
 	s.apply(st)
 }
 
@@ -437,25 +498,36 @@ func (s *Server) apply(st *Staged) {
 	}
 	s.trust.Store(st.trust)
 	s.tcpPerSource.Store(st.perSrc)
-	s.poll.Store(int64(st.poll))
+	if s.own != nil {
+		s.own.SetPoll(st.poll)
+	}
 }
 
-// rebuild loads the active set at Now and swaps the snapshot.
-func (s *Server) rebuild(ctx context.Context) error {
+// rebuild builds the answer data from the registry snapshot in force with
+// the settings in force, and swaps it in; on failure the previous data
+// stays.
+func (s *Server) rebuild() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.metrics.reloads.Add(1)
-	set, err := s.opts.Source.Active(ctx, s.opts.Now(), "")
-	if err == nil {
-		var snap *snapshot
-		if snap, err = buildSnapshot(set, s.cfg.Load()); err == nil {
-			s.storeSnap(snap)
-			return nil
-		}
+	snap, err := buildFrom(s.reg.Load(), s.cfg.Load())
+	if err != nil {
+		s.metrics.reloadFails.Add(1)
+		s.metrics.lastReloadOK.Store(false)
+		return fmt.Errorf("dns sinkhole: building the answer data: %w", err)
 	}
-	s.metrics.reloadFails.Add(1)
-	s.metrics.lastReloadOK.Store(false)
-	return fmt.Errorf("dns sinkhole: loading the registry: %w", err)
+	s.storeSnap(snap)
+	return nil
+}
+
+// buildFrom is buildSnapshot of a registry snapshot, remembering it.
+func buildFrom(reg *registry.Snapshot, c *zoneConfig) (*snapshot, error) {
+	snap, err := buildSnapshot(reg.Set, c)
+	if err != nil {
+		return nil, err
+	}
+	snap.from = reg
+	return snap, nil
 }
 
 // storeSnap puts snap in force; reloadMu is held.
@@ -470,44 +542,23 @@ func (s *Server) storeSnap(snap *snapshot) {
 	}
 }
 
-// watch rebuilds when the registry serial changes (polled) and at the
-// snapshot's next change (an expiry or a start), at its instant.
-func (s *Server) watch(ctx context.Context) {
-	t := time.NewTimer(time.Duration(s.poll.Load()))
-	defer t.Stop()
+// follow rebuilds the answer data whenever the registry publishes a new
+// snapshot (the watcher times expiries and starts to their instants; the
+// answer path also skips an entry past its expiry before the rebuild). A
+// failed build keeps the previous data and is retried at the next
+// publication.
+func (s *Server) follow(ctx context.Context, updates <-chan struct{}) {
 	for {
-		wait := time.Duration(s.poll.Load())
-		if next, now := s.snap.Load().next, s.opts.Now(); next.After(now) {
-			wait = min(wait, next.Sub(now))
+		// A snapshot published before the subscription is caught here.
+		if s.snap.Load().from != s.reg.Load() {
+			if err := s.rebuild(); err != nil {
+				s.log.Error("dns sinkhole: rebuild failed, keeping the previous data", "err", err)
+			}
 		}
-		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		cur := s.snap.Load()
-		due := !cur.next.IsZero() && !s.opts.Now().Before(cur.next)
-		if !due {
-			serial, err := s.opts.Source.Serial(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("dns sinkhole: polling the registry serial", "err", err)
-				}
-				continue
-			}
-			due = serial != cur.serial
-		}
-		if due {
-			if err := s.rebuild(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("dns sinkhole: rebuild failed, keeping the previous data", "err", err)
-				// Do not spin on a failing NextChange: wait a poll interval.
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Duration(s.poll.Load())):
-				}
-			}
+		case <-updates:
 		}
 	}
 }

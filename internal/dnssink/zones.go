@@ -44,6 +44,9 @@ type snapshot struct {
 	hinfo rrset // RFC 8482 answer to ANY when a zone has no addresses
 	next  time.Time
 	zones int
+	// from is the registry snapshot it was built from (nil for the empty
+	// set that checks a configuration).
+	from *registry.Snapshot
 }
 
 // zoneConfig is what a snapshot is built from besides the registry.
