@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/text/language"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/text/language"
 )
 
 //go:embed catalogue/*.yaml
