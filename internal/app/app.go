@@ -10,6 +10,11 @@
 //  3. the evidence log writes its last checkpoint (covering every stored
 //     event) and closes;
 //  4. the store is closed by the caller after Run returns.
+//
+// Lifecycle: New acquires (sockets bound, files and databases opened) and,
+// when it fails, releases everything it acquired before returning; Close
+// releases everything of an App that is not run, and Run releases it all
+// as it returns. Every component's Close is idempotent.
 package app
 
 import (
@@ -96,6 +101,10 @@ type App struct {
 	// DNS applier to build from; under reloadMu.
 	stagedReg *registry.Snapshot
 
+	closers   []func() error // what New acquired, in order; Close runs them backwards
+	closeOnce sync.Once
+	closeErr  error
+
 	reloadMu     sync.Mutex
 	failPrepare  func(applier string) error // a test seam: fails an applier's prepare
 	reloads      prometheus.Counter
@@ -109,6 +118,7 @@ type dnsRole interface {
 	Reload(ctx context.Context) error
 	Stage(ctx context.Context, st dnssink.Settings, reg *registry.Snapshot) (*dnssink.Staged, error)
 	Commit(st *dnssink.Staged)
+	Close() error
 }
 
 // New builds every role the configuration enables and binds their sockets.
@@ -147,10 +157,19 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, fmt.Errorf("read the registry: %w", err)
 	}
 
+	// From here every component acquired adds its Close to a.closers; on
+	// any failure New releases them all, last acquired first.
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
 	a.geo, err = OpenGeo(c, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, a.geo.Close)
 	rules, err := loadRules(c)
 	if err != nil {
 		return nil, err
@@ -162,7 +181,6 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	} else if err := a.openEvidence(ctx); err != nil {
 		return nil, err
 	} else if err := a.reconcileEvidence(ctx); err != nil {
-		a.evidence.Close()
 		return nil, fmt.Errorf("evidence log: reconcile with the store: %w", err)
 	}
 	if opts.Forward == nil {
@@ -175,15 +193,6 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			a.closeListeners()
-			if a.evidence != nil {
-				a.evidence.Close()
-			}
-		}
-	}()
 	for i, lc := range c.Listeners {
 		trust, err := a.trust(lc.TrustedProxy)
 		if err != nil {
@@ -199,6 +208,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			return nil, fmt.Errorf("listeners[%d] %s %s: %w", i, lc.Kind, lc.Listen, err)
 		}
 		a.conns = append(a.conns, l)
+		a.closers = append(a.closers, l.Close)
 	}
 	dns, err := newDNS(a, c)
 	if err != nil {
@@ -206,6 +216,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	if dns != nil { // a nil *Server in the interface would not be nil
 		a.dns = dns
+		a.closers = append(a.closers, dns.Close)
 	}
 	if opts.Web != nil {
 		if opts.Web.Evidence == nil && a.evidence != nil {
@@ -214,9 +225,13 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		if a.web, err = newWeb(a, opts.Web); err != nil {
 			return nil, err
 		}
+		a.closers = append(a.closers, a.web.Close)
 	}
 	if err := a.newSelfCheck(opts.SelfCheck); err != nil {
 		return nil, err
+	}
+	if a.selfcheck != nil {
+		a.closers = append(a.closers, a.selfcheck.Close)
 	}
 	if a.notify, err = a.newNotifyScheduler(c, opts.Notify); err != nil {
 		return nil, err
@@ -306,14 +321,18 @@ func (a *App) Queue() *event.Queue { return a.queue }
 // Pipeline is the running pipeline.
 func (a *App) Pipeline() *pipeline.Pipeline { return a.pipe }
 
-func (a *App) closeListeners() {
-	// Listeners bound in New are closed by their Run; one never run is
-	// closed by running it with a cancelled context.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	for _, l := range a.conns {
-		_ = l.Run(ctx)
-	}
+// Close releases everything New acquired (sockets, the evidence log's
+// files, the IP databases) of an App that is not running; Run does it as
+// it returns. It is idempotent and returns the first call's errors.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		for i := len(a.closers) - 1; i >= 0; i-- {
+			errs = append(errs, a.closers[i]())
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
 }
 
 // Run runs every role until ctx ends, then shuts down in the documented
@@ -385,6 +404,11 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.evidence.Close(); err != nil {
 			errc <- fmt.Errorf("evidence: %w", err)
 		}
+	}
+	// Every role has stopped: release what is left (the IP databases;
+	// the rest closed as its role stopped, and Close is idempotent).
+	if err := a.Close(); err != nil {
+		a.log.Warn("releasing the roles' resources", "err", err)
 	}
 	if a.pipe != nil {
 		st := a.pipe.Stats()

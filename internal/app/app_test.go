@@ -49,7 +49,7 @@ func testApp(t *testing.T) (*App, *config.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.closeListeners)
+	t.Cleanup(func() { a.Close() })
 	return a, c
 }
 

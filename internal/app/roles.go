@@ -30,6 +30,7 @@ func (a *App) openEvidence(ctx context.Context) error {
 		return fmt.Errorf("evidence log: %w", err)
 	}
 	a.evidence = l
+	a.closers = append(a.closers, l.Close)
 	return nil
 }
 

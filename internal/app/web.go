@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,9 @@ type webRole struct {
 	// web.public_stats or web.min_count; apiOpts built the one in use.
 	api     atomic.Pointer[api.API]
 	apiOpts api.Options
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ServeHTTP serves the REST API in force.
@@ -242,6 +246,27 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 		}
 	}
 	return w, nil
+}
+
+// Close releases the listeners and the access log of a dashboard that was
+// never run (Run closes the access log as it returns; the servers' Shutdown
+// closes the listeners). It is idempotent.
+func (w *webRole) Close() error {
+	w.closeOnce.Do(func() {
+		var errs []error
+		for _, l := range []net.Listener{w.ln, w.mln} {
+			if l != nil {
+				if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := w.access.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+		w.closeErr = errors.Join(errs...)
+	})
+	return w.closeErr
 }
 
 // Run serves until ctx ends, then gives requests in flight five seconds.

@@ -9,7 +9,8 @@
 // either: events are offered to an [event.Handoff] that never blocks.
 //
 // Each [Listener] binds in [New] (so [Listener.Addr] works before
-// [Listener.Run]) and serves until Run's context ends.
+// [Listener.Run]) and serves until Run's context ends; [Listener.Close]
+// releases one that never ran (or stops one that runs).
 //
 // Lock order: Listener.mu (connection and per-source counts) is the only
 // lock on the connection path; the certificate cache has its own lock,
@@ -298,6 +299,14 @@ func (l *Listener) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// Close releases the listener's socket and closes its open connections;
+// a Run in progress then returns. It is idempotent and safe whether or not
+// Run ever ran; a listener closed before Run serves nothing.
+func (l *Listener) Close() error {
+	l.shutdown()
+	return nil
 }
 
 func (l *Listener) shutdown() {

@@ -305,7 +305,9 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Close closes the sockets of a server that was never run.
+// Close releases the sockets of a server that was never run; Run calls it
+// as it stops. It is idempotent (a socket closed twice is not an error
+// here).
 func (s *Server) Close() error {
 	for _, c := range s.udp {
 		c.Close()

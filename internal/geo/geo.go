@@ -289,6 +289,21 @@ func (d *DB) Commit(st *Staged) {
 	d.asn.Store(st.af)
 }
 
+// Close releases the loaded databases; later lookups find nothing. Call it
+// once no lookup runs (the app does after the pipeline stopped). It is
+// idempotent.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, p := range []*atomic.Pointer[file]{&d.country, &d.asn} {
+		if f := p.Swap(nil); f != nil {
+			errs = append(errs, f.r.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Run checks the configured files every CheckEvery and reloads those that
 // changed, until ctx is done. It returns nil on cancellation.
 func (d *DB) Run(ctx context.Context) error {

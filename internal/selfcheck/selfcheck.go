@@ -198,6 +198,18 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// Close releases the listener of a page that was never run (Run releases
+// it as it stops). It is idempotent.
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("selfcheck: %w", err)
+	}
+	return nil
+}
+
 // Run serves until ctx ends, then gives requests in flight five seconds.
 // Run with an already cancelled context just closes the listener.
 func (s *Server) Run(ctx context.Context) error {
