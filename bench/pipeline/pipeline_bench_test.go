@@ -127,7 +127,7 @@ func TestBench(t *testing.T) {
 	run := func(name string, st store.EventStore, n, pop int, goal float64) {
 		src := newSource(n, pop)
 		q := event.NewQueue(1 << 16)
-		p, err := pipeline.New(pipeline.Options{Queue: q, Store: st, Enricher: g, Classify: classify, DrainTimeout: time.Hour})
+		p, err := pipeline.New(pipeline.Options{Queue: q, Store: st, Enricher: g, FillCase: classify, DrainTimeout: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestBench(t *testing.T) {
 		for i := range evs {
 			src.event(i, &evs[i])
 		}
-		p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: nopStore{}, Enricher: g, Classify: classify})
+		p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: nopStore{}, Enricher: g, FillCase: classify})
 		if err != nil {
 			t.Fatal(err)
 		}

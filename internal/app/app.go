@@ -156,6 +156,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the registry: %w", err)
 	}
+	if err := opts.Registerer.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "takedown_registry_read_failures_total",
+		Help: "Polls and reads of the registry that failed; the snapshot in force was kept."}, func() float64 { return float64(a.reg.ReadFailures()) })); err != nil {
+		return nil, err
+	}
 
 	// From here every component acquired adds its Close to a.closers; on
 	// any failure New releases them all, last acquired first.
@@ -185,7 +189,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	if opts.Forward == nil {
 		a.pipe, err = pipeline.New(pipeline.Options{
-			Queue: a.queue, Store: opts.Events, Enricher: a.geo, Classify: a.fillCase, Committed: a.committed,
+			Queue: a.queue, Store: opts.Events, Enricher: a.geo, FillCase: a.fillCase, Committed: a.committed,
 			BatchSize: c.Pipeline.Batch, Registerer: opts.Registerer, Logger: opts.Logger.With("role", "pipeline"),
 			Budget: budget.Options{Rate: c.Pipeline.SourceBudget.Rate, Burst: c.Pipeline.SourceBudget.Burst, SummaryEvery: c.Pipeline.SourceBudget.SummaryEvery.D()},
 		})

@@ -91,7 +91,7 @@ func historicPrepare(ctx context.Context, c *config.Config, log *slog.Logger, re
 		return nil, nil, err
 	}
 	fillCase, caseErr := registry.HistoricCases(ctx, reg)
-	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, Classify: fillCase})
+	p, err := pipeline.New(pipeline.Options{Queue: event.NewQueue(1), Store: es, Enricher: geo, FillCase: fillCase})
 	if err != nil {
 		return nil, nil, err
 	}

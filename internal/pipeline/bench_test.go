@@ -14,7 +14,7 @@ import (
 func BenchmarkPrepareAggregate(b *testing.B) {
 	g := bundledGeo(b)
 	p, err := New(Options{Queue: event.NewQueue(1), Store: openStore(b), Enricher: g,
-		Classify: func(e *event.Event) { e.Family = "rustock" }})
+		FillCase: func(e *event.Event) { e.Family = "rustock" }})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -44,9 +44,9 @@ type Options struct {
 	// Enricher fills src_geo, src_asn and src_org where they are empty;
 	// nil leaves events as they are.
 	Enricher Enricher
-	// Classify sets an event's family and case (the classifier and the
+	// FillCase sets an event's family and case (the classifier and the
 	// registry); it runs after enrichment. nil leaves them as they are.
-	Classify func(*event.Event)
+	FillCase func(*event.Event)
 	// IDs gives IDs to events that have none; nil makes a new generator.
 	IDs *event.IDGen
 	// BatchSize is the most events in one transaction (default 8192).
@@ -236,8 +236,8 @@ func (p *Pipeline) Prepare(e *event.Event) bool {
 			e.SrcASN, e.SrcOrg = in.ASN, in.Org
 		}
 	}
-	if p.opts.Classify != nil {
-		p.opts.Classify(e)
+	if p.opts.FillCase != nil {
+		p.opts.FillCase(e)
 	}
 	if strings.ContainsRune(e.BotID, '\n') {
 		e.BotID = strings.ReplaceAll(e.BotID, "\n", " ")

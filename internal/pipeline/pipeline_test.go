@@ -64,7 +64,7 @@ func TestPipelineStoresEnrichedClassifiedEvents(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	p, err := New(Options{
 		Queue: q, Store: st, Enricher: bundledGeo(t), BatchSize: 3, Registerer: reg,
-		Classify: func(e *event.Event) {
+		FillCase: func(e *event.Event) {
 			if strings.HasSuffix(e.HTTPHost, "rustock.example") {
 				e.Family, e.Case = "rustock", "case-1"
 			}

@@ -57,6 +57,8 @@ type Watcher struct {
 	cur   atomic.Pointer[Snapshot]
 	wake  chan struct{} // a publication or a new poll interval: Run recomputes its wait
 
+	readFailures atomic.Uint64 // polls and reads that failed
+
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{}
 }
@@ -195,6 +197,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
+				w.readFailures.Add(1)
 				w.log.Warn("registry poll failed", "err", err)
 				continue
 			}
@@ -208,6 +211,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			// Do not spin on a next change that cannot be read.
+			w.readFailures.Add(1)
 			w.log.Warn("registry read failed; keeping the snapshot in force", "err", err)
 			backoff = true
 		}
@@ -217,3 +221,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// ReadFailures is the number of polls and reads of the registry that failed
+// since the watcher started (the snapshot in force was kept each time).
+func (w *Watcher) ReadFailures() uint64 { return w.readFailures.Load() }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 // whose serial the test bumps; it records the instants it was read at.
 type clockSource struct {
 	mu      sync.Mutex
+	failing bool // Serial fails: the registry is unreachable
 	serial  uint32
 	entries []Entry
 	reads   []time.Time
@@ -37,6 +39,9 @@ func (c *clockSource) Active(_ context.Context, at time.Time, _ string) (*Active
 func (c *clockSource) Serial(context.Context) (uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failing {
+		return 0, errors.New("registry unreachable")
+	}
 	return c.serial, nil
 }
 
@@ -230,5 +235,28 @@ func TestWatcherPublishKeepsNewest(t *testing.T) {
 	next, _ := w.Read(t.Context())
 	if !w.Publish(next) || w.Load() != next {
 		t.Fatal("a newer snapshot was not published")
+	}
+}
+
+// A registry that cannot be read keeps the snapshot in force, and every
+// failed poll is counted (takedown_registry_read_failures_total).
+func TestWatcherCountsReadFailures(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	src := &clockSource{serial: 1, entries: []Entry{{Kind: KindHost, Value: "kept.example", Case: "c", Effective: t0.Add(-time.Hour), Expires: t0.Add(time.Hour)}}}
+	clk := newFakeClock(t0)
+	w := startWatcher(t, src, clk, time.Second)
+	clk.nextWait(t)
+	src.mu.Lock()
+	src.failing = true
+	src.mu.Unlock()
+	for range 3 {
+		clk.fire <- t0
+		clk.nextWait(t)
+	}
+	if n := w.ReadFailures(); n != 3 {
+		t.Errorf("%d read failures counted; want 3", n)
+	}
+	if !seized(w, "kept.example") {
+		t.Error("the snapshot in force was dropped when the registry could not be read")
 	}
 }
