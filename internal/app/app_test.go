@@ -27,7 +27,9 @@ func gauge(t *testing.T, g prometheus.Gauge) float64 {
 	return m.GetGauge().GetValue()
 }
 
-func testApp(t *testing.T) (*App, *config.Config) {
+// testStores opens a new SQLite store in a temporary data dir, closed at
+// the test's end: the registry and the event store an App runs on.
+func testStores(t *testing.T) (string, *sqlite.DB, *sqlite.EventStore) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.OpenDir(t.Context(), dir)
@@ -40,6 +42,12 @@ func testApp(t *testing.T) (*App, *config.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.Close() })
+	return dir, db, es
+}
+
+func testApp(t *testing.T) (*App, *config.Config) {
+	t.Helper()
+	dir, db, es := testStores(t)
 	c := config.Default()
 	c.Data = dir
 	c.DNS.Listen = []string{"127.0.0.1:0"}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/store"
-	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
 // openFDs counts the process's open file descriptors.
@@ -75,17 +74,7 @@ func (noLookups) Lookup(context.Context, netip.Addr, time.Time, time.Time) ([]st
 // acquired before it is released: no socket or file stays open and every
 // port can be bound again. Close releases a whole App that never ran.
 func TestNewReleasesOnFailure(t *testing.T) {
-	dir := t.TempDir()
-	db, err := sqlite.OpenDir(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	es, err := sqlite.NewEventStore(t.Context(), db, sqlite.EventStoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { es.Close() })
+	dir, db, es := testStores(t)
 
 	ports := map[string]string{}
 	for _, k := range []string{"http", "tcp", "dns", "web", "metrics", "selfcheck", "taken"} {

@@ -16,7 +16,6 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/dnssink"
 	"github.com/takedown/takedown/internal/registry"
-	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
 // Every key is either applied live or refused by name, never ignored.
@@ -40,17 +39,7 @@ func TestReloadKeysCovered(t *testing.T) {
 // configuration and the DNS address.
 func runningApp(t *testing.T) (*App, *config.Config, string, *slog.LevelVar) {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := sqlite.OpenDir(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	es, err := sqlite.NewEventStore(t.Context(), db, sqlite.EventStoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { es.Close() })
+	dir, db, es := testStores(t)
 	ind, _ := registry.Parse("evil.example", "")
 	now := time.Now()
 	if _, err := db.Import(t.Context(), registry.Order{Case: "b107", Court: "c", Family: "rustock",
