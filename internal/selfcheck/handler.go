@@ -136,6 +136,17 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusTooManyRequests, "rate_limited")
 		return
 	}
+	// However many networks ask, at most MaxConcurrent lookups run; the
+	// rest are told to come back at once rather than queue.
+	select {
+	case s.busy <- struct{}{}:
+		defer func() { <-s.busy }()
+	default:
+		s.m.refuse(reasonBusy)
+		w.Header().Set("Retry-After", "1")
+		s.fail(w, r, http.StatusServiceUnavailable, "error")
+		return
+	}
 	lang := s.cat.Match(r.Header.Get("Accept-Language"))
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()

@@ -59,6 +59,7 @@ const (
 	reasonAddress     = "bad_address"
 	reasonStore       = "store_error"
 	reasonProxy       = "proxy_header"
+	reasonBusy        = "busy" // MaxConcurrent lookups already running
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -77,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "takedown_selfcheck_refused_total",
-			Help: "Self-check requests not answered, by reason (rate_limited, bad_address, store_error, proxy_header).",
+			Help: "Self-check requests not answered, by reason (rate_limited, busy, bad_address, store_error, proxy_header).",
 		}, []string{"reason"}),
 	}
 	for _, r := range []string{reasonRateLimited, reasonAddress, reasonStore, reasonProxy} {

@@ -70,6 +70,10 @@ type Options struct {
 	TrustedForwarders *proxyproto.Trust
 	// RateLimit bounds the checks per client.
 	RateLimit RateLimit
+	// MaxConcurrent bounds the lookups running at once, whoever asks
+	// (default 32): an attacker holding many networks, each within its own
+	// rate limit, gets 503 beyond it instead of the store's whole time.
+	MaxConcurrent int
 	// Catalogue holds the text and clean-up advice (nil: the shipped one).
 	Catalogue *Catalogue
 	// Registerer receives the metrics (nil: a fresh registry).
@@ -100,6 +104,8 @@ type Server struct {
 	trust atomic.Pointer[trustLists]
 	// days is opts.Days, which SetDays changes.
 	days atomic.Int32
+	// busy holds one token per lookup running (MaxConcurrent).
+	busy chan struct{}
 }
 
 // trustLists are the two lists that may name a client other than the TCP
@@ -125,6 +131,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Catalogue == nil {
 		opts.Catalogue = DefaultCatalogue()
 	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 32
+	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
@@ -141,7 +150,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("selfcheck metrics: %w", err)
 	}
-	s := &Server{opts: opts, cat: opts.Catalogue, log: opts.Logger, lim: newLimiter(opts.RateLimit), m: m, page: pageTemplate}
+	s := &Server{opts: opts, cat: opts.Catalogue, log: opts.Logger, lim: newLimiter(opts.RateLimit), m: m, page: pageTemplate,
+		busy: make(chan struct{}, opts.MaxConcurrent)}
 	s.routes()
 	s.SetTrust(opts.TrustedProxies, opts.TrustedForwarders)
 	s.days.Store(int32(opts.Days))
