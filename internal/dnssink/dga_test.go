@@ -2,15 +2,12 @@ package dnssink
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/registry"
 )
 
@@ -135,29 +132,4 @@ func TestDGAAnswers(t *testing.T) {
 			}
 		})
 	}
-}
-
-// startSourceSink is startSink for any registry.Source.
-func startSourceSink(tb testing.TB, src registry.Source, opts Options) *sink {
-	tb.Helper()
-	q := event.NewQueue(1 << 16)
-	reg := prometheus.NewRegistry()
-	opts.Listen = []string{"127.0.0.1:0"}
-	opts.Source, opts.Events, opts.Registerer = src, q, reg
-	opts.Sinkhole = Addrs{A: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, opts)
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
-	return &sink{Server: s, events: q, reg: reg, addr: s.Addr().String()}
 }

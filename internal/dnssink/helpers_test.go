@@ -91,6 +91,14 @@ type sink struct {
 // the test ends.
 func startSink(tb testing.TB, src *fakeSource, opts Options) *sink {
 	tb.Helper()
+	s := startSourceSink(tb, src, opts)
+	s.src = src
+	return s
+}
+
+// startSourceSink is startSink for any registry.Source.
+func startSourceSink(tb testing.TB, src registry.Source, opts Options) *sink {
+	tb.Helper()
 	q := event.NewQueue(1 << 16)
 	reg := prometheus.NewRegistry()
 	if opts.Listen == nil {
@@ -114,7 +122,7 @@ func startSink(tb testing.TB, src *fakeSource, opts Options) *sink {
 			tb.Errorf("Run: %v", err)
 		}
 	})
-	return &sink{Server: s, src: src, events: q, reg: reg, addr: s.Addr().String()}
+	return &sink{Server: s, events: q, reg: reg, addr: s.Addr().String()}
 }
 
 // exchange sends m over network ("udp" or "tcp") and returns the answer.
