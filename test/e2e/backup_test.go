@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,20 +62,7 @@ func TestBackupUnderLoad(t *testing.T) {
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if beacon(client, addr) == nil {
-					sent.Add(1)
-				}
-			}
-		}()
-	}
+	sent, wg := beaconLoad(ctx, addr, 3)
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if stored, _ := storedHealth(t, data); stored >= 300 {
 			break

@@ -116,6 +116,24 @@ func beacon(client *http.Client, addr string) error {
 	return nil
 }
 
+// beaconLoad sends beacons to addr on n connections at a time, one request
+// each, until ctx is done; sent counts the answered ones and wg ends with
+// the senders.
+func beaconLoad(ctx context.Context, addr string, n int) (sent *atomic.Int64, wg *sync.WaitGroup) {
+	sent, wg = new(atomic.Int64), new(sync.WaitGroup)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if beacon(client, addr) == nil {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	return sent, wg
+}
+
 // Under sustained load the server is killed with SIGKILL; every event it
 // had counted as stored is still there after the restart.
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
@@ -129,20 +147,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 
 	srv := startServe(t, addr, "--config", conf)
 	ctx, stop := context.WithCancel(t.Context())
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if beacon(client, addr) == nil {
-					sent.Add(1)
-				}
-			}
-		}()
-	}
+	sent, wg := beaconLoad(ctx, addr, 4)
 	// Wait until a good number of events are stored, read the counter,
 	// and kill the server at once, mid-load.
 	var acked uint64
@@ -174,7 +179,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 	// The restarted server goes on counting from there.
 	srv = startServe(t, addr, "--config", conf)
-	if err := beacon(client, addr); err != nil {
+	if err := beacon(http.DefaultClient, addr); err != nil {
 		t.Fatal(err)
 	}
 	srv.cmd.Process.Signal(syscall.SIGTERM)
