@@ -13,7 +13,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -389,19 +388,8 @@ func (s *EventStore) PurgeAggregates(ctx context.Context, before time.Time) (int
 
 // ScanDayIPs implements store.EventStore.
 func (s *EventStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
-		FROM event_day_ip WHERE day >= $1 AND day < $2 ORDER BY day, ip, family`, from.Unix(), to.Unix())
-	if err != nil {
-		return fmt.Errorf("scan aggregates: %w", err)
-	}
-	defer rows.Close()
-	if err := store.ScanDayIPs(rows, fn); err != nil {
-		return err
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("scan aggregates: %w", err)
-	}
-	return ctx.Err()
+	return s.scanQuery(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
+		FROM event_day_ip WHERE day >= $1 AND day < $2 ORDER BY day, ip, family`, []any{from.Unix(), to.Unix()}, fn)
 }
 
 // Rollups implements store.EventStore.
