@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -339,14 +338,4 @@ func geoOptions(c *config.Config, log *slog.Logger) geo.Options {
 		o.ASN.Data = geodata.ASN()
 	}
 	return o
-}
-
-// sortedKeys is for tests and docs: the table of keys, live or restart.
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

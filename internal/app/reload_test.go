@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -27,7 +28,7 @@ func TestReloadKeysCovered(t *testing.T) {
 		}
 	}
 	for _, m := range []map[string]string{liveKeys, restartKeys} {
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if _, ok := config.Default().Settings()[k]; !ok {
 				t.Errorf("%s is listed but is no setting", k)
 			}
