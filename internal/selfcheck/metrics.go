@@ -81,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Self-check requests not answered, by reason (rate_limited, busy, bad_address, store_error, proxy_header).",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{reasonRateLimited, reasonAddress, reasonStore, reasonProxy} {
+	for _, r := range []string{reasonRateLimited, reasonBusy, reasonAddress, reasonStore, reasonProxy} {
 		m.refused.WithLabelValues(r)
 	}
 	var errs []error
