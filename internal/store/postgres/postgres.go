@@ -196,81 +196,106 @@ type eventKey struct {
 // WriteBatch implements store.EventStore.
 func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.BatchResult, error) {
 	var res store.BatchResult
-	n := len(b.Events)
-	days, ids, tss, cases := make([]int64, n), make([]string, n), make([]int64, n), make([]string, n)
-	for i := range b.Events {
-		e := &b.Events[i]
-		if err := store.CheckEvent(e); err != nil {
-			return res, err
-		}
-		days[i], ids[i], tss[i], cases[i] = store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case
-	}
-	records, err := b.EncodeRecords()
+	cols, err := columnsOf(b)
 	if err != nil {
 		return res, err
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = store.BatchResult{}
-		inserted := make(map[eventKey]bool, n)
-		if n > 0 {
-			rows, err := tx.Query(ctx, sqlInsertEvents, days, ids, tss, cases, records)
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			for rows.Next() {
-				var k eventKey
-				if err := rows.Scan(&k.day, &k.id); err != nil {
-					rows.Close()
-					return fmt.Errorf("insert events: %w", err)
-				}
-				inserted[k] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-		}
-		fresh := make([]event.Event, 0, len(inserted))
-		res.Fresh = make([]bool, len(b.Events))
-		for i := range b.Events {
-			k := eventKey{days[i], ids[i]}
-			if inserted[k] {
-				delete(inserted, k) // a copy later in the batch is a duplicate
-				fresh = append(fresh, b.Events[i])
-				res.Fresh[i] = true
-			}
-		}
-		res.Inserted, res.Duplicates = len(fresh), n-len(fresh)
-		if err := upsertAggregates(ctx, tx, store.Aggregate(fresh)); err != nil {
-			return err
-		}
-		byDay, summarised := store.SummarisedByDay(b.Events, res.Fresh)
-		if _, err := tx.Exec(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped), int64(summarised)); err != nil {
-			return fmt.Errorf("update health: %w", err)
-		}
-		if len(byDay) > 0 {
-			days, contacts := make([]int64, 0, len(byDay)), make([]int64, 0, len(byDay))
-			for d, n := range byDay {
-				days, contacts = append(days, d), append(contacts, int64(n))
-			}
-			if _, err := tx.Exec(ctx, sqlAddSummarised, days, contacts); err != nil {
-				return fmt.Errorf("update summarised contacts: %w", err)
-			}
-		}
-		// Sorted by name: concurrent collectors lock the rows in one order.
-		if ch := store.ListenerChanges(b, res.Fresh); len(ch) > 0 {
-			names, recv, stored, dropped := make([]string, len(ch)), make([]int64, len(ch)), make([]int64, len(ch)), make([]int64, len(ch))
-			for i, c := range ch {
-				names[i], recv[i], stored[i], dropped[i] = c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped)
-			}
-			if _, err := tx.Exec(ctx, sqlAddListenerHealth, names, recv, stored, dropped); err != nil {
-				return fmt.Errorf("update listener health: %w", err)
-			}
-		}
-		return nil
+		var err error
+		res, err = writeBatchTx(ctx, tx, b, cols)
+		return err
 	})
 	if err != nil {
 		return store.BatchResult{}, fmt.Errorf("store batch: %w", err)
+	}
+	return res, nil
+}
+
+// batchColumns are a batch's events as the columns of sqlInsertEvents.
+type batchColumns struct {
+	days, tss  []int64
+	ids, cases []string
+	records    [][]byte
+}
+
+// columnsOf checks b's events and returns their columns, encoded before
+// any transaction starts.
+func columnsOf(b *store.Batch) (batchColumns, error) {
+	n := len(b.Events)
+	c := batchColumns{days: make([]int64, n), ids: make([]string, n), tss: make([]int64, n), cases: make([]string, n)}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if err := store.CheckEvent(e); err != nil {
+			return c, err
+		}
+		c.days[i], c.ids[i], c.tss[i], c.cases[i] = store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case
+	}
+	var err error
+	c.records, err = b.EncodeRecords()
+	return c, err
+}
+
+// writeBatchTx stores b, whose columns are cols, in tx: WriteBatch's
+// transaction, or an import's (import.go).
+func writeBatchTx(ctx context.Context, tx pgx.Tx, b *store.Batch, cols batchColumns) (store.BatchResult, error) {
+	var res store.BatchResult
+	n := len(b.Events)
+	days, ids := cols.days, cols.ids
+	inserted := make(map[eventKey]bool, n)
+	if n > 0 {
+		rows, err := tx.Query(ctx, sqlInsertEvents, cols.days, cols.ids, cols.tss, cols.cases, cols.records)
+		if err != nil {
+			return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
+		}
+		for rows.Next() {
+			var k eventKey
+			if err := rows.Scan(&k.day, &k.id); err != nil {
+				rows.Close()
+				return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
+			}
+			inserted[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
+		}
+	}
+	fresh := make([]event.Event, 0, len(inserted))
+	res.Fresh = make([]bool, len(b.Events))
+	for i := range b.Events {
+		k := eventKey{days[i], ids[i]}
+		if inserted[k] {
+			delete(inserted, k) // a copy later in the batch is a duplicate
+			fresh = append(fresh, b.Events[i])
+			res.Fresh[i] = true
+		}
+	}
+	res.Inserted, res.Duplicates = len(fresh), n-len(fresh)
+	if err := upsertAggregates(ctx, tx, store.Aggregate(fresh)); err != nil {
+		return store.BatchResult{}, err
+	}
+	byDay, summarised := store.SummarisedByDay(b.Events, res.Fresh)
+	if _, err := tx.Exec(ctx, sqlAddHealth, int64(b.Received), int64(res.Inserted), int64(b.Dropped), int64(summarised)); err != nil {
+		return store.BatchResult{}, fmt.Errorf("update health: %w", err)
+	}
+	if len(byDay) > 0 {
+		days, contacts := make([]int64, 0, len(byDay)), make([]int64, 0, len(byDay))
+		for d, n := range byDay {
+			days, contacts = append(days, d), append(contacts, int64(n))
+		}
+		if _, err := tx.Exec(ctx, sqlAddSummarised, days, contacts); err != nil {
+			return store.BatchResult{}, fmt.Errorf("update summarised contacts: %w", err)
+		}
+	}
+	// Sorted by name: concurrent collectors lock the rows in one order.
+	if ch := store.ListenerChanges(b, res.Fresh); len(ch) > 0 {
+		names, recv, stored, dropped := make([]string, len(ch)), make([]int64, len(ch)), make([]int64, len(ch)), make([]int64, len(ch))
+		for i, c := range ch {
+			names[i], recv[i], stored[i], dropped[i] = c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped)
+		}
+		if _, err := tx.Exec(ctx, sqlAddListenerHealth, names, recv, stored, dropped); err != nil {
+			return store.BatchResult{}, fmt.Errorf("update listener health: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -368,98 +368,9 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	var inserted int
 	var maxSeq int64
 	err = s.inTx(ctx, func() error {
-		clear(fresh)
-		inserted = 0
-		if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
-			return fmt.Errorf("insert events: %w", err)
-		}
-		args := make([]any, 0, chunk*5)
-		err := eachChunk(len(b.Events), func(lo, hi int) error {
-			args = args[:0]
-			for i := lo; i < hi; i++ {
-				e := &b.Events[i]
-				args = append(args, store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, records[i])
-			}
-			st, done, err := s.stmt(ctx, sqlInsertEvents, hi-lo, 5)
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			defer done()
-			r, err := st.ExecContext(ctx, args...)
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			n, err := r.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			if n == 0 {
-				return nil
-			}
-			last, err := r.LastInsertId()
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			inserted += int(n)
-			prev := maxSeq
-			maxSeq = last
-			if int(n) == hi-lo {
-				// The common case: every row was new.
-				for i := lo; i < hi; i++ {
-					fresh[i] = true
-				}
-				return nil
-			}
-			// Some were already stored: the rows this statement inserted
-			// are those with sequence numbers after prev.
-			rows, err := s.conn.QueryContext(ctx, `SELECT day, id FROM events WHERE seq > ? AND seq <= ?`, prev, last)
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			defer rows.Close()
-			mine := make(map[eventKey]bool, n)
-			for rows.Next() {
-				var k eventKey
-				if err := rows.Scan(&k.day, &k.id); err != nil {
-					return fmt.Errorf("insert events: %w", err)
-				}
-				mine[k] = true
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
-			for i := lo; i < hi; i++ {
-				e := &b.Events[i]
-				k := eventKey{store.DayOf(e.Timestamp), e.ID}
-				if mine[k] {
-					delete(mine, k) // a copy later in the chunk is a duplicate
-					fresh[i] = true
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		byDay, summarised := store.SummarisedByDay(b.Events, fresh)
-		if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped), int64(summarised)); err != nil {
-			return fmt.Errorf("update health: %w", err)
-		}
-		for day, n := range byDay {
-			if _, err := s.conn.ExecContext(ctx, sqlAddSummarised, day, int64(n)); err != nil {
-				return fmt.Errorf("update summarised contacts: %w", err)
-			}
-		}
-		if ch := store.ListenerChanges(b, fresh); len(ch) > 0 {
-			args := make([]any, 0, 4*len(ch))
-			for _, c := range ch {
-				args = append(args, c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped))
-			}
-			if _, err := s.conn.ExecContext(ctx, fmt.Sprintf(sqlAddListenerHealth, values(len(ch), 4)), args...); err != nil {
-				return fmt.Errorf("update listener health: %w", err)
-			}
-		}
-		return nil
+		var err error
+		inserted, maxSeq, err = s.insertBatch(ctx, b, records, fresh)
+		return err
 	})
 	if err != nil {
 		return res, fmt.Errorf("store batch: %w", err)
@@ -490,6 +401,106 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		s.flushLocked(ctx) //nolint:errcheck // retried on the next batch, Flush or Close
 	}
 	return res, nil
+}
+
+// insertBatch inserts b's events (records are their encoded records) and
+// moves the health counters, inside the transaction the caller opened on
+// the writer connection: WriteBatch's, or an import's (import.go). It marks
+// in fresh (len(b.Events), cleared here) the events newly inserted and
+// returns their number and the sequence number of the last one (0 when
+// none). Callers hold s.mu.
+func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte, fresh []bool) (inserted int, maxSeq int64, err error) {
+	clear(fresh)
+	if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
+		return 0, 0, fmt.Errorf("insert events: %w", err)
+	}
+	args := make([]any, 0, chunk*5)
+	err = eachChunk(len(b.Events), func(lo, hi int) error {
+		args = args[:0]
+		for i := lo; i < hi; i++ {
+			e := &b.Events[i]
+			args = append(args, store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, records[i])
+		}
+		st, done, err := s.stmt(ctx, sqlInsertEvents, hi-lo, 5)
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		defer done()
+		r, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		last, err := r.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		inserted += int(n)
+		prev := maxSeq
+		maxSeq = last
+		if int(n) == hi-lo {
+			// The common case: every row was new.
+			for i := lo; i < hi; i++ {
+				fresh[i] = true
+			}
+			return nil
+		}
+		// Some were already stored: the rows this statement inserted
+		// are those with sequence numbers after prev.
+		rows, err := s.conn.QueryContext(ctx, `SELECT day, id FROM events WHERE seq > ? AND seq <= ?`, prev, last)
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		defer rows.Close()
+		mine := make(map[eventKey]bool, n)
+		for rows.Next() {
+			var k eventKey
+			if err := rows.Scan(&k.day, &k.id); err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			mine[k] = true
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		for i := lo; i < hi; i++ {
+			e := &b.Events[i]
+			k := eventKey{store.DayOf(e.Timestamp), e.ID}
+			if mine[k] {
+				delete(mine, k) // a copy later in the chunk is a duplicate
+				fresh[i] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	byDay, summarised := store.SummarisedByDay(b.Events, fresh)
+	if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped), int64(summarised)); err != nil {
+		return 0, 0, fmt.Errorf("update health: %w", err)
+	}
+	for day, n := range byDay {
+		if _, err := s.conn.ExecContext(ctx, sqlAddSummarised, day, int64(n)); err != nil {
+			return 0, 0, fmt.Errorf("update summarised contacts: %w", err)
+		}
+	}
+	if ch := store.ListenerChanges(b, fresh); len(ch) > 0 {
+		args := make([]any, 0, 4*len(ch))
+		for _, c := range ch {
+			args = append(args, c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped))
+		}
+		if _, err := s.conn.ExecContext(ctx, fmt.Sprintf(sqlAddListenerHealth, values(len(ch), 4)), args...); err != nil {
+			return 0, 0, fmt.Errorf("update listener health: %w", err)
+		}
+	}
+	return inserted, maxSeq, nil
 }
 
 func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) error {
