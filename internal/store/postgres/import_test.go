@@ -1,0 +1,21 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/store/postgres/pgtest"
+	"github.com/takedown/takedown/internal/store/storetest"
+)
+
+func TestImportConformance(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	storetest.RunImport(t, func(tb testing.TB) store.EventStore {
+		s, err := Open(tb.Context(), srv.NewDatabase(tb))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// An import is one IMMEDIATE transaction on the writer connection, held
+// (with s.mu) from BeginImport to Commit or Rollback. Its batches insert
+// raw events and move the health counters exactly as WriteBatch does; the
+// aggregates of its fresh events are kept apart from the store's pending
+// ones and written inside the transaction, in sorted runs of at most
+// importMaxPending keys (so memory stays bounded whatever the input's
+// size) and once more at Commit, together with the watermark. So a commit
+// makes events, aggregates, rollups, health counters and watermark move at
+// once, and a rollback or a killed process (SQLite discards the
+// uncommitted WAL frames) leaves all of them as they were: the watermark
+// never covers an event whose aggregate is not written, nor one that is
+// not stored.
+
+// importMaxPending bounds the aggregate keys an import holds in memory
+// before writing them in the transaction: about 150 bytes each, so some
+// 75 MB, well within the import's memory budget (docs/events.md).
+const importMaxPending = 500_000
+
+var _ store.Importer = (*EventStore)(nil)
+
+// BeginImport implements store.Importer. The store's pending aggregates
+// are flushed first, so that the watermark written at Commit covers them.
+// Other writers of this EventStore wait until the import ends.
+func (s *EventStore) BeginImport(ctx context.Context) (store.Import, error) {
+	s.mu.Lock()
+	if err := s.flushLocked(ctx); err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	if _, err := s.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	return &sqliteImport{s: s, latestDay: s.latestDay}, nil
+}
+
+type sqliteImport struct {
+	s         *EventStore
+	agg       store.Aggregator // aggregates of fresh events not yet written
+	maxSeq    int64            // sequence number of the last event inserted
+	latestDay int64            // s.latestDay before the import, restored on rollback
+	done      bool             // committed or rolled back; s.mu released
+}
+
+var _ store.Import = (*sqliteImport)(nil)
+
+func (im *sqliteImport) Write(ctx context.Context, b *store.Batch) (store.BatchResult, error) {
+	var res store.BatchResult
+	if im.done {
+		return res, errors.New("import already ended")
+	}
+	for i := range b.Events {
+		if err := store.CheckEvent(&b.Events[i]); err != nil {
+			return res, errors.Join(err, im.Rollback())
+		}
+	}
+	records, err := b.EncodeRecords()
+	if err != nil {
+		return res, errors.Join(err, im.Rollback())
+	}
+	fresh := make([]bool, len(b.Events))
+	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, fresh)
+	if err != nil {
+		return res, errors.Join(fmt.Errorf("import batch: %w", err), im.Rollback())
+	}
+	freshEvents := b.Events
+	if inserted != len(b.Events) {
+		freshEvents = make([]event.Event, 0, inserted)
+		for i := range b.Events {
+			if fresh[i] {
+				freshEvents = append(freshEvents, b.Events[i])
+			}
+		}
+	}
+	if inserted > 0 {
+		im.maxSeq = max(im.maxSeq, maxSeq)
+	}
+	im.agg.Add(freshEvents)
+	if im.agg.Len() >= min(importMaxPending, im.s.opts.MaxPending) {
+		if err := im.writeAggregates(ctx); err != nil {
+			return res, errors.Join(err, im.Rollback())
+		}
+	}
+	res.Inserted, res.Duplicates = inserted, len(b.Events)-inserted
+	if len(b.Events) > 0 {
+		res.Fresh = fresh
+	}
+	return res, nil
+}
+
+// writeAggregates writes the held aggregates inside the transaction and
+// marks their keys known to the later runs of this transaction (the
+// known sets are dropped on rollback).
+func (im *sqliteImport) writeAggregates(ctx context.Context) error {
+	deltas := im.agg.Take()
+	if err := im.s.upsertAggregates(ctx, deltas); err != nil {
+		return fmt.Errorf("import aggregates: %w", err)
+	}
+	for i := range deltas {
+		if set := im.s.known[deltas[i].Key.Day]; set != nil {
+			set[im.s.keyHash(&deltas[i].Key)] = struct{}{}
+		}
+	}
+	return nil
+}
+
+func (im *sqliteImport) Commit(ctx context.Context) error {
+	if im.done {
+		return errors.New("import already ended")
+	}
+	s := im.s
+	if err := im.writeAggregates(ctx); err != nil {
+		return errors.Join(err, im.Rollback())
+	}
+	watermark := max(s.watermark, im.maxSeq)
+	if _, err := s.conn.ExecContext(ctx, `UPDATE event_aggregate_state SET watermark = ? WHERE id = 1`, watermark); err != nil {
+		return errors.Join(fmt.Errorf("import: update aggregate watermark: %w", err), im.Rollback())
+	}
+	if _, err := s.conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return errors.Join(fmt.Errorf("import: commit: %w", err), im.Rollback())
+	}
+	s.watermark = watermark
+	im.done = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (im *sqliteImport) Rollback() error {
+	if im.done {
+		return nil
+	}
+	s := im.s
+	im.done = true
+	defer s.mu.Unlock()
+	// The known sets may hold keys written in the transaction.
+	clear(s.known)
+	s.latestDay = im.latestDay
+	im.agg.Take()
+	if _, err := s.conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		return fmt.Errorf("import: rollback: %w", err)
+	}
+	return nil
+}
