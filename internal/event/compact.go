@@ -1,0 +1,574 @@
+package event
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+)
+
+// The compact encoding is how a store keeps an event at rest: a few dozen
+// bytes instead of the few hundred of its JSON-lines record. It is not an
+// exchange format: the JSON-lines record stays the reference (evidence,
+// exports, NATS), and a stored event is read back as exactly the record
+// MarshalJSONL made of it.
+//
+// A compact record leaves out the ID and the timestamp, which the store
+// keeps in its own columns (the ID packed by PackID, the timestamp as unix
+// nanoseconds), and refers to repeated strings (sensor, organisation,
+// family, user agent, URL…) by a number from the store's string table:
+// the intern function the encoder is given, and the lookup the decoder is
+// given, are the two sides of that table. A string the table does not
+// take is written inline.
+//
+// Layout: the format byte CompactFormat (never '{', so that a reader tells
+// a compact record from a JSON-lines one by its first byte); a uvarint
+// bitmask of the fields present (bit i is compactFields[i]); then each
+// present field in bit order. Numbers are uvarints (zigzag varints for
+// the signed ones), addresses one length byte (4 or 16) and their bytes,
+// confidence its 8 IEEE-754 bytes, strings a uvarint v: v even is table
+// reference v>>1; v odd is an inline string, followed by uvarint
+// (n<<1 | hex) and n bytes, hex meaning the string was lower-case hex
+// written as its n bytes.
+
+// CompactFormat is the first byte of a compact record.
+const CompactFormat = 0x01
+
+// field kinds of the compact encoding.
+const (
+	kString   = iota // table reference or inline
+	kInline          // always inline (values that rarely repeat)
+	kUint            // uvarint
+	kInt             // zigzag varint
+	kAddr            // length byte and bytes
+	kFloat           // 8 bytes
+	kBool            // the bit alone
+	kBytes           // uvarint length and bytes
+	kProtocol        // a string kept as its index in protocols
+)
+
+// compactFields are the encoded fields, in bit order; appending is the
+// only allowed change (an old record's bits must keep their meaning).
+// Fields come roughly from the most to the least common, so that the
+// bitmask of a usual event stays short.
+var compactFields = [...]struct {
+	kind int
+	name string
+}{
+	{kProtocol, "protocol"}, {kString, "transport"}, {kAddr, "src_ip"}, {kUint, "src_port"}, {kUint, "src_asn"},
+	{kString, "src_org"}, {kString, "src_geo"}, {kAddr, "dst_ip"}, {kUint, "dst_port"}, {kString, "sensor"},
+	{kString, "listener"}, {kString, "case"}, {kString, "family"}, {kString, "tag"}, {kFloat, "confidence"},
+	{kInline, "bot_id"}, {kBool, "unverified"}, {kUint, "count"}, {kString, "http_method"}, {kString, "http_url"},
+	{kString, "http_host"}, {kString, "http_agent"}, {kString, "http_referer"}, {kString, "header_names"}, {kString, "header_hash"},
+	{kInt, "content_length"}, {kInline, "qname"}, {kString, "qtype"}, {kString, "rcode"}, {kString, "matched"},
+	{kInline, "ecs"}, {kInt, "response_size"}, {kString, "ssl_servername"}, {kString, "ssl_version"}, {kString, "ssl_cipher"},
+	{kString, "alpn"}, {kString, "ja4"}, {kString, "ja3"}, {kInt, "payload_size"}, {kString, "payload_sha256"},
+	{kBytes, "payload_prefix"},
+}
+
+// strField returns the string field i of e (nil for other kinds).
+func strField(e *Event, i int) *string {
+	switch compactFields[i].name {
+	case "protocol":
+		return &e.Protocol
+	case "transport":
+		return &e.Transport
+	case "src_org":
+		return &e.SrcOrg
+	case "src_geo":
+		return &e.SrcGeo
+	case "sensor":
+		return &e.Sensor
+	case "listener":
+		return &e.Listener
+	case "case":
+		return &e.Case
+	case "family":
+		return &e.Family
+	case "tag":
+		return &e.Tag
+	case "bot_id":
+		return &e.BotID
+	case "http_method":
+		return &e.HTTPMethod
+	case "http_url":
+		return &e.HTTPURL
+	case "http_host":
+		return &e.HTTPHost
+	case "http_agent":
+		return &e.HTTPAgent
+	case "http_referer":
+		return &e.HTTPReferer
+	case "header_names":
+		return &e.HeaderNames
+	case "header_hash":
+		return &e.HeaderHash
+	case "qname":
+		return &e.QName
+	case "qtype":
+		return &e.QType
+	case "rcode":
+		return &e.RCode
+	case "matched":
+		return &e.Matched
+	case "ecs":
+		return &e.ECS
+	case "ssl_servername":
+		return &e.SSLServerName
+	case "ssl_version":
+		return &e.SSLVersion
+	case "ssl_cipher":
+		return &e.SSLCipher
+	case "alpn":
+		return &e.ALPN
+	case "ja4":
+		return &e.JA4
+	case "ja3":
+		return &e.JA3
+	case "payload_sha256":
+		return &e.PayloadSHA256
+	}
+	return nil
+}
+
+// Indexes of the non-string fields, checked against compactFields by the
+// package's tests.
+const (
+	fSrcIP         = 2
+	fSrcPort       = 3
+	fSrcASN        = 4
+	fDstIP         = 7
+	fDstPort       = 8
+	fConfidence    = 14
+	fUnverified    = 16
+	fCount         = 17
+	fContentLength = 25
+	fResponseSize  = 31
+	fPayloadSize   = 38
+	fPayloadPrefix = 40
+)
+
+// protocols are the protocol names a kProtocol field stores as a number
+// (1 + index); any other name is stored as a string.
+var protocols = [...]string{ProtoDNS, ProtoHTTP, ProtoHTTPS, ProtoTCP, ProtoUDP}
+
+// Interner returns the table reference of s, or ok false when the table
+// does not take it (then s is written inline).
+type Interner func(s string) (ref uint64, ok bool)
+
+// Lookup returns the string of a table reference, or ok false when the
+// table has none.
+type Lookup func(ref uint64) (s string, ok bool)
+
+// CompactLossless reports whether AppendCompact can encode e so that the
+// decoded event's JSON-lines record is byte for byte e's: its timestamp
+// must be representable as unix nanoseconds and printed in UTC, and its
+// addresses must carry no zone. A store keeps the JSON-lines record of
+// any other event.
+func CompactLossless(e *Event) bool {
+	if _, off := e.Timestamp.Zone(); off != 0 {
+		return false
+	}
+	if ns := e.Timestamp.UnixNano(); !time.Unix(0, ns).Equal(e.Timestamp) {
+		return false
+	}
+	return e.SrcIP.Zone() == "" && e.DstIP.Zone() == ""
+}
+
+// AppendCompact appends the compact record of e (without its ID and
+// timestamp) to dst. Call it only for an event CompactLossless accepts.
+func AppendCompact(dst []byte, e *Event, intern Interner) []byte {
+	var bits uint64
+	for i := range compactFields {
+		if present(e, i) {
+			bits |= 1 << i
+		}
+	}
+	dst = append(dst, CompactFormat)
+	dst = binary.AppendUvarint(dst, bits)
+	for i, f := range compactFields {
+		if bits&(1<<i) == 0 {
+			continue
+		}
+		switch f.kind {
+		case kProtocol:
+			n := 0
+			for j, p := range protocols {
+				if p == e.Protocol {
+					n = j + 1
+				}
+			}
+			dst = binary.AppendUvarint(dst, uint64(n))
+			if n == 0 {
+				dst = appendInline(dst, e.Protocol)
+			}
+		case kString:
+			s := *strField(e, i)
+			if ref, ok := intern(s); ok {
+				dst = binary.AppendUvarint(dst, ref<<1)
+			} else {
+				dst = binary.AppendUvarint(dst, 1)
+				dst = appendInline(dst, s)
+			}
+		case kInline:
+			dst = appendInline(dst, *strField(e, i))
+		case kAddr:
+			a := e.SrcIP
+			if i == fDstIP {
+				a = e.DstIP
+			}
+			b := a.AsSlice()
+			dst = append(dst, byte(len(b)))
+			dst = append(dst, b...)
+		case kFloat:
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(e.Confidence))
+		case kBool:
+		case kBytes:
+			dst = binary.AppendUvarint(dst, uint64(len(e.PayloadPrefix)))
+			dst = append(dst, e.PayloadPrefix...)
+		case kUint:
+			dst = binary.AppendUvarint(dst, uintField(e, i))
+		case kInt:
+			dst = binary.AppendVarint(dst, intField(e, i))
+		}
+	}
+	return dst
+}
+
+func uintField(e *Event, i int) uint64 {
+	switch i {
+	case fSrcPort:
+		return uint64(e.SrcPort)
+	case fSrcASN:
+		return uint64(e.SrcASN)
+	case fDstPort:
+		return uint64(e.DstPort)
+	case fCount:
+		return e.Count
+	}
+	panic("event: not a uint field")
+}
+
+func intField(e *Event, i int) int64 {
+	switch i {
+	case fContentLength:
+		return e.ContentLength
+	case fResponseSize:
+		return int64(e.ResponseSize)
+	case fPayloadSize:
+		return int64(e.PayloadSize)
+	}
+	panic("event: not an int field")
+}
+
+// present reports whether field i is set (an unset field is one that
+// MarshalJSONL omits or writes as its zero value).
+func present(e *Event, i int) bool {
+	switch compactFields[i].kind {
+	case kString, kInline, kProtocol:
+		return *strField(e, i) != ""
+	case kAddr:
+		if i == fDstIP {
+			return e.DstIP.IsValid()
+		}
+		return e.SrcIP.IsValid()
+	case kFloat:
+		return e.Confidence != 0
+	case kBool:
+		return e.Unverified
+	case kBytes:
+		return len(e.PayloadPrefix) > 0
+	case kUint:
+		return uintField(e, i) != 0
+	case kInt:
+		return intField(e, i) != 0
+	}
+	return false
+}
+
+func appendInline(dst []byte, s string) []byte {
+	if len(s) >= 2 && len(s)%2 == 0 && isLowerHex(s) {
+		dst = binary.AppendUvarint(dst, uint64(len(s)/2)<<1|1)
+		return appendHex(dst, s)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s))<<1)
+	return append(dst, s...)
+}
+
+// appendHex appends the bytes of s, which isLowerHex accepted.
+func appendHex(dst []byte, s string) []byte {
+	out, _ := hex.AppendDecode(dst, []byte(s)) // s is checked hex
+	return out
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// errCompact is the error of a compact record that does not decode.
+var errCompact = errors.New("bad compact event record")
+
+// compactReader reads a compact record; the first error sticks.
+type compactReader struct {
+	b   []byte
+	err error
+}
+
+func (r *compactReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCompact
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *compactReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errCompact
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *compactReader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCompact
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *compactReader) inline() string {
+	v := r.uvarint()
+	b := r.bytes(v >> 1)
+	if v&1 == 1 {
+		return hex.EncodeToString(b)
+	}
+	return string(b)
+}
+
+// DecodeCompact returns the event of a compact record (AppendCompact's),
+// with the ID and timestamp the store kept beside it. rec is not kept.
+func DecodeCompact(rec []byte, id string, ts time.Time, lookup Lookup) (Event, error) {
+	e := Event{ID: id, Timestamp: ts.UTC()}
+	if err := decodeCompactInto(&e, rec, lookup, ^uint64(0)); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// decodeCompactInto decodes the fields of rec that want selects (a
+// bitmask of compactFields) into e; the others are skipped.
+func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
+	if len(rec) == 0 || rec[0] != CompactFormat {
+		return fmt.Errorf("%w: format byte", errCompact)
+	}
+	r := compactReader{b: rec[1:]}
+	bits := r.uvarint()
+	if bits>>len(compactFields) != 0 {
+		return fmt.Errorf("%w: unknown fields %#x (written by a newer version?)", errCompact, bits)
+	}
+	for i, f := range compactFields {
+		if bits&(1<<i) == 0 {
+			continue
+		}
+		keep := want&(1<<i) != 0
+		switch f.kind {
+		case kProtocol:
+			n := r.uvarint()
+			var s string
+			switch {
+			case n == 0:
+				s = r.inline()
+			case n <= uint64(len(protocols)):
+				s = protocols[n-1]
+			default:
+				r.err = errCompact
+			}
+			if keep {
+				e.Protocol = s
+			}
+		case kString:
+			v := r.uvarint()
+			if v&1 == 1 {
+				s := r.inline()
+				if keep {
+					*strField(e, i) = s
+				}
+				continue
+			}
+			if !keep || r.err != nil {
+				continue
+			}
+			s, ok := lookup(v >> 1)
+			if !ok {
+				return fmt.Errorf("%w: string %d is not in the store's string table", errCompact, v>>1)
+			}
+			*strField(e, i) = s
+		case kInline:
+			s := r.inline()
+			if keep {
+				*strField(e, i) = s
+			}
+		case kAddr:
+			n := uint64(0)
+			if len(r.b) > 0 {
+				n = uint64(r.b[0])
+				r.b = r.b[1:]
+			}
+			b := r.bytes(n)
+			if r.err != nil {
+				break
+			}
+			a, ok := netip.AddrFromSlice(b)
+			if !ok {
+				r.err = errCompact
+				break
+			}
+			if !keep {
+				continue
+			}
+			if i == fDstIP {
+				e.DstIP = a
+			} else {
+				e.SrcIP = a
+			}
+		case kFloat:
+			b := r.bytes(8)
+			if keep && r.err == nil {
+				e.Confidence = math.Float64frombits(binary.LittleEndian.Uint64(b))
+			}
+		case kBool:
+			if keep {
+				e.Unverified = true
+			}
+		case kBytes:
+			b := r.bytes(r.uvarint())
+			if keep && r.err == nil {
+				e.PayloadPrefix = append([]byte(nil), b...)
+			}
+		case kUint:
+			v := r.uvarint()
+			if !keep {
+				continue
+			}
+			switch i {
+			case fSrcPort:
+				e.SrcPort = uint16(v)
+			case fSrcASN:
+				e.SrcASN = uint32(v)
+			case fDstPort:
+				e.DstPort = uint16(v)
+			case fCount:
+				e.Count = v
+			}
+		case kInt:
+			v := r.varint()
+			if !keep {
+				continue
+			}
+			switch i {
+			case fContentLength:
+				e.ContentLength = v
+			case fResponseSize:
+				e.ResponseSize = int(v)
+			case fPayloadSize:
+				e.PayloadSize = int(v)
+			}
+		}
+		if r.err != nil {
+			return r.err
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errCompact, len(r.b))
+	}
+	return nil
+}
+
+// CompactSource decodes only what a scan of sources needs from a compact
+// record (protocol, source address, family, unverified), without looking
+// up any other string: the fast path of reports and raw scans.
+func CompactSource(rec []byte, lookup Lookup) (Event, error) {
+	var e Event
+	err := decodeCompactInto(&e, rec, lookup, 1<<0|1<<fSrcIP|1<<12|1<<fUnverified)
+	return e, err
+}
+
+// ID packing. A stored ID is bytes: the event IDs this product makes are
+// hex in fixed shapes and take half the space as bytes.
+const (
+	idText    = 0 // any other ID, as its text
+	idCounter = 1 // IDGen's <16 hex>-<16 hex>: 16 bytes
+	idSS      = 2 // ingest's ss-<32 hex>: 16 bytes
+	idJL      = 3 // ingest's jl-<32 hex>: 16 bytes
+)
+
+// PackID returns the stored form of an event ID: one kind byte and the
+// ID's bytes (UnpackID reverses it).
+func PackID(id string) []byte {
+	switch {
+	case len(id) == 33 && id[16] == '-' && isLowerHex(id[:16]) && isLowerHex(id[17:]):
+		b := make([]byte, 1, 17)
+		b[0] = idCounter
+		return appendHex(appendHex(b, id[:16]), id[17:])
+	case len(id) == 35 && (id[:3] == "ss-" || id[:3] == "jl-") && isLowerHex(id[3:]):
+		k := byte(idSS)
+		if id[:3] == "jl-" {
+			k = idJL
+		}
+		return appendHex([]byte{k}, id[3:])
+	}
+	return append([]byte{idText}, id...)
+}
+
+// UnpackID returns the ID of its stored form (PackID's).
+func UnpackID(b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", fmt.Errorf("bad stored event id: empty")
+	}
+	switch b[0] {
+	case idText:
+		return string(b[1:]), nil
+	case idCounter:
+		if len(b) == 17 {
+			return hex.EncodeToString(b[1:9]) + "-" + hex.EncodeToString(b[9:]), nil
+		}
+	case idSS, idJL:
+		if len(b) == 17 {
+			p := "ss-"
+			if b[0] == idJL {
+				p = "jl-"
+			}
+			return p + hex.EncodeToString(b[1:]), nil
+		}
+	}
+	return "", fmt.Errorf("bad stored event id %x", b)
+}
