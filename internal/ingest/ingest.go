@@ -1,10 +1,13 @@
 // Package ingest reads outside event files for `takedown events import`:
 // Shadowserver sinkhole reports (event4_sinkhole, event4_sinkhole_http,
 // event6_*, event4_sinkhole_dns; header-driven CSV) and this product's own
-// JSON lines. A file is read whole and checked whole: every bad row is
-// reported as file:line, and a file with any bad row yields no events.
-// Imported events get deterministic IDs, so importing a file twice stores
-// nothing new. It is not for live traffic (that is the listeners').
+// JSON lines. Files are streamed, row by row: Scan yields events as it
+// reads them, and Import (import.go) writes them in batches inside one
+// store transaction that commits only when every row of every file was
+// good, so memory does not grow with the input. Every bad row is reported
+// as file:line. Imported events get deterministic IDs, so importing a file
+// twice stores nothing new. It is not for live traffic (that is the
+// listeners').
 package ingest
 
 import (
@@ -16,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/netip"
 	"os"
@@ -80,12 +84,18 @@ func (e *Error) Error() string {
 type problems struct{ e Error }
 
 func (ps *problems) add(file string, line int, format string, args ...any) {
+	ps.addProblem(Problem{file, line, fmt.Sprintf(format, args...)})
+}
+
+func (ps *problems) addProblem(p Problem) {
 	if len(ps.e.Problems) >= maxProblems {
 		ps.e.More++
 		return
 	}
-	ps.e.Problems = append(ps.e.Problems, Problem{file, line, fmt.Sprintf(format, args...)})
+	ps.e.Problems = append(ps.e.Problems, p)
 }
+
+func (ps *problems) any() bool { return len(ps.e.Problems) > 0 }
 
 func (ps *problems) err() error {
 	if len(ps.e.Problems) == 0 {
@@ -96,7 +106,8 @@ func (ps *problems) err() error {
 }
 
 // ReadFiles reads every file ("-" is stdin) in format and returns all
-// their events, or an *Error listing every problem in every file.
+// their events, or an *Error listing every problem in every file. It holds
+// every event in memory: for small inputs and tests; Import streams.
 func ReadFiles(names []string, format string) ([]event.Event, error) {
 	var all []event.Event
 	var ps problems
@@ -106,7 +117,7 @@ func ReadFiles(names []string, format string) ([]event.Event, error) {
 		switch {
 		case errors.As(err, &ie):
 			for _, p := range ie.Problems {
-				ps.add(p.File, p.Line, "%s", p.Msg)
+				ps.addProblem(p)
 			}
 			ps.e.More += ie.More
 		case err != nil:
@@ -123,51 +134,76 @@ func ReadFiles(names []string, format string) ([]event.Event, error) {
 
 // ReadFile reads one file ("-" is stdin) in format.
 func ReadFile(name, format string) ([]event.Event, error) {
-	var r io.Reader = os.Stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, &Error{Problems: []Problem{{File: name, Msg: err.Error()}}}
-		}
-		defer f.Close()
-		r = f
+	r, closeFn, err := open(name)
+	if err != nil {
+		return nil, &Error{Problems: []Problem{{File: name, Msg: err.Error()}}}
 	}
+	defer closeFn()
 	return Read(r, name, format)
 }
 
-// Read reads events in format from r; name is used in problems.
-func Read(r io.Reader, name, format string) ([]event.Event, error) {
-	switch format {
-	case FormatShadowserver:
-		return ReadShadowserver(r, name)
-	case FormatJSONL:
-		return ReadJSONL(r, name)
+// open opens name, "-" being stdin.
+func open(name string) (io.Reader, func() error, error) {
+	if name == "-" {
+		return os.Stdin, func() error { return nil }, nil
 	}
-	return nil, fmt.Errorf("unknown import format %q (want %s or %s)", format, FormatShadowserver, FormatJSONL)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
+
+// Read reads events in format from r; name is used in problems. It
+// returns no events when any row is bad.
+func Read(r io.Reader, name, format string) ([]event.Event, error) {
+	var out []event.Event
+	err := Scan(r, name, format, func(e *event.Event) error {
+		out = append(out, *e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Scan reads events in format from r one row at a time and calls fn with
+// each good one, in file order, as soon as it is read; fn must not keep
+// e. Bad rows are collected and returned together as an *Error at the end
+// (fn still sees the good rows around them). An error from fn stops the
+// scan and is returned as is.
+func Scan(r io.Reader, name, format string, fn func(e *event.Event) error) error {
+	src, dec, ps, err := newSource(r, name, format)
+	if err != nil {
+		return err
+	}
+	for {
+		row, p, more := src.next()
+		if p != nil {
+			ps.addProblem(*p)
+		} else if more {
+			e, msg := dec.decode(&row)
+			if msg != "" {
+				ps.add(name, row.line, "%s", msg)
+			} else if err := fn(&e); err != nil {
+				return err
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return ps.err()
 }
 
 // Store writes imported events in one batch (all or nothing) after prepare
 // (ID, enrichment and classification: pipeline.Pipeline.Prepare; nil skips
 // it), and flushes the aggregates. Imported events count as received, in
-// all and per listener (ListenerPrefix).
+// all and per listener (ListenerPrefix). It is for events already in
+// memory; Import streams files.
 func Store(ctx context.Context, st store.EventStore, events []event.Event, prepare func(*event.Event) bool) (store.BatchResult, error) {
-	if prepare != nil {
-		kept := events[:0]
-		for i := range events {
-			if prepare(&events[i]) {
-				kept = append(kept, events[i])
-			}
-		}
-		events = kept
-	}
-	byListener := make(map[string]uint64)
-	for i := range events {
-		byListener[store.ListenerOf(&events[i])]++
-	}
-	b := &store.Batch{Events: events, Received: uint64(len(events))}
-	for name, n := range byListener {
-		b.Listeners = append(b.Listeners, store.ListenerDelta{Name: name, Received: n})
-	}
+	b := batchOf(events, prepare)
 	res, err := st.WriteBatch(ctx, b)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
@@ -178,65 +214,189 @@ func Store(ctx context.Context, st store.EventStore, events []event.Event, prepa
 	return res, nil
 }
 
+// batchOf prepares events (dropping those prepare refuses) and returns them
+// as a batch that counts them received, in all and per listener.
+func batchOf(events []event.Event, prepare func(*event.Event) bool) *store.Batch {
+	if prepare != nil {
+		kept := events[:0]
+		for i := range events {
+			if prepare(&events[i]) {
+				kept = append(kept, events[i])
+			}
+		}
+		events = kept
+	}
+	b := &store.Batch{Events: events, Received: uint64(len(events))}
+	var byListener map[string]uint64
+	for i := range events {
+		name := store.ListenerOf(&events[i])
+		if len(b.Listeners) == 1 && b.Listeners[0].Name == name {
+			b.Listeners[0].Received++ // the common case: one listener
+			continue
+		}
+		if byListener == nil {
+			byListener = make(map[string]uint64)
+			for _, d := range b.Listeners {
+				byListener[d.Name] = d.Received
+			}
+		}
+		byListener[name]++
+		if len(byListener) == 1 {
+			b.Listeners = []store.ListenerDelta{{Name: name, Received: byListener[name]}}
+			byListener = nil
+		} else {
+			b.Listeners = b.Listeners[:0]
+			for n, c := range byListener {
+				b.Listeners = append(b.Listeners, store.ListenerDelta{Name: n, Received: c})
+			}
+		}
+	}
+	return b
+}
+
+// rawRow is one row as read, before it is decoded: CSV fields, or a JSON
+// line.
+type rawRow struct {
+	line   int
+	fields []string
+	data   []byte
+}
+
+// source reads the rows of one file, in order, on one goroutine.
+type source interface {
+	// next returns the next row, or a problem instead of it; more is false
+	// at the end of the file (row and p are then empty unless p reports
+	// why the file ended early).
+	next() (row rawRow, p *Problem, more bool)
+}
+
+// decoder turns a row into an event; msg says what is wrong with it. It
+// is safe for concurrent use (Import decodes on several goroutines).
+type decoder interface {
+	decode(r *rawRow) (e event.Event, msg string)
+}
+
+// newSource reads the start of a file (a CSV header) and returns its row
+// source and decoder. Problems of the start are in ps; a file whose start
+// is bad yields no rows.
+func newSource(r io.Reader, name, format string) (source, decoder, *problems, error) {
+	ps := &problems{}
+	switch format {
+	case FormatShadowserver:
+		src, dec := newShadowserver(r, name, ps)
+		return src, dec, ps, nil
+	case FormatJSONL:
+		return newJSONL(r, name), jsonlDecoder{}, ps, nil
+	}
+	return nil, nil, nil, fmt.Errorf("unknown import format %q (want %s or %s)", format, FormatShadowserver, FormatJSONL)
+}
+
+// idHash makes the deterministic IDs of imported rows from their content:
+// prefix and the first 16 bytes of SHA-256 over the parts, each followed
+// by a zero byte. One per goroutine.
+type idHash struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+func newIDHash() *idHash { return &idHash{h: sha256.New()} }
+
+func (x *idHash) reset()             { x.buf = x.buf[:0] }
+func (x *idHash) part(s string)      { x.buf = append(append(x.buf, s...), 0) }
+func (x *idHash) partBytes(b []byte) { x.buf = append(append(x.buf, b...), 0) }
+
+func (x *idHash) id(prefix string) string {
+	x.h.Reset()
+	x.h.Write(x.buf)
+	sum := x.h.Sum(x.sum[:0])
+	out := make([]byte, len(prefix)+32)
+	copy(out, prefix)
+	hex.Encode(out[len(prefix):], sum[:16])
+	return string(out)
+}
+
 // idFor makes the deterministic ID of an imported row from its content.
 func idFor(prefix string, parts ...string) string {
-	h := sha256.New()
+	x := newIDHash()
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		x.part(p)
 	}
-	return prefix + hex.EncodeToString(h.Sum(nil)[:16])
+	return x.id(prefix)
 }
 
 // maxLine bounds one JSON line.
 const maxLine = 1 << 20
 
-// ReadJSONL reads this product's JSON-lines events (docs/events.md). Blank
-// lines are skipped. An event without an ID gets one from its line's
-// content.
-func ReadJSONL(r io.Reader, name string) ([]event.Event, error) {
+// jsonlSource reads this product's JSON-lines events (docs/events.md).
+// Blank lines are skipped.
+type jsonlSource struct {
+	name string
+	sc   *bufio.Scanner
+	line int
+	done bool
+}
+
+func newJSONL(r io.Reader, name string) *jsonlSource {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	var (
-		out  []event.Event
-		ps   problems
-		line int
-	)
-	for sc.Scan() {
-		line++
-		t := bytes.TrimSpace(sc.Bytes())
-		if line == 1 {
+	return &jsonlSource{name: name, sc: sc}
+}
+
+func (s *jsonlSource) next() (rawRow, *Problem, bool) {
+	for !s.done {
+		if !s.sc.Scan() {
+			s.done = true
+			if err := s.sc.Err(); err != nil {
+				p := &Problem{File: s.name, Line: s.line + 1, Msg: "read: " + err.Error()}
+				if errors.Is(err, bufio.ErrTooLong) {
+					p.Msg = fmt.Sprintf("line longer than %d bytes", maxLine)
+				}
+				return rawRow{}, p, false
+			}
+			break
+		}
+		s.line++
+		t := bytes.TrimSpace(s.sc.Bytes())
+		if s.line == 1 {
 			t = bytes.TrimPrefix(t, []byte("\uFEFF"))
 		}
 		if len(t) == 0 {
 			continue
 		}
-		e, err := event.UnmarshalJSONL(t)
-		if err != nil {
-			ps.add(name, line, "%v", err)
-			continue
-		}
-		if e.ID == "" {
-			e.ID = idFor("jl-", string(t))
-		}
-		e.Listener = ListenerPrefix + FormatJSONL
-		if strings.ContainsRune(e.BotID, '\n') {
-			ps.add(name, line, "bot_id contains a newline")
-			continue
-		}
-		out = append(out, e)
+		return rawRow{line: s.line, data: bytes.Clone(t)}, nil, true
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			ps.add(name, line+1, "line longer than %d bytes", maxLine)
-		} else {
-			ps.add(name, line+1, "read: %v", err)
-		}
+	return rawRow{}, nil, false
+}
+
+type jsonlDecoder struct{}
+
+// decode reads one record. An event without an ID gets one from its
+// line's content.
+func (jsonlDecoder) decode(r *rawRow) (event.Event, string) {
+	e, err := event.UnmarshalJSONL(r.data)
+	if err != nil {
+		return e, err.Error()
 	}
-	if err := ps.err(); err != nil {
-		return nil, err
+	if e.ID == "" {
+		e.ID = idFor("jl-", string(r.data))
 	}
-	return out, nil
+	e.Listener = ListenerPrefix + FormatJSONL
+	if strings.ContainsRune(e.BotID, '\n') {
+		return e, "bot_id contains a newline"
+	}
+	return e, ""
+}
+
+// ReadJSONL reads this product's JSON-lines events (docs/events.md).
+func ReadJSONL(r io.Reader, name string) ([]event.Event, error) {
+	return Read(r, name, FormatJSONL)
+}
+
+// ReadShadowserver reads a Shadowserver sinkhole report (see
+// shadowserverDecoder).
+func ReadShadowserver(r io.Reader, name string) ([]event.Event, error) {
+	return Read(r, name, FormatShadowserver)
 }
 
 // Shadowserver layouts, told apart by their header.
@@ -249,6 +409,9 @@ const (
 // ssTime parses the report timestamps: "YYYY-MM-DD HH:MM:SS" UTC (also
 // with a T and a Z, as some feeds write them).
 func ssTime(s string) (time.Time, error) {
+	if t, ok := fastDateTime(s); ok {
+		return t, nil
+	}
 	for _, layout := range []string{time.DateTime, "2006-01-02T15:04:05Z", time.RFC3339} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), nil
@@ -257,27 +420,109 @@ func ssTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("bad timestamp %q (want YYYY-MM-DD HH:MM:SS, UTC)", s)
 }
 
-// ReadShadowserver reads a Shadowserver sinkhole report (CSV with a header
-// row; columns in any order; unknown columns are ignored). Rows of the DNS
-// layout (query, query_type) are resolver events, protocol "dns"; rows of
-// the HTTP layout are "http" events ("https" when ssl_servername is set or
+// fastDateTime parses the common "YYYY-MM-DD HH:MM:SS" without
+// time.Parse's generality (a large share of an import's CPU otherwise);
+// anything else, including out-of-range fields, is left to time.Parse.
+func fastDateTime(s string) (time.Time, bool) {
+	if len(s) != 19 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(a, b int) int {
+		n := 0
+		for i := a; i < b; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, se := num(0, 4), num(5, 7), num(8, 10), num(11, 13), num(14, 16), num(17, 19)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, se, 0, time.UTC)
+	if t.Day() != d { // 2011-02-30 normalised: let time.Parse refuse it
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// Columns the decoder reads, resolved to indexes once per file.
+const (
+	cTimestamp = iota
+	cSrcIP
+	cDstIP
+	cSrcPort
+	cDstPort
+	cSrcASN
+	cSrcGeo
+	cInfection
+	cFamily
+	cTag
+	cPublicSource
+	cSSLServerName
+	cSSLCipher
+	cProtocol
+	cQuery
+	cQueryType
+	cCount
+	cHTTPURL
+	cHTTPHost
+	cHTTPAgent
+	cHTTPReferer
+	cMachineName
+	nCols
+)
+
+var colNames = [nCols]string{"timestamp", "src_ip", "dst_ip", "src_port", "dst_port", "src_asn", "src_geo", "infection", "family", "tag",
+	"public_source", "ssl_servername", "ssl_cipher", "protocol", "query", "query_type", "count", "http_url", "http_host", "http_agent",
+	"http_referer", "machine_name"}
+
+// shadowserverSource reads the rows of a Shadowserver sinkhole report (CSV
+// with a header row; columns in any order; unknown columns are ignored).
+type shadowserverSource struct {
+	name   string
+	cr     *csv.Reader
+	ncols  int
+	failed bool // the header is bad, or reading failed
+}
+
+// shadowserverDecoder converts rows of one report. Rows of the DNS layout
+// (query, query_type) are resolver events, protocol "dns"; rows of the
+// HTTP layout are "http" events ("https" when ssl_servername is set or
 // dst_port is 443); others take their protocol column (tcp or udp).
-func ReadShadowserver(r io.Reader, name string) ([]event.Event, error) {
-	cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
-	cr.ReuseRecord = true
-	var ps problems
+type shadowserverDecoder struct {
+	layout string
+	idx    [nCols]int // index of each read column, -1 when absent
+	names  []string   // the header's names, lower-cased
+	order  []int      // column indexes by name, for IDs that do not depend on column order
+}
+
+func newShadowserver(r io.Reader, name string, ps *problems) (*shadowserverSource, *shadowserverDecoder) {
+	cr := csv.NewReader(bufio.NewReaderSize(r, 256<<10))
+	// Each record gets its own slice (its fields share one string), so
+	// rows can be handed to other goroutines.
+	src := &shadowserverSource{name: name, cr: cr}
+	dec := &shadowserverDecoder{}
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		ps.add(name, 0, "empty file: no header row")
-		return nil, ps.err()
+		src.failed = true
+		return src, dec
 	}
 	if err != nil {
 		ps.add(name, lineOf(err, 1), "bad header: %v", err)
-		return nil, ps.err()
+		src.failed = true
+		return src, dec
 	}
+	src.ncols = len(header)
 	col := map[string]int{}
+	dec.names = make([]string, len(header))
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF")))
+		dec.names[i] = h
 		if _, dup := col[h]; dup {
 			ps.add(name, 1, "column %q appears twice", h)
 		}
@@ -288,74 +533,59 @@ func ReadShadowserver(r io.Reader, name string) ([]event.Event, error) {
 			ps.add(name, 1, "header has no %q column", need)
 		}
 	}
-	if err := ps.err(); err != nil {
-		return nil, err
+	if ps.any() {
+		src.failed = true
+		return src, dec
 	}
-	layout := layoutSinkhole
+	dec.layout = layoutSinkhole
 	if _, ok := col["query"]; ok {
-		layout = layoutDNS
+		dec.layout = layoutDNS
 	} else if _, ok := col["http_url"]; ok {
-		layout = layoutHTTP
+		dec.layout = layoutHTTP
 	} else if _, ok := col["http_host"]; ok {
-		layout = layoutHTTP
+		dec.layout = layoutHTTP
 	}
-	if _, ok := col["protocol"]; !ok && layout == layoutSinkhole {
+	if _, ok := col["protocol"]; !ok && dec.layout == layoutSinkhole {
 		ps.add(name, 1, "header has no \"protocol\" column")
-		return nil, ps.err()
+		src.failed = true
+		return src, dec
 	}
-	// Names in sorted order, for IDs that do not depend on column order.
-	names := slices.Clone(header)
-	for i := range names {
-		names[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(names[i], "\uFEFF")))
+	for c, n := range colNames {
+		dec.idx[c] = -1
+		if i, ok := col[n]; ok {
+			dec.idx[c] = i
+		}
 	}
-	order := make([]int, len(names))
-	for i := range order {
-		order[i] = i
+	dec.order = make([]int, len(dec.names))
+	for i := range dec.order {
+		dec.order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	slices.SortFunc(dec.order, func(a, b int) int { return strings.Compare(dec.names[a], dec.names[b]) })
+	return src, dec
+}
 
-	var out []event.Event
-	parts := make([]string, 0, 2*len(header)+1)
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
-				ps.add(name, pe.StartLine, "%d fields, the header has %d", len(rec), len(header))
-				continue
-			}
-			ps.add(name, lineOf(err, 0), "%v", err)
-			if !errors.As(err, &pe) {
-				break
-			}
-			continue
-		}
-		line, _ := cr.FieldPos(0)
-		get := func(c string) string {
-			if i, ok := col[c]; ok {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		e, msg := shadowserverEvent(get, layout)
-		if msg != "" {
-			ps.add(name, line, "%s", msg)
-			continue
-		}
-		parts = append(parts[:0], layout)
-		for _, i := range order {
-			parts = append(parts, names[i], strings.TrimSpace(rec[i]))
-		}
-		e.ID = idFor("ss-", parts...)
-		out = append(out, e)
+func (s *shadowserverSource) next() (rawRow, *Problem, bool) {
+	if s.failed {
+		return rawRow{}, nil, false
 	}
-	if err := ps.err(); err != nil {
-		return nil, err
+	rec, err := s.cr.Read()
+	if errors.Is(err, io.EOF) {
+		return rawRow{}, nil, false
 	}
-	return out, nil
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
+			return rawRow{}, &Problem{s.name, pe.StartLine, fmt.Sprintf("%d fields, the header has %d", len(rec), s.ncols)}, true
+		}
+		p := &Problem{s.name, lineOf(err, 0), err.Error()}
+		if !errors.As(err, &pe) {
+			s.failed = true
+			return rawRow{}, p, false
+		}
+		return rawRow{}, p, true
+	}
+	line, _ := s.cr.FieldPos(0)
+	return rawRow{line: line, fields: rec}, nil, true
 }
 
 func lineOf(err error, def int) int {
@@ -366,74 +596,102 @@ func lineOf(err error, def int) int {
 	return def
 }
 
+// decode converts one row.
+func (d *shadowserverDecoder) decode(r *rawRow) (event.Event, string) {
+	return d.decodeID(r, newIDHash())
+}
+
+// decodeID is decode with the caller's ID hash (one per goroutine).
+func (d *shadowserverDecoder) decodeID(r *rawRow, x *idHash) (event.Event, string) {
+	rec := r.fields
+	get := func(c int) string {
+		if i := d.idx[c]; i >= 0 {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	e, msg := shadowserverEvent(get, d.layout)
+	if msg != "" {
+		return e, msg
+	}
+	x.reset()
+	x.part(d.layout)
+	for _, i := range d.order {
+		x.part(d.names[i])
+		x.part(strings.TrimSpace(rec[i]))
+	}
+	e.ID = x.id("ss-")
+	return e, ""
+}
+
 // shadowserverEvent converts one row; msg says what is wrong.
-func shadowserverEvent(get func(string) string, layout string) (e event.Event, msg string) {
+func shadowserverEvent(get func(int) string, layout string) (e event.Event, msg string) {
 	var bad []string
-	ts, err := ssTime(get("timestamp"))
+	ts, err := ssTime(get(cTimestamp))
 	if err != nil {
 		bad = append(bad, err.Error())
 	}
 	e.Timestamp = ts
-	if s := get("src_ip"); s == "" {
+	if s := get(cSrcIP); s == "" {
 		bad = append(bad, "empty src_ip")
 	} else if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
 		bad = append(bad, fmt.Sprintf("bad src_ip %q", s))
 	} else {
 		e.SrcIP = a.Unmap()
 	}
-	if s := get("dst_ip"); s != "" {
+	if s := get(cDstIP); s != "" {
 		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
 			bad = append(bad, fmt.Sprintf("bad dst_ip %q", s))
 		} else {
 			e.DstIP = a.Unmap()
 		}
 	}
-	port := func(c string) uint16 {
+	port := func(c int) uint16 {
 		s := get(c)
 		if s == "" {
 			return 0
 		}
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("bad %s %q", c, s))
+			bad = append(bad, fmt.Sprintf("bad %s %q", colNames[c], s))
 		}
 		return uint16(n)
 	}
-	e.SrcPort, e.DstPort = port("src_port"), port("dst_port")
-	if s := get("src_asn"); s != "" {
+	e.SrcPort, e.DstPort = port(cSrcPort), port(cDstPort)
+	if s := get(cSrcASN); s != "" {
 		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)
 		if err != nil {
 			bad = append(bad, fmt.Sprintf("bad src_asn %q", s))
 		}
 		e.SrcASN = uint32(n)
 	}
-	if s := get("src_geo"); s != "" {
+	if s := get(cSrcGeo); s != "" {
 		if len(s) != 2 || !isAlpha(s) {
 			bad = append(bad, fmt.Sprintf("bad src_geo %q (want a two-letter country code)", s))
 		}
 		e.SrcGeo = strings.ToUpper(s)
 	}
-	e.Family = get("infection")
+	e.Family = get(cInfection)
 	if e.Family == "" {
-		e.Family = get("family")
+		e.Family = get(cFamily)
 	}
-	e.Tag = get("tag")
-	e.Sensor = get("public_source")
+	e.Tag = get(cTag)
+	e.Sensor = get(cPublicSource)
 	e.Listener = ListenerPrefix + FormatShadowserver
-	e.SSLServerName = get("ssl_servername")
-	e.SSLCipher = get("ssl_cipher")
-	proto := strings.ToLower(get("protocol"))
+	e.SSLServerName = get(cSSLServerName)
+	e.SSLCipher = get(cSSLCipher)
+	proto := strings.ToLower(get(cProtocol))
 	switch layout {
 	case layoutDNS:
 		e.Protocol = event.ProtoDNS
 		if proto == "tcp" || proto == "udp" {
 			e.Transport = proto
 		}
-		e.QName, e.QType = get("query"), strings.ToUpper(get("query_type"))
+		e.QName, e.QType = get(cQuery), strings.ToUpper(get(cQueryType))
 		if e.QName == "" {
 			bad = append(bad, "empty query")
 		}
-		if s := get("count"); s != "" {
+		if s := get(cCount); s != "" {
 			if _, err := strconv.ParseUint(s, 10, 64); err != nil {
 				bad = append(bad, fmt.Sprintf("bad count %q", s))
 			}
@@ -444,7 +702,7 @@ func shadowserverEvent(get func(string) string, layout string) (e event.Event, m
 			e.Protocol = event.ProtoHTTPS
 		}
 		e.Transport = event.ProtoTCP
-		e.HTTPURL, e.HTTPHost, e.HTTPAgent, e.HTTPReferer = get("http_url"), get("http_host"), get("http_agent"), get("http_referer")
+		e.HTTPURL, e.HTTPHost, e.HTTPAgent, e.HTTPReferer = get(cHTTPURL), get(cHTTPHost), get(cHTTPAgent), get(cHTTPReferer)
 	default:
 		switch proto {
 		case "tcp", "udp":
@@ -458,7 +716,7 @@ func shadowserverEvent(get func(string) string, layout string) (e event.Event, m
 	// machine_name (where a layout has it) is the name the bot reports for
 	// its machine: the bot identifier that lets analytics count machines,
 	// not addresses.
-	if id := get("machine_name"); strings.ContainsAny(id, "\r\n") {
+	if id := get(cMachineName); strings.ContainsAny(id, "\r\n") {
 		bad = append(bad, "machine_name has a line break")
 	} else {
 		e.BotID = id
