@@ -15,6 +15,7 @@ PKGS=(
   opensmtpd python3-aiosmtpd                 # real SMTP servers for the notification tests
   systemd                                    # systemd-analyze verify of deploy/systemd (no service is started)
   libxml2-utils                              # xmllint: the registry export's EPP against the RFC 5730/5731 schemas
+  fstrm-bin time                             # fstrm_capture: NSD's dnstap log (bench/dns_serve); /usr/bin/time -v (bench/scale)
   ca-certificates
 )
 
