@@ -572,3 +572,15 @@ func UnpackID(b []byte) (string, error) {
 	}
 	return "", fmt.Errorf("bad stored event id %x", b)
 }
+
+// CompactStrings calls fn with every string of e that AppendCompact would
+// write as a table reference if the table held it.
+func CompactStrings(e *Event, fn func(string)) {
+	for i, f := range compactFields {
+		if f.kind == kString {
+			if s := *strField(e, i); s != "" {
+				fn(s)
+			}
+		}
+	}
+}

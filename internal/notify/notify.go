@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -271,10 +273,19 @@ type Store interface {
 }
 
 // Source is what reports are built from: the store's per-day aggregates
-// and the raw JSON-lines records of one UTC day.
+// and the raw events of one UTC day.
 type Source interface {
 	ScanDayIPs(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error
-	// ScanDayRecords calls fn with the JSON-lines record of every raw
-	// event of the UTC day starting at day. fn must not keep rec.
-	ScanDayRecords(ctx context.Context, day time.Time, fn func(rec []byte) error) error
+	// ScanDayEvents calls fn with the raw events of the UTC day starting
+	// at day whose source address lies in one of prefixes, or with every
+	// raw event of the day when prefixes is nil (it may call fn with
+	// others too). fn must not keep the event.
+	ScanDayEvents(ctx context.Context, day time.Time, prefixes []netip.Prefix, fn func(*event.Event) error) error
+}
+
+// SelectSource is optional for a Source: it reads only the aggregates a
+// selection selects, through the store's keys and indexes, instead of a
+// whole day's (see store.Selection).
+type SelectSource interface {
+	ScanDayIPsSelect(ctx context.Context, from, to time.Time, sel *store.Selection, fn func(*store.DayIP) error) error
 }

@@ -87,13 +87,22 @@ func (r *Row) ReportType() string {
 // the UTC day starting at day: one Row per (address, family), ordered by
 // address then family. Sources seen only through DNS are resolvers and are
 // never listed. The aggregates are scanned once and the day's raw events
-// once, whatever the number of sets.
+// once, whatever the number of sets; a store that can (SelectSource) reads
+// only the sets' aggregates, and only the raw events of their prefixes
+// when the sets are all prefixes.
 func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Networks) ([][]Row, error) {
 	day = time.Unix(store.DayOf(day), 0).UTC()
 	out := make([][]Row, len(sets))
 	type ref struct{ set, row int }
 	refs := map[store.DayKey][]ref{}
-	err := src.ScanDayIPs(ctx, day, day.Add(24*time.Hour), func(a *store.DayIP) error {
+	sel, prefixes := selectionOf(sets)
+	scan := src.ScanDayIPs
+	if ss, ok := src.(SelectSource); ok {
+		scan = func(ctx context.Context, from, to time.Time, fn func(*store.DayIP) error) error {
+			return ss.ScanDayIPsSelect(ctx, from, to, sel, fn)
+		}
+	}
+	err := scan(ctx, day, day.Add(24*time.Hour), func(a *store.DayIP) error {
 		if a.Protocols&store.Direct == 0 {
 			return nil
 		}
@@ -123,25 +132,17 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	for k := range refs {
 		wantIP[k.IP] = struct{}{}
 	}
-	err = src.ScanDayRecords(ctx, day, func(rec []byte) error {
-		// Most of a day's events are other networks': skip them on their
-		// src_ip before decoding the whole record.
-		if a, ok := peekSrcIP(rec); ok {
-			if _, want := wantIP[a]; !want {
-				return nil
-			}
-		}
-		e, err := event.UnmarshalJSONL(rec)
-		if err != nil || store.EventBits(&e)&store.Direct == 0 {
-			return nil // a record this version cannot read adds no detail
+	err = src.ScanDayEvents(ctx, day, prefixes, func(e *event.Event) error {
+		if _, want := wantIP[e.SrcIP.Unmap()]; !want || store.EventBits(e)&store.Direct == 0 {
+			return nil
 		}
 		k := store.DayKey{Day: day.Unix(), IP: e.SrcIP.Unmap(), Family: e.Family}
 		if _, ok := refs[k]; !ok {
 			return nil
 		}
 		have, ok := details[k]
-		if !ok || better(&e, &have) {
-			details[k] = e
+		if !ok || better(e, &have) {
+			details[k] = *e
 		}
 		return nil
 	})
@@ -163,25 +164,33 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	return out, nil
 }
 
-var srcIPKey = []byte(`"src_ip":"`)
-
-// peekSrcIP finds the src_ip of a JSON-lines record without decoding it;
-// ok is false when it cannot (the caller then decodes the record).
-func peekSrcIP(rec []byte) (netip.Addr, bool) {
-	i := bytes.Index(rec, srcIPKey)
-	if i < 0 {
-		return netip.Addr{}, false
+// selectionOf returns the union of sets as a store selection, and their
+// prefixes when prefixes alone make the sets (nil otherwise: the
+// addresses of an ASN or a country are known only from the aggregates, so
+// the day's raw events are read whole and filtered by address).
+func selectionOf(sets []netscope.Networks) (*store.Selection, []netip.Prefix) {
+	sel := &store.Selection{}
+	onlyPrefixes := true
+	for _, n := range sets {
+		for _, p := range n.Prefixes {
+			p = p.Masked()
+			if p.Addr().Is4In6() {
+				p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+			}
+			sel.Prefixes = append(sel.Prefixes, p)
+		}
+		sel.ASNs = append(sel.ASNs, n.ASNs...)
+		for _, c := range n.Countries {
+			sel.Countries = append(sel.Countries, strings.ToUpper(c))
+		}
+		if len(n.ASNs) > 0 || len(n.Countries) > 0 {
+			onlyPrefixes = false
+		}
 	}
-	rest := rec[i+len(srcIPKey):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 || j > 64 {
-		return netip.Addr{}, false
+	if !onlyPrefixes {
+		return sel, nil
 	}
-	a, err := netip.ParseAddr(string(rest[:j]))
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
+	return sel, append([]netip.Prefix{}, sel.Prefixes...)
 }
 
 func isHTTP(e *event.Event) bool {

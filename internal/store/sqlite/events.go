@@ -72,6 +72,8 @@ type EventStore struct {
 	known     map[int64]map[uint64]struct{}
 	seed      maphash.Seed
 	latestDay int64
+
+	strs *writerStrings // the writer's view of event_strings (records.go)
 }
 
 type stmtKey struct {
@@ -127,19 +129,23 @@ func (s *EventStore) recover(ctx context.Context) error {
 	if err := s.conn.QueryRowContext(ctx, `SELECT watermark FROM event_aggregate_state WHERE id = 1`).Scan(&s.watermark); err != nil {
 		return fmt.Errorf("read aggregate watermark: %w", err)
 	}
-	rows, err := s.conn.QueryContext(ctx, `SELECT rowid, record FROM events WHERE rowid > ? ORDER BY rowid`, s.watermark)
+	rows, err := s.conn.QueryContext(ctx, `SELECT rowid, id, ts, record FROM events WHERE rowid > ? ORDER BY rowid`, s.watermark)
 	if err != nil {
 		return fmt.Errorf("recover aggregates: %w", err)
 	}
 	defer rows.Close()
 	var buf []event.Event
+	var lerr error
+	lookup := s.db.strings().Lookup(ctx, &lerr)
 	for rows.Next() {
-		var rec []byte
-		if err := rows.Scan(&s.watermark, &rec); err != nil {
+		var id, rec []byte
+		var ts int64
+		if err := rows.Scan(&s.watermark, &id, &ts, &rec); err != nil {
 			return fmt.Errorf("recover aggregates: %w", err)
 		}
-		e, err := event.UnmarshalJSONL(rec)
+		e, err := store.DecodeEvent(id, ts, rec, lookup)
 		if err != nil {
+			err = errors.Join(lerr, err)
 			return fmt.Errorf("recover aggregates: event at rowid %d: %w", s.watermark, err)
 		}
 		buf = append(buf, e)
@@ -343,7 +349,7 @@ func eachChunk(n int, fn func(lo, hi int) error) error {
 
 type eventKey struct {
 	day int64
-	id  string
+	id  string // packed (event.PackID)
 }
 
 // WriteBatch implements store.EventStore.
@@ -375,6 +381,7 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	if err != nil {
 		return res, fmt.Errorf("store batch: %w", err)
 	}
+	s.strs.committedAll()
 	// Committed: fold the newly inserted events into the pending
 	// aggregates.
 	freshEvents := b.Events
@@ -414,12 +421,16 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 	if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
 		return 0, 0, fmt.Errorf("insert events: %w", err)
 	}
-	args := make([]any, 0, chunk*5)
+	stored, err := s.encodeEvents(ctx, b.Events, records)
+	if err != nil {
+		return 0, 0, fmt.Errorf("insert events: %w", err)
+	}
+	args := make([]any, 0, chunk*6)
 	err = eachChunk(len(b.Events), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
-			e := &b.Events[i]
-			args = append(args, store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case, records[i])
+			se := &stored[i]
+			args = append(args, se.Day, se.ID, se.TS, b.Events[i].Case, se.IP, se.Record)
 		}
 		st, done, err := s.stmt(ctx, sqlInsertEvents, hi-lo, 5)
 		if err != nil {
@@ -461,17 +472,18 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 		mine := make(map[eventKey]bool, n)
 		for rows.Next() {
 			var k eventKey
-			if err := rows.Scan(&k.day, &k.id); err != nil {
+			var id []byte
+			if err := rows.Scan(&k.day, &id); err != nil {
 				return fmt.Errorf("insert events: %w", err)
 			}
+			k.id = string(id)
 			mine[k] = true
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 		for i := lo; i < hi; i++ {
-			e := &b.Events[i]
-			k := eventKey{store.DayOf(e.Timestamp), e.ID}
+			k := eventKey{stored[i].Day, string(stored[i].ID)}
 			if mine[k] {
 				delete(mine, k) // a copy later in the chunk is a duplicate
 				fresh[i] = true

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 	"github.com/takedown/takedown/internal/store"
@@ -245,21 +247,12 @@ func (s *NotifyStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn fun
 	return s.stats.ScanDayIPs(ctx, from, to, fn)
 }
 
-// ScanDayRecords implements notify.Source.
-func (s *NotifyStore) ScanDayRecords(ctx context.Context, day time.Time, fn func(rec []byte) error) error {
-	rows, err := s.db.db.QueryContext(ctx, `SELECT record FROM events WHERE day = ?`, store.DayOf(day))
-	if err != nil {
-		return fmt.Errorf("scan events: %w", err)
-	}
-	defer rows.Close()
-	var rec sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&rec); err != nil {
-			return fmt.Errorf("scan events: %w", err)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+// ScanDayEvents implements notify.Source.
+func (s *NotifyStore) ScanDayEvents(ctx context.Context, day time.Time, prefixes []netip.Prefix, fn func(*event.Event) error) error {
+	return scanDayEvents(ctx, s.db, day, prefixes, fn)
+}
+
+// ScanDayIPsSelect implements notify.SelectSource.
+func (s *NotifyStore) ScanDayIPsSelect(ctx context.Context, from, to time.Time, sel *store.Selection, fn func(*store.DayIP) error) error {
+	return scanSelect(ctx, s.db, from, to, sel, nil, fn)
 }

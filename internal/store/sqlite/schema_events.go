@@ -94,4 +94,28 @@ var eventsMigrations = []string{
 		day INTEGER PRIMARY KEY,
 		contacts INTEGER NOT NULL
 	);`,
+	`-- Compact raw events (docs/events.md, "Storage"): a record is the
+	-- compact encoding (event.AppendCompact; a JSON-lines record, first
+	-- byte '{', for rows written before and for the rare event it cannot
+	-- carry), without the ID and timestamp the columns hold; repeated
+	-- strings are rows of event_strings. id becomes the packed ID
+	-- (event.PackID: a kind byte, then 16 bytes for the IDs this product
+	-- makes); ip is the source address's bytes, as in event_day_ip, so
+	-- that one network's events of a day are a range of (day, ip). Older
+	-- rows keep ip NULL and are read through their record.
+	CREATE TABLE event_strings (
+		id INTEGER PRIMARY KEY,
+		s TEXT NOT NULL UNIQUE
+	);
+	ALTER TABLE events ADD COLUMN ip BLOB;
+	UPDATE events SET id = CASE
+		WHEN length(id) = 33 AND substr(id, 17, 1) = '-' AND NOT (substr(id, 1, 16) || substr(id, 18)) GLOB '*[^0-9a-f]*'
+			THEN unhex('01' || substr(id, 1, 16) || substr(id, 18))
+		WHEN length(id) = 35 AND substr(id, 1, 3) = 'ss-' AND NOT substr(id, 4) GLOB '*[^0-9a-f]*'
+			THEN unhex('02' || substr(id, 4))
+		WHEN length(id) = 35 AND substr(id, 1, 3) = 'jl-' AND NOT substr(id, 4) GLOB '*[^0-9a-f]*'
+			THEN unhex('03' || substr(id, 4))
+		ELSE unhex('00' || hex(id)) END
+	WHERE typeof(id) = 'text';
+	CREATE INDEX events_day_ip ON events (day, ip);`,
 }

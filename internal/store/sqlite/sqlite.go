@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, "sqlite"
+
+	"github.com/takedown/takedown/internal/store"
 )
 
 // FileName is the database's name inside the data dir.
@@ -44,6 +46,9 @@ type DB struct {
 
 	mu    sync.Mutex // guards stmts
 	stmts map[string]*sql.Stmt
+
+	strsOnce sync.Once
+	strs     *store.StringTable // the raw events' string table, for readers (records.go)
 }
 
 // OpenDir opens (creating if needed) the store in data dir dir.

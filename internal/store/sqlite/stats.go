@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -90,15 +89,6 @@ func (s *StatsStore) SaveDay(ctx context.Context, day int64, fp uint64, parts ma
 	return nil
 }
 
-// eventSource is the part of a JSON-lines record a raw scan decodes.
-type eventSource struct {
-	Protocol string     `json:"protocol"`
-	SrcIP    netip.Addr `json:"src_ip"`
-	Family   string     `json:"family"`
-	// Unverified events add store.ProtoUnverified, not their protocol.
-	Unverified bool `json:"unverified"`
-}
-
 // ScanEventSources implements stats.RawEvents.
 func (s *StatsStore) ScanEventSources(ctx context.Context, from, to time.Time, fn func(netip.Addr, string, store.Protocols) error) error {
 	rows, err := s.db.SQL().QueryContext(ctx, `SELECT record FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
@@ -108,13 +98,17 @@ func (s *StatsStore) ScanEventSources(ctx context.Context, from, to time.Time, f
 	}
 	defer rows.Close()
 	var rec []byte
+	var lerr error
+	lookup := s.db.strings().Lookup(ctx, &lerr)
 	for rows.Next() {
 		if err := rows.Scan(&rec); err != nil {
 			return fmt.Errorf("scan raw events: %w", err)
 		}
-		var e eventSource
-		if err := json.Unmarshal(rec, &e); err != nil {
-			return fmt.Errorf("scan raw events: decode record: %w", err)
+		// Only the protocol, source, family and unverified flag are
+		// decoded (records.go).
+		e, err := store.DecodeSource(rec, lookup)
+		if err != nil {
+			return fmt.Errorf("scan raw events: decode record: %w", errors.Join(lerr, err))
 		}
 		bits := store.ProtocolBit(e.Protocol)
 		if e.Unverified {

@@ -1,0 +1,249 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// Raw events at rest (store/record.go): packed ID, source address bytes
+// and compact record, whose repeated strings are rows of event_strings.
+//
+// The writer's view of event_strings. Rows are added inside the batch's
+// transaction, which may still roll back (a failed batch, an import
+// rolled back): a reference to a row that was never committed, or whose
+// number SQLite gave to another string afterwards, would make records
+// unreadable. So the writer trusts only rows up to committed (read at
+// the start of a transaction, or written by a transaction it saw commit)
+// and reads the rows above it again at the start of every batch: that
+// drops what a rollback undid and picks up what another process (an
+// import run beside serve) added.
+type writerStrings struct {
+	base      map[string]uint64 // rows with id <= committed
+	recent    map[string]uint64 // rows with id > committed, as of the batch
+	committed uint64
+}
+
+func newWriterStrings() *writerStrings {
+	return &writerStrings{base: map[string]uint64{}, recent: map[string]uint64{}}
+}
+
+func (w *writerStrings) ref(s string) (uint64, bool) {
+	if r, ok := w.base[s]; ok {
+		return r, true
+	}
+	r, ok := w.recent[s]
+	return r, ok
+}
+
+// refresh rereads the rows above committed, inside the caller's
+// transaction on conn.
+func (w *writerStrings) refresh(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, `SELECT id, s FROM event_strings WHERE id > ?`, int64(w.committed))
+	if err != nil {
+		return fmt.Errorf("read string table: %w", err)
+	}
+	defer rows.Close()
+	clear(w.recent)
+	for rows.Next() {
+		var id int64
+		var s string
+		if err := rows.Scan(&id, &s); err != nil {
+			return fmt.Errorf("read string table: %w", err)
+		}
+		w.recent[s] = uint64(id)
+	}
+	return rows.Err()
+}
+
+// committedAll marks every row known as committed: called once the
+// transaction that read or wrote them has committed.
+func (w *writerStrings) committedAll() {
+	for s, r := range w.recent {
+		w.base[s] = r
+		w.committed = max(w.committed, r)
+	}
+	clear(w.recent)
+}
+
+// encodeEvents adds the strings of events missing from the table and
+// returns the events' stored forms; inside the caller's transaction.
+// jsonl are the events' JSON-lines records when the caller has them.
+func (s *EventStore) encodeEvents(ctx context.Context, events []event.Event, jsonl [][]byte) ([]store.StoredEvent, error) {
+	w := s.strs
+	if err := w.refresh(ctx, s.conn); err != nil {
+		return nil, err
+	}
+	room := store.MaxTableStrings - len(w.base) - len(w.recent)
+	var missing []string
+	seen := map[string]struct{}{}
+	for i := range events {
+		e := &events[i]
+		if !event.CompactLossless(e) {
+			continue
+		}
+		event.CompactStrings(e, func(str string) {
+			if len(str) > store.MaxTableString || len(missing) >= room {
+				return
+			}
+			if _, ok := w.ref(str); ok {
+				return
+			}
+			if _, ok := seen[str]; !ok {
+				seen[str] = struct{}{}
+				missing = append(missing, str)
+			}
+		})
+	}
+	args := make([]any, 0, chunk)
+	err := eachChunk(len(missing), func(lo, hi int) error {
+		args = args[:0]
+		for _, str := range missing[lo:hi] {
+			args = append(args, str)
+		}
+		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf(`INSERT INTO event_strings (s) VALUES %s ON CONFLICT (s) DO NOTHING RETURNING id, s`, values(hi-lo, 1)), args...)
+		if err != nil {
+			return fmt.Errorf("add strings: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var str string
+			if err := rows.Scan(&id, &str); err != nil {
+				return fmt.Errorf("add strings: %w", err)
+			}
+			w.recent[str] = uint64(id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return store.EncodeEventsWith(w.ref, events, jsonl)
+}
+
+// loadStrings is the readers' StringTable.Load: rows are numbered in
+// commit order (one writer at a time), so it reads every row above the
+// highest it knows.
+func (s *DB) loadStrings(ctx context.Context, t *store.StringTable, _ uint64) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, s FROM event_strings WHERE id > ?`, int64(t.MaxRef()))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var str string
+		if err := rows.Scan(&id, &str); err != nil {
+			return err
+		}
+		t.Add(uint64(id), str)
+	}
+	return rows.Err()
+}
+
+// strings returns the readers' string table of the database.
+func (s *DB) strings() *store.StringTable {
+	s.strsOnce.Do(func() { s.strs = store.NewStringTable(s.loadStrings) })
+	return s.strs
+}
+
+// scanRecords runs q, which selects (seq, id, ts, record), and calls fn
+// with each row's sequence number and JSON-lines record (byte for byte
+// the one of the event stored).
+func scanRecords(ctx context.Context, db *DB, q string, args []any, fn func(seq int64, rec []byte) error) error {
+	rows, err := db.SQL().QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var lerr error
+	lookup := db.strings().Lookup(ctx, &lerr)
+	var (
+		seq, ts int64
+		id, rec []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
+			return err
+		}
+		out, err := store.DecodeRecord(id, ts, rec, lookup)
+		if err != nil {
+			if lerr != nil {
+				return lerr
+			}
+			return fmt.Errorf("event at seq %d: %w", seq, err)
+		}
+		if err := fn(seq, out); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ScanDayEvents calls fn with every raw event of the UTC day starting at
+// day whose source address lies in one of prefixes (every event of the
+// day when prefixes is nil), found through the (day, ip) index; fn must
+// not keep the event. Events stored before the address had its own
+// column are read too and tested on their record.
+func scanDayEvents(ctx context.Context, db *DB, day time.Time, prefixes []netip.Prefix, fn func(*event.Event) error) error {
+	d := store.DayOf(day)
+	q := `SELECT seq, id, ts, record FROM events WHERE day = ?`
+	args := []any{d}
+	if prefixes != nil {
+		q = `SELECT seq, id, ts, record FROM events WHERE day = ? AND ip IS NULL`
+		for _, p := range prefixes {
+			lo, hi := store.PrefixRange(p)
+			q += ` UNION ALL SELECT seq, id, ts, record FROM events WHERE day = ? AND ip BETWEEN ? AND ? AND length(ip) = ?`
+			args = append(args, d, lo, hi, len(lo))
+		}
+	}
+	rows, err := db.SQL().QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("scan events: %w", err)
+	}
+	defer rows.Close()
+	var lerr error
+	lookup := db.strings().Lookup(ctx, &lerr)
+	var (
+		seq, ts int64
+		id, rec []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
+			return fmt.Errorf("scan events: %w", err)
+		}
+		e, err := store.DecodeEvent(id, ts, rec, lookup)
+		if err != nil {
+			if lerr != nil {
+				return lerr
+			}
+			continue // a record this version cannot read adds no detail
+		}
+		if prefixes != nil && !covered(prefixes, e.SrcIP) {
+			continue
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan events: %w", err)
+	}
+	return nil
+}
+
+func covered(ps []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
