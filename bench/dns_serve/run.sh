@@ -18,14 +18,15 @@
 #   dns_serve_stored_share project=<%> anchor=nsd+dnstap:<% logged> ratio=<r>
 # The machine is shared and noisy: each server runs BENCH_ROUNDS times
 # (default 2), alternately, and the best round counts. Env: BENCH_DURATION
-# (seconds, default 12), BENCH_ROUNDS, BENCH_DNS_SERVE_PROFILE=1 (a CPU
-# profile of serve under load from its pprof listener, if it has one).
-# Raw output: bench/results/dns_serve-*.txt.
+# (seconds, default 12), BENCH_ROUNDS, BENCH_DNS_SERVE_PROFILE=1 (the first
+# takedown round runs under bench/dns_serve/serveprof, the same CLI with a
+# CPU profile, written to bench/results/dns_serve-takedown.prof; serve has
+# no profiling listener). Raw output: bench/results/dns_serve-*.txt.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 results=$root/bench/results
 mkdir -p "$results"
-rm -f "$results"/dns_serve-*.txt
+rm -f "$results"/dns_serve-*.txt "$results"/dns_serve-takedown.prof
 dur=${BENCH_DURATION:-12}
 rounds=${BENCH_ROUNDS:-2}
 for tool in dnsperf taskset dig sqlite3 python3 awk; do
@@ -34,7 +35,8 @@ done
 nsd_bin=$(command -v nsd || echo /usr/sbin/nsd)
 [ -x "$nsd_bin" ] || { echo "bench/dns_serve: nsd not found (make deps)" >&2; exit 1; }
 command -v fstrm_capture >/dev/null || { echo "bench/dns_serve: fstrm_capture not found (apt-get install fstrm-bin; make deps)" >&2; exit 1; }
-"$nsd_bin" -v 2>&1 | grep -q -- --enable-dnstap || { echo "bench/dns_serve: this nsd is built without dnstap" >&2; exit 1; }
+# (Read whole: grep -q would close the pipe early, and pipefail fail it.)
+case "$("$nsd_bin" -v 2>&1)" in *--enable-dnstap*) ;; *) false ;; esac || { echo "bench/dns_serve: this nsd is built without dnstap" >&2; exit 1; }
 bin=${TAKEDOWN_BIN:-$root/bin/takedown}
 [ -x "$bin" ] || (cd "$root" && go build -o "$bin" ./cmd/takedown)
 
@@ -45,6 +47,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+[ "${BENCH_DNS_SERVE_PROFILE:-0}" = 1 ] && (cd "$root" && go build -o "$tmp/serveprof" ./bench/dns_serve/serveprof)
 
 free_port() { # free for both UDP and TCP on loopback
   python3 - <<'PY'
@@ -219,14 +222,13 @@ pipeline:
 CONF
   "$bin" --config "$tmp/takedown.yaml" order import "$tmp/order.txt" --case bench --court bench \
     --effective 2011-03-16 --expires 2099-01-01 --allow-reserved > /dev/null
-  taskset -c 1 "$bin" --config "$tmp/takedown.yaml" serve > "$results/dns_serve-serve-$i.txt" 2>&1 &
+  run=("$bin")
+  [ "${BENCH_DNS_SERVE_PROFILE:-0}" = 1 ] && [ "$i" = 1 ] && run=("$tmp/serveprof" "$results/dns_serve-takedown.prof")
+  taskset -c 1 "${run[@]}" --config "$tmp/takedown.yaml" serve > "$results/dns_serve-serve-$i.txt" 2>&1 &
   p=$!; pids+=($p)
   wait_dns "$port"; sleep 1
   curl -sf "http://127.0.0.1:$mport/metrics" > "$tmp/m0.txt" || true
   base=$(sqlite3 "$tmp/data/takedown.db" 'SELECT count(*) FROM events')
-  if [ "${BENCH_DNS_SERVE_PROFILE:-0}" = 1 ] && [ "$i" = 1 ]; then
-    (sleep 2; curl -sf -o "$results/dns_serve-takedown.prof" "http://127.0.0.1:$mport/debug/pprof/profile?seconds=$((dur - 4))" || echo "no pprof on the metrics listener" > "$results/dns_serve-pprof.txt") &
-  fi
   run_perf "takedown-$i" "$port" "$p"
   # Let the queue drain into the store, then stop serve (which flushes).
   sleep 3
