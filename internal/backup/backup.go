@@ -139,7 +139,7 @@ func Create(ctx context.Context, data, out string, opts Options) (Manifest, erro
 
 	// 1. The evidence log, first (see the package comment).
 	evDir := filepath.Join(data, evidenceDir)
-	if _, err := os.Stat(filepath.Join(evDir, "data")); err == nil {
+	if evidence.Exists(evDir) {
 		lc, err := evidence.CopyLive(evDir)
 		if err != nil {
 			return m, fmt.Errorf("backup: %w", err)

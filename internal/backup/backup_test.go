@@ -88,12 +88,12 @@ func TestBackupRestore(t *testing.T) {
 			t.Errorf("%s: sha256 %q", f.Name, f.SHA256)
 		}
 	}
-	for _, want := range []string{"takedown.db", "evidence/data", "evidence/key", "evidence/key.pub", "evidence/checkpoints/00000000000000000025", "dashboard-users"} {
+	for _, want := range []string{"takedown.db", "evidence/journal", "evidence/key", "evidence/key.pub", "evidence/checkpoints/00000000000000000025", "dashboard-users"} {
 		if !names[want] {
 			t.Errorf("manifest lacks %s: %v", want, names)
 		}
 	}
-	if names["evidence/lock"] || names["evidence/index"] || names["takedown.db-wal"] {
+	if names["evidence/lock"] || names["evidence/wlock"] || names["takedown.db-wal"] {
 		t.Errorf("manifest holds a lock, derived or live file: %v", names)
 	}
 	if _, err := Create(t.Context(), data, out, Options{Store: db}); err == nil {
@@ -116,9 +116,9 @@ func TestBackupRestore(t *testing.T) {
 func TestCopyLiveTornEntry(t *testing.T) {
 	data, _ := deployment(t, 10, 10)
 	ev := filepath.Join(data, "evidence")
-	f, err := os.OpenFile(filepath.Join(ev, "data"), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(filepath.Join(ev, "journal"), os.O_WRONLY|os.O_APPEND, 0)
 	must(t, err)
-	f.Write([]byte{0, 0, 0, 50, 1, 2, 3}) // a header and part of a nonce
+	f.Write([]byte{0, 50, 1, 2, 3}) // a length and part of a nonce
 	f.Close()
 	lc, err := evidence.CopyLive(ev)
 	must(t, err)

@@ -58,7 +58,7 @@ func Restore(ctx context.Context, file, data string, lg *slog.Logger) (Result, e
 		}
 	}
 	evDir := filepath.Join(data, evidenceDir)
-	if _, err := os.Stat(filepath.Join(evDir, "data")); err == nil {
+	if evidence.Exists(evDir) {
 		l, err := evidence.Open(ctx, evDir, evidence.Options{Logger: lg})
 		if err != nil {
 			return res, fmt.Errorf("restore: the evidence log: %w", err)

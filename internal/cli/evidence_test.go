@@ -110,7 +110,7 @@ func TestEvidenceCommands(t *testing.T) {
 	}
 
 	// Edit one stored event: audit and every command that opens the log refuse.
-	dataFile := filepath.Join(data, "evidence", "data")
+	dataFile := filepath.Join(data, "evidence", "journal")
 	b, err := os.ReadFile(dataFile)
 	if err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ func BenchmarkRangeProof(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hr := hashReader{l.hashes}
+	hr := l.hashes()
 	for b.Loop() {
 		if _, err := proveRange(c.Size, 12345, 54321, hr); err != nil {
 			b.Fatal(err)

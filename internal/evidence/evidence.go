@@ -4,35 +4,51 @@
 // the text forms that evidence packages carry.
 //
 // The log is an append-only Merkle tree with RFC 6962 hashing, stored in
-// one directory (the data dir's evidence/ folder). Every record (the
-// pipeline passes each event's JSON-lines bytes; custody actions are
-// records too) is stored exactly as given, behind a 16-byte random nonce;
-// its leaf hash is SHA-256(0x00 || nonce || record), so that an inclusion
+// one directory (the data dir's evidence/ folder) in the C2SP tlog-tiles
+// layout (https://c2sp.org/tlog-tiles), so that any tiles client can fetch
+// its checkpoint, hash tiles and entry bundles and check inclusion without
+// this program. Every record (the pipeline passes each event's JSON-lines
+// bytes; custody actions are records too) is stored exactly as given,
+// behind a 16-byte random nonce: the tlog-tiles entry is nonce || record,
+// and its leaf hash SHA-256(0x00 || nonce || record), so that an inclusion
 // proof does not let anyone confirm a guess of a neighbouring record.
 // Signed checkpoints (C2SP tlog-checkpoint notes, Ed25519) are written
-// periodically and all kept; at Open the log must extend every one of them.
+// periodically and all kept.
 //
-// It is not a general transparency log server: it has no witnesses, no
-// HTTP tile API and a single writer process (a lock file enforces that).
-// It does not write or check evidence packages (internal/evidence/bundle
-// does, from this package's proofs), implement SSHSIG (internal/sshsig) or
-// print anything (internal/cli); it does not interpret records.
+// Opening, appending and proving cost the same at any size: the tree's
+// state is read from the few tiles on its right edge and from the journal
+// (at most journalMaxEntries entries), never from the whole log. Audit
+// re-hashes everything.
+//
+// Several processes may have the log open at once (the server, and the
+// evidence commands or an import run beside it): every write (an append
+// batch, a checkpoint, a key rotation) holds the writer lock (flock of
+// wlock) only while it runs, and first catches up with what other
+// processes appended (refreshLocked). Migrating an old log and rotating the
+// key need the log to themselves (an exclusive flock of lock, which every
+// open Log holds shared).
+//
+// It is not a transparency log server: it has no witnesses and serves no
+// HTTP itself (the directory can be served as static files). It does not
+// write or check evidence packages (internal/evidence/bundle does, from this
+// package's proofs), implement SSHSIG (internal/sshsig) or print anything
+// (internal/cli); it does not interpret records.
 //
 // Files in the directory:
 //
-//	key            Ed25519 note signer key, mode 0600
-//	key.pub        note verifier key and OpenSSH public key
-//	data           entries: 4-byte big-endian record length, 16-byte nonce, record
-//	index          8-byte big-endian offset in data of each entry
-//	hashes         tlog stored hashes (golang.org/x/mod/sumdb/tlog layout), 32 bytes each
-//	checkpoints/   one signed checkpoint per file, named by tree size (20 digits)
-//	rotations/     signed key rotation records: <size>.json and its SSHSIG, <size>.json.sig
-//	key.new        the next key while a rotation is in progress, mode 0600
-//	lock           held (flock) by the process that has the log open
+//	checkpoint          the latest signed checkpoint (C2SP tlog-tiles)
+//	tile/<L>/<N>[.p/<W>]       hash tiles, height 8 (C2SP tlog-tiles)
+//	tile/entries/<N>[.p/<W>]   entry bundles: 2-byte big-endian length, nonce || record
+//	journal             entries from a multiple of 256 on: the only file fsynced per Append
+//	checkpoints/        every signed checkpoint, one file per tree size (20 digits)
+//	key                 Ed25519 note signer key, mode 0600
+//	key.pub             note verifier key and OpenSSH public key
+//	rotations/          signed key rotation records: <size>.json and its SSHSIG, <size>.json.sig
+//	key.new             the next key while a rotation is in progress, mode 0600
+//	lock, wlock         flocked: lock shared by every open Log, wlock by a writer while it writes
 //
-// data is the only source of truth and the only file fsynced on every
-// Append; index and hashes are derived from it, fsynced at each checkpoint
-// and rebuilt at Open after a crash.
+// Logs of the earlier layout (data, index, hashes) are migrated once, at
+// Open (migrate.go).
 package evidence
 
 import (
@@ -45,6 +61,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,18 +74,37 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sys/unix"
 )
 
 // NonceSize is the size of the random nonce stored before each record.
 const NonceSize = 16
 
-// DefaultMaxRecordSize is the bound of one record when
-// Options.MaxRecordSize is zero.
-const DefaultMaxRecordSize = 1 << 20
+// MaxEntrySize is the bound of one tlog-tiles entry (nonce and record):
+// entry bundles prefix each entry with a 2-byte length.
+const MaxEntrySize = 1<<16 - 1
+
+// DefaultMaxRecordSize is the bound of one record, and the largest
+// Options.MaxRecordSize: what fits one entry behind its nonce.
+const DefaultMaxRecordSize = MaxEntrySize - NonceSize
 
 const (
-	entryHeader   = 4 // record length
-	checkpointDir = "checkpoints"
+	checkpointDir  = "checkpoints"
+	checkpointFile = "checkpoint" // C2SP tlog-tiles: the latest checkpoint
+	journalFile    = "journal"
+	journalMagic   = "TDEVJNL1"
+	journalHeader  = len(journalMagic) + 8 // magic, first entry's index (big-endian)
+	entryHeader    = 2                     // bundle entry length
+	tileHeight     = 8
+	tileWidth      = 1 << tileHeight
+)
+
+// The journal is rotated (cut back to the current partial bundle, once
+// every tile below is fsynced) when it holds this many entries or bytes:
+// it bounds what Open re-hashes. Variables for the tests.
+var (
+	journalMaxEntries uint64 = 1 << 18
+	journalMaxBytes   int64  = 64 << 20
 )
 
 // Options configures a Log. The zero value is usable.
@@ -79,7 +115,8 @@ type Options struct {
 	Origin string
 	// CheckpointEvery is the period of Run's checkpoints. Default 60s.
 	CheckpointEvery time.Duration
-	// MaxRecordSize bounds one record. Default 1 MiB.
+	// MaxRecordSize bounds one record. Default and upper bound
+	// DefaultMaxRecordSize.
 	MaxRecordSize int
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
@@ -90,12 +127,13 @@ type Options struct {
 }
 
 // Log is an append-only Merkle log on local disk. Its methods are safe for
-// concurrent use. Lock order: mu is the only lock.
+// concurrent use. Lock order: mu, then the wlock flock.
 type Log struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
-	lock *os.File
+	lock *os.File // flock shared while open
+	wlk  *os.File // flock exclusive while writing
 	met  *metrics
 
 	mu        sync.Mutex
@@ -103,30 +141,43 @@ type Log struct {
 	chain     KeyChain   // every key the log has had, with the sizes each signs
 	rotations []Rotation // the signed rotation records, oldest first
 
-	data     *os.File // O_APPEND
-	index    *os.File
-	hashes   *os.File
-	n        uint64      // leaves
-	dataEnd  int64       // bytes of data holding n entries
-	frontier []tlog.Hash // compact range of [0,n): its perfect subtrees' hashes, largest (leftmost) first
-	last     Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
-	dirty    bool        // index/hashes written since their last fsync
-	broken   error       // set when a write failed half-way; Append refuses afterwards
-	buf      []byte
-	hbuf     []byte
-	ibuf     []byte
+	jf     *os.File    // the journal, O_APPEND
+	jfi    os.FileInfo // its identity, to notice another process's rotation
+	jStart uint64      // index of its first entry (a multiple of tileWidth)
+	jEnd   int64       // bytes of it holding entries [jStart, n)
+	joff   []int64     // offset in it of each entry from jStart
+	tree               // the tree's right edge
+	last   Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
+	broken error       // set when a write failed half-way; writes refuse afterwards
+	buf    []byte
+}
+
+// tree is the right edge of a Merkle tree: what appending needs, and what
+// the tiles of its incomplete right side hold.
+type tree struct {
+	n        uint64        // leaves
+	frontier []tlog.Hash   // compact range of [0,n): its perfect subtrees' hashes, largest (leftmost) first
+	tails    [][]tlog.Hash // tails[L]: the hashes of the incomplete tile of level L
+	pend     []byte        // entries of the incomplete bundle, bundle-encoded
+}
+
+// tileFile is a tile or bundle to be written.
+type tileFile struct {
+	path string
+	data []byte
 }
 
 // Open opens (or creates) the log in dir. At first start it makes the
-// Ed25519 key (mode 0600). It re-reads the whole log, re-hashes every entry
-// against the stored hashes and every kept checkpoint, completes the
-// derived files after a crash, and refuses to start, saying why, when the
-// log on disk does not extend its checkpoints.
+// Ed25519 key (mode 0600). It reads the tree's right edge from the tiles,
+// re-hashes the journal, writes the tiles a crash left out, checks the
+// latest checkpoint against the tree, and refuses to start, saying why,
+// when the log does not extend it. A log in the earlier layout is migrated
+// first. Other processes may have the log open too.
 func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = time.Minute
 	}
-	if opts.MaxRecordSize <= 0 {
+	if opts.MaxRecordSize <= 0 || opts.MaxRecordSize > DefaultMaxRecordSize {
 		opts.MaxRecordSize = DefaultMaxRecordSize
 	}
 	if opts.Now == nil {
@@ -139,21 +190,29 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Join(dir, checkpointDir), 0o700); err != nil {
 		return nil, fmt.Errorf("evidence dir: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("evidence lock: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("evidence log %s is open in another process (a running server?): %w", dir, err)
-	}
-	l := &Log{dir: dir, opts: opts, log: lg, lock: lock, met: newMetrics(opts.Registerer)}
+	l := &Log{dir: dir, opts: opts, log: lg, met: newMetrics(opts.Registerer)}
 	ok := false
 	defer func() {
 		if !ok {
 			l.closeFiles()
 		}
 	}()
+	var err error
+	for _, f := range []struct {
+		p    **os.File
+		name string
+	}{{&l.lock, "lock"}, {&l.wlk, "wlock"}} {
+		if *f.p, err = os.OpenFile(filepath.Join(dir, f.name), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			return nil, fmt.Errorf("evidence lock: %w", err)
+		}
+	}
+	if err := flock(l.lock, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("evidence log %s is held by a process that needs it alone (a migration or key rotation): %w", dir, err)
+	}
+	if err := flock(l.wlk, syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("evidence writer lock: %w", err)
+	}
+	defer flock(l.wlk, syscall.LOCK_UN)
 	key, made, err := loadOrCreateKey(dir, opts.Origin)
 	if err != nil {
 		return nil, err
@@ -167,23 +226,38 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.key = key
-	for _, f := range []struct {
-		p    **os.File
-		name string
-		flag int
-	}{{&l.data, "data", os.O_APPEND}, {&l.index, "index", 0}, {&l.hashes, "hashes", 0}} {
-		*f.p, err = os.OpenFile(filepath.Join(dir, f.name), os.O_RDWR|os.O_CREATE|f.flag, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("evidence %s: %w", f.name, err)
-		}
+	if err := l.migrate(ctx); err != nil {
+		return nil, err
 	}
-	if err := l.scan(ctx, true); err != nil {
+	if err := l.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.checkLatest(); err != nil {
 		return nil, err
 	}
 	ok = true
 	l.met.checkpoint.Set(float64(l.last.Size))
 	lg.Info("evidence log open", "dir", dir, "leaves", l.n, "checkpoint", l.last.Size)
 	return l, nil
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// Exists reports whether dir holds an evidence log (of either layout).
+func Exists(dir string) bool {
+	for _, name := range []string{journalFile, "data"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Key returns the log's signing key.
@@ -193,15 +267,42 @@ func (l *Log) Key() *Key {
 	return l.key
 }
 
-// Size returns the number of leaves.
+// Size returns the number of leaves this Log knows of: all of them as of
+// its last write or Refresh (another process may have appended since).
 func (l *Log) Size() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n
 }
 
+// Refresh catches up with what other processes appended.
+func (l *Log) Refresh(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	unlock, err := l.lockWriter()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.refreshLocked()
+}
+
+// lockWriter takes the writer lock (mu held) and returns its release.
+func (l *Log) lockWriter() (func(), error) {
+	if l.wlk == nil {
+		return nil, errors.New("evidence log closed")
+	}
+	if err := flock(l.wlk, syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("evidence writer lock: %w", err)
+	}
+	return func() { flock(l.wlk, syscall.LOCK_UN) }, nil
+}
+
 // Append adds records as consecutive leaves and returns the index of the
-// first. It writes the batch with one write and one fsync of the data file,
+// first. It writes the batch with one write and one fsync of the journal,
 // so it is durable on return. A record must not be empty, contain a
 // newline (packages ship records one per line) or exceed MaxRecordSize.
 func (l *Log) Append(ctx context.Context, records [][]byte) (first uint64, err error) {
@@ -220,10 +321,19 @@ func (l *Log) Append(ctx context.Context, records [][]byte) (first uint64, err e
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	unlock, err := l.lockWriter()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if err := l.refreshLocked(); err != nil {
+		return 0, err
+	}
 	return l.appendLocked(ctx, records)
 }
 
-// appendLocked is Append with mu held and the records checked.
+// appendLocked is Append with mu and the writer lock held, the log caught
+// up and the records checked.
 func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64, err error) {
 	if l.broken != nil {
 		l.met.failures.WithLabelValues("append").Inc()
@@ -237,56 +347,182 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 	if _, err := rand.Read(nonces); err != nil {
 		return 0, fmt.Errorf("evidence nonce: %w", err)
 	}
-	buf, ibuf, hbuf := l.buf[:0], l.ibuf[:0], l.hbuf[:0]
-	off := l.dataEnd
-	frontier := slices.Clone(l.frontier)
-	n := l.n
+	buf := l.buf[:0]
+	first = l.n
+	var files []tileFile
 	h := sha256.New()
-	var sum []byte
+	var sum [sha256.Size]byte
 	for i, r := range records {
 		nonce := nonces[i*NonceSize : (i+1)*NonceSize]
-		ibuf = binary.BigEndian.AppendUint64(ibuf, uint64(off))
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(r)))
+		at := len(buf)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(NonceSize+len(r)))
 		buf = append(buf, nonce...)
 		buf = append(buf, r...)
-		off += int64(entryHeader + NonceSize + len(r))
 		h.Reset()
 		h.Write([]byte{0})
 		h.Write(nonce)
 		h.Write(r)
-		sum = h.Sum(sum[:0])
-		var leaf tlog.Hash
-		copy(leaf[:], sum)
-		frontier, hbuf = pushLeaf(frontier, n, leaf, hbuf)
-		n++
+		l.joff = append(l.joff, l.jEnd+int64(at))
+		files = l.push(tlog.Hash(h.Sum(sum[:0])), buf[at:], files)
 	}
-	if _, err := l.data.Write(buf); err != nil {
+	// From here on the in-memory tree is ahead of the disk until the
+	// journal write succeeds; a failure marks the log unusable.
+	if _, err := l.jf.Write(buf); err != nil {
 		l.fail(err)
-		return 0, fmt.Errorf("evidence append: write data: %w", err)
+		return 0, fmt.Errorf("evidence append: write journal: %w", err)
 	}
-	if err := l.data.Sync(); err != nil {
+	if err := l.jf.Sync(); err != nil {
 		l.fail(err)
-		return 0, fmt.Errorf("evidence append: fsync data: %w", err)
+		return 0, fmt.Errorf("evidence append: fsync journal: %w", err)
 	}
-	// The batch is durable. index and hashes are derived and rebuilt at Open
-	// if these writes are lost.
-	if _, err := l.index.WriteAt(ibuf, int64(l.n)*8); err != nil {
-		l.fail(err)
-		return 0, fmt.Errorf("evidence append: write index: %w", err)
+	l.jEnd += int64(len(buf))
+	// The batch is durable. The tiles are derived: Open rewrites from the
+	// journal what a crash loses of them.
+	for _, f := range files {
+		if err := writeTile(l.dir, f); err != nil {
+			l.fail(err)
+			return 0, fmt.Errorf("evidence append: %w", err)
+		}
 	}
-	if _, err := l.hashes.WriteAt(hbuf, tlog.StoredHashIndex(0, int64(l.n))*tlog.HashSize); err != nil {
-		l.fail(err)
-		return 0, fmt.Errorf("evidence append: write hashes: %w", err)
+	if l.n-l.jStart >= journalMaxEntries || l.jEnd >= journalMaxBytes {
+		if err := l.rotateJournal(); err != nil {
+			l.fail(err)
+			return 0, fmt.Errorf("evidence append: %w", err)
+		}
 	}
-	first = l.n
-	l.n, l.dataEnd, l.frontier, l.dirty = n, off, frontier, true
 	l.met.leaves.Add(float64(len(records)))
 	l.met.batches.Inc()
 	l.met.appendSec.Observe(time.Since(start).Seconds())
 	if cap(buf) <= 4<<20 {
-		l.buf, l.ibuf, l.hbuf = buf, ibuf, hbuf
+		l.buf = buf
 	}
 	return first, nil
+}
+
+// push adds leaf number l.n (its hash, and its entry bundle-encoded) to the
+// tree, and appends to files the entry bundle and hash tiles it completes.
+func (l *tree) push(leaf tlog.Hash, enc []byte, files []tileFile) []tileFile {
+	n := l.n
+	l.pend = append(l.pend, enc...)
+	if (n+1)%tileWidth == 0 {
+		files = append(files, tileFile{tilePath(-1, n/tileWidth, tileWidth), bytes.Clone(l.pend)})
+		l.pend = l.pend[:0]
+	}
+	h := leaf
+	files = l.addNode(0, n, h, files)
+	level := 0
+	for m := n; m&1 == 1; m >>= 1 {
+		h = tlog.NodeHash(l.frontier[len(l.frontier)-1], h)
+		l.frontier = l.frontier[:len(l.frontier)-1]
+		level++
+		if level%tileHeight == 0 {
+			files = l.addNode(level/tileHeight, n, h, files)
+		}
+	}
+	l.frontier = append(l.frontier, h)
+	l.n++
+	return files
+}
+
+// addNode records h, a hash at tree level tileHeight*L completed by leaf n,
+// in the tail of tile level L, and emits the tile when it is full.
+func (l *tree) addNode(L int, n uint64, h tlog.Hash, files []tileFile) []tileFile {
+	for len(l.tails) <= L {
+		l.tails = append(l.tails, make([]tlog.Hash, 0, tileWidth))
+	}
+	l.tails[L] = append(l.tails[L], h)
+	if len(l.tails[L]) == tileWidth {
+		k := (n+1)>>(tileHeight*L) - 1 // index of h at its level
+		data := make([]byte, 0, tileWidth*tlog.HashSize)
+		for _, x := range l.tails[L] {
+			data = append(data, x[:]...)
+		}
+		files = append(files, tileFile{tilePath(L, k/tileWidth, tileWidth), data})
+		l.tails[L] = l.tails[L][:0]
+	}
+	return files
+}
+
+// writeTile writes a tile or bundle (not fsynced: see rotateJournal).
+func writeTile(dir string, f tileFile) error {
+	p := filepath.Join(dir, filepath.FromSlash(f.path))
+	err := os.WriteFile(p, f.data, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+			err = os.WriteFile(p, f.data, 0o644)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// ensureTile writes f unless a file of its size is there (a tile a crash
+// or another process's crash may have left out; its content is Audit's
+// to check).
+func ensureTile(dir string, f tileFile) error {
+	if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.path))); err == nil && fi.Size() == int64(len(f.data)) {
+		return nil
+	}
+	return writeTile(dir, f)
+}
+
+// tilePath is the C2SP tlog-tiles path of tile (level L, index N, width
+// w); level -1 is the entry bundles.
+func tilePath(L int, N uint64, w int) string {
+	lv := "entries"
+	if L >= 0 {
+		lv = strconv.Itoa(L)
+	}
+	s := fmt.Sprintf("%03d", N%1000)
+	for N >= 1000 {
+		N /= 1000
+		s = fmt.Sprintf("x%03d/%s", N%1000, s)
+	}
+	p := "tile/" + lv + "/" + s
+	if w < tileWidth {
+		p += ".p/" + strconv.Itoa(w)
+	}
+	return p
+}
+
+// rotateJournal (mu and writer lock held) makes every tile below the
+// current partial bundle durable, then replaces the journal with one that
+// starts at that bundle.
+func (l *Log) rotateJournal() error {
+	if err := unix.Syncfs(int(l.jf.Fd())); err != nil {
+		return fmt.Errorf("sync tiles: %w", err)
+	}
+	start := l.n &^ (tileWidth - 1)
+	b := make([]byte, 0, journalHeader+len(l.pend))
+	b = append(b, journalMagic...)
+	b = binary.BigEndian.AppendUint64(b, start)
+	b = append(b, l.pend...)
+	p := filepath.Join(l.dir, journalFile)
+	if err := writeFileSync(p, b, 0o600); err != nil {
+		return fmt.Errorf("rotate journal: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("rotate journal: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("rotate journal: %w", err)
+	}
+	first := l.jEnd // the journal's end when the tree ends at a bundle boundary
+	if k := start - l.jStart; k < uint64(len(l.joff)) {
+		first = l.joff[k]
+	}
+	joff := make([]int64, 0, len(l.joff)-int(start-l.jStart))
+	for _, o := range l.joff[start-l.jStart:] {
+		joff = append(joff, o-first+int64(journalHeader))
+	}
+	l.jf.Close()
+	l.jf, l.jfi, l.jStart, l.jEnd, l.joff = f, fi, start, int64(len(b)), joff
+	return nil
 }
 
 // fail marks the log unusable after a write failed half-way (mu held).
@@ -294,20 +530,6 @@ func (l *Log) fail(err error) {
 	l.broken = err
 	l.met.failures.WithLabelValues("append").Inc()
 	l.log.Error("evidence append failed; the log refuses appends until restart", "err", err)
-}
-
-// pushLeaf adds leaf number n to the compact range frontier and appends to
-// out the stored hashes that leaf completes, in the order of
-// tlog.StoredHashes: the leaf, then each full subtree it closes.
-func pushLeaf(frontier []tlog.Hash, n uint64, leaf tlog.Hash, out []byte) ([]tlog.Hash, []byte) {
-	h := leaf
-	out = append(out, h[:]...)
-	for m := n; m&1 == 1; m >>= 1 {
-		h = tlog.NodeHash(frontier[len(frontier)-1], h)
-		frontier = frontier[:len(frontier)-1]
-		out = append(out, h[:]...)
-	}
-	return append(frontier, h), out
 }
 
 // frontierRoot is the RFC 6962 root of the tree whose compact range is f.
@@ -322,31 +544,46 @@ func frontierRoot(f []tlog.Hash) tlog.Hash {
 	return r
 }
 
-// Checkpoint signs the current tree and keeps the checkpoint in
-// checkpoints/. When nothing was appended since the last checkpoint it
-// returns that one. index and hashes are fsynced first.
+// Checkpoint signs the current tree (after catching up with other
+// processes) and keeps the checkpoint in checkpoints/ and as checkpoint,
+// with the partial tiles a tiles client needs for its size. When nothing
+// was appended since the last checkpoint it returns that one.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return Checkpoint{}, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	unlock, err := l.lockWriter()
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	defer unlock()
+	if err := l.refreshLocked(); err != nil {
+		return Checkpoint{}, err
+	}
 	return l.checkpointLocked()
 }
 
-// checkpointLocked is Checkpoint with mu held.
+// checkpointLocked is Checkpoint with mu and the writer lock held.
 func (l *Log) checkpointLocked() (Checkpoint, error) {
+	if l.broken != nil {
+		return Checkpoint{}, fmt.Errorf("evidence checkpoint: log unusable until restart: %w", l.broken)
+	}
+	if err := l.reloadKeys(); err != nil {
+		return Checkpoint{}, err
+	}
 	if l.last.Note != nil && l.last.Size == l.n {
 		return l.last, nil
 	}
-	if l.dirty {
-		if err := l.index.Sync(); err != nil {
-			return Checkpoint{}, fmt.Errorf("evidence checkpoint: fsync index: %w", err)
+	// The partial tiles of this size, fsynced: the checkpoint names them.
+	for _, f := range l.partials() {
+		if err := writeTile(l.dir, f); err != nil {
+			return Checkpoint{}, fmt.Errorf("evidence checkpoint: %w", err)
 		}
-		if err := l.hashes.Sync(); err != nil {
-			return Checkpoint{}, fmt.Errorf("evidence checkpoint: fsync hashes: %w", err)
+		if err := syncFile(filepath.Join(l.dir, filepath.FromSlash(f.path))); err != nil {
+			return Checkpoint{}, fmt.Errorf("evidence checkpoint: %w", err)
 		}
-		l.dirty = false
 	}
 	c, err := signCheckpoint(l.key, l.n, frontierRoot(l.frontier))
 	if err != nil {
@@ -355,11 +592,65 @@ func (l *Log) checkpointLocked() (Checkpoint, error) {
 	if err := writeFileSync(l.checkpointPath(c.Size), c.Note, 0o644); err != nil {
 		return Checkpoint{}, fmt.Errorf("evidence checkpoint: %w", err)
 	}
+	if err := writeFileSync(filepath.Join(l.dir, checkpointFile), c.Note, 0o644); err != nil {
+		return Checkpoint{}, fmt.Errorf("evidence checkpoint: %w", err)
+	}
+	l.removeSuperseded(l.last.Size, c.Size)
 	l.last = c
 	l.met.checkpoint.Set(float64(c.Size))
 	l.met.checkpoints.Inc()
 	l.log.Debug("evidence checkpoint", "size", c.Size)
 	return c, nil
+}
+
+// partials returns the partial tiles and bundle of the tree's right edge.
+func (l *tree) partials() []tileFile {
+	var out []tileFile
+	if w := int(l.n % tileWidth); w > 0 {
+		out = append(out, tileFile{tilePath(-1, l.n/tileWidth, w), bytes.Clone(l.pend)})
+	}
+	for L, t := range l.tails {
+		if len(t) == 0 {
+			continue
+		}
+		data := make([]byte, 0, len(t)*tlog.HashSize)
+		for _, x := range t {
+			data = append(data, x[:]...)
+		}
+		N := (l.n >> (tileHeight * L)) / tileWidth
+		out = append(out, tileFile{tilePath(L, N, len(t)), data})
+	}
+	return out
+}
+
+// removeSuperseded deletes the partial tiles of the checkpoint of size old
+// whose full tile exists at size now (C2SP lets a log delete them then).
+func (l *Log) removeSuperseded(old, now uint64) {
+	if old == 0 {
+		return
+	}
+	for L := -1; ; L++ {
+		shift := 0
+		if L > 0 {
+			shift = tileHeight * L
+		}
+		cnt := old >> shift
+		if cnt == 0 {
+			return
+		}
+		if w := cnt % tileWidth; w > 0 && cnt/tileWidth < (now>>shift)/tileWidth {
+			os.Remove(filepath.Join(l.dir, filepath.FromSlash(tilePath(L, cnt/tileWidth, int(w)))))
+		}
+	}
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func (l *Log) checkpointPath(size uint64) string {
@@ -373,14 +664,13 @@ func (l *Log) Checkpoints() ([]Checkpoint, error) {
 	return readCheckpoints(l.dir, k.Name, chain)
 }
 
-// readCheckpoints reads the kept checkpoints of the log named origin, each
-// verified with the key of chain that signs its size.
-func readCheckpoints(dir, origin string, chain KeyChain) ([]Checkpoint, error) {
+// checkpointSizes lists the sizes of the kept checkpoints, smallest first.
+func checkpointSizes(dir string) ([]uint64, error) {
 	ents, err := os.ReadDir(filepath.Join(dir, checkpointDir))
 	if err != nil {
 		return nil, fmt.Errorf("evidence checkpoints: %w", err)
 	}
-	var out []Checkpoint
+	var out []uint64
 	for _, e := range ents {
 		fname := e.Name()
 		if strings.HasSuffix(fname, ".tmp") {
@@ -390,16 +680,41 @@ func readCheckpoints(dir, origin string, chain KeyChain) ([]Checkpoint, error) {
 		if err != nil || len(fname) != 20 {
 			return nil, fmt.Errorf("evidence checkpoints: unexpected file %q", fname)
 		}
-		b, err := os.ReadFile(filepath.Join(dir, checkpointDir, fname))
+		out = append(out, size)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// readCheckpoint reads and verifies the kept checkpoint of size.
+func readCheckpoint(dir, origin string, chain KeyChain, size uint64) (Checkpoint, error) {
+	fname := fmt.Sprintf("%020d", size)
+	b, err := os.ReadFile(filepath.Join(dir, checkpointDir, fname))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("evidence checkpoints: %w", err)
+	}
+	c, err := OpenCheckpoint(b, chain.PubFor(size))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("evidence checkpoint %s: %w", fname, err)
+	}
+	if c.Size != size || c.Origin != origin {
+		return Checkpoint{}, fmt.Errorf("evidence checkpoint %s: says origin %q size %d", fname, c.Origin, c.Size)
+	}
+	return c, nil
+}
+
+// readCheckpoints reads the kept checkpoints of the log named origin, each
+// verified with the key of chain that signs its size.
+func readCheckpoints(dir, origin string, chain KeyChain) ([]Checkpoint, error) {
+	sizes, err := checkpointSizes(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Checkpoint, 0, len(sizes))
+	for _, s := range sizes {
+		c, err := readCheckpoint(dir, origin, chain, s)
 		if err != nil {
-			return nil, fmt.Errorf("evidence checkpoints: %w", err)
-		}
-		c, err := OpenCheckpoint(b, chain.PubFor(size))
-		if err != nil {
-			return nil, fmt.Errorf("evidence checkpoint %s: %w", fname, err)
-		}
-		if c.Size != size || c.Origin != origin {
-			return nil, fmt.Errorf("evidence checkpoint %s: says origin %q size %d", fname, c.Origin, c.Size)
+			return nil, err
 		}
 		out = append(out, c)
 	}
@@ -429,22 +744,17 @@ func (l *Log) Run(ctx context.Context) error {
 	}
 }
 
-// Close fsyncs and closes the log's files and releases the lock. It does
-// not write a checkpoint (Run does at shutdown).
+// Close closes the log's files and releases its locks. It does not write a
+// checkpoint (Run does at shutdown).
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var errs []error
-	if l.index != nil && l.dirty {
-		errs = append(errs, l.index.Sync(), l.hashes.Sync())
-	}
-	errs = append(errs, l.closeFiles())
-	return errors.Join(errs...)
+	return l.closeFiles()
 }
 
 func (l *Log) closeFiles() error {
 	var errs []error
-	for _, f := range []**os.File{&l.data, &l.index, &l.hashes, &l.lock} {
+	for _, f := range []**os.File{&l.jf, &l.wlk, &l.lock} {
 		if *f != nil {
 			errs = append(errs, (*f).Close())
 			*f = nil
@@ -452,78 +762,6 @@ func (l *Log) closeFiles() error {
 	}
 	l.broken = errors.New("log closed")
 	return errors.Join(errs...)
-}
-
-// hashReader reads stored hashes from the hashes file for tlog's proofs.
-type hashReader struct{ f *os.File }
-
-var _ tlog.HashReader = hashReader{}
-
-func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if _, err := r.f.ReadAt(out[i][:], x*tlog.HashSize); err != nil {
-			return nil, fmt.Errorf("read stored hash %d: %w", x, err)
-		}
-	}
-	return out, nil
-}
-
-// snapshot returns the tree size and data length under the lock; entries
-// and hashes below them never change afterwards.
-func (l *Log) snapshot() (uint64, int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.data == nil {
-		return 0, 0, errors.New("evidence log closed")
-	}
-	return l.n, l.dataEnd, nil
-}
-
-// entryReader reads entries sequentially from the data file.
-type entryReader struct {
-	r     io.Reader
-	off   int64
-	max   int
-	nonce [NonceSize]byte
-	rec   []byte
-}
-
-// errTorn marks an entry cut short at the end of the data file.
-var errTorn = errors.New("entry cut short")
-
-// next reads one entry; it returns io.EOF at a clean end and errTorn for a
-// partial last entry.
-func (e *entryReader) next() error {
-	var hdr [entryHeader]byte
-	if _, err := io.ReadFull(e.r, hdr[:]); err != nil {
-		if err == io.EOF {
-			return io.EOF
-		}
-		if err == io.ErrUnexpectedEOF {
-			return errTorn
-		}
-		return err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 || int64(n) > int64(e.max) {
-		return fmt.Errorf("entry at offset %d: record length %d out of range", e.off, n)
-	}
-	if _, err := io.ReadFull(e.r, e.nonce[:]); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return errTorn
-		}
-		return err
-	}
-	e.rec = slices.Grow(e.rec[:0], int(n))[:n]
-	if _, err := io.ReadFull(e.r, e.rec); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return errTorn
-		}
-		return err
-	}
-	e.off += int64(entryHeader + NonceSize + int(n))
-	return nil
 }
 
 // LeafHash returns the RFC 6962 leaf hash of a stored entry:
@@ -536,4 +774,26 @@ func LeafHash(nonce, record []byte) tlog.Hash {
 	var out tlog.Hash
 	h.Sum(out[:0])
 	return out
+}
+
+// bundleEntries splits a bundle (or a run of journal bytes) into its
+// entries, calling fn with each entry (nonce || record).
+func bundleEntries(b []byte, fn func(entry []byte) error) error {
+	for len(b) > 0 {
+		if len(b) < entryHeader {
+			return io.ErrUnexpectedEOF
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		if n <= NonceSize || len(b) < entryHeader+n {
+			if n <= NonceSize {
+				return fmt.Errorf("entry length %d out of range", n)
+			}
+			return io.ErrUnexpectedEOF
+		}
+		if err := fn(b[entryHeader : entryHeader+n]); err != nil {
+			return err
+		}
+		b = b[entryHeader+n:]
+	}
+	return nil
 }

@@ -90,12 +90,15 @@ func tlogStore(tb testing.TB, leaves [][]byte) memHashes {
 func TestHashesMatchTlog(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
-	var recs [][]byte
-	for i := range 300 {
-		recs = append(recs, eventRecord(t, i, "A", t0.Add(time.Duration(i)*time.Second)))
+	// Enough leaves for full tiles on two levels (256*256) and partial
+	// ones on top; small records, uneven batches.
+	const total = tileWidth*tileWidth + 300
+	recs := make([][]byte, total)
+	for i := range recs {
+		recs[i] = fmt.Appendf(nil, `{"leaf":%d}`, i)
 	}
 	for i := 0; i < len(recs); {
-		n := 1 + i%37
+		n := 1 + i%997
 		n = min(n, len(recs)-i)
 		if got := appendN(t, l, recs[i:i+n]); got != uint64(i) {
 			t.Fatalf("Append returned first %d, want %d", got, i)
@@ -104,27 +107,40 @@ func TestHashesMatchTlog(t *testing.T) {
 	}
 	// Rebuild the leaf data (nonce || record) from disk and hash with tlog.
 	var data [][]byte
-	for i := range uint64(len(recs)) {
-		nonce, rec, err := l.readEntry(i)
-		if err != nil {
-			t.Fatal(err)
-		}
+	must(t, l.Entries(t.Context(), 0, total, func(i uint64, nonce, rec []byte) error {
 		if !bytes.Equal(rec, recs[i]) {
 			t.Fatalf("entry %d stored as %q, want the record as given", i, rec)
 		}
-		data = append(data, append(nonce, rec...))
+		data = append(data, append(bytes.Clone(nonce), rec...))
+		return nil
+	}))
+	nonce, rec, err := l.readEntry(tileWidth*tileWidth + 7)
+	must(t, err)
+	if !bytes.Equal(rec, recs[tileWidth*tileWidth+7]) || !bytes.Equal(append(nonce, rec...), data[tileWidth*tileWidth+7]) {
+		t.Fatal("readEntry differs from Entries")
 	}
 	want := tlogStore(t, data)
-	got, err := os.ReadFile(filepath.Join(dir, "hashes"))
-	if err != nil {
-		t.Fatal(err)
+	// Every stored hash, read through the tiles, is tlog's.
+	hr := l.hashes()
+	idx := make([]int64, len(want))
+	for i := range idx {
+		idx[i] = int64(i)
 	}
-	if len(got) != len(want)*tlog.HashSize {
-		t.Fatalf("hashes file has %d bytes, want %d", len(got), len(want)*tlog.HashSize)
-	}
-	for i, h := range want {
-		if !bytes.Equal(got[i*32:(i+1)*32], h[:]) {
+	got, err := hr.ReadHashes(idx)
+	must(t, err)
+	for i := range want {
+		if got[i] != want[i] {
 			t.Fatalf("stored hash %d differs from tlog's", i)
+		}
+	}
+	// Every full hash tile on disk is the tile tlog makes.
+	for _, tl := range []tlog.Tile{{H: 8, L: 0, N: 0, W: 256}, {H: 8, L: 0, N: 255, W: 256}, {H: 8, L: 1, N: 0, W: 256}} {
+		wantTile, err := tlog.ReadTileData(tl, want)
+		must(t, err)
+		gotTile, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(tilePath(tl.L, uint64(tl.N), 256))))
+		must(t, err)
+		if !bytes.Equal(gotTile, wantTile) {
+			t.Fatalf("tile %v differs from tlog's", tl)
 		}
 	}
 	c, err := l.Checkpoint(t.Context())
@@ -138,9 +154,27 @@ func TestHashesMatchTlog(t *testing.T) {
 	if c.Size != uint64(len(recs)) || c.Root != root {
 		t.Fatalf("checkpoint size %d root %x, want %d %x", c.Size, c.Root, len(recs), root)
 	}
-	if !strings.HasPrefix(string(c.Note), "takedown.test/evidence\n300\n") || !strings.Contains(string(c.Note), "\n\n— takedown.test/evidence ") {
+	if !strings.HasPrefix(string(c.Note), fmt.Sprintf("takedown.test/evidence\n%d\n", total)) || !strings.Contains(string(c.Note), "\n\n— takedown.test/evidence ") {
 		t.Fatalf("checkpoint is not a C2SP note:\n%s", c.Note)
 	}
+	// The partial tiles of the checkpoint's size are tlog's too.
+	for _, tl := range []tlog.Tile{{H: 8, L: 0, N: 257, W: 300 - 256}, {H: 8, L: 1, N: 1, W: 1}, {H: 8, L: 2, N: 0, W: 1}} {
+		wantTile, err := tlog.ReadTileData(tl, want)
+		must(t, err)
+		gotTile, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(tilePath(tl.L, uint64(tl.N), tl.W))))
+		must(t, err)
+		if !bytes.Equal(gotTile, wantTile) {
+			t.Fatalf("partial tile %v differs from tlog's", tl)
+		}
+	}
+	// A reopened log (state from the tiles' right edge and the journal)
+	// has the same root and goes on the same way.
+	must(t, l.Close())
+	l2 := openLog(t, dir)
+	if l2.Size() != total || frontierRoot(l2.frontier) != root {
+		t.Fatalf("reopened: size %d root %x, want %d %x", l2.Size(), frontierRoot(l2.frontier), total, root)
+	}
+	must(t, l2.Audit(t.Context()))
 }
 
 func TestAppendRejects(t *testing.T) {
@@ -252,15 +286,15 @@ func TestReopenAndRun(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode())
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, checkpointFile)); err != nil || !bytes.Equal(b, cps[0].Note) {
+		t.Fatalf("checkpoint file: %v; want the latest checkpoint", err)
+	}
 	l2 := openLog(t, dir)
 	if l2.Size() != 10 {
 		t.Fatalf("reopened log has %d entries, want 10", l2.Size())
 	}
 	if l2.Key().Name == "takedown.test/evidence" {
 		t.Fatal("a reopened log took the configured origin instead of its key's name")
-	}
-	if _, err := Open(t.Context(), dir, Options{}); err == nil || !strings.Contains(err.Error(), "another process") {
-		t.Fatalf("second Open of a held log: %v, want refusal", err)
 	}
 	appendN(t, l2, [][]byte{eventRecord(t, 11, "A", t0)})
 	c, err := l2.Checkpoint(t.Context())
@@ -272,7 +306,31 @@ func TestReopenAndRun(t *testing.T) {
 	}
 }
 
-// TestCrashRecovery: lost index/hash writes and a torn last entry are
+// journalOffsets returns the offset of each entry of the journal.
+func journalOffsets(tb testing.TB, dir string) []int64 {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, journalFile))
+	must(tb, err)
+	var out []int64
+	off := int64(journalHeader)
+	must(tb, bundleEntries(b[journalHeader:], func(e []byte) error {
+		out = append(out, off)
+		off += int64(entryHeader + len(e))
+		return nil
+	}))
+	return out
+}
+
+func appendFile(tb testing.TB, path string, b []byte) {
+	tb.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	must(tb, err)
+	_, err = f.Write(b)
+	must(tb, err)
+	must(tb, f.Close())
+}
+
+// TestCrashRecovery: lost tile writes and a torn last journal entry are
 // repaired at Open; the acknowledged entries are all there.
 func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
@@ -286,41 +344,35 @@ func TestCrashRecovery(t *testing.T) {
 	if _, err := l.Checkpoint(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for i := 50; i < 70; i++ {
-		appendN(t, l, [][]byte{eventRecord(t, i, "A", t0)})
+	var batch [][]byte
+	for i := 50; i < 600; i++ {
+		batch = append(batch, eventRecord(t, i, "A", t0))
 	}
+	appendN(t, l, batch)
 	l.Close()
-	// Lose the derived files' tails, and tear a half-written entry.
-	must(t, os.Truncate(filepath.Join(dir, "index"), 8*40+3))
-	must(t, os.Truncate(filepath.Join(dir, "hashes"), 32*tlog.StoredHashCount(45)+7))
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
-	f.Write([]byte{0, 0, 1, 0, 9, 9, 9})
-	f.Close()
+	// Lose tile writes (a power cut before they reached the disk), and
+	// tear a half-written entry.
+	must(t, os.Remove(filepath.Join(dir, "tile", "entries", "001")))
+	must(t, os.Truncate(filepath.Join(dir, "tile", "0", "000"), 100))
+	appendFile(t, filepath.Join(dir, journalFile), []byte{1, 0, 9, 9, 9})
 	l2 := openLog(t, dir)
-	if l2.Size() != 70 {
-		t.Fatalf("after recovery %d entries, want 70", l2.Size())
+	if l2.Size() != 600 {
+		t.Fatalf("after recovery %d entries, want 600", l2.Size())
 	}
 	if err := l2.Audit(t.Context()); err != nil {
 		t.Fatalf("audit after recovery: %v", err)
 	}
-	appendN(t, l2, [][]byte{eventRecord(t, 70, "A", t0)})
+	appendN(t, l2, [][]byte{eventRecord(t, 600, "A", t0)})
 	must(t, l2.Close())
-	// A crash that leaves a zero-filled tail is repaired too; a non-zero
-	// bad length is not (that is an edit, not a crash).
-	f, err = os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
-	f.Write(make([]byte, 4096))
-	f.Close()
+	// A crash that leaves a zero-filled tail is repaired too; an
+	// impossible length is not (that is an edit, not a crash).
+	appendFile(t, filepath.Join(dir, journalFile), make([]byte, 4096))
 	l2 = openLog(t, dir)
-	if l2.Size() != 71 {
-		t.Fatalf("after zero-tail recovery %d entries, want 71", l2.Size())
+	if l2.Size() != 601 {
+		t.Fatalf("after zero-tail recovery %d entries, want 601", l2.Size())
 	}
 	must(t, l2.Close())
-	f, err = os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
-	f.Write([]byte{0xff, 0xff, 0xff, 0xff, 1})
-	f.Close()
+	appendFile(t, filepath.Join(dir, journalFile), []byte{0, 5, 1, 2, 3, 4, 5, 6, 7})
 	if _, err := Open(t.Context(), dir, Options{}); err == nil {
 		t.Fatal("Open accepted an entry with an impossible length")
 	}
@@ -341,16 +393,26 @@ func must(tb testing.TB, err error) {
 	}
 }
 
+// smallJournal makes the journal rotate every 256 entries for one test, so
+// that bundles and tiles below it are the only copy of their entries.
+func smallJournal(tb testing.TB) {
+	old := journalMaxEntries
+	journalMaxEntries = tileWidth
+	tb.Cleanup(func() { journalMaxEntries = old })
+}
+
 // TestLiveLogTamper: edits of the log on disk are caught at the next Open
-// or by Audit.
+// (the right edge and the journal, against the latest checkpoint) or by
+// Audit (everything), which is what `takedown evidence audit` runs.
 func TestLiveLogTamper(t *testing.T) {
+	smallJournal(t)
 	build := func(t *testing.T) string {
 		dir := t.TempDir()
 		l, err := Open(t.Context(), dir, Options{})
 		must(t, err)
-		for i := range 40 {
+		for i := range 700 {
 			appendN(t, l, [][]byte{eventRecord(t, i, "A", t0)})
-			if i == 29 {
+			if i == 529 {
 				_, err := l.Checkpoint(t.Context())
 				must(t, err)
 			}
@@ -367,28 +429,33 @@ func TestLiveLogTamper(t *testing.T) {
 		b[off] ^= 0x20
 		must(t, os.WriteFile(path, b, 0o600))
 	}
+	openAudit := func(dir string) error {
+		l, err := Open(t.Context(), dir, Options{})
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		return l.Audit(t.Context())
+	}
+	bundle0 := filepath.Join("tile", "entries", "000")
 	cases := []struct {
 		name   string
 		edit   func(t *testing.T, dir string)
 		errHas string
 	}{
-		{"record byte flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, "data"), 100) }, "edited"},
-		{"record after the last checkpoint flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, "data"), -5) }, "edited"},
-		{"record and its stored hashes rewritten", func(t *testing.T, dir string) {
-			flip(t, filepath.Join(dir, "data"), 100)
-			must(t, os.Remove(filepath.Join(dir, "hashes"))) // rebuilt from the edited data
+		{"record byte flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, bundle0), 100) }, "edited"},
+		{"record in the journal flipped", func(t *testing.T, dir string) {
+			flip(t, filepath.Join(dir, journalFile), journalOffsets(t, dir)[5]+40) // entry 517
 		}, "does not match its checkpoint"},
-		{"stored hash flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, "hashes"), 64) }, "edited"},
+		{"record and its tiles rewritten", func(t *testing.T, dir string) {
+			flip(t, filepath.Join(dir, bundle0), 100)
+			must(t, os.RemoveAll(filepath.Join(dir, "tile", "0")))
+		}, "no such file"},
+		{"hash tile flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, "tile", "0", "000"), 64) }, "does not match its checkpoint"},
+		{"bundle removed", func(t *testing.T, dir string) { must(t, os.Remove(filepath.Join(dir, "tile", "entries", "001"))) }, "no such file"},
 		{"log truncated below its checkpoint", func(t *testing.T, dir string) {
-			idx, err := os.ReadFile(filepath.Join(dir, "index"))
-			must(t, err)
-			must(t, os.Truncate(filepath.Join(dir, "data"), int64(beUint64(idx[20*8:]))))
+			must(t, os.Truncate(filepath.Join(dir, journalFile), journalOffsets(t, dir)[10]))
 		}, "truncated"},
-		{"log truncated after its checkpoint", func(t *testing.T, dir string) {
-			idx, err := os.ReadFile(filepath.Join(dir, "index"))
-			must(t, err)
-			must(t, os.Truncate(filepath.Join(dir, "data"), int64(beUint64(idx[35*8:]))))
-		}, "longer"},
 		{"checkpoint signature flipped", func(t *testing.T, dir string) {
 			ents, _ := os.ReadDir(filepath.Join(dir, checkpointDir))
 			flip(t, filepath.Join(dir, checkpointDir, ents[0].Name()), -10)
@@ -397,10 +464,10 @@ func TestLiveLogTamper(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := build(t)
+			must(t, openAudit(dir))
 			tc.edit(t, dir)
-			_, err := Open(t.Context(), dir, Options{})
-			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Fatalf("Open of an edited log: %v, want an error with %q", err, tc.errHas)
+			if err := openAudit(dir); err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("Open and Audit of an edited log: %v, want an error with %q", err, tc.errHas)
 			}
 		})
 	}
@@ -408,7 +475,7 @@ func TestLiveLogTamper(t *testing.T) {
 		dir := build(t)
 		l := openLog(t, dir)
 		must(t, l.Audit(t.Context()))
-		flip(t, filepath.Join(dir, "data"), 300)
+		flip(t, filepath.Join(dir, "tile", "entries", "001"), 300)
 		if err := l.Audit(t.Context()); err == nil || !strings.Contains(err.Error(), "edited") {
 			t.Fatalf("Audit after an edit: %v", err)
 		}

@@ -196,7 +196,7 @@ func ParseRangeProof(b []byte) (RangeProof, error) {
 // ProveRange returns the range proof of leaves [lo, hi) in the tree of
 // size n (at most Size), from the stored hashes.
 func (l *Log) ProveRange(n, lo, hi uint64) (RangeProof, error) {
-	return proveRange(n, lo, hi, hashReader{l.hashes})
+	return proveRange(n, lo, hi, l.hashes())
 }
 
 // Consistency proofs (consistency/<old size>.txt):
@@ -249,7 +249,7 @@ func ParseConsistencyProof(b []byte) (ConsistencyProof, error) {
 // ProveConsistency returns the proof that the tree of size old is a
 // prefix of the tree of size n (at most Size).
 func (l *Log) ProveConsistency(old, n uint64) (ConsistencyProof, error) {
-	tp, err := tlog.ProveTree(int64(n), int64(old), hashReader{l.hashes})
+	tp, err := tlog.ProveTree(int64(n), int64(old), l.hashes())
 	if err != nil {
 		return ConsistencyProof{}, err
 	}
@@ -284,7 +284,7 @@ func (l *Log) ProveEntry(cp Checkpoint, i uint64) (InclusionProof, []byte, error
 	if err != nil {
 		return InclusionProof{}, nil, err
 	}
-	proof, err := tlog.ProveRecord(int64(cp.Size), int64(i), hashReader{l.hashes})
+	proof, err := tlog.ProveRecord(int64(cp.Size), int64(i), l.hashes())
 	if err != nil {
 		return InclusionProof{}, nil, err
 	}

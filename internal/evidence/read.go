@@ -1,30 +1,111 @@
 package evidence
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"slices"
 )
 
-// readEntry reads entry i (nonce, record) given its offset from the index.
-func (l *Log) readEntry(i uint64) (nonce, rec []byte, err error) {
-	var ib [8]byte
-	if _, err := l.index.ReadAt(ib[:], int64(i)*8); err != nil {
-		return nil, nil, fmt.Errorf("evidence index entry %d: %w", i, err)
+// bundle returns the bundle-encoded entries [256b, min(256b+256, n)) of
+// bundle b: a full bundle below the journal from its file, the rest from
+// the journal (read under mu: a rotation replaces the journal).
+func (l *Log) bundle(b, n uint64) ([]byte, error) {
+	lo, hi := b*tileWidth, min(b*tileWidth+tileWidth, n)
+	if lo >= hi {
+		return nil, fmt.Errorf("evidence: bundle %d is beyond the tree of size %d", b, n)
 	}
-	off := int64(beUint64(ib[:]))
-	er := &entryReader{r: io.NewSectionReader(l.data, off, int64(entryHeader+NonceSize+l.opts.MaxRecordSize)), off: off, max: l.opts.MaxRecordSize}
-	if err := er.next(); err != nil {
-		return nil, nil, fmt.Errorf("evidence entry %d: %w", i, err)
+	l.mu.Lock()
+	if l.jf == nil {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("evidence log closed")
 	}
-	return slices.Clone(er.nonce[:]), er.rec, nil
+	if hi > l.n {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("evidence: entries up to %d asked of a tree of size %d", hi, l.n)
+	}
+	if lo+tileWidth <= l.jStart {
+		l.mu.Unlock()
+		data, err := readBundle(l.dir, b)
+		if err != nil {
+			return nil, err
+		}
+		if hi-lo < tileWidth {
+			if data, err = bundlePrefix(data, int(hi-lo)); err != nil {
+				return nil, fmt.Errorf("evidence %s: %w", tilePath(-1, b, tileWidth), err)
+			}
+		}
+		return data, nil
+	}
+	defer l.mu.Unlock()
+	start := l.joff[lo-l.jStart]
+	end := l.jEnd
+	if hi-l.jStart < uint64(len(l.joff)) {
+		end = l.joff[hi-l.jStart]
+	}
+	data := make([]byte, end-start)
+	if _, err := l.jf.ReadAt(data, start); err != nil {
+		return nil, fmt.Errorf("evidence journal: %w", err)
+	}
+	return data, nil
 }
 
-func beUint64(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+// bundlePrefix returns the first k entries of a bundle.
+func bundlePrefix(data []byte, k int) ([]byte, error) {
+	off, i := 0, 0
+	err := bundleEntries(data, func(e []byte) error {
+		if i < k {
+			off += entryHeader + len(e)
+		}
+		i++
+		return nil
+	})
+	if err == nil && i < k {
+		err = fmt.Errorf("%d entries, want at least %d", i, k)
+	}
+	return data[:off], err
+}
+
+// forBundle calls fn with each entry of bundle b below n, its index, nonce
+// and record (valid only during the call). A full bundle file must hold
+// exactly 256 entries.
+func (l *Log) forBundle(b, n uint64, fn func(i uint64, nonce, rec []byte) error) error {
+	data, err := l.bundle(b, n)
+	if err != nil {
+		return err
+	}
+	i := b * tileWidth
+	want := min(i+tileWidth, n)
+	err = bundleEntries(data, func(e []byte) error {
+		if i >= want {
+			return fmt.Errorf("more than %d entries", want-b*tileWidth)
+		}
+		if err := fn(i, e[:NonceSize], e[NonceSize:]); err != nil {
+			return err
+		}
+		i++
+		return nil
+	})
+	if err == nil && i != want {
+		err = fmt.Errorf("%d entries, want %d", i-b*tileWidth, want-b*tileWidth)
+	}
+	if err != nil {
+		return fmt.Errorf("evidence entry bundle %d: %w", b, err)
+	}
+	return nil
+}
+
+// readEntry reads entry i (nonce, record).
+func (l *Log) readEntry(i uint64) (nonce, rec []byte, err error) {
+	err = l.forBundle(i/tileWidth, i+1, func(j uint64, nc, r []byte) error {
+		if j == i {
+			nonce, rec = bytes.Clone(nc), bytes.Clone(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("evidence entry %d: %w", i, err)
+	}
+	return nonce, rec, nil
 }
 
 // LastRecord returns the newest record for which match reports true,
@@ -33,48 +114,48 @@ func beUint64(b []byte) uint64 {
 // matches. The server uses it at start to find which stored events the log
 // already holds.
 func (l *Log) LastRecord(match func(rec []byte) bool) (rec []byte, ok bool, err error) {
-	for i := l.Size(); i > 0; i-- {
-		_, r, err := l.readEntry(i - 1)
-		if err != nil {
+	n := l.Size()
+	if n == 0 {
+		return nil, false, nil
+	}
+	for b := (n - 1) / tileWidth; ; b-- {
+		var recs [][]byte
+		if err := l.forBundle(b, n, func(_ uint64, _, r []byte) error {
+			recs = append(recs, r)
+			return nil
+		}); err != nil {
 			return nil, false, err
 		}
-		if match(r) {
-			return r, true, nil
+		for i := len(recs) - 1; i >= 0; i-- {
+			if match(recs[i]) {
+				return bytes.Clone(recs[i]), true, nil
+			}
+		}
+		if b == 0 {
+			break
 		}
 	}
 	return nil, false, nil
 }
 
 // Entries calls fn with each entry of [lo, hi) in order (index, nonce and
-// record, valid only during the call), reading the data file sequentially.
-// hi must not exceed Size. It stops at fn's first error and returns it.
+// record, valid only during the call). hi must not exceed Size. It stops at
+// fn's first error and returns it.
 func (l *Log) Entries(ctx context.Context, lo, hi uint64, fn func(i uint64, nonce, record []byte) error) error {
-	n, dataEnd, err := l.snapshot()
-	if err != nil {
-		return err
-	}
+	n := l.Size()
 	if lo > hi || hi > n {
 		return fmt.Errorf("entries [%d, %d) outside the log's %d", lo, hi, n)
 	}
-	if lo == hi {
-		return nil
-	}
-	var ib [8]byte
-	if _, err := l.index.ReadAt(ib[:], int64(lo)*8); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	off := int64(beUint64(ib[:]))
-	er := &entryReader{r: bufio.NewReaderSize(io.NewSectionReader(l.data, off, dataEnd-off), 1<<20), off: off, max: l.opts.MaxRecordSize}
-	for i := lo; i < hi; i++ {
-		if (i-lo)%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	for b := lo / tileWidth; b*tileWidth < hi; b++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.forBundle(b, hi, func(i uint64, nonce, rec []byte) error {
+			if i < lo {
+				return nil
 			}
-		}
-		if err := er.next(); err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
-		}
-		if err := fn(i, er.nonce[:], er.rec); err != nil {
+			return fn(i, nonce, rec)
+		}); err != nil {
 			return err
 		}
 	}

@@ -96,7 +96,7 @@ func TestBackupUnderLoad(t *testing.T) {
 
 	// The archive: a manifest last, the store and the log inside.
 	names := tarNames(t, file)
-	for _, want := range []string{"takedown.db", "evidence/data", "evidence/key", "SHA256SUMS"} {
+	for _, want := range []string{"takedown.db", "evidence/journal", "evidence/key", "SHA256SUMS"} {
 		if !names[want] {
 			t.Errorf("backup lacks %s: %v", want, names)
 		}
