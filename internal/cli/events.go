@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,15 +16,22 @@ import (
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/ingest"
 	"github.com/takedown/takedown/internal/pipeline"
+	"github.com/takedown/takedown/internal/progress"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/store/postgres"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
+
+// importMemoryLimit is the Go heap's soft limit during an import (unless
+// GOMEMLIMIT says otherwise), under the 512 MiB the whole process may
+// use: SQLite's page cache lives outside the Go heap.
+const importMemoryLimit = 320 << 20
 
 func newEventsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "events", Short: "Sinkhole events: import partner and historical data"}
 	var format string
-	var asJSON bool
+	var asJSON, quiet bool
 	imp := &cobra.Command{
 		Use:   "import FILE…",
 		Short: "Import events (Shadowserver sinkhole CSV, header-driven, or this product's JSON lines); all or nothing, idempotent",
@@ -36,47 +46,85 @@ func newEventsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			evs, err := ingest.ReadFiles(args, format)
+			ctx := cmd.Context()
+			es, reg, closeStores, err := g.openImportStores(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer closeStores()
+			prepare, classifyErr, err := historicPrepare(ctx, c, g.logger(c), reg, es)
+			if err != nil {
+				return err
+			}
+			// The import's memory is bounded by its design (docs/events.md);
+			// a soft limit makes the collector keep the heap near what is
+			// live instead of letting it double between collections.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(importMemoryLimit)
+			}
+			var meter *progress.Meter
+			if !quiet {
+				meter = progress.Start(progress.Options{Out: g.stderr, Label: "import", Total: ingest.TotalSize(args)})
+			}
+			res, err := ingest.Import(ctx, es, args, ingest.Options{Format: format, Prepare: prepare, Progress: meter, Stdin: g.stdin})
+			meter.Stop()
 			if err != nil {
 				var ie *ingest.Error
 				if errors.As(err, &ie) {
 					return &UsageError{fmt.Errorf("%w\nnothing was imported", err)}
 				}
-				return err
+				return fmt.Errorf("%w\nnothing was imported", err)
 			}
-			ctx := cmd.Context()
-			st, err := g.openStore(ctx, c)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			es, err := sqlite.NewEventStore(ctx, st, sqlite.EventStoreOptions{})
-			if err != nil {
-				return err
-			}
-			defer es.Close()
-			prepare, classifyErr, err := historicPrepare(ctx, c, g.logger(c), st, es)
-			if err != nil {
-				return err
-			}
-			res, err := ingest.Store(ctx, es, evs, prepare)
-			if err != nil {
-				return err
-			}
+			defer res.Close()
+			// Committed. Here the import hands over to the evidence log:
+			// res.Files names each file with its SHA-256 and row count (the
+			// custody record), and res.EachFresh reads back the records of
+			// the newly stored events (with ingest.Options.SpoolDir set),
+			// without holding them in memory.
 			if err := classifyErr(); err != nil {
 				return fmt.Errorf("imported, but reading the registry for classification failed: %w", err)
 			}
 			if asJSON {
-				return writeJSON(g.stdout, map[string]any{"read": len(evs), "stored": res.Inserted, "already_stored": res.Duplicates})
+				return writeJSON(g.stdout, map[string]any{"read": res.Read, "stored": res.Inserted, "already_stored": res.Duplicates, "files": res.Files})
 			}
-			fmt.Fprintf(g.stdout, "read %d events; stored %d new, %d already stored\n", len(evs), res.Inserted, res.Duplicates)
+			fmt.Fprintf(g.stdout, "read %d events; stored %d new, %d already stored\n", res.Read, res.Inserted, res.Duplicates)
 			return nil
 		},
 	}
 	imp.Flags().StringVar(&format, "format", "", "shadowserver or jsonl (required)")
 	imp.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	imp.Flags().BoolVar(&quiet, "quiet", false, "no progress on standard error")
 	cmd.AddCommand(imp)
 	return cmd
+}
+
+// openImportStores opens the event store an import writes to (the
+// SQLite store, or PostgreSQL with --db postgres://…, as a collector
+// does) and the registry the events are classified against (always the
+// data dir's). closeFn closes both.
+func (g *globals) openImportStores(ctx context.Context, c *config.Config) (es store.Importer, reg *sqlite.DB, closeFn func(), err error) {
+	if !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		reg, err = g.openStore(ctx, c)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		s, err := sqlite.NewEventStore(ctx, reg, sqlite.EventStoreOptions{})
+		if err != nil {
+			reg.Close()
+			return nil, nil, nil, err
+		}
+		return s, reg, func() { s.Close(); reg.Close() }, nil
+	}
+	reg, err = sqlite.OpenDir(ctx, c.Data)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pg, err := postgres.Open(ctx, c.DB)
+	if err != nil {
+		reg.Close()
+		return nil, nil, nil, err
+	}
+	return pg, reg, func() { pg.Close(); reg.Close() }, nil
 }
 
 // historicPrepare is the pipeline's preparation of events that did not

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/progress"
@@ -54,6 +55,8 @@ type Options struct {
 	// Progress counts rows (as they are stored) and bytes (as they are
 	// read); nil is quiet.
 	Progress *progress.Meter
+	// Stdin is read for the file "-" (default os.Stdin).
+	Stdin io.Reader
 	// SpoolDir, when set, keeps the records of the newly stored events in
 	// a temporary file there, for Result.EachFresh after the commit (the
 	// evidence log appends them). Empty keeps nothing.
@@ -177,7 +180,7 @@ func Import(ctx context.Context, st store.Importer, names []string, opts Options
 	work := make(chan *chunk, queue)
 	go readFiles(ctx, names, opts, ordered, work)
 	for range workers {
-		go decodeChunks(work, opts.Prepare)
+		go decodeChunks(work, opts.Prepare, opts.SpoolDir != "")
 	}
 
 	im, err := st.BeginImport(ctx)
@@ -315,7 +318,11 @@ func readFiles(ctx context.Context, names []string, opts Options, ordered, work 
 		return true
 	}
 	for i, name := range names {
-		r, closeFn, err := open(name)
+		stdin := opts.Stdin
+		if stdin == nil {
+			stdin = os.Stdin
+		}
+		r, closeFn, err := open(name, stdin)
 		if err != nil {
 			c := &chunk{file: i, name: name, problems: []Problem{{File: name, Msg: err.Error()}}, end: &FileStat{Name: name}, done: make(chan struct{})}
 			if !send(c) {
@@ -355,16 +362,34 @@ func readFiles(ctx context.Context, names []string, opts Options, ordered, work 
 	}
 }
 
-// decodeChunks decodes chunks until work is closed.
-func decodeChunks(work <-chan *chunk, prepare func(*event.Event) bool) {
+// decodeChunks decodes chunks until work is closed; records makes it
+// encode the events' JSON-lines records too (for the spool).
+func decodeChunks(work <-chan *chunk, prepare func(*event.Event) bool, records bool) {
 	x := newIDHash()
+	in := make(interner)
 	for c := range work {
-		decodeChunk(c, prepare, x)
+		decodeChunk(c, prepare, x, in, records)
 		close(c.done)
 	}
 }
 
-func decodeChunk(c *chunk, prepare func(*event.Event) bool, x *idHash) {
+// interner shares the copies of the few values a column repeats (family,
+// country): the aggregates an import holds keep these strings, and a
+// string cut from a CSV row would keep the whole row alive with it.
+type interner map[string]string
+
+func (in interner) of(s string) string {
+	if v, ok := in[s]; ok || s == "" {
+		return v
+	}
+	s = strings.Clone(s)
+	if len(in) < 4096 {
+		in[s] = s
+	}
+	return s
+}
+
+func decodeChunk(c *chunk, prepare func(*event.Event) bool, x *idHash, in interner, records bool) {
 	if len(c.rows) == 0 {
 		return
 	}
@@ -382,6 +407,8 @@ func decodeChunk(c *chunk, prepare func(*event.Event) bool, x *idHash) {
 			c.problems = append(c.problems, Problem{c.name, row.line, msg})
 			continue
 		}
+		e.Family, e.SrcGeo = in.of(e.Family), in.of(e.SrcGeo)
+		e.BotID = strings.Clone(e.BotID)
 		events = append(events, e)
 	}
 	c.read = len(events)
@@ -392,6 +419,9 @@ func decodeChunk(c *chunk, prepare func(*event.Event) bool, x *idHash) {
 		return // the import will not be committed: no need to prepare
 	}
 	c.batch = batchOf(events, prepare)
+	if !records {
+		return
+	}
 	recs, err := c.batch.EncodeRecords()
 	if err != nil {
 		c.err = fmt.Errorf("import: %w", err)

@@ -134,7 +134,7 @@ func ReadFiles(names []string, format string) ([]event.Event, error) {
 
 // ReadFile reads one file ("-" is stdin) in format.
 func ReadFile(name, format string) ([]event.Event, error) {
-	r, closeFn, err := open(name)
+	r, closeFn, err := open(name, os.Stdin)
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{File: name, Msg: err.Error()}}}
 	}
@@ -143,9 +143,9 @@ func ReadFile(name, format string) ([]event.Event, error) {
 }
 
 // open opens name, "-" being stdin.
-func open(name string) (io.Reader, func() error, error) {
+func open(name string, stdin io.Reader) (io.Reader, func() error, error) {
 	if name == "-" {
-		return os.Stdin, func() error { return nil }, nil
+		return stdin, func() error { return nil }, nil
 	}
 	f, err := os.Open(name)
 	if err != nil {

@@ -23,9 +23,11 @@ import (
 // not stored.
 
 // importMaxPending bounds the aggregate keys an import holds in memory
-// before writing them in the transaction: about 150 bytes each, so some
-// 75 MB, well within the import's memory budget (docs/events.md).
-const importMaxPending = 500_000
+// before writing them in the transaction: some 200 bytes each, and a run
+// being written takes as much again in copies and rollup folds, so about
+// 40 MB at most, a small share of the import's memory budget
+// (docs/events.md). Larger runs write no faster.
+const importMaxPending = 100_000
 
 var _ store.Importer = (*EventStore)(nil)
 
@@ -65,9 +67,12 @@ func (im *sqliteImport) Write(ctx context.Context, b *store.Batch) (store.BatchR
 			return res, errors.Join(err, im.Rollback())
 		}
 	}
-	records, err := b.EncodeRecords()
-	if err != nil {
-		return res, errors.Join(err, im.Rollback())
+	// The store encodes the events itself (compactly); JSON-lines records
+	// the caller made are used where it needs them, and made there
+	// otherwise.
+	records := b.Records
+	if len(records) != len(b.Events) {
+		records = nil
 	}
 	fresh := make([]bool, len(b.Events))
 	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, fresh)
