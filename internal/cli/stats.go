@@ -82,7 +82,7 @@ func (g *globals) statsEngine(cmd *cobra.Command) (*config.Config, *stats.Engine
 // per-day cache in the store.
 func (g *globals) newStatsEngine(c *config.Config, db *sqlite.DB) *stats.Engine {
 	ss := sqlite.NewStatsStore(db)
-	return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Now: g.now, Logger: g.logger(c)})
+	return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Sets: ss, Now: g.now, Logger: g.logger(c)})
 }
 
 func newStatsCmd(g *globals) *cobra.Command {

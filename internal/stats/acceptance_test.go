@@ -123,11 +123,11 @@ func TestAcceptanceSQLite(t *testing.T) {
 		t.Skip("100-day acceptance population")
 	}
 	_, es, ss := openStore(t)
-	acceptance(t, es, ss, ss)
+	acceptance(t, es, ss, ss, ss)
 }
 
-// TestAcceptancePostgreSQL is the same on PostgreSQL (no cache and no raw
-// event scan there yet: whole-day windows only, rebuilt per query).
+// TestAcceptancePostgreSQL is the same on PostgreSQL, from its hourly sets
+// (no day cache there: it needs none).
 func TestAcceptancePostgreSQL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100-day acceptance population")
@@ -138,14 +138,14 @@ func TestAcceptancePostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.Close() })
-	acceptance(t, es, nil, nil)
+	acceptance(t, es, es, nil, es)
 }
 
-func acceptance(t *testing.T, es store.EventStore, raw stats.RawEvents, cache stats.Cache) {
+func acceptance(t *testing.T, es store.EventStore, raw stats.RawEvents, cache stats.Cache, sets stats.Sets) {
 	fx := acceptanceFixture()
 	dir := importReports(t, fx, es)
 	now := fx.Config.Start.AddDate(0, 0, fx.Config.Days+1)
-	eng := stats.New(stats.Options{Source: es, Raw: raw, Cache: cache, Now: func() time.Time { return now }})
+	eng := stats.New(stats.Options{Source: es, Raw: raw, Cache: cache, Sets: sets, Now: func() time.Time { return now }})
 	start := fx.Config.Start
 	var windows []statsfixture.Window
 	check := func(from, to time.Time, estimate bool) {

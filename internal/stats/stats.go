@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -114,6 +115,10 @@ type Options struct {
 	// Cache stores closed days' sets; nil rebuilds every day from the
 	// aggregates on every query.
 	Cache Cache
+	// Sets reads the hourly sets the store's writer keeps; with them no
+	// day from SetsFrom on is built from its aggregates (docs/counting.md,
+	// "Hourly sets"). nil builds every day from the aggregates.
+	Sets Sets
 	// Now is the clock (nil: time.Now). Days before today's UTC midnight
 	// are closed and cached.
 	Now func() time.Time
@@ -129,8 +134,12 @@ type Engine struct {
 	src   Source
 	raw   RawEvents
 	cache Cache
-	now   func() time.Time
-	log   *slog.Logger
+	sets  Sets
+	// setsFrom caches Sets.SetsFrom (fixed once the store is migrated);
+	// 0 until read.
+	setsFrom atomic.Int64
+	now      func() time.Time
+	log      *slog.Logger
 	// maxDays is Options.MaxWindowDays, 0 for no limit.
 	maxDays int
 	// flights shares a day's build between concurrent queries.
@@ -139,7 +148,7 @@ type Engine struct {
 
 // New returns an Engine.
 func New(o Options) *Engine {
-	e := &Engine{src: o.Source, raw: o.Raw, cache: o.Cache, now: o.Now, log: o.Logger, maxDays: o.MaxWindowDays}
+	e := &Engine{src: o.Source, raw: o.Raw, cache: o.Cache, sets: o.Sets, now: o.Now, log: o.Logger, maxDays: o.MaxWindowDays}
 	switch {
 	case e.maxDays == 0:
 		e.maxDays = MaxWindowDays

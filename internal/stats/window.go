@@ -78,7 +78,28 @@ const (
 	pieceOpen    pieceKind = iota // a whole day without cache (today, or no cache): from the aggregates
 	piecePartial                  // a day cut by the window: from the aggregates and raw events
 	pieceClosed                   // a whole closed day with a cache: from the cache
+	pieceSets                     // a day with hourly sets: from them (hourlyread.go)
 )
+
+// firstSetsDay returns the first day built from hourly sets
+// (math.MaxInt64 without Sets).
+func (e *Engine) firstSetsDay(ctx context.Context) (int64, error) {
+	if e.sets == nil {
+		return math.MaxInt64, nil
+	}
+	if v := e.setsFrom.Load(); v != 0 {
+		return v, nil
+	}
+	v, err := e.sets.SetsFrom(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("first day with sets: %w", err)
+	}
+	if v == 0 {
+		v = 1 // 0 means unread; day 0 and 1 are the same for a window
+	}
+	e.setsFrom.Store(v)
+	return v, nil
+}
 
 // window computes the sets of [from, to), with the keys of dimension by,
 // restricted to the sources of case caseID when it is not empty. Only the
@@ -90,8 +111,12 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 		return combine(nil, by, 0), nil
 	}
 	today := store.DayOf(e.now())
+	setsFrom, err := e.firstSetsDay(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var fps map[int64]uint64
-	if e.cache != nil {
+	if e.cache != nil && firstDay < setsFrom {
 		var err error
 		if fps, err = e.cache.Fingerprints(ctx, time.Unix(firstDay, 0), time.Unix(endDay, 0)); err != nil {
 			return nil, fmt.Errorf("day fingerprints: %w", err)
@@ -109,6 +134,8 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 	for d := firstDay; d < endDay; d += daySecs {
 		p := &piece{d: d, lo: max(f, d), hi: min(t, d+daySecs)}
 		switch {
+		case d >= setsFrom:
+			p.kind = pieceSets
 		case p.lo != d || p.hi != d+daySecs:
 			p.kind = piecePartial
 		case d < today && e.cache != nil:
@@ -138,7 +165,7 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 				// Built from the aggregates, a Day holds every dimension;
 				// from the cache, only the dimension asked for.
 				keyBy := Dim("*")
-				if p.kind == pieceClosed {
+				if p.kind == pieceClosed || p.kind == pieceSets {
 					keyBy = by
 				}
 				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, keyBy, caseID, fps[p.d])
@@ -155,6 +182,8 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 						b.day, b.undecided, err = e.partialDay(ctx, p.d, p.lo, p.hi)
 					case pieceClosed:
 						b.day, err = e.closedDay(ctx, p.d, fps[p.d], by, caseID != "")
+					case pieceSets:
+						b.day, b.undecided, err = e.setsDay(ctx, p.d, p.lo, p.hi, by, caseID != "")
 					default:
 						b.day, _, err = e.buildDay(ctx, p.d)
 					}
@@ -399,6 +428,12 @@ func (e *Engine) Warm(ctx context.Context, from, to time.Time) error {
 		return nil
 	}
 	first, today := store.DayOf(from), store.DayOf(e.now())
+	// Days with hourly sets need no cache.
+	setsFrom, err := e.firstSetsDay(ctx)
+	if err != nil {
+		return err
+	}
+	today = min(today, setsFrom)
 	fps, err := e.cache.Fingerprints(ctx, time.Unix(first, 0), to)
 	if err != nil {
 		return fmt.Errorf("day fingerprints: %w", err)

@@ -372,6 +372,25 @@ type Delta struct {
 	Hits      uint64
 	Protocols Protocols
 	BotIDs    []string
+	// Hours are the hours of the day (bit h: [h:00, h+1:00) UTC) in which
+	// the key had a contact of each kind: direct (Direct protocols), DNS,
+	// and one carrying a bot identifier. The stats' hourly sets are built
+	// from them (docs/counting.md, "Hourly sets").
+	DirectHours, DNSHours, BotHours uint32
+}
+
+// HourOf returns the hour of its UTC day in which ts (unix nanoseconds)
+// lies, 0 to 23.
+func HourOf(ts int64) uint {
+	s := ts / 1e9
+	if ts < 0 && ts%1e9 != 0 {
+		s--
+	}
+	h := s % 86400
+	if h < 0 {
+		h += 86400
+	}
+	return uint(h / 3600)
 }
 
 // Aggregator folds events into one Delta per (day, IP, family). Memory is
@@ -414,7 +433,18 @@ func (a *Aggregator) Add(events []event.Event) {
 		}
 		d := &a.deltas[j]
 		d.Hits += e.Contacts()
-		d.Protocols |= EventBits(e)
+		bits := EventBits(e)
+		d.Protocols |= bits
+		hour := uint32(1) << HourOf(ts)
+		if bits&Direct != 0 {
+			d.DirectHours |= hour
+		}
+		if bits == ProtoDNS {
+			d.DNSHours |= hour
+		}
+		if e.BotID != "" {
+			d.BotHours |= hour
+		}
 		d.FirstSeen = min(d.FirstSeen, ts)
 		d.LastSeen = max(d.LastSeen, ts)
 		if d.Case == "" {
@@ -534,6 +564,9 @@ func (a *Aggregator) AddDeltas(deltas []Delta) {
 		x := &a.deltas[j]
 		x.Hits += d.Hits
 		x.Protocols |= d.Protocols
+		x.DirectHours |= d.DirectHours
+		x.DNSHours |= d.DNSHours
+		x.BotHours |= d.BotHours
 		x.FirstSeen = min(x.FirstSeen, d.FirstSeen)
 		x.LastSeen = max(x.LastSeen, d.LastSeen)
 		if x.Case == "" {

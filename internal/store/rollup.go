@@ -22,6 +22,19 @@ type RollupFold struct {
 	expected map[dayIPKey]*Delta
 	rollups  map[RollupKey]*RollupDelta
 	bots     []BotIDsUpdate
+	touched  []Touched
+}
+
+// Touched is one aggregate a batch wrote: the delta written and the row's
+// stored attributes and protocols after the write (those of the key's
+// first event, which a later delta does not change). The stats' sets are
+// maintained from these (internal/stats, SetDelta).
+type Touched struct {
+	Delta   *Delta
+	Case    string
+	Country string
+	ASN     uint32
+	After   Protocols
 }
 
 // dayIPKey is a DayKey with the address as bytes, as the backends return it.
@@ -69,6 +82,7 @@ func NewRollupFold() *RollupFold {
 
 // Inserted folds in d, written as a new key (its protocols before are none).
 func (f *RollupFold) Inserted(d *Delta) {
+	f.touched = append(f.touched, Touched{Delta: d, Case: d.Case, Country: d.Country, ASN: d.ASN, After: d.Protocols})
 	f.add(RollupKey{Day: d.Key.Day, Country: d.Country, ASN: d.ASN, Family: d.Key.Family, Case: d.Case}, 0, d.Protocols, d.Hits)
 }
 
@@ -99,8 +113,13 @@ func (f *RollupFold) Upserted(r UpsertedRow) error {
 		}
 	}
 	f.add(RollupKey{Day: r.Day, Country: r.Country, ASN: r.ASN, Family: r.Family, Case: r.Case}, r.Before, r.After, d.Hits)
+	f.touched = append(f.touched, Touched{Delta: d, Case: r.Case, Country: r.Country, ASN: r.ASN, After: r.After})
 	return nil
 }
+
+// Touched returns the aggregates written, in the order they were folded
+// in. The deltas point into the slices given to Inserted and Expect.
+func (f *RollupFold) Touched() []Touched { return f.touched }
 
 func (f *RollupFold) add(k RollupKey, before, after Protocols, hits uint64) {
 	r := f.rollups[k]

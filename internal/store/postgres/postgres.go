@@ -86,6 +86,20 @@ var migrations = []string{
 	// on SQLite.
 	`CREATE INDEX event_day_ip_asn ON event_day_ip (asn, day);
 	CREATE INDEX event_day_ip_country ON event_day_ip (country, day);`,
+	// Hourly sets of package stats: as SQLite's stats migration of the
+	// same tables says (internal/store/sqlite/schema_stats.go).
+	`CREATE TABLE stats_sets (
+		id BIGSERIAL PRIMARY KEY,
+		day BIGINT NOT NULL,
+		part TEXT NOT NULL,
+		data BYTEA NOT NULL
+	);
+	CREATE INDEX stats_sets_part ON stats_sets (day, part, id);
+	CREATE TABLE stats_sets_state (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		sets_from BIGINT NOT NULL
+	);
+	INSERT INTO stats_sets_state SELECT 1, COALESCE(MAX(day) + 86400, -4611686018427387904) FROM event_day_ip;`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
@@ -350,6 +364,10 @@ func upsertAggregates(ctx context.Context, tx pgx.Tx, deltas []store.Delta) erro
 			return fmt.Errorf("update bot ids: %w", err)
 		}
 	}
+	// The hourly sets move in the same transaction as the aggregates.
+	if err := writeSets(ctx, tx, fold.Touched()); err != nil {
+		return err
+	}
 	// Sorted by key, so that concurrent collectors lock rollup rows in one
 	// order.
 	rollups := fold.Rollups()
@@ -402,7 +420,10 @@ func (s *EventStore) PurgeAggregates(ctx context.Context, before time.Time) (int
 			return err
 		}
 		n = t.RowsAffected()
-		_, err = tx.Exec(ctx, `DELETE FROM event_rollups WHERE day < $1`, store.DayOf(before))
+		if _, err = tx.Exec(ctx, `DELETE FROM event_rollups WHERE day < $1`, store.DayOf(before)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM stats_sets WHERE day < $1`, store.DayOf(before))
 		return err
 	})
 	if err != nil {

@@ -611,6 +611,10 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 			return fmt.Errorf("update bot ids: %w", err)
 		}
 	}
+	// The hourly sets move in the same transaction as the aggregates.
+	if err := writeSets(ctx, s.conn, fold.Touched()); err != nil {
+		return err
+	}
 	rollups := fold.Rollups()
 	return eachChunk(len(rollups), func(lo, hi int) error {
 		args = args[:0]
@@ -680,7 +684,10 @@ func (s *EventStore) PurgeAggregates(ctx context.Context, before time.Time) (int
 	if err != nil {
 		return n, err
 	}
-	_, err = s.purge(ctx, `DELETE FROM event_rollups WHERE day < ?`, before)
+	if _, err = s.purge(ctx, `DELETE FROM event_rollups WHERE day < ?`, before); err != nil {
+		return n, err
+	}
+	_, err = s.purge(ctx, `DELETE FROM stats_sets WHERE day < ?`, before)
 	return n, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/takedown/takedown/internal/stats"
@@ -149,4 +150,117 @@ func (s *StatsStore) Health(ctx context.Context) (store.Health, error) {
 // CountEvents counts the raw events stored with a timestamp in [from, to).
 func (s *StatsStore) CountEvents(ctx context.Context, from, to time.Time) (int64, error) {
 	return countEvents(ctx, s.db, from, to)
+}
+
+var _ stats.Sets = (*StatsStore)(nil)
+
+// SetsFrom implements stats.Sets.
+func (s *StatsStore) SetsFrom(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.db.SQL().QueryRowContext(ctx, `SELECT sets_from FROM stats_sets_state WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read first day with sets: %w", err)
+	}
+	return v, nil
+}
+
+// LoadSets implements stats.Sets: one statement, so one snapshot of the
+// writer's transactions.
+func (s *StatsStore) LoadSets(ctx context.Context, day int64, parts []string) (map[string][][]byte, error) {
+	out := make(map[string][][]byte, len(parts))
+	if len(parts) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(parts)+1)
+	args = append(args, day)
+	for _, p := range parts {
+		args = append(args, p)
+	}
+	q := `SELECT part, data FROM stats_sets WHERE day = ? AND part IN (?` + strings.Repeat(",?", len(parts)-1) + `) ORDER BY id`
+	rows, err := s.db.SQL().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load sets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var part string
+		var b []byte
+		if err := rows.Scan(&part, &b); err != nil {
+			return nil, fmt.Errorf("load sets: %w", err)
+		}
+		out[part] = append(out[part], b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load sets: %w", err)
+	}
+	return out, nil
+}
+
+// sqlConn is what the set writer needs of the writer's connection.
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// writeSets adds what the aggregates touched bring to the hourly sets, in
+// the writer's transaction on c, and merges the parts whose blobs piled
+// up.
+func writeSets(ctx context.Context, c sqlConn, touched []store.Touched) error {
+	if len(touched) == 0 {
+		return nil
+	}
+	var x stats.SetDelta
+	x.Add(touched)
+	parts, err := x.Parts()
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := c.ExecContext(ctx, `INSERT INTO stats_sets (day, part, data) VALUES (?, ?, ?)`, p.Day, p.Part, p.Data); err != nil {
+			return fmt.Errorf("write sets: %w", err)
+		}
+		var n int
+		if err := c.QueryRowContext(ctx, `SELECT COUNT(*) FROM stats_sets WHERE day = ? AND part = ?`, p.Day, p.Part).Scan(&n); err != nil {
+			return fmt.Errorf("write sets: %w", err)
+		}
+		if n > stats.CompactAfter {
+			if err := compactSets(ctx, c, p.Day, p.Part); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// compactSets merges the blobs of one part into one.
+func compactSets(ctx context.Context, c sqlConn, day int64, part string) error {
+	rows, err := c.QueryContext(ctx, `SELECT id, data FROM stats_sets WHERE day = ? AND part = ? ORDER BY id`, day, part)
+	if err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	var blobs [][]byte
+	var last int64
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&last, &b); err != nil {
+			rows.Close()
+			return fmt.Errorf("merge sets: %w", err)
+		}
+		blobs = append(blobs, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	merged, err := stats.MergeSetBlobs(blobs)
+	if err != nil {
+		return fmt.Errorf("merge sets of day %d part %s: %w", day, part, err)
+	}
+	if _, err := c.ExecContext(ctx, `DELETE FROM stats_sets WHERE day = ? AND part = ? AND id <= ?`, day, part, last); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, `INSERT INTO stats_sets (day, part, data) VALUES (?, ?, ?)`, day, part, merged); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,321 @@
+package stats_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/stats"
+	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/store/postgres"
+	"github.com/takedown/takedown/internal/store/postgres/pgtest"
+	"github.com/takedown/takedown/internal/store/sqlite"
+)
+
+// hourlyStore is one backend under the hourly-sets tests.
+type hourlyStore struct {
+	es   store.EventStore
+	src  stats.Source
+	raw  stats.RawEvents
+	sets stats.Sets
+	// reopen closes the store and opens it again (a restart).
+	reopen func(tb testing.TB) hourlyStore
+}
+
+func openHourlySQLite(tb testing.TB, dir string) hourlyStore {
+	tb.Helper()
+	db, err := sqlite.OpenDir(tb.Context(), dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	es, err := sqlite.NewEventStore(tb.Context(), db, sqlite.EventStoreOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	closed := false
+	closeAll := func() {
+		if !closed {
+			es.Close()
+			db.Close()
+			closed = true
+		}
+	}
+	tb.Cleanup(closeAll)
+	ss := sqlite.NewStatsStore(db)
+	return hourlyStore{es: es, src: ss, raw: ss, sets: ss, reopen: func(tb testing.TB) hourlyStore {
+		closeAll()
+		return openHourlySQLite(tb, dir)
+	}}
+}
+
+func openHourlyPostgres(tb testing.TB, dsn string) hourlyStore {
+	tb.Helper()
+	es, err := postgres.Open(tb.Context(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { es.Close() })
+	return hourlyStore{es: es, src: es, raw: es, sets: es, reopen: func(tb testing.TB) hourlyStore {
+		es.Close()
+		return openHourlyPostgres(tb, dsn)
+	}}
+}
+
+// hourlyStores runs fn on a fresh store of each backend.
+func hourlyStores(t *testing.T, fn func(t *testing.T, s hourlyStore)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, openHourlySQLite(t, t.TempDir())) })
+	t.Run("postgres", func(t *testing.T) {
+		srv := pgtest.Start(t, pgtest.Options{})
+		fn(t, openHourlyPostgres(t, srv.NewDatabase(t)))
+	})
+}
+
+var hourlyDay0 = time.Date(2011, 3, 14, 0, 0, 0, 0, time.UTC)
+
+// hourlyEvents are random contacts over three days up to now (the third
+// day at 15:20:07, open): addresses in four countries and ASNs, two
+// families of two cases, IPv6 in a few /64s, direct, DNS and unverified
+// contacts, some with bot identifiers.
+func hourlyEvents(now time.Time) []event.Event {
+	rng := rand.New(rand.NewPCG(16, 1))
+	var out []event.Event
+	span := now.Sub(hourlyDay0)
+	for i := range 4000 {
+		var ip netip.Addr
+		if rng.IntN(8) == 0 {
+			var b [16]byte
+			b[0], b[1] = 0x20, 0x01
+			b[7] = byte(rng.IntN(20))
+			binary.BigEndian.PutUint64(b[8:], rng.Uint64())
+			ip = netip.AddrFrom16(b)
+		} else {
+			ip = netip.AddrFrom4([4]byte{10, byte(rng.IntN(4)), 0, byte(rng.IntN(90))})
+		}
+		family := []string{"rustock", "conficker"}[rng.IntN(2)]
+		e := event.Event{
+			ID:        "e" + strconv.Itoa(i),
+			Timestamp: hourlyDay0.Add(time.Duration(rng.Int64N(int64(span)))),
+			SrcIP:     ip,
+			Family:    family,
+			Case:      map[string]string{"rustock": "case-r", "conficker": "case-c"}[family],
+			// Geolocation is per network: an IPv6 /64 has one country
+			// and one ASN (docs/counting.md, "Hourly sets").
+			SrcGeo: []string{"US", "DE", "BR", ""}[int(geoByte(ip))%4],
+			SrcASN: uint32(64500 + int(geoByte(ip)/4)%4),
+		}
+		switch k := rng.IntN(10); {
+		case k < 5:
+			e.Protocol = event.ProtoHTTP
+			if rng.IntN(3) == 0 {
+				e.BotID = "bot" + strconv.Itoa(rng.IntN(50))
+			}
+		case k < 8:
+			e.Protocol = event.ProtoDNS
+		default:
+			e.Protocol = event.ProtoUDP
+			e.Unverified = rng.IntN(2) == 0
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// geoByte is what the test's geolocation depends on: the third byte of an
+// IPv4 address, the eighth of an IPv6 one (its /64).
+func geoByte(ip netip.Addr) byte {
+	if ip.Is4() {
+		return ip.As4()[1] + ip.As4()[3]
+	}
+	return ip.As16()[7]
+}
+
+// srcKey is how the stats count a source: IPv4, or IPv6 per /64.
+func srcKey(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	b := ip.As16()
+	return fmt.Sprintf("%x", b[:8])
+}
+
+// bruteForce counts a window from the raw events, as docs/counting.md
+// says: distinct direct sources, DNS sources that are not among them, and
+// per key of a dimension (the attributes of the (day, address, family)
+// key's first event) the distinct direct sources.
+func bruteForce(events []event.Event, from, to time.Time, by stats.Dim) (uint64, uint64, map[string]int) {
+	type dk struct {
+		day    int64
+		ip     netip.Addr
+		family string
+	}
+	first := make(map[dk]*event.Event)
+	for i := range events {
+		e := &events[i]
+		k := dk{store.DayOf(e.Timestamp), e.SrcIP.Unmap(), e.Family}
+		if f, ok := first[k]; !ok || e.Timestamp.Before(f.Timestamp) {
+			first[k] = e
+		}
+	}
+	direct, dns := map[string]bool{}, map[string]bool{}
+	rows := map[string]map[string]bool{}
+	for i := range events {
+		e := &events[i]
+		if e.Timestamp.Before(from) || !e.Timestamp.Before(to) {
+			continue
+		}
+		bits := store.EventBits(e)
+		src := srcKey(e.SrcIP)
+		switch {
+		case bits&store.Direct != 0:
+			direct[src] = true
+			if by == "" {
+				continue
+			}
+			f := first[dk{store.DayOf(e.Timestamp), e.SrcIP.Unmap(), e.Family}]
+			key := map[stats.Dim]string{stats.ByCountry: f.SrcGeo, stats.ByASN: strconv.Itoa(int(f.SrcASN)), stats.ByFamily: f.Family, stats.ByCase: f.Case}[by]
+			if key == "" {
+				key = stats.Unknown
+			}
+			if rows[key] == nil {
+				rows[key] = map[string]bool{}
+			}
+			rows[key][src] = true
+		case bits == store.ProtoDNS:
+			dns[src] = true
+		}
+	}
+	var res uint64
+	for s := range dns {
+		if !direct[s] {
+			res++
+		}
+	}
+	out := map[string]int{}
+	for k, m := range rows {
+		out[k] = len(m)
+	}
+	return uint64(len(direct)), res, out
+}
+
+// TestHourlySetsExact compares every kind of window, on both stores, with
+// a brute-force count of the raw events: aligned days, windows cut at
+// whole hours, at odd seconds, inside one hour, the open day and an empty
+// window; and checks that none reads an aggregate row, before and after a
+// restart.
+func TestHourlySetsExact(t *testing.T) {
+	hourlyStores(t, func(t *testing.T, s hourlyStore) {
+		now := hourlyDay0.Add(2*24*time.Hour + 15*time.Hour + 20*time.Minute + 7*time.Second)
+		events := hourlyEvents(now)
+		// Many small batches, each flushed: many blobs per part, merged
+		// along the way.
+		for lo := 0; lo < len(events); lo += 97 {
+			if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events[lo:min(lo+97, len(events))]}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.es.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A re-delivered batch changes nothing.
+		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events[:500]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.es.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		d := func(day int, hms string) time.Time {
+			o, err := time.ParseDuration(hms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return hourlyDay0.AddDate(0, 0, day).Add(o)
+		}
+		windows := []struct {
+			name     string
+			from, to time.Time
+		}{
+			{"aligned", d(0, "0s"), d(2, "0s")},
+			{"one day", d(1, "0s"), d(2, "0s")},
+			{"cut at hours", d(0, "5h"), d(1, "17h")},
+			{"24h cutting two days", d(1, "15h"), d(2, "15h")},
+			{"cut at odd seconds", d(0, "5h17m3s"), d(1, "17h2m9s")},
+			{"inside one hour", d(1, "10h10m"), d(1, "10h50m")},
+			{"across one hour edge", d(1, "10h10m"), d(1, "11h50m")},
+			{"open day", d(2, "0s"), now},
+			{"open day to midnight", d(2, "0s"), d(3, "0s")},
+			{"last 24 hours", now.Add(-24 * time.Hour), now},
+			{"empty", d(2, "23h"), d(3, "0s")},
+		}
+		check := func(t *testing.T, s hourlyStore) {
+			eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Now: func() time.Time { return now }})
+			for _, w := range windows {
+				for _, by := range []stats.Dim{"", stats.ByCountry, stats.ByASN, stats.ByFamily, stats.ByCase} {
+					r, err := eng.Stats(t.Context(), stats.Query{From: w.from, To: w.to, By: by})
+					if err != nil {
+						t.Fatalf("%s by %q: %v", w.name, by, err)
+					}
+					unique, res, rows := bruteForce(events, w.from, w.to, by)
+					if r.UniqueIPs != unique || r.ResolverIPsExcluded != res {
+						t.Errorf("%s by %q: unique %d resolvers %d, want %d %d", w.name, by, r.UniqueIPs, r.ResolverIPsExcluded, unique, res)
+					}
+					if by != "" {
+						checkRows(t, w.name+" by "+string(by), r.Rows, rows)
+					}
+					if r.Work.Rows != 0 || r.Undecided != 0 {
+						t.Errorf("%s by %q: read %d aggregate rows, %d undecided; want none", w.name, by, r.Work.Rows, r.Undecided)
+					}
+				}
+			}
+			// An empty window really is empty; a full one is not.
+			if u, _, _ := bruteForce(events, windows[0].from, windows[0].to, ""); u == 0 {
+				t.Fatal("no direct source in the aligned window")
+			}
+		}
+		check(t, s)
+		t.Run("after restart", func(t *testing.T) { check(t, s.reopen(t)) })
+	})
+}
+
+// TestHourlySetsPurgedRaw: once a day's raw events are purged, a window
+// cutting an hour of it counts that hour whole and says how many sources
+// were undecided; whole hours stay exact.
+func TestHourlySetsPurgedRaw(t *testing.T) {
+	hourlyStores(t, func(t *testing.T, s hourlyStore) {
+		now := hourlyDay0.Add(2*24*time.Hour + 15*time.Hour)
+		events := hourlyEvents(now)
+		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.es.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.es.PurgeEvents(t.Context(), hourlyDay0.AddDate(0, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Now: func() time.Time { return now }})
+		from, to := hourlyDay0.Add(5*time.Hour), hourlyDay0.Add(9*time.Hour)
+		r, err := eng.Stats(t.Context(), stats.Query{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _, _ := bruteForce(events, from, to, ""); r.UniqueIPs != want || r.Undecided != 0 {
+			t.Errorf("whole hours after purge: %d (%d undecided), want %d exactly", r.UniqueIPs, r.Undecided, want)
+		}
+		from = from.Add(30 * time.Minute)
+		r, err = eng.Stats(t.Context(), stats.Query{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exact, _, _ := bruteForce(events, from, to, "")
+		whole, _, _ := bruteForce(events, from.Truncate(time.Hour), to, "")
+		if r.UniqueIPs != whole || r.Undecided == 0 || exact == whole {
+			t.Errorf("cut hour after purge: %d (%d undecided), want the whole hour's %d (exact %d) and some undecided", r.UniqueIPs, r.Undecided, whole, exact)
+		}
+	})
+}

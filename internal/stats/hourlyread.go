@@ -1,0 +1,240 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/takedown/takedown/internal/store"
+)
+
+// Sets reads the hourly sets the store's writer keeps (hourly.go).
+type Sets interface {
+	// SetsFrom returns the first UTC day (unix seconds of its midnight)
+	// from which every day's aggregates were all written with their sets;
+	// older days (written before the store had them) are built from the
+	// aggregates as before.
+	SetsFrom(ctx context.Context) (int64, error)
+	// LoadSets returns the stored blobs of the named parts of day, per
+	// part, from one snapshot.
+	LoadSets(ctx context.Context, day int64, parts []string) (map[string][][]byte, error)
+	// Fingerprints is as Cache's: the contacts aggregated per day, which
+	// tell whether a day's raw events are all still stored.
+	Fingerprints(ctx context.Context, from, to time.Time) (map[int64]uint64, error)
+}
+
+// setsDay builds the part [lo, hi) of day d (unix seconds) from the hourly
+// sets, with the key sets of dimension by (and of case when withCase).
+// Whole hours come from the hour parts (the whole day from the day part);
+// the parts of at most two hours that the window cuts come from the raw
+// events of those parts. When those are gone (purged), the whole cut
+// hours count and the result says how many addresses were undecided.
+func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase bool) (*Day, uint64, error) {
+	const hour = 3600
+	var parts []string
+	// Whole hours [hlo, hhi) of the day; the cut edges around them.
+	hlo, hhi := (lo-d+hour-1)/hour, (hi-d)/hour
+	type edge struct{ from, to int64 }
+	var edges []edge
+	whole := lo == d && hi == d+daySecs
+	if whole {
+		parts = append(parts, partDay)
+	} else {
+		for h := hlo; h < hhi; h++ {
+			parts = append(parts, hourPart(uint(h)))
+		}
+		if lo < d+hlo*hour {
+			edges = append(edges, edge{lo, min(hi, d+hlo*hour)})
+		}
+		if hhi >= hlo && hi > d+hhi*hour {
+			edges = append(edges, edge{max(lo, d+hhi*hour), hi})
+		}
+		// The cut hours' identifier sets count whole (identifiers are
+		// kept per hour), and their address sets stand in for the raw
+		// events when those are gone.
+		for _, g := range edges {
+			parts = append(parts, hourPart(uint((g.from-d)/hour)))
+		}
+	}
+	var dims []Dim
+	if by != "" && by != ByFamily {
+		dims = append(dims, by)
+	}
+	if withCase && by != ByCase {
+		dims = append(dims, ByCase)
+	}
+	for _, dim := range dims {
+		parts = append(parts, keyPart(dim))
+	}
+	blobs, err := e.sets.LoadSets(ctx, d, parts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sets of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
+	}
+	edgePart := make(map[string]bool, len(edges))
+	for _, g := range edges {
+		edgePart[hourPart(uint((g.from-d)/hour))] = true
+	}
+	// Per name, the sets of the whole hours (or day) and of the cut hours.
+	inner, cut := make(map[string][]Set), make(map[string][]Set)
+	keyed := make(map[Dim]namedSets, len(dims))
+	for _, part := range parts {
+		for _, b := range blobs[part] {
+			m, err := decodeNamed(b)
+			if err != nil {
+				return nil, 0, fmt.Errorf("sets of %s, part %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), part, err)
+			}
+			if dim, ok := strings.CutPrefix(part, partKeyPrefix); ok {
+				k := keyed[Dim(dim)]
+				if k == nil {
+					k = make(namedSets)
+					keyed[Dim(dim)] = k
+				}
+				for name, s := range m {
+					if have, ok := k[name]; ok {
+						s = Union(have, s)
+					}
+					k[name] = s
+				}
+				continue
+			}
+			for name, s := range m {
+				if edgePart[part] {
+					cut[name] = append(cut[name], s)
+				} else {
+					inner[name] = append(inner[name], s)
+				}
+			}
+		}
+	}
+	var undecided uint64
+	if len(edges) > 0 {
+		complete, err := e.rawComplete(ctx, d)
+		if err != nil {
+			return nil, 0, err
+		}
+		if complete {
+			// The raw events of the cut parts decide, by family and kind.
+			for _, g := range edges {
+				err := e.raw.ScanEventSources(ctx, time.Unix(g.from, 0), time.Unix(g.to, 0), func(ip netip.Addr, family string, p store.Protocols) error {
+					workOf(ctx).addRaw(1)
+					var name string
+					switch {
+					case p&store.Direct != 0:
+						name = directName(family)
+					case p == store.ProtoDNS:
+						name = dnsName
+					default:
+						return nil
+					}
+					s := NewSet()
+					s.Add(ip)
+					inner[name] = append(inner[name], s)
+					return nil
+				})
+				if err != nil {
+					return nil, 0, fmt.Errorf("raw events of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
+				}
+			}
+		}
+		var undecidedSets []Set
+		for name, ss := range cut {
+			switch {
+			case strings.HasPrefix(name, "b\x00"):
+				inner[name] = append(inner[name], ss...)
+			case !complete:
+				inner[name] = append(inner[name], ss...)
+				undecidedSets = append(undecidedSets, ss...)
+			}
+		}
+		undecided = UnionLen(undecidedSets...)
+	}
+	return buildFromSets(d, inner, keyed), undecided, nil
+}
+
+// rawComplete reports whether every contact aggregated on day d is still
+// stored as a raw event (none purged), so that raw events can decide the
+// cut hours.
+func (e *Engine) rawComplete(ctx context.Context, d int64) (bool, error) {
+	if e.raw == nil {
+		return false, nil
+	}
+	fps, err := e.sets.Fingerprints(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0))
+	if err != nil {
+		return false, fmt.Errorf("day fingerprints: %w", err)
+	}
+	n, err := e.src.CountEvents(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0))
+	if err != nil {
+		return false, err
+	}
+	return n >= 0 && uint64(n) >= fps[d], nil
+}
+
+// buildFromSets makes a Day of the direct, DNS and identifier sets by name
+// (to be unioned) and the key sets of some dimensions.
+func buildFromSets(d int64, sets map[string][]Set, keyed map[Dim]namedSets) *Day {
+	day := newDay(d)
+	direct := make(map[string]Set)
+	var all []Set
+	idFamilies := make(map[string]bool)
+	bots := make(map[string][]Set)
+	var dns []Set
+	for name, ss := range sets {
+		switch {
+		case name == dnsName:
+			dns = ss
+		case strings.HasPrefix(name, "d\x00"):
+			s := Union(ss...)
+			direct[name[2:]] = s
+			all = append(all, s)
+		case strings.HasPrefix(name, "b\x00"):
+			fam, caseKey, _ := strings.Cut(name[2:], "\x00")
+			bots[caseKey] = append(bots[caseKey], ss...)
+			idFamilies[fam] = true
+		}
+	}
+	day.All = Union(all...)
+	// Resolvers are the DNS sources without a direct contact that day, as
+	// the aggregates' masks say (Resolver), so that a case restriction
+	// (restrict) keeps them store-wide.
+	r := Union(dns...)
+	r.V4.AndNot(day.All.V4)
+	r.V6.AndNot(day.All.V6)
+	day.Resolvers = r
+	var id []Set
+	for f, s := range direct {
+		if s.Len() == 0 {
+			continue
+		}
+		day.By[ByFamily][f] = s
+		if idFamilies[f] {
+			id = append(id, s)
+		}
+	}
+	day.IDAddrs = Union(id...)
+	for caseKey, ss := range bots {
+		if b := unionBots(ss); !b.IsEmpty() {
+			day.BotIDs[caseKey] = b
+		}
+	}
+	for dim, k := range keyed {
+		m := day.By[dim]
+		for name, s := range k {
+			fam, key, _ := strings.Cut(name, "\x00")
+			h, ok := direct[fam]
+			if !ok {
+				continue
+			}
+			i := intersect(h, s)
+			if i.Len() == 0 {
+				continue
+			}
+			if have, ok := m[key]; ok {
+				i = Union(have, i)
+			}
+			m[key] = i
+		}
+	}
+	return day
+}

@@ -1,0 +1,191 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/stats"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// The analytics' reads (package stats): the hourly sets every collector
+// maintains in its batches' transactions, the day fingerprints and the raw
+// events of the cut hours of a window.
+var (
+	_ stats.Sets      = (*EventStore)(nil)
+	_ stats.RawEvents = (*EventStore)(nil)
+	_ stats.Source    = (*EventStore)(nil)
+)
+
+// SetsFrom implements stats.Sets.
+func (s *EventStore) SetsFrom(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT sets_from FROM stats_sets_state WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read first day with sets: %w", err)
+	}
+	return v, nil
+}
+
+// LoadSets implements stats.Sets: one statement, so one snapshot.
+func (s *EventStore) LoadSets(ctx context.Context, day int64, parts []string) (map[string][][]byte, error) {
+	out := make(map[string][][]byte, len(parts))
+	rows, err := s.pool.Query(ctx, `SELECT part, data FROM stats_sets WHERE day = $1 AND part = ANY($2) ORDER BY id`, day, parts)
+	if err != nil {
+		return nil, fmt.Errorf("load sets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var part string
+		var b []byte
+		if err := rows.Scan(&part, &b); err != nil {
+			return nil, fmt.Errorf("load sets: %w", err)
+		}
+		out[part] = append(out[part], b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load sets: %w", err)
+	}
+	return out, nil
+}
+
+// Fingerprints implements stats.Sets: the contacts aggregated per day, from
+// the rollups.
+func (s *EventStore) Fingerprints(ctx context.Context, from, to time.Time) (map[int64]uint64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT day, SUM(hits)::bigint FROM event_rollups WHERE day >= $1 AND day < $2 GROUP BY day`,
+		store.DayOf(from), to.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("read day fingerprints: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]uint64)
+	for rows.Next() {
+		var day, hits int64
+		if err := rows.Scan(&day, &hits); err != nil {
+			return nil, fmt.Errorf("read day fingerprints: %w", err)
+		}
+		if hits > 0 {
+			out[day] = uint64(hits)
+		}
+	}
+	return out, rows.Err()
+}
+
+// ScanEventSources implements stats.RawEvents.
+func (s *EventStore) ScanEventSources(ctx context.Context, from, to time.Time, fn func(netip.Addr, string, store.Protocols) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT record FROM events WHERE day >= $1 AND day <= $2 AND ts >= $3 AND ts < $4`,
+		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return fmt.Errorf("scan raw events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rec []byte
+		if err := rows.Scan(&rec); err != nil {
+			return fmt.Errorf("scan raw events: %w", err)
+		}
+		e, err := event.UnmarshalJSONL(rec)
+		if err != nil {
+			return fmt.Errorf("scan raw events: %w", err)
+		}
+		if err := fn(e.SrcIP.Unmap(), e.Family, store.EventBits(&e)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// writeSets adds what the aggregates touched bring to the hourly sets, in
+// the batch's transaction, and merges the parts whose blobs piled up. Of
+// collectors finding the same part to merge, one does (an advisory lock
+// tried, not waited for); a merge that raced a write loses nothing, since
+// adding an address twice changes nothing.
+func writeSets(ctx context.Context, tx pgx.Tx, touched []store.Touched) error {
+	if len(touched) == 0 {
+		return nil
+	}
+	var x stats.SetDelta
+	x.Add(touched)
+	parts, err := x.Parts()
+	if err != nil {
+		return err
+	}
+	n := len(parts)
+	days, names, data := make([]int64, n), make([]string, n), make([][]byte, n)
+	for i, p := range parts {
+		days[i], names[i], data[i] = p.Day, p.Part, p.Data
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO stats_sets (day, part, data) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])`, days, names, data); err != nil {
+		return fmt.Errorf("write sets: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT s.day, s.part FROM stats_sets s JOIN unnest($1::bigint[], $2::text[]) AS w(day, part) ON s.day = w.day AND s.part = w.part
+		GROUP BY s.day, s.part HAVING COUNT(*) > $3 ORDER BY s.day, s.part`, days, names, stats.CompactAfter)
+	if err != nil {
+		return fmt.Errorf("write sets: %w", err)
+	}
+	var full []stats.SetPart
+	for rows.Next() {
+		var p stats.SetPart
+		if err := rows.Scan(&p.Day, &p.Part); err != nil {
+			rows.Close()
+			return fmt.Errorf("write sets: %w", err)
+		}
+		full = append(full, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("write sets: %w", err)
+	}
+	for _, p := range full {
+		if err := compactSets(ctx, tx, p.Day, p.Part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compactSets merges the committed blobs of one part into one, unless
+// another collector is at it.
+func compactSets(ctx context.Context, tx pgx.Tx, day int64, part string) error {
+	var mine bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))`, int32(day/86400), part).Scan(&mine); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	if !mine {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, data FROM stats_sets WHERE day = $1 AND part = $2 ORDER BY id`, day, part)
+	if err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	var ids []int64
+	var blobs [][]byte
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			rows.Close()
+			return fmt.Errorf("merge sets: %w", err)
+		}
+		ids, blobs = append(ids, id), append(blobs, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	merged, err := stats.MergeSetBlobs(blobs)
+	if err != nil {
+		return fmt.Errorf("merge sets of day %d part %s: %w", day, part, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM stats_sets WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO stats_sets (day, part, data) VALUES ($1, $2, $3)`, day, part, merged); err != nil {
+		return fmt.Errorf("merge sets: %w", err)
+	}
+	return nil
+}
