@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/progress"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/simulate"
 )
@@ -34,7 +35,7 @@ type simulateFlags struct {
 	duration             time.Duration
 	beacons              int64
 	dnsShare, httpsShare float64
-	json                 bool
+	json, quiet          bool
 }
 
 func newSimulateCmd(g *globals) *cobra.Command {
@@ -80,6 +81,7 @@ docs/simulator.md describes the model and the files.`,
 	fl.Int64Var(&f.beacons, "beacons", 0, "stop live beacons after this many (default: until Ctrl-C)")
 	fl.Float64Var(&f.dnsShare, "dns-share", 0.1, "fraction of live beacons that are DNS queries, with --dns and --http/--https")
 	fl.BoolVar(&f.json, "json", false, "print the live report as JSON")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress of --history on standard error")
 	return cmd
 }
 
@@ -151,7 +153,15 @@ func runSimulate(cmd *cobra.Command, g *globals, f *simulateFlags) error {
 		return &UsageError{err}
 	}
 	if f.history != "" {
-		if err := writeOut(f.history, g.stdout, func(w io.Writer) error { return sim.WriteHistory(w, sim.Start(), sim.End()) }); err != nil {
+		var meter *progress.Meter // events (lines) and bytes written, on stderr
+		if !f.quiet {
+			meter = progress.Start(progress.Options{Out: g.stderr, Label: "simulate --history", Unit: "events"})
+		}
+		err := writeOut(f.history, g.stdout, func(w io.Writer) error {
+			return sim.WriteHistory(progress.Writer{W: w, M: meter}, sim.Start(), sim.End())
+		})
+		meter.Stop()
+		if err != nil {
 			return fmt.Errorf("--history: %w", err)
 		}
 	}

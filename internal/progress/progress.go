@@ -56,8 +56,9 @@ type Meter struct {
 	rows  atomic.Int64
 	bytes atomic.Int64
 
-	mu      sync.Mutex // serialises reports; guards width
+	mu      sync.Mutex // serialises reports; guards width and reports
 	width   int        // length of the live line last written
+	reports int        // reports written
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
@@ -140,6 +141,7 @@ func (m *Meter) Report() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	line := m.Line()
+	m.reports++
 	if m.live {
 		pad := max(m.width-len(line), 0)
 		fmt.Fprintf(m.opts.Out, "\r%s%s", line, strings.Repeat(" ", pad))
@@ -149,8 +151,9 @@ func (m *Meter) Report() {
 	fmt.Fprintln(m.opts.Out, line)
 }
 
-// Stop ends the ticker and writes the final report (ending the live
-// line). It is idempotent.
+// Stop ends the ticker and, when a report was written before, writes the
+// final one (ending the live line): work shorter than one interval stays
+// silent. It is idempotent.
 func (m *Meter) Stop() {
 	if m == nil {
 		return
@@ -159,6 +162,12 @@ func (m *Meter) Stop() {
 		if m.stop != nil {
 			close(m.stop)
 			<-m.stopped
+		}
+		m.mu.Lock()
+		shown := m.reports > 0
+		m.mu.Unlock()
+		if !shown {
+			return // work shorter than one interval needs no report
 		}
 		m.Report()
 		if m.live {

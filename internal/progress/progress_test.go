@@ -92,3 +92,14 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+// Work shorter than one interval writes nothing, not even at Stop.
+func TestShortWorkIsSilent(t *testing.T) {
+	var out bytes.Buffer
+	m := New(Options{Out: &out, Mode: Lines})
+	m.Add(10, 10)
+	m.Stop()
+	if out.Len() != 0 {
+		t.Fatalf("short work reported %q", out.String())
+	}
+}
