@@ -37,3 +37,35 @@ for f in rpz hosts dnsmasq unbound nftables suricata stix csv json; do
   t1=$(now)
   printf 'import_export_%s project=%.2fs anchor=none ratio=n/a (%s bytes)\n' "$f" "$(echo "$t1 - $t0" | bc -l)" "$(stat -c %s "$tmp/out.$f")"
 done
+
+# Events import (issue 16): one Rustock day as a Shadowserver
+# event4_sinkhole_http report, BENCH_IMPORT_ROWS rows (default 1,600,000)
+# from BENCH_IMPORT_IPS distinct addresses (default 1,600,000), through
+# `takedown events import` into a new SQLite store, under /usr/bin/time -v
+# for the peak resident memory. Goals: 100,000 rows/s, 512 MiB whatever the
+# input's size. For context, sqlite3 loading the same rows as text into a
+# table keyed like takedown's raw events.
+command -v /usr/bin/time >/dev/null || { echo "import: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
+rows=${BENCH_IMPORT_ROWS:-1600000}
+ips=${BENCH_IMPORT_IPS:-1600000}
+go build -o "$tmp/gencsv" ./bench/import/gencsv
+"$tmp/gencsv" -rows "$rows" -ips "$ips" > "$tmp/day.csv"
+t0=$(now)
+/usr/bin/time -v -o "$tmp/time.txt" "$bin" --data "$tmp/events" events import --quiet --format shadowserver "$tmp/day.csv" \
+  > "$out/import-events.txt"
+t1=$(now)
+rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$tmp/time.txt")
+cp "$tmp/time.txt" "$out/import-events-time.txt"
+sqlite3 "$tmp/anchor-events.db" <<SQL
+PRAGMA journal_mode=WAL;
+CREATE TABLE rows ($(head -1 "$tmp/day.csv" | sed 's/,/ TEXT,/g') TEXT);
+CREATE UNIQUE INDEX rows_key ON rows (timestamp, src_ip, src_port, http_url);
+.mode csv
+.import --skip 1 $tmp/day.csv rows
+SQL
+t2=$(now)
+awk -v n="$rows" -v p="$(echo "$t1 - $t0" | bc -l)" 'BEGIN {
+  printf "import_shadowserver_rows_per_s project=%.0f anchor=goal:100000 ratio=%.2f\n", n / p, n / p / 100000 }'
+awk -v kb="$rss_kb" 'BEGIN { printf "import_peak_rss project=%.0fMiB anchor=goal:512MiB ratio=%.2f\n", kb / 1024, 512 * 1024 / kb }'
+awk -v n="$rows" -v p="$(echo "$t1 - $t0" | bc -l)" -v a="$(echo "$t2 - $t1" | bc -l)" 'BEGIN {
+  printf "import_shadowserver_vs_sqlite3 project=%.1fs anchor=sqlite3:%.1fs ratio=%.2f\n", p, a, a / p }'
