@@ -136,6 +136,7 @@ func (im *sqliteImport) Commit(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("import: commit: %w", err), im.Rollback())
 	}
 	s.watermark = watermark
+	s.strs.committedAll() // the string table rows the import added are committed
 	im.done = true
 	s.mu.Unlock()
 	return nil
