@@ -40,6 +40,7 @@ import (
 
 const (
 	chunkRows = 4096
+	writeRows = 4 * chunkRows
 )
 
 // Options configures Import.
@@ -207,6 +208,28 @@ func Import(ctx context.Context, st store.Importer, names []string, opts Options
 		res.Close()
 		return nil, err
 	}
+	// Chunks are written in batches of writeRows or more: a store batch
+	// has a fixed cost (statements, counters), paid less often.
+	var pending store.Batch
+	write := func() error {
+		if len(pending.Events) == 0 {
+			return nil
+		}
+		r, err := im.Write(ctx, &pending)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		res.Inserted += r.Inserted
+		res.Duplicates += r.Duplicates
+		opts.Progress.Add(int64(len(pending.Events)), 0)
+		if spool != nil && r.Inserted > 0 {
+			if err := writeSpool(spool, pending.Records, r.Fresh); err != nil {
+				return err
+			}
+		}
+		pending = store.Batch{Events: pending.Events[:0], Records: pending.Records[:0], Listeners: pending.Listeners[:0]}
+		return nil
+	}
 	var ps problems
 	for c := range ordered {
 		<-c.done
@@ -226,17 +249,16 @@ func Import(ctx context.Context, st store.Importer, names []string, opts Options
 		if ps.any() || c.batch == nil || len(c.batch.Events) == 0 {
 			continue // nothing more is written once a row was bad
 		}
-		r, err := im.Write(ctx, c.batch)
-		if err != nil {
-			return fail(fmt.Errorf("import: %w", err))
-		}
-		res.Inserted += r.Inserted
-		res.Duplicates += r.Duplicates
-		opts.Progress.Add(int64(len(c.batch.Events)), 0)
-		if spool != nil && r.Inserted > 0 {
-			if err := writeSpool(spool, c.batch.Records, r.Fresh); err != nil {
+		addBatch(&pending, c.batch)
+		if len(pending.Events) >= writeRows {
+			if err := write(); err != nil {
 				return fail(err)
 			}
+		}
+	}
+	if !ps.any() {
+		if err := write(); err != nil {
+			return fail(err)
 		}
 	}
 	if err := ps.err(); err != nil {
@@ -428,4 +450,23 @@ func decodeChunk(c *chunk, prepare func(*event.Event) bool, x *idHash, in intern
 		return
 	}
 	c.batch.Records = recs
+}
+
+// addBatch appends the events, records and counts of src to dst.
+func addBatch(dst, src *store.Batch) {
+	dst.Events = append(dst.Events, src.Events...)
+	dst.Records = append(dst.Records, src.Records...)
+	dst.Received += src.Received
+	dst.Dropped += src.Dropped
+next:
+	for _, d := range src.Listeners {
+		for i := range dst.Listeners {
+			if dst.Listeners[i].Name == d.Name {
+				dst.Listeners[i].Received += d.Received
+				dst.Listeners[i].Dropped += d.Dropped
+				continue next
+			}
+		}
+		dst.Listeners = append(dst.Listeners, d)
+	}
 }
