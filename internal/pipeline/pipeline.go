@@ -55,9 +55,18 @@ type Options struct {
 	// written, once it has one (default 20ms). It bounds how long an
 	// event waits before it is durable under light load.
 	Linger time.Duration
-	// FlushEvery is how often the store's pending aggregates are written
-	// when no batch does it (default 2s).
+	// FlushEvery is how often the store's pending aggregates are written,
+	// under load as when idle (default 1s): with the batch's linger and
+	// commit, it bounds how long a stored event waits before stats, the
+	// API, the dashboard and the self-check count it (visible.go).
 	FlushEvery time.Duration
+	// Flushed, if set, is called on the writer goroutine whenever stored
+	// events became visible (a successful flush of the store's
+	// aggregates, or a batch of a store that aggregates in its own
+	// transaction), with their number (observed in
+	// takedown_event_visible_seconds; 0 for a flush with none); tests
+	// wait on it instead of a clock.
+	Flushed func(events uint64)
 	// Retries is how often a failed batch is retried before its events
 	// are counted as dropped (default 2), with a backoff from 100ms.
 	Retries int
@@ -124,6 +133,7 @@ type Pipeline struct {
 	pendingListeners                         map[string]uint64
 
 	batchSeconds prometheus.Histogram
+	visible      *visibility    // owned by the writer goroutine
 	commits      atomic.Uint64  // successful store writes, as batchSeconds counts them
 	commitNanos  atomic.Int64   // their total time, as batchSeconds sums it
 	budget       *budget.Budget // nil: none; owned by the preparer
@@ -144,7 +154,7 @@ func New(opts Options) (*Pipeline, error) {
 		opts.DrainTimeout = 10 * time.Second
 	}
 	if opts.FlushEvery <= 0 {
-		opts.FlushEvery = 2 * time.Second
+		opts.FlushEvery = time.Second
 	}
 	if opts.Retries < 0 {
 		opts.Retries = 0
@@ -157,7 +167,8 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: budget.New(budgetOptions(opts))}
+	p := &Pipeline{opts: opts, log: opts.Logger, pendingListeners: make(map[string]uint64), budget: budget.New(budgetOptions(opts)),
+		visible: newVisibility()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -181,6 +192,7 @@ func New(opts Options) (*Pipeline, error) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_length_events", Help: "Events waiting in the queue."}, func() float64 { return float64(q.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_capacity_events", Help: "Capacity of the queue."}, func() float64 { return float64(q.Cap()) }),
 			p.batchSeconds,
+			p.visible.hist,
 		} {
 			if err := r.Register(c); err != nil {
 				return nil, err
@@ -326,31 +338,28 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer cancelWriter()
 	go func() {
 		defer close(done)
+		// Aggregates are flushed on a fixed cadence, under load as when
+		// idle: a store that holds them in memory (SQLite) would otherwise
+		// keep figures stale for its own, much longer, schedule. A flush
+		// with nothing pending costs a lock.
 		tick := time.NewTicker(p.opts.FlushEvery)
 		defer tick.Stop()
-		wrote := false // since the last tick
 		for {
 			select {
 			case b, ok := <-batches:
 				if !ok {
-					if err := p.opts.Store.Flush(wctx); err != nil {
+					if err := p.flush(wctx); err != nil {
 						p.log.Error("aggregates not flushed at shutdown; rebuilt on next start", "err", err)
 					}
 					return
 				}
 				p.write(wctx, b)
-				wrote = true
 				b.reset()
 				free <- b
 			case <-tick.C:
-				// Under load the store flushes on its own schedule; when
-				// the traffic stops, pending aggregates are written here.
-				if !wrote {
-					if err := p.opts.Store.Flush(wctx); err != nil {
-						p.log.Warn("aggregate flush failed, retrying later", "err", err)
-					}
+				if err := p.flush(wctx); err != nil {
+					p.log.Warn("aggregate flush failed, retrying later", "err", err)
 				}
-				wrote = false
 			}
 		}
 	}()
@@ -428,6 +437,25 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
+// flush writes the store's pending aggregates and observes the events they
+// make visible. It runs on the writer goroutine.
+func (p *Pipeline) flush(ctx context.Context) error {
+	if err := p.opts.Store.Flush(ctx); err != nil {
+		return err
+	}
+	p.afterFlush()
+	return nil
+}
+
+// afterFlush observes the stored events waiting for their aggregates as
+// visible now and tells Flushed.
+func (p *Pipeline) afterFlush() {
+	n := p.visible.visible(p.opts.Now())
+	if p.opts.Flushed != nil {
+		p.opts.Flushed(n)
+	}
+}
+
 // producerCount is one producer's counters at one instant.
 type producerCount struct{ received, dropped uint64 }
 
@@ -495,6 +523,12 @@ func (p *Pipeline) write(ctx context.Context, pb *batch) {
 			p.commits.Add(1)
 			p.commitNanos.Add(int64(took))
 			persisted()
+			p.visible.stored(events, res.Fresh)
+			if lag, ok := p.opts.Store.(aggregateLag); ok && lag.PendingAggregates() == 0 {
+				// Aggregated in the batch's own transaction (or flushed
+				// by the store on its own): visible now.
+				p.afterFlush()
+			}
 			p.stored.Add(uint64(res.Inserted))
 			p.duplicates.Add(uint64(res.Duplicates))
 			if p.opts.Committed != nil && res.Inserted > 0 {

@@ -389,6 +389,10 @@ func upsertAggregates(ctx context.Context, tx pgx.Tx, deltas []store.Delta) erro
 // batch, so there is nothing pending.
 func (s *EventStore) Flush(context.Context) error { return nil }
 
+// PendingAggregates returns 0: every committed batch's aggregates are
+// visible (the pipeline's accept-to-visible histogram asks).
+func (s *EventStore) PendingAggregates() int { return 0 }
+
 // Health implements store.EventStore.
 func (s *EventStore) Health(ctx context.Context) (store.Health, error) {
 	rows, err := s.pool.Query(ctx, sqlHealth)

@@ -169,6 +169,15 @@ func (s *EventStore) Flush(ctx context.Context) error {
 	return s.flushLocked(ctx)
 }
 
+// PendingAggregates returns the number of (day, IP, family) keys held in
+// memory and not yet flushed: 0 means every stored event counts in the
+// aggregates (the pipeline's accept-to-visible histogram asks).
+func (s *EventStore) PendingAggregates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending.Len()
+}
+
 func (s *EventStore) flushLocked(ctx context.Context) error {
 	s.lastFlush = s.opts.Now()
 	if s.pending.Len() == 0 {
