@@ -8,7 +8,7 @@
 //	load send -ips N -events E -rate R -udp A -http A -https A -api URL -token T
 //	    sends E events at a fixed R events/s to the sinkhole's listeners over
 //	    loopback, each with a PROXY v2 header naming the simulated source:
-//	    UDP datagrams (one source each), HTTP and HTTPS requests over
+//	    UDP beacons (one source each; see udpMagic), HTTP and HTTPS requests over
 //	    keep-alive connections (one source per connection, -per-conn
 //	    requests each). Today's sources are the same N addresses shifted by
 //	    a tenth, so that yesterday's and today's sets overlap but differ.
@@ -25,6 +25,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -344,14 +345,20 @@ func proxyV2(dst []byte, src uint32, dport uint16, transport byte, sport uint16)
 	})
 }
 
-// dnsQuery is a query for the seized name, as a bot's resolver sends it.
-func dnsQuery(dst []byte, id uint16) []byte {
-	dst = append(dst, byte(id>>8), byte(id), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)
-	for l := range strings.SplitSeq(domain, ".") {
-		dst = append(dst, byte(len(l)))
-		dst = append(dst, l...)
+// udpMagic starts every UDP beacon: bench/scale/run.sh adds a rule with
+// verifies_source for it, as an operator does for a family's own protocol
+// bytes, so that UDP sources count as infected hosts (a DNS query or an
+// unknown payload would be an unverified source, stored but not counted).
+const udpMagic = "RKUD\x01"
+
+// udpBeacon is a 64-byte UDP check-in: the magic, a counter, padding.
+func udpBeacon(dst []byte, n uint64) []byte {
+	dst = append(dst, udpMagic...)
+	dst = binary.BigEndian.AppendUint64(dst, n)
+	for len(dst)%64 != 0 {
+		dst = append(dst, 0x5a)
 	}
-	return append(dst, 0, 0, 1, 0, 1)
+	return dst
 }
 
 // sendUDP sends n datagrams at rate, 32 at a time through sendmmsg
@@ -375,7 +382,7 @@ func sendUDP(addr string, n int64, rate float64, start time.Time, pick func() ui
 		k := int(min(batch, n-i))
 		for j := range k {
 			b := proxyV2(bufs[j][:0], pick(), 53, proxyproto.TransportUDP, uint16(1024+(i+int64(j))%64000))
-			bufs[j] = dnsQuery(b, uint16(i)+uint16(j))
+			bufs[j] = udpBeacon(b, uint64(i)+uint64(j))
 			msgs[j] = ipv4.Message{Buffers: [][]byte{bufs[j]}}
 		}
 		for sent := 0; sent < k; {
@@ -435,9 +442,11 @@ func sendWeb(id, workers int, rate float64, start time.Time, budget, conns *atom
 			}
 			pace(start, mine, my)
 			mine++
+			// Rustock's beacon: a 96-byte blob POSTed to /login.php (the
+			// shipped rule rustock-login-beacon).
 			wbuf = append(wbuf[:0], "POST /login.php HTTP/1.1\r\nHost: "+domain+"\r\nUser-Agent: "+simulate.UserAgent+
-				"\r\nContent-Type: application/octet-stream\r\nContent-Length: 16\r\n\r\n"...)
-			wbuf = fmt.Appendf(wbuf, "%016x", uint64(k)<<20|uint64(mine&0xfffff))
+				"\r\nContent-Type: application/octet-stream\r\nContent-Length: 96\r\n\r\n"...)
+			wbuf = fmt.Appendf(wbuf, "%016x%080x", uint64(k)<<20|uint64(mine&0xfffff), 0)
 			if _, err = rw.Write(wbuf); err == nil {
 				err = readResponse(br)
 			}
