@@ -61,7 +61,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -141,15 +140,17 @@ type Log struct {
 	chain     KeyChain   // every key the log has had, with the sizes each signs
 	rotations []Rotation // the signed rotation records, oldest first
 
-	jf     *os.File    // the journal, O_APPEND
-	jfi    os.FileInfo // its identity, to notice another process's rotation
-	jStart uint64      // index of its first entry (a multiple of tileWidth)
-	jEnd   int64       // bytes of it holding entries [jStart, n)
-	joff   []int64     // offset in it of each entry from jStart
-	tree               // the tree's right edge
-	last   Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
-	broken error       // set when a write failed half-way; writes refuse afterwards
-	buf    []byte
+	jf       *os.File    // the journal, O_APPEND
+	jfi      os.FileInfo // its identity, to notice another process's rotation
+	jStart   uint64      // index of its first entry (a multiple of tileWidth)
+	jEnd     int64       // bytes of it holding entries [jStart, n)
+	joff     []int64     // offset in it of each entry from jStart
+	tree                 // the tree's right edge
+	last     Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
+	broken   error       // set when a write failed half-way; writes refuse afterwards
+	unsynced []int       // descriptors of the tiles this Log wrote since the last rotation
+	others   []string    // tiles other processes wrote (seen catching up), also to fsync then
+	buf      []byte
 }
 
 // tree is the right edge of a Merkle tree: what appending needs, and what
@@ -379,10 +380,12 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 	// The batch is durable. The tiles are derived: Open rewrites from the
 	// journal what a crash loses of them.
 	for _, f := range files {
-		if err := writeTile(l.dir, f); err != nil {
+		fd, err := createTile(l.dir, f)
+		if err != nil {
 			l.fail(err)
 			return 0, fmt.Errorf("evidence append: %w", err)
 		}
+		l.unsynced = append(l.unsynced, fd)
 	}
 	if l.n-l.jStart >= journalMaxEntries || l.jEnd >= journalMaxBytes {
 		if err := l.rotateJournal(); err != nil {
@@ -443,29 +446,44 @@ func (l *tree) addNode(L int, n uint64, h tlog.Hash, files []tileFile) []tileFil
 	return files
 }
 
-// writeTile writes a tile or bundle (not fsynced: see rotateJournal).
-func writeTile(dir string, f tileFile) error {
+// createTile writes a tile or bundle and returns its open descriptor, not
+// fsynced (see rotateJournal). Raw system calls: a tile is written once and
+// needs none of os.File's poller registration, which costs as much again.
+func createTile(dir string, f tileFile) (int, error) {
 	p := filepath.Join(dir, filepath.FromSlash(f.path))
-	err := os.WriteFile(p, f.data, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
+	open := func() (int, error) {
+		return unix.Open(p, unix.O_CREAT|unix.O_TRUNC|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	}
+	fd, err := open()
+	if err == unix.ENOENT {
 		if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
-			err = os.WriteFile(p, f.data, 0o644)
+			fd, err = open()
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", f.path, err)
+		return -1, fmt.Errorf("write %s: %w", f.path, err)
 	}
-	return nil
+	for b := f.data; len(b) > 0; {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("write %s: %w", f.path, err)
+		}
+		b = b[n:]
+	}
+	return fd, nil
 }
 
-// ensureTile writes f unless a file of its size is there (a tile a crash
-// or another process's crash may have left out; its content is Audit's
-// to check).
-func ensureTile(dir string, f tileFile) error {
-	if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.path))); err == nil && fi.Size() == int64(len(f.data)) {
-		return nil
+// writeTile writes a tile or bundle and closes it (not fsynced).
+func writeTile(dir string, f tileFile) error {
+	fd, err := createTile(dir, f)
+	if err != nil {
+		return err
 	}
-	return writeTile(dir, f)
+	return unix.Close(fd)
 }
 
 // tilePath is the C2SP tlog-tiles path of tile (level L, index N, width
@@ -491,8 +509,8 @@ func tilePath(L int, N uint64, w int) string {
 // current partial bundle durable, then replaces the journal with one that
 // starts at that bundle.
 func (l *Log) rotateJournal() error {
-	if err := unix.Syncfs(int(l.jf.Fd())); err != nil {
-		return fmt.Errorf("sync tiles: %w", err)
+	if err := l.syncTiles(); err != nil {
+		return err
 	}
 	start := l.n &^ (tileWidth - 1)
 	b := make([]byte, 0, journalHeader+len(l.pend))
@@ -523,6 +541,38 @@ func (l *Log) rotateJournal() error {
 	l.jf.Close()
 	l.jf, l.jfi, l.jStart, l.jEnd, l.joff = f, fi, start, int64(len(b)), joff
 	return nil
+}
+
+// syncTiles makes the tiles written since the last rotation durable: this
+// Log's own through their open descriptors, those other processes wrote by
+// name, or the whole file system when they are many (after Open, say).
+func (l *Log) syncTiles() error {
+	if len(l.others) > 64 {
+		if err := unix.Syncfs(int(l.jf.Fd())); err != nil {
+			return fmt.Errorf("sync tiles: %w", err)
+		}
+	} else {
+		for _, p := range l.others {
+			if err := syncFile(filepath.Join(l.dir, filepath.FromSlash(p))); err != nil {
+				return fmt.Errorf("sync tiles: %w", err)
+			}
+		}
+		for _, fd := range l.unsynced {
+			if err := unix.Fdatasync(fd); err != nil {
+				return fmt.Errorf("sync tiles: %w", err)
+			}
+		}
+	}
+	l.closeUnsynced()
+	l.others = l.others[:0]
+	return nil
+}
+
+func (l *Log) closeUnsynced() {
+	for _, fd := range l.unsynced {
+		unix.Close(fd)
+	}
+	l.unsynced = l.unsynced[:0]
 }
 
 // fail marks the log unusable after a write failed half-way (mu held).
@@ -753,6 +803,7 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) closeFiles() error {
+	l.closeUnsynced() // the journal holds their entries
 	var errs []error
 	for _, f := range []**os.File{&l.jf, &l.wlk, &l.lock} {
 		if *f != nil {

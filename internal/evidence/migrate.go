@@ -49,6 +49,7 @@ func (l *Log) migrate(ctx context.Context) error {
 	}
 	// Nobody else may use the log while it changes layout.
 	if err := flock(l.lock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		flock(l.lock, syscall.LOCK_SH) // a failed conversion may have dropped the shared lock
 		return fmt.Errorf("evidence log %s is open in another process (a running server?) and needs a one-time migration to the tlog-tiles layout: stop it and run again: %w", l.dir, err)
 	}
 	defer flock(l.lock, syscall.LOCK_SH)

@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -270,6 +271,21 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	defer l.mu.Unlock()
 	if l.broken != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: log unusable until restart: %w", l.broken)
+	}
+	// Another process with the log open would go on signing with the old
+	// key: the rotation needs the log to itself.
+	if err := flock(l.lock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		flock(l.lock, syscall.LOCK_SH) // a failed conversion may have dropped the shared lock
+		return RotationResult{}, fmt.Errorf("evidence key rotation: the log is open in another process (a running server?); stop it first: %w", err)
+	}
+	defer flock(l.lock, syscall.LOCK_SH)
+	unlock, err := l.lockWriter()
+	if err != nil {
+		return RotationResult{}, err
+	}
+	defer unlock()
+	if err := l.refreshLocked(); err != nil {
+		return RotationResult{}, err
 	}
 	old := l.key
 	skey, _, err := note.GenerateKey(rand.Reader, old.Name)

@@ -232,6 +232,7 @@ func allZero(b []byte) bool {
 // missing or short ones (a crash) are written, different ones are an edit.
 func (l *Log) checkTiles(files []tileFile) error {
 	for _, f := range files {
+		l.others = append(l.others, f.path)
 		got, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(f.path)))
 		switch {
 		case err == nil && bytes.Equal(got, f.data):
