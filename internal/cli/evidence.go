@@ -23,9 +23,11 @@ func newEvidenceCmd(g *globals) *cobra.Command {
 		Use:   "evidence",
 		Short: "The tamper-evident evidence log: key, checkpoints, audit, export and offline verification",
 		Long: `The evidence log is an append-only Merkle log (RFC 6962) of every stored
-event and custody action, with signed checkpoints. key, checkpoint, audit and
-export open the log in the data dir and need the server stopped (the log is
-held by one process at a time). verify works offline on an exported package.`,
+event and custody action, with signed checkpoints, stored as C2SP tlog-tiles.
+key, checkpoint, audit and export open the log in the data dir and work while
+the server runs (each write holds the log's writer lock only while it runs).
+rotate-key needs the server stopped. verify works offline on an exported
+package.`,
 	}
 	simple := func(use, short string, f func(*cobra.Command, *config.Config) error) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {

@@ -3,8 +3,9 @@ package cli
 // The bodies of the `takedown evidence …` commands: they open the log (or
 // read a package), call the evidence packages, which return data, and print
 // what they got. dir is the log directory (the data dir's evidence/
-// folder). Commands that open the log fail while another process (a running
-// server) holds it.
+// folder). They work while a server has the log open too: a write (a
+// checkpoint, an export's custody record) takes the log's writer lock for
+// its duration and catches up with the server's appends first.
 
 import (
 	"context"

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -220,5 +221,63 @@ func TestEvidenceKeyPrinted(t *testing.T) {
 		if !strings.Contains(string(fp), k.Fingerprint()) {
 			t.Errorf("ssh-keygen -l says %q, we say %s", fp, k.Fingerprint())
 		}
+	}
+}
+
+// TestEvidenceWhileServing: with the log held by a writer (what `serve`
+// does: Open, Run, Append), key, checkpoint, audit and export succeed and
+// see the writer's entries; the writer goes on appending and
+// checkpointing after the export's custody record; rotate-key is refused.
+func TestEvidenceWhileServing(t *testing.T) {
+	data := t.TempDir()
+	fillEvidence(t, data, 6)
+	w, err := evidence.Open(t.Context(), filepath.Join(data, "evidence"), evidence.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	if _, err := w.Append(t.Context(), [][]byte{[]byte(`{"type":"marker","n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if out, serr, code := runEvidence(t, data, "key"); code != ExitOK || !strings.HasPrefix(out, "ssh-ed25519 ") {
+		t.Fatalf("key while serving: exit %d\n%s%s", code, out, serr)
+	}
+	out, serr, code := runEvidence(t, data, "checkpoint")
+	if code != ExitOK || !strings.Contains(out, "\n7\n") {
+		t.Fatalf("checkpoint while serving: exit %d\n%s%s", code, out, serr)
+	}
+	out, serr, code = runEvidence(t, data, "audit")
+	if code != ExitOK || !strings.HasPrefix(out, "evidence audit passed: 7 entries re-hashed") {
+		t.Fatalf("audit while serving: exit %d\n%s%s", code, out, serr)
+	}
+	pkg := filepath.Join(t.TempDir(), "pkg")
+	out, serr, code = runEvidence(t, data, "export", "--case", "C-1", "--from", "2011-03-17T00:00:00Z", "--to", "2011-03-18T00:00:00Z", "-o", pkg)
+	if code != ExitOK {
+		t.Fatalf("export while serving: exit %d\n%s%s", code, out, serr)
+	}
+	if evs, err := os.ReadFile(filepath.Join(pkg, "events.jsonl")); err != nil || bytes.Count(evs, []byte("\n")) != 6 {
+		t.Fatalf("export while serving holds %d events (%v), want 6", bytes.Count(evs, []byte("\n")), err)
+	}
+	if out, serr, code := runEvidence(t, data, "verify", pkg, "--key", filepath.Join(data, "evidence", "key.pub")); code != ExitOK {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, serr)
+	}
+	// The writer appends after the export's custody record and checkpoint.
+	first, err := w.Append(t.Context(), [][]byte{[]byte(`{"type":"marker","n":2}`)})
+	if err != nil || first != 8 {
+		t.Fatalf("the writer appended at %d (%v), want 8: after the export's custody record", first, err)
+	}
+	if _, serr, code := runEvidence(t, data, "rotate-key", "--who", "op"); code != ExitFailure || !strings.Contains(serr, "another process") {
+		t.Fatalf("rotate-key while serving: exit %d\n%s", code, serr)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out, serr, code = runEvidence(t, data, "audit")
+	if code != ExitOK || !strings.HasPrefix(out, "evidence audit passed: 9 entries re-hashed") {
+		t.Fatalf("audit after the writer stopped: exit %d\n%s%s", code, out, serr)
 	}
 }
