@@ -1,12 +1,14 @@
 package event
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -29,10 +31,10 @@ import (
 // bitmask of the fields present (bit i is compactFields[i]); then each
 // present field in bit order. Numbers are uvarints (zigzag varints for
 // the signed ones), addresses one length byte (4 or 16) and their bytes,
-// confidence its 8 IEEE-754 bytes, strings a uvarint v: v even is table
-// reference v>>1; v odd is an inline string, followed by uvarint
-// (n<<1 | hex) and n bytes, hex meaning the string was lower-case hex
-// written as its n bytes.
+// confidence a uvarint 2k for k/1000 or 1 and its 8 IEEE-754 bytes,
+// strings a uvarint v: v even is table reference v>>1; v odd is an inline
+// string, followed by uvarint (n<<2 | form) and n bytes, form 0 the text,
+// 1 lower-case and 3 upper-case hex written as its n bytes.
 
 // CompactFormat is the first byte of a compact record.
 const CompactFormat = 0x01
@@ -53,7 +55,9 @@ const (
 // compactFields are the encoded fields, in bit order; appending is the
 // only allowed change (an old record's bits must keep their meaning).
 // Fields come roughly from the most to the least common, so that the
-// bitmask of a usual event stays short.
+// bitmask of a usual event stays short. Values that are one per bot or per
+// contact (bot ID, payload hash, query name, ECS) are always inline: in
+// the table they would only crowd out the strings that repeat.
 var compactFields = [...]struct {
 	kind int
 	name string
@@ -63,10 +67,10 @@ var compactFields = [...]struct {
 	{kString, "listener"}, {kString, "case"}, {kString, "family"}, {kString, "tag"}, {kFloat, "confidence"},
 	{kInline, "bot_id"}, {kBool, "unverified"}, {kUint, "count"}, {kString, "http_method"}, {kString, "http_url"},
 	{kString, "http_host"}, {kString, "http_agent"}, {kString, "http_referer"}, {kString, "header_names"}, {kString, "header_hash"},
-	{kInt, "content_length"}, {kInline, "qname"}, {kString, "qtype"}, {kString, "rcode"}, {kString, "matched"},
-	{kInline, "ecs"}, {kInt, "response_size"}, {kString, "ssl_servername"}, {kString, "ssl_version"}, {kString, "ssl_cipher"},
-	{kString, "alpn"}, {kString, "ja4"}, {kString, "ja3"}, {kInt, "payload_size"}, {kString, "payload_sha256"},
-	{kBytes, "payload_prefix"},
+	{kInt, "content_length"}, {kInt, "payload_size"}, {kInline, "payload_sha256"}, {kBytes, "payload_prefix"}, {kBool, "payload_sha256_of_prefix"},
+	{kString, "ssl_servername"}, {kString, "ssl_version"}, {kString, "ssl_cipher"}, {kString, "alpn"}, {kString, "ja4"},
+	{kString, "ja3"}, {kInline, "qname"}, {kString, "qtype"}, {kString, "rcode"}, {kString, "matched"},
+	{kInline, "ecs"}, {kInt, "response_size"},
 }
 
 // strField returns the string field i of e (nil for other kinds).
@@ -146,10 +150,31 @@ const (
 	fUnverified    = 16
 	fCount         = 17
 	fContentLength = 25
-	fResponseSize  = 31
-	fPayloadSize   = 38
-	fPayloadPrefix = 40
+	fResponseSize  = 41
+	fPayloadSize   = 26
+	fPayloadPrefix = 28
+	fPayloadSHA256 = 27
+	// fSHAOfPrefix marks a payload_sha256 left out because it is the
+	// SHA-256 of payload_prefix, which holds the whole payload (the usual
+	// case for a bot's small POST): the decoder computes it again.
+	fSHAOfPrefix = 29
 )
+
+// shaOfPrefix reports whether e's payload_sha256 is the SHA-256 of its
+// payload_prefix, which holds the whole payload.
+func shaOfPrefix(e *Event) bool {
+	if e.PayloadSHA256 == "" || len(e.PayloadSHA256) != 64 || e.PayloadSize != len(e.PayloadPrefix) || len(e.PayloadPrefix) == 0 {
+		return false
+	}
+	sum := sha256.Sum256(e.PayloadPrefix)
+	var h [64]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:]) == e.PayloadSHA256
+}
+
+// dstRef is the length byte of a dst_ip written as a table reference to
+// its text.
+const dstRef = 0xff
 
 // protocols are the protocol names a kProtocol field stores as a number
 // (1 + index); any other name is stored as a string.
@@ -219,12 +244,26 @@ func AppendCompact(dst []byte, e *Event, intern Interner) []byte {
 			a := e.SrcIP
 			if i == fDstIP {
 				a = e.DstIP
+				// The sinkhole's own few addresses: a table reference
+				// after the length byte dstRef.
+				if ref, ok := intern(a.String()); ok {
+					dst = append(dst, dstRef)
+					dst = binary.AppendUvarint(dst, ref)
+					continue
+				}
 			}
 			b := a.AsSlice()
 			dst = append(dst, byte(len(b)))
 			dst = append(dst, b...)
 		case kFloat:
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(e.Confidence))
+			// Confidences are mostly a few decimals: k/1000 as a uvarint
+			// 2k when that is exact, else 1 and the 8 IEEE-754 bytes.
+			if k := math.Round(e.Confidence * 1000); k >= 0 && k < 1<<40 && k/1000 == e.Confidence {
+				dst = binary.AppendUvarint(dst, uint64(k)<<1)
+			} else {
+				dst = binary.AppendUvarint(dst, 1)
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(e.Confidence))
+			}
 		case kBool:
 		case kBytes:
 			dst = binary.AppendUvarint(dst, uint64(len(e.PayloadPrefix)))
@@ -269,6 +308,9 @@ func intField(e *Event, i int) int64 {
 func present(e *Event, i int) bool {
 	switch compactFields[i].kind {
 	case kString, kInline, kProtocol:
+		if i == fPayloadSHA256 && shaOfPrefix(e) {
+			return false
+		}
 		return *strField(e, i) != ""
 	case kAddr:
 		if i == fDstIP {
@@ -278,6 +320,9 @@ func present(e *Event, i int) bool {
 	case kFloat:
 		return e.Confidence != 0
 	case kBool:
+		if i == fSHAOfPrefix {
+			return shaOfPrefix(e)
+		}
 		return e.Unverified
 	case kBytes:
 		return len(e.PayloadPrefix) > 0
@@ -290,12 +335,28 @@ func present(e *Event, i int) bool {
 }
 
 func appendInline(dst []byte, s string) []byte {
-	if len(s) >= 2 && len(s)%2 == 0 && isLowerHex(s) {
-		dst = binary.AppendUvarint(dst, uint64(len(s)/2)<<1|1)
-		return appendHex(dst, s)
+	if len(s) >= 2 && len(s)%2 == 0 {
+		if isLowerHex(s) {
+			dst = binary.AppendUvarint(dst, uint64(len(s)/2)<<2|1)
+			return appendHex(dst, s)
+		}
+		if isUpperHex(s) {
+			dst = binary.AppendUvarint(dst, uint64(len(s)/2)<<2|3)
+			return appendHex(dst, strings.ToLower(s))
+		}
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(s))<<1)
+	dst = binary.AppendUvarint(dst, uint64(len(s))<<2)
 	return append(dst, s...)
+}
+
+func isUpperHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // appendHex appends the bytes of s, which isLowerHex accepted.
@@ -364,9 +425,14 @@ func (r *compactReader) bytes(n uint64) []byte {
 
 func (r *compactReader) inline() string {
 	v := r.uvarint()
-	b := r.bytes(v >> 1)
-	if v&1 == 1 {
+	b := r.bytes(v >> 2)
+	switch v & 3 {
+	case 1:
 		return hex.EncodeToString(b)
+	case 3:
+		return strings.ToUpper(hex.EncodeToString(b))
+	case 2:
+		r.err = errCompact
 	}
 	return string(b)
 }
@@ -389,6 +455,7 @@ func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
 	}
 	r := compactReader{b: rec[1:]}
 	bits := r.uvarint()
+	shaDerived := false
 	if bits>>len(compactFields) != 0 {
 		return fmt.Errorf("%w: unknown fields %#x (written by a newer version?)", errCompact, bits)
 	}
@@ -440,6 +507,22 @@ func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
 				n = uint64(r.b[0])
 				r.b = r.b[1:]
 			}
+			if n == dstRef && i == fDstIP {
+				ref := r.uvarint()
+				if !keep || r.err != nil {
+					continue
+				}
+				s, ok := lookup(ref)
+				if !ok {
+					return fmt.Errorf("%w: string %d is not in the store's string table", errCompact, ref)
+				}
+				a, err := netip.ParseAddr(s)
+				if err != nil {
+					return fmt.Errorf("%w: dst_ip %q", errCompact, s)
+				}
+				e.DstIP = a
+				continue
+			}
 			b := r.bytes(n)
 			if r.err != nil {
 				break
@@ -458,12 +541,25 @@ func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
 				e.SrcIP = a
 			}
 		case kFloat:
-			b := r.bytes(8)
+			v := r.uvarint()
+			c := float64(v>>1) / 1000
+			if v == 1 {
+				if b := r.bytes(8); r.err == nil {
+					c = math.Float64frombits(binary.LittleEndian.Uint64(b))
+				}
+			} else if v&1 == 1 {
+				r.err = errCompact
+			}
 			if keep && r.err == nil {
-				e.Confidence = math.Float64frombits(binary.LittleEndian.Uint64(b))
+				e.Confidence = c
 			}
 		case kBool:
-			if keep {
+			if i == fSHAOfPrefix {
+				if bits&(1<<fPayloadSHA256) != 0 || bits&(1<<fPayloadPrefix) == 0 {
+					r.err = errCompact
+				}
+				shaDerived = keep
+			} else if keep {
 				e.Unverified = true
 			}
 		case kBytes:
@@ -510,6 +606,10 @@ func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
 	if len(r.b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", errCompact, len(r.b))
 	}
+	if shaDerived {
+		sum := sha256.Sum256(e.PayloadPrefix)
+		e.PayloadSHA256 = hex.EncodeToString(sum[:])
+	}
 	return nil
 }
 
@@ -526,7 +626,7 @@ func CompactSource(rec []byte, lookup Lookup) (Event, error) {
 // hex in fixed shapes and take half the space as bytes.
 const (
 	idText    = 0 // any other ID, as its text
-	idCounter = 1 // IDGen's <16 hex>-<16 hex>: 16 bytes
+	idCounter = 1 // IDGen's <16 hex>-<16 hex>: the prefix's 8 bytes, the counter's without leading zero bytes
 	idSS      = 2 // ingest's ss-<32 hex>: 16 bytes
 	idJL      = 3 // ingest's jl-<32 hex>: 16 bytes
 )
@@ -538,7 +638,16 @@ func PackID(id string) []byte {
 	case len(id) == 33 && id[16] == '-' && isLowerHex(id[:16]) && isLowerHex(id[17:]):
 		b := make([]byte, 1, 17)
 		b[0] = idCounter
-		return appendHex(appendHex(b, id[:16]), id[17:])
+		b = appendHex(b, id[:16])
+		n := len(b)
+		b = appendHex(b, id[17:])
+		// The counter of a process rarely needs all 8 bytes: its leading
+		// zero bytes go (the length says how many).
+		z := 0
+		for z < 8 && b[n+z] == 0 {
+			z++
+		}
+		return append(b[:n], b[n+z:]...)
 	case len(id) == 35 && (id[:3] == "ss-" || id[:3] == "jl-") && isLowerHex(id[3:]):
 		k := byte(idSS)
 		if id[:3] == "jl-" {
@@ -558,8 +667,10 @@ func UnpackID(b []byte) (string, error) {
 	case idText:
 		return string(b[1:]), nil
 	case idCounter:
-		if len(b) == 17 {
-			return hex.EncodeToString(b[1:9]) + "-" + hex.EncodeToString(b[9:]), nil
+		if len(b) >= 9 && len(b) <= 17 {
+			var c [8]byte
+			copy(c[8-(len(b)-9):], b[9:])
+			return hex.EncodeToString(b[1:9]) + "-" + hex.EncodeToString(c[:]), nil
 		}
 	case idSS, idJL:
 		if len(b) == 17 {
@@ -576,6 +687,9 @@ func UnpackID(b []byte) (string, error) {
 // CompactStrings calls fn with every string of e that AppendCompact would
 // write as a table reference if the table held it.
 func CompactStrings(e *Event, fn func(string)) {
+	if e.DstIP.IsValid() {
+		fn(e.DstIP.String())
+	}
 	for i, f := range compactFields {
 		if f.kind == kString {
 			if s := *strField(e, i); s != "" {

@@ -62,6 +62,11 @@ func compactCases() map[string]Event {
 			Sensor: "Microsoft-DCU", Listener: "import:shadowserver", Protocol: ProtoHTTP, SrcIP: netip.MustParseAddr("1.2.3.4"),
 			SrcPort: 1024, SrcASN: 4134, SrcGeo: "cn", DstIP: netip.MustParseAddr("199.2.137.1"), DstPort: 80, Family: "rustock",
 			HTTPURL: "/", HTTPHost: "", HTTPAgent: "Mozilla/4.0", Tag: "Rustock"},
+		"small post": {ID: "3f9c0d6a1b2e4c58-0000000000000005", Timestamp: ts, Protocol: ProtoHTTP, SrcIP: netip.MustParseAddr("10.0.0.2"),
+			BotID: "00FF00FF00FF00FF", PayloadSize: 16, PayloadPrefix: []byte("0123456789abcdef"),
+			PayloadSHA256: "9f9f5111f7b27a781f1f1ddde5ebc2dd2b796bfc7365c9c28b548e564176929f"},
+		"sha not of the prefix": {ID: "3f9c0d6a1b2e4c58-0000000000000006", Timestamp: ts, Protocol: ProtoHTTP, SrcIP: netip.MustParseAddr("10.0.0.3"),
+			PayloadSize: 16, PayloadPrefix: []byte("0123456789abcdef"), PayloadSHA256: "0000b2c332b1113aae9bfc5e9f7e3b4c91d828cb942c2df1eeb02502eccae9e9"},
 		"jsonl": {ID: "jl-ffffffffffffffffffffffffffffffff", Timestamp: ts, Protocol: ProtoTCP, SrcIP: netip.MustParseAddr("10.0.0.1"),
 			SrcOrg: "ÜTF-8 Örg \u2028", BotID: "DEADBEEF", Confidence: -1.5e-300, ContentLength: -1},
 	}
@@ -101,6 +106,9 @@ func TestCompactRoundTrip(t *testing.T) {
 				}
 				if !bytes.Equal(gotRec, want) {
 					t.Errorf("round trip changed the record\n got %s\nwant %s", gotRec, want)
+				}
+				if name == "small post" && len(rec) > 40 {
+					t.Errorf("a payload hash that the prefix gives was stored (%d bytes)", len(rec))
 				}
 				if limit > 3 && len(rec) > len(want)/4 {
 					t.Errorf("compact record of %d bytes for a JSON record of %d", len(rec), len(want))
@@ -144,7 +152,11 @@ func TestPackID(t *testing.T) {
 		id   string
 		size int
 	}{
-		{"3f9c0d6a1b2e4c58-0000000000000001", 17},
+		{"3f9c0d6a1b2e4c58-0000000000000001", 10},
+		{"3f9c0d6a1b2e4c58-0000000000000000", 9},
+		{"3f9c0d6a1b2e4c58-0000000001000000", 13},
+		{"3f9c0d6a1b2e4c58-ff00000000000000", 17},
+		{"3f9c0d6a1b2e4c58-00ff000000000000", 16},
 		{"ss-0123456789abcdef0123456789abcdef", 17},
 		{"jl-0123456789abcdef0123456789abcdef", 17},
 		{"3F9C0D6A1B2E4C58-0000000000000001", 34}, // upper case: kept as text

@@ -113,7 +113,7 @@ func NewEventStore(ctx context.Context, db *DB, opts EventStoreOptions) (*EventS
 		opts.Now = time.Now
 	}
 	s := &EventStore{db: db, opts: opts, conn: conn, stmts: make(map[stmtKey]*sql.Stmt), lastFlush: opts.Now(),
-		known: make(map[int64]map[uint64]struct{}), seed: maphash.MakeSeed()}
+		known: make(map[int64]map[uint64]struct{}), seed: maphash.MakeSeed(), strs: newWriterStrings()}
 	if err := s.recover(ctx); err != nil {
 		conn.Close()
 		return nil, err
@@ -311,7 +311,7 @@ func (s *EventStore) stmt(ctx context.Context, query string, rows, cols int) (st
 const chunk = 128
 
 const (
-	sqlInsertEvents = `INSERT INTO events (day, id, ts, case_id, record) VALUES %s ON CONFLICT DO NOTHING`
+	sqlInsertEvents = `INSERT INTO events (day, id, ts, ip, record) VALUES %s ON CONFLICT DO NOTHING`
 	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids)
 		VALUES %s
 		ON CONFLICT (day, ip, family) DO UPDATE SET
@@ -434,12 +434,12 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 	if err != nil {
 		return 0, 0, fmt.Errorf("insert events: %w", err)
 	}
-	args := make([]any, 0, chunk*6)
+	args := make([]any, 0, chunk*5)
 	err = eachChunk(len(b.Events), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
 			se := &stored[i]
-			args = append(args, se.Day, se.ID, se.TS, b.Events[i].Case, se.IP, se.Record)
+			args = append(args, se.Day, se.ID, se.TS, se.IP, se.Record)
 		}
 		st, done, err := s.stmt(ctx, sqlInsertEvents, hi-lo, 5)
 		if err != nil {

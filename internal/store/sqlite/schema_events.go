@@ -99,10 +99,11 @@ var eventsMigrations = []string{
 	-- byte '{', for rows written before and for the rare event it cannot
 	-- carry), without the ID and timestamp the columns hold; repeated
 	-- strings are rows of event_strings. id becomes the packed ID
-	-- (event.PackID: a kind byte, then 16 bytes for the IDs this product
-	-- makes); ip is the source address's bytes, as in event_day_ip, so
+	-- (event.PackID: a kind byte, then at most 16 bytes for the IDs this
+	-- product makes); ip is the source address's bytes, as in event_day_ip, so
 	-- that one network's events of a day are a range of (day, ip). Older
-	-- rows keep ip NULL and are read through their record.
+	-- rows keep ip NULL and are read through their record. case_id is no
+	-- longer written: nothing reads it, and the record holds the case.
 	CREATE TABLE event_strings (
 		id INTEGER PRIMARY KEY,
 		s TEXT NOT NULL UNIQUE
@@ -110,7 +111,8 @@ var eventsMigrations = []string{
 	ALTER TABLE events ADD COLUMN ip BLOB;
 	UPDATE events SET id = CASE
 		WHEN length(id) = 33 AND substr(id, 17, 1) = '-' AND NOT (substr(id, 1, 16) || substr(id, 18)) GLOB '*[^0-9a-f]*'
-			THEN unhex('01' || substr(id, 1, 16) || substr(id, 18))
+			-- the counter without its leading zero bytes
+			THEN unhex('01' || substr(id, 1, 16) || substr(substr(id, 18), 1 + 2 * ((length(substr(id, 18)) - length(ltrim(substr(id, 18), '0'))) / 2)))
 		WHEN length(id) = 35 AND substr(id, 1, 3) = 'ss-' AND NOT substr(id, 4) GLOB '*[^0-9a-f]*'
 			THEN unhex('02' || substr(id, 4))
 		WHEN length(id) = 35 AND substr(id, 1, 3) = 'jl-' AND NOT substr(id, 4) GLOB '*[^0-9a-f]*'
