@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -66,7 +67,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 			if !quiet {
 				meter = progress.Start(progress.Options{Out: g.stderr, Label: "import", Total: ingest.TotalSize(args)})
 			}
-			res, err := ingest.Import(ctx, es, args, ingest.Options{Format: format, Prepare: prepare, Progress: meter, Stdin: g.stdin})
+			res, err := ingest.Import(ctx, es, args, ingest.Options{Format: format, Prepare: prepare, Progress: meter, Stdin: g.stdin, SpoolDir: importSpoolDir(c)})
 			meter.Stop()
 			if err != nil {
 				var ie *ingest.Error
@@ -81,6 +82,13 @@ func newEventsCmd(g *globals) *cobra.Command {
 			// custody record), and res.EachFresh reads back the records of
 			// the newly stored events (with ingest.Options.SpoolDir set),
 			// without holding them in memory.
+			evOut := g.stderr
+			if quiet {
+				evOut = io.Discard
+			}
+			if err := recordImport(ctx, c, res, actor(), evOut); err != nil {
+				return fmt.Errorf("imported, but appending to the evidence log failed (the server appends what the log lacks at its next start): %w", err)
+			}
 			if err := classifyErr(); err != nil {
 				return fmt.Errorf("imported, but reading the registry for classification failed: %w", err)
 			}
