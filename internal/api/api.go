@@ -112,6 +112,9 @@ type Options struct {
 	// Baseline is applied to statistics requests that name none (unless
 	// baseline=none); zero for none.
 	Baseline Window
+	// ASOrg names an autonomous system's organisation for the rows of
+	// statistics grouped by ASN (geo.DB.ASOrg); nil names none.
+	ASOrg func(asn uint32) string
 	// AccessLog receives one JSON line per read of IP-level data (who,
 	// role, networks, path, query, rows, remote address), written before
 	// the answer; nil logs them through Logger only.

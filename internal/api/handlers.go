@@ -316,6 +316,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request, p *Principal) error 
 		return tooLarge(err)
 	}
 	a.work.statsWork("stats", res.Work)
+	res.NameASNs(a.opt.ASOrg)
 	if !p.SeesAll() {
 		a.coarsen(res)
 	}
@@ -345,6 +346,7 @@ func (a *API) series(w http.ResponseWriter, r *http.Request, p *Principal) error
 		return tooLarge(err)
 	}
 	a.work.statsWork("series", res.Work)
+	res.NameASNs(a.opt.ASOrg)
 	if !p.SeesAll() {
 		for i := range res.Points {
 			pt := &res.Points[i]

@@ -206,7 +206,7 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 	}
 	ao := api.Options{Registry: o.Registry, AccessLog: access, Events: o.Events, Stats: o.Stats, Evidence: o.Evidence, Gatherer: g, Counters: a.counters,
 		Tokens: o.Tokens, Notify: o.Notify, NotifySchedule: o.NotifySchedule, PublicStats: o.PublicStats, MinCount: o.MinCount, Baseline: o.Baseline,
-		Logger: a.log.With("role", "api")}
+		ASOrg: a.geo.ASOrg, Logger: a.log.With("role", "api")}
 	w := &webRole{access: access, apiOpts: ao}
 	w.api.Store(api.New(ao))
 	wlog := a.log.With("role", "web")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store/sqlite"
@@ -85,6 +86,22 @@ func (g *globals) newStatsEngine(c *config.Config, db *sqlite.DB) *stats.Engine 
 	return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Sets: ss, Now: g.now, Logger: g.logger(c)})
 }
 
+// nameASNs names the AS organisations of rows grouped by ASN from the
+// configured geo data (the bundled data by default), through name
+// (Result.NameASNs or Series.NameASNs); other groupings open nothing.
+func (g *globals) nameASNs(c *config.Config, by stats.Dim, name func(func(uint32) string)) error {
+	if by != stats.ByASN {
+		return nil
+	}
+	db, err := app.OpenGeo(c, g.logger(c))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	name(db.ASOrg)
+	return nil
+}
+
 func newStatsCmd(g *globals) *cobra.Command {
 	var f statsFlags
 	cmd := &cobra.Command{
@@ -102,7 +119,7 @@ how wrong it can be, is in docs/counting.md.`,
 			if err != nil {
 				return err
 			}
-			_, eng, db, err := g.statsEngine(cmd)
+			c, eng, db, err := g.statsEngine(cmd)
 			if err != nil {
 				return err
 			}
@@ -112,6 +129,9 @@ how wrong it can be, is in docs/counting.md.`,
 				return usagef("%v", err) // the window is bounded like the API's
 			}
 			if err != nil {
+				return err
+			}
+			if err := g.nameASNs(c, q.By, r.NameASNs); err != nil {
 				return err
 			}
 			switch {
@@ -157,7 +177,7 @@ midnight, so the last step holds today so far.`,
 			if err != nil {
 				return err
 			}
-			_, eng, db, err := g.statsEngine(cmd)
+			c, eng, db, err := g.statsEngine(cmd)
 			if err != nil {
 				return err
 			}
@@ -167,6 +187,9 @@ midnight, so the last step holds today so far.`,
 				return usagef("%v", err)
 			}
 			if err != nil {
+				return err
+			}
+			if err := g.nameASNs(c, q.By, s.NameASNs); err != nil {
 				return err
 			}
 			switch {

@@ -110,9 +110,45 @@ func TestBundled(t *testing.T) {
 		if got := d.Lookup(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("Lookup(%s) = %+v, want %+v", tc.addr, got, tc.want)
 		}
+		// The organisation by number is the one an address of it has.
+		if got := d.ASOrg(tc.want.ASN); got != tc.want.Org {
+			t.Errorf("ASOrg(%d) = %q, want %q", tc.want.ASN, got, tc.want.Org)
+		}
 	}
 	if got := d.Lookup(netip.MustParseAddr("127.0.0.1")); got.ASN != 0 {
 		t.Errorf("loopback has ASN %d", got.ASN)
+	}
+	for _, asn := range []uint32{0, 64501, 4294967295} { // none, private use, never allocated
+		if got := d.ASOrg(asn); got != "" {
+			t.Errorf("ASOrg(%d) = %q, want none", asn, got)
+		}
+	}
+}
+
+func TestASOrgReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "asn.mmdb")
+	asn := func(n uint32, org string) mmdbtype.Map {
+		return mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(n), "autonomous_system_organization": mmdbtype.String(org)}
+	}
+	writeMMDB(t, path, map[string]mmdbtype.Map{"198.51.100.0/24": asn(64501, "Old Name"), "203.0.113.0/24": asn(64502, "Other")})
+	d, err := Open(Options{ASN: Source{Path: path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.ASOrg(64501); got != "Old Name" {
+		t.Fatalf("ASOrg(64501) = %q", got)
+	}
+	writeMMDB(t, path, map[string]mmdbtype.Map{"198.51.100.0/24": asn(64501, "New Name")})
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, future, future); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// The names follow the reloaded file, not the first one walked.
+	if got, gone := d.ASOrg(64501), d.ASOrg(64502); got != "New Name" || gone != "" {
+		t.Fatalf("after reload: ASOrg(64501) = %q, ASOrg(64502) = %q", got, gone)
 	}
 }
 

@@ -49,6 +49,43 @@ func opt(n *uint64) string {
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// NameASNs sets Org on the rows of a result grouped by ASN (the rest row
+// is not one AS), from org (the geo data's names: geo.DB.ASOrg); nil or a
+// result grouped otherwise is left as it is.
+func (r *Result) NameASNs(org func(asn uint32) string) {
+	if r.By == ByASN && org != nil {
+		nameASNs(r.Rows, org)
+	}
+}
+
+// NameASNs does for every point of s what Result.NameASNs does.
+func (s *Series) NameASNs(org func(asn uint32) string) {
+	if s.By == ByASN && org != nil {
+		for i := range s.Points {
+			nameASNs(s.Points[i].Rows, org)
+		}
+	}
+}
+
+func nameASNs(rows []Row, org func(uint32) string) {
+	for i := range rows {
+		if n, err := strconv.ParseUint(rows[i].Key, 10, 32); err == nil {
+			rows[i].Org = org(uint32(n))
+		}
+	}
+}
+
+// printable replaces control characters (names from geo files and
+// sensors must not break a table or a terminal).
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // WriteTable writes r as an aligned, human-readable table.
 func WriteTable(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -90,11 +127,19 @@ func WriteTable(w io.Writer, r *Result) error {
 	if r.Baseline != nil {
 		head += "BASELINE\tREDUCTION\t"
 	}
+	// The AS organisation follows the figures, left-aligned: after the
+	// last cell, so that long names do not widen the columns.
+	if r.By == ByASN {
+		head += "  ORGANISATION"
+	}
 	fmt.Fprintln(tw, head)
 	for _, row := range rows {
 		line := left(row.Key) + "\t" + Thousands(row.UniqueIPs) + "\t"
 		if r.Baseline != nil {
 			line += opt(row.BaselineUniqueIPs) + "\t" + pct(row.ReductionPct) + "\t"
+		}
+		if row.Org != "" {
+			line += "  " + printable(row.Org)
 		}
 		fmt.Fprintln(tw, line)
 	}
@@ -112,12 +157,7 @@ func writeListeners(w io.Writer, ls []store.ListenerHealth) error {
 	names := make([]string, len(ls))
 	width := len("LISTENER")
 	for i, l := range ls {
-		names[i] = strings.Map(func(r rune) rune {
-			if unicode.IsControl(r) {
-				return '?'
-			}
-			return r
-		}, l.Name)
+		names[i] = printable(l.Name)
 		width = max(width, len(names[i]))
 	}
 	left := func(s string) string { return s + strings.Repeat(" ", width-len(s)) } // the padding indents by two
@@ -130,11 +170,15 @@ func writeListeners(w io.Writer, ls []store.ListenerHealth) error {
 }
 
 // WriteCSV writes r's rows as CSV with a header: key, unique_ips,
-// baseline_unique_ips, reduction_pct; then the rest of the keys beyond
-// --top as key "other" and the total as key "all".
+// baseline_unique_ips, reduction_pct, and org when grouped by ASN; then the
+// rest of the keys beyond --top as key "other" and the total as key "all".
 func WriteCSV(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"key", "unique_ips", "baseline_unique_ips", "reduction_pct"})
+	head := []string{"key", "unique_ips", "baseline_unique_ips", "reduction_pct"}
+	if r.By == ByASN {
+		head = append(head, "org")
+	}
+	cw.Write(head)
 	rec := func(row Row) {
 		b, p := "", ""
 		if row.BaselineUniqueIPs != nil {
@@ -143,7 +187,11 @@ func WriteCSV(w io.Writer, r *Result) error {
 		if row.ReductionPct != nil {
 			p = strconv.FormatFloat(*row.ReductionPct, 'f', 1, 64)
 		}
-		cw.Write([]string{row.Key, strconv.FormatUint(row.UniqueIPs, 10), b, p})
+		line := []string{row.Key, strconv.FormatUint(row.UniqueIPs, 10), b, p}
+		if r.By == ByASN {
+			line = append(line, row.Org)
+		}
+		cw.Write(line)
 	}
 	for _, row := range r.Rows {
 		rec(row)
@@ -176,23 +224,41 @@ func WriteSeriesTable(w io.Writer, s *Series) error {
 		}
 		fmt.Fprintln(tw, Thousands(p.UniqueIPs)+"\t"+Thousands(p.EstimatedHosts)+"\t"+Thousands(p.ResolverIPsExcluded)+"\t")
 		for _, row := range p.Rows {
-			fmt.Fprintln(tw, "\t\t"+row.Key+"\t"+Thousands(row.UniqueIPs)+"\t\t\t")
+			line := "\t\t" + row.Key + "\t" + Thousands(row.UniqueIPs) + "\t\t\t"
+			if row.Org != "" {
+				line += "  " + printable(row.Org)
+			}
+			fmt.Fprintln(tw, line)
 		}
 	}
 	return tw.Flush()
 }
 
 // WriteSeriesCSV writes s as CSV: from, to, key, unique_ips,
-// estimated_hosts, resolver_ips_excluded; key "all" is the point's total
-// (the only line that has the estimate and resolvers).
+// estimated_hosts, resolver_ips_excluded, and org when grouped by ASN; key
+// "all" is the point's total (the only line that has the estimate and
+// resolvers).
 func WriteSeriesCSV(w io.Writer, s *Series) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"from", "to", "key", "unique_ips", "estimated_hosts", "resolver_ips_excluded"})
+	head := []string{"from", "to", "key", "unique_ips", "estimated_hosts", "resolver_ips_excluded"}
+	asn := s.By == ByASN
+	if asn {
+		head = append(head, "org")
+	}
+	cw.Write(head)
 	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
 	for _, p := range s.Points {
-		cw.Write([]string{stamp(p.From), stamp(p.To), "all", u(p.UniqueIPs), u(p.EstimatedHosts), u(p.ResolverIPsExcluded)})
+		total := []string{stamp(p.From), stamp(p.To), "all", u(p.UniqueIPs), u(p.EstimatedHosts), u(p.ResolverIPsExcluded)}
+		if asn {
+			total = append(total, "")
+		}
+		cw.Write(total)
 		for _, row := range p.Rows {
-			cw.Write([]string{stamp(p.From), stamp(p.To), row.Key, u(row.UniqueIPs), "", ""})
+			line := []string{stamp(p.From), stamp(p.To), row.Key, u(row.UniqueIPs), "", ""}
+			if asn {
+				line = append(line, row.Org)
+			}
+			cw.Write(line)
 		}
 	}
 	cw.Flush()

@@ -211,7 +211,10 @@ type Baseline struct {
 // Row is one key's figures. Without a baseline the baseline fields are
 // omitted; reduction_pct is omitted when the baseline count is zero.
 type Row struct {
-	Key               string   `json:"key"`
+	Key string `json:"key"`
+	// Org names the AS organisation of a row grouped by ASN, when the geo
+	// data knows it (NameASNs); empty otherwise.
+	Org               string   `json:"org,omitempty"`
 	UniqueIPs         uint64   `json:"unique_ips"`
 	BaselineUniqueIPs *uint64  `json:"baseline_unique_ips,omitempty"`
 	ReductionPct      *float64 `json:"reduction_pct,omitempty"`
