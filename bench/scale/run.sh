@@ -138,12 +138,21 @@ tpid=$!
   done
 ) &
 wpid=$!
-wait "$tpid" || { wait "$wpid" 2>/dev/null; tail -c 3000 "$results/scale-import-stderr.txt" >&2
-  [ -f "$tmp/import-stopped" ] && awk -v m="$maxmib" 'BEGIN { printf "scale_import_peak_rss project=>%dMiB anchor=goal:512MiB ratio=<%.3f (stopped)\n", m, 512 / m }'
-  echo "bench/scale: takedown events import failed" >&2; exit 1; }
+status=0
+imported=1
+if ! wait "$tpid"; then
+  # A failed import is reported and the live day measured all the same
+  # (the windows then hold today only).
+  imported=0; status=1
+  tail -c 3000 "$results/scale-import-stderr.txt" >&2
+  echo "bench/scale: takedown events import failed; going on with the live day alone" | tee -a "$results/scale-summary.txt" >&2
+  if [ -f "$tmp/import-stopped" ]; then
+    awk -v m="$maxmib" 'BEGIN { printf "scale_import_peak_rss project=>%dMiB anchor=goal:512MiB ratio=<%.3f (stopped)\n", m, 512 / m }'
+  else
+    echo "scale_import_rows_per_s project=failed anchor=goal:100000 ratio=0"
+  fi
+fi
 wait "$wpid" 2>/dev/null || true
-isecs=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$results/scale-import-time.txt")
-irss=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$results/scale-import-time.txt")
 t0=$(now)
 sqlite3 "$tmp/anchor.db" > "$results/scale-sqlite3.txt" <<SQL
 .mode csv
@@ -154,10 +163,14 @@ adistinct=$(sqlite3 "$tmp/anchor.db" 'SELECT count(DISTINCT src_ip) FROM ss')
 t2=$(now)
 asecs=$(echo "$t1 - $t0" | bc -l); dsecs=$(echo "$t2 - $t1" | bc -l)
 rm -f "$tmp/anchor.db" "$tmp/yesterday.csv"
-echo "import: $isecs s, $irss MiB peak; sqlite3 .import $asecs s, count(DISTINCT) $dsecs s = $adistinct" >> "$results/scale-summary.txt"
-awk -v r="$irows" -v p="$isecs" -v a="$asecs" 'BEGIN { printf "scale_import_rows_per_s project=%d anchor=sqlite3:%d ratio=%.3f\n", r / p, r / a, a / p }'
-awk -v r="$irows" -v p="$isecs" 'BEGIN { printf "scale_import_rows_per_s_goal project=%d anchor=goal:100000 ratio=%.3f\n", r / p, r / p / 100000 }'
-echo "scale_import_peak_rss project=${irss}MiB anchor=goal:512MiB ratio=$(ratio 512 "$irss")"
+if [ "$imported" = 1 ]; then
+  isecs=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$results/scale-import-time.txt")
+  irss=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$results/scale-import-time.txt")
+  echo "import: $isecs s, $irss MiB peak; sqlite3 .import $asecs s, count(DISTINCT) $dsecs s = $adistinct" >> "$results/scale-summary.txt"
+  awk -v r="$irows" -v p="$isecs" -v a="$asecs" 'BEGIN { printf "scale_import_rows_per_s project=%d anchor=sqlite3:%d ratio=%.3f\n", r / p, r / a, a / p }'
+  awk -v r="$irows" -v p="$isecs" 'BEGIN { printf "scale_import_rows_per_s_goal project=%d anchor=goal:100000 ratio=%.3f\n", r / p, r / p / 100000 }'
+  echo "scale_import_peak_rss project=${irss}MiB anchor=goal:512MiB ratio=$(ratio 512 "$irss")"
+fi
 
 # Today, live.
 pin=()
@@ -219,7 +232,8 @@ db=$tmp/data/takedown.db
 rows=$(sqlite3 "$db" 'SELECT count(*) FROM events')
 # The import's own count of new rows (IDs are per row content; the
 # generator never repeats one), the rest came in live.
-istored=$(sed -n 's/.*stored \([0-9]*\) new.*/\1/p; s/.*"stored": *\([0-9]*\).*/\1/p' "$results/scale-import.txt" | head -1)
+istored=0
+[ "$imported" = 1 ] && istored=$(sed -n 's/.*stored \([0-9]*\) new.*/\1/p; s/.*"stored": *\([0-9]*\).*/\1/p' "$results/scale-import.txt" | head -1)
 live=$((rows - ${istored:-$irows}))
 dbytes=$(du -cb "$db"* | awk 'END { print $1 }')
 ebytes=$(du -sb "$tmp/data/evidence" 2>/dev/null | awk '{ print $1 }')
@@ -228,7 +242,7 @@ echo "store: $rows raw events ($live live), $dbytes bytes of database, ${ebytes:
 sent=$((sent + $(j probes)))
 dropped=$(( sent > live ? sent - live : 0 ))
 awk -v s="$live" -v t="$lsecs" 'BEGIN { printf "scale_events_stored_per_s project=%d anchor=goal:50000 ratio=%.3f\n", s / t, s / t / 50000 }'
-echo "scale_events_dropped project=$dropped anchor=goal:0 ratio=n/a (of $sent sent; counters: queue $qdrop, listener $cdrop, kernel $kdrop)"
+echo "scale_events_dropped project=$dropped anchor=goal:0 ratio=n/a (of $sent sent; counters: queue full $qdrop (the listeners count the same $cdrop), UDP socket buffer full $kdrop)"
 echo "scale_serve_peak_rss project=${hwm}MiB anchor=goal:512MiB ratio=$(ratio 512 "$hwm")"
 awk -v b="$dbytes" -v r="$rows" 'BEGIN { printf "scale_bytes_per_event project=%.1f anchor=goal:250 ratio=%.3f\n", b / r, 250 / (b / r) }'
 
@@ -250,3 +264,4 @@ t1=$(now)
 e=$(echo "$t1 - $t0" | bc -l)
 # The checkpoint's second line is the tree size (C2SP signed note).
 printf 'scale_evidence_open project=%.3fs anchor=goal:1s ratio=%.3f (%s leaves)\n' "$e" "$(echo "1 / $e" | bc -l)" "$(sed -n 2p "$results/scale-evidence.txt")"
+exit $status
