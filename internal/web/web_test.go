@@ -24,11 +24,16 @@ func testUsers(t testing.TB) Users {
 }
 
 // newServer starts the dashboard over the API fixture.
-func newServer(t testing.TB, fx *apitest.Fixture) *httptest.Server {
+// newServer serves the dashboard over fx; mods change the API's options.
+func newServer(t testing.TB, fx *apitest.Fixture, mods ...func(*api.Options)) *httptest.Server {
 	t.Helper()
-	a := api.New(api.Options{Registry: fx.DB, Events: fx.Events, Stats: fx.Stats, Tokens: fx.DB, Now: func() time.Time { return apitest.Now },
+	o := api.Options{Registry: fx.DB, Events: fx.Events, Stats: fx.Stats, Tokens: fx.DB, Now: func() time.Time { return apitest.Now },
 		Notify: fx.Notify, NotifySchedule: api.NotifySchedule{Enabled: true, At: "06:00"},
-		Baseline: api.Window{From: apitest.Now.Add(-5 * 24 * time.Hour), To: apitest.Now.Add(-2 * 24 * time.Hour)}})
+		Baseline: api.Window{From: apitest.Now.Add(-5 * 24 * time.Hour), To: apitest.Now.Add(-2 * 24 * time.Hour)}}
+	for _, m := range mods {
+		m(&o)
+	}
+	a := api.New(o)
 	d := New(Options{API: a, Users: testUsers(t)})
 	srv := httptest.NewServer(d)
 	t.Cleanup(srv.Close)

@@ -4,13 +4,13 @@
 // itself.
 import * as echarts from 'echarts/core';
 import { LineChart, MapChart } from 'echarts/charts';
-import { GridComponent, TooltipComponent, VisualMapComponent } from 'echarts/components';
+import { GridComponent, MarkAreaComponent, MarkLineComponent, MarkPointComponent, TooltipComponent, VisualMapComponent } from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
 import { feature } from 'topojson-client';
 import world from 'world-atlas/countries-110m.json';
 import codes from 'i18n-iso-countries/codes.json';
 
-echarts.use([LineChart, MapChart, GridComponent, TooltipComponent, VisualMapComponent, CanvasRenderer]);
+echarts.use([LineChart, MapChart, GridComponent, MarkAreaComponent, MarkLineComponent, MarkPointComponent, TooltipComponent, VisualMapComponent, CanvasRenderer]);
 
 const API = '/api/v1';
 const nf = new Intl.NumberFormat('en-US');
@@ -126,16 +126,104 @@ function fillTable(id, rows, cols, onSelect) {
 }
 
 const known = (r) => r.key !== 'unknown';
+// An ASN row's label: the number and, when the geo data knows it, the AS
+// organisation.
+const asLabel = (r) => (r.key === 'unknown' ? 'unknown' : r.org ? `AS${r.key} ${r.org}` : `AS${r.key}`);
 
-// Overview.
+// The whole takedown. The trend starts at the takedown's first day (the
+// earliest effective day of the orders in force, or of all orders when
+// none is) or at the baseline's first day if that is earlier, so that the
+// chart shows the before and the after; the window stays selectable.
+const DAY = 86400000;
+const midnight = (t) => Math.floor(t / DAY) * DAY;
+const isoDay = (t) => new Date(t).toISOString().slice(0, 10);
+function takedownStart(orders) {
+  const all = orders?.orders || [];
+  const inForce = all.filter((o) => o.active);
+  const pick = (inForce.length ? inForce : all).map((o) => Date.parse(o.effective)).filter((t) => !Number.isNaN(t));
+  return pick.length ? Math.min(...pick) : null;
+}
+
+// reduction compares the baseline's mean daily count (the whole days
+// inside the baseline window) with the latest whole day after it: what the
+// press reports as "down 75 % since March". null when either is missing.
+function reduction(points, baseline) {
+  if (!baseline) return null;
+  const bf = Date.parse(baseline.from);
+  const bt = Date.parse(baseline.to);
+  const whole = points.filter((p) => Date.parse(p.to) - Date.parse(p.from) === DAY);
+  const inBase = whole.filter((p) => Date.parse(p.from) >= bf && Date.parse(p.to) <= bt);
+  const after = whole.filter((p) => Date.parse(p.from) >= bt);
+  if (!inBase.length || !after.length) return null;
+  const mean = inBase.reduce((s, p) => s + p.unique_ips, 0) / inBase.length;
+  if (mean === 0) return null;
+  const last = after[after.length - 1];
+  return { mean, first: inBase[0], lastBase: inBase[inBase.length - 1], last, pct: Math.round(((mean - last.unique_ips) / mean) * 1000) / 10 };
+}
+
+// trend draws the overview's trend for the selected window, ending at now
+// (the server's clock: the end of its last answer's window).
+async function trend(baseline, orders, now) {
+  const sel = $('trend-window').value;
+  const start = takedownStart(orders);
+  let from;
+  let what;
+  if (sel === 'whole' && start !== null) {
+    from = midnight(Math.min(start, baseline ? Date.parse(baseline.from) : start));
+    what = `since ${isoDay(start)}, the first day of the takedown`;
+  } else {
+    const n = sel === 'whole' ? 30 : parseInt(sel, 10);
+    from = midnight(now) - (n - 1) * DAY;
+    what = sel === 'whole' ? 'last 30 days (no order yet)' : `last ${n} days`;
+  }
+  // The API refuses more than 800 points: weeks beyond that.
+  const every = (now - from) / DAY > 800 ? 'week' : 'day';
+  const series = await get(`/series?from=${isoDay(from)}&every=${every}`);
+  const pts = series.points;
+  const days = pts.map((p) => day(p.from));
+  $('trend-title').textContent = `Trend: distinct infected IPs per ${every} (UTC), ${what}`;
+  const r = every === 'day' ? reduction(pts, baseline) : null;
+  const red = $('trend-reduction');
+  if (r) {
+    red.textContent = `${pct(r.pct)} since the baseline: ${fmt(Math.round(r.mean))} addresses a day (mean of ${day(r.first.from)} to ${day(r.lastBase.from)}), ${fmt(r.last.unique_ips)} on ${day(r.last.from)}`;
+  } else {
+    red.textContent = baseline ? 'The baseline has no whole day in this window.' : 'No baseline configured.';
+  }
+  const marks = {};
+  if (r) {
+    marks.markArea = { silent: true, itemStyle: { color: 'rgba(255, 180, 84, 0.15)' }, label: { color: '#ffb454', position: 'insideTop' },
+      data: [[{ name: 'baseline', xAxis: day(r.first.from) }, { xAxis: day(r.lastBase.from) }]] };
+    marks.markPoint = { symbol: 'circle', symbolSize: 10, itemStyle: { color: '#7ee2a8' },
+      label: { position: 'top', distance: 8, color: '#0f1720', backgroundColor: '#7ee2a8', borderRadius: 3, padding: [3, 6], fontWeight: 'bold', formatter: () => pct(r.pct) },
+      data: [{ name: 'reduction', coord: [day(r.last.from), r.last.unique_ips], value: r.pct }] };
+  }
+  const lines = [];
+  if (start !== null && days.includes(isoDay(start))) lines.push({ name: 'order effective', xAxis: isoDay(start), label: { formatter: 'order effective', color: '#e8eef4' }, lineStyle: { color: '#e8eef4', type: 'dashed' } });
+  if (r) lines.push({ name: 'baseline mean', yAxis: Math.round(r.mean), label: { formatter: `baseline ${fmt(Math.round(r.mean))}/day`, color: '#ffb454', position: 'insideEndTop' }, lineStyle: { color: '#ffb454' } });
+  if (lines.length) marks.markLine = { silent: true, symbol: 'none', data: lines };
+  chart('trend').setOption({
+    ...chartTheme,
+    grid: { left: 60, right: 30, top: 30, bottom: 40 },
+    tooltip: { trigger: 'axis', valueFormatter: fmt },
+    xAxis: { type: 'category', name: `${every} (UTC)`, nameLocation: 'middle', nameGap: 28, data: days, axisLabel: { color: '#a9b7c6' } },
+    yAxis: { type: 'value', axisLabel: { color: '#a9b7c6', formatter: fmt }, splitLine: { lineStyle: { color: '#2a3a4b' } } },
+    series: [{ name: 'Infected IPs', type: 'line', smooth: false, showSymbol: pts.length <= 60, data: pts.map((p) => p.unique_ips), lineStyle: { color: '#5fb3ff' }, itemStyle: { color: '#5fb3ff' }, ...marks }],
+  }, { notMerge: true });
+  document.body.dataset.trend = sel; // drawn: tests wait for it
+}
+
+// Overview. What the trend's window selector needs between refreshes is
+// kept on the function: the baseline, the orders and the server's now.
 async function overview() {
-  const [d1, d7, c7, a7, f7, series] = await Promise.all([
+  const [d1, d7, c7, a7, f7, orders] = await Promise.all([
     get('/stats'),
     get('/stats?window=7d'),
     get('/stats?window=7d&by=country'),
     get('/stats?window=7d&by=asn&top=10'),
     get('/stats?window=7d&by=family&top=10'),
-    get('/series?window=30d&every=day'),
+    // Orders are for analysts and admins; without them the trend shows
+    // the last 30 days.
+    get('/orders').catch(() => null),
   ]);
   $('headline-24h').textContent = fmt(d1.unique_ips);
   $('hosts-24h').textContent = `about ${fmt(d1.estimated_hosts)} hosts; ${fmt(d1.resolver_ips_excluded)} resolver IPs not counted`;
@@ -148,14 +236,10 @@ async function overview() {
     $('change').textContent = '–';
     $('baseline').textContent = 'No baseline configured';
   }
-  chart('trend').setOption({
-    ...chartTheme,
-    grid: { left: 60, right: 20, top: 20, bottom: 40 },
-    tooltip: { trigger: 'axis', valueFormatter: fmt },
-    xAxis: { type: 'category', name: 'day (UTC)', nameLocation: 'middle', nameGap: 28, data: series.points.map((p) => day(p.from)), axisLabel: { color: '#a9b7c6' } },
-    yAxis: { type: 'value', axisLabel: { color: '#a9b7c6', formatter: fmt }, splitLine: { lineStyle: { color: '#2a3a4b' } } },
-    series: [{ name: 'Infected IPs', type: 'line', smooth: false, showSymbol: true, data: series.points.map((p) => p.unique_ips), lineStyle: { color: '#5fb3ff' }, itemStyle: { color: '#5fb3ff' } }],
-  });
+  overview.baseline = d7.baseline || null;
+  overview.orders = orders;
+  overview.now = Date.parse(d1.to);
+  await trend(overview.baseline, overview.orders, overview.now);
   const countries = (c7.rows || []).filter(known);
   const max = Math.max(1, ...countries.map((r) => r.unique_ips));
   chart('map').setOption({
@@ -170,16 +254,16 @@ async function overview() {
     }],
   });
   fillTable('top-country', countries.slice(0, 10), [[(r) => countryName(r.key)], [(r) => fmt(r.unique_ips), 'num']]);
-  fillTable('top-asn', a7.rows || [], [[(r) => (r.key === 'unknown' ? 'unknown' : `AS${r.key}`)], [(r) => fmt(r.unique_ips), 'num']]);
+  fillTable('top-asn', a7.rows || [], [[asLabel], [(r) => fmt(r.unique_ips), 'num']]);
   fillTable('top-family', f7.rows || [], [[(r) => r.key], [(r) => fmt(r.unique_ips), 'num']]);
 }
 
 // Countries and ASNs.
 let drillKey = null;
-async function drill(by, key) {
-  drillKey = { by, key };
+async function drill(by, key, org) {
+  drillKey = { by, key, org };
   const s = await get(`/series?window=30d&every=day&by=${by}`);
-  const label = by === 'country' ? countryName(key) : `AS${key}`;
+  const label = by === 'country' ? countryName(key) : asLabel({ key, org });
   $('drill-title').textContent = `Trend: ${label}, distinct infected IPs per day (UTC)`;
   chart('drill').setOption({
     ...chartTheme,
@@ -196,13 +280,13 @@ async function geoView() {
   const [c, a] = await Promise.all([get(`/stats?window=${w}&by=country`), get(`/stats?window=${w}&by=asn`)]);
   const cols = (label) => [[label], [(r) => fmt(r.unique_ips), 'num'], [(r) => fmt(r.baseline_unique_ips), 'num'], [(r) => pct(r.reduction_pct), 'num']];
   fillTable('geo-country', (c.rows || []).filter(known), cols((r) => countryName(r.key)), (r) => drill('country', r.key));
-  fillTable('geo-asn', (a.rows || []).filter(known), cols((r) => `AS${r.key}`), (r) => drill('asn', r.key));
+  fillTable('geo-asn', (a.rows || []).filter(known), cols(asLabel), (r) => drill('asn', r.key, r.org));
   const first = (c.rows || []).find(known);
   if (!drillKey && first) {
     $('geo-country').querySelector('tbody tr')?.setAttribute('aria-selected', 'true');
     drillKey = { by: 'country', key: first.key };
   }
-  if (drillKey) await drill(drillKey.by, drillKey.key);
+  if (drillKey) await drill(drillKey.by, drillKey.key, drillKey.org);
 }
 
 // Orders.
@@ -344,5 +428,9 @@ function show(name) {
 window.addEventListener('hashchange', () => show(location.hash.slice(1)));
 document.addEventListener('DOMContentLoaded', () => {
   $('geo-window').addEventListener('change', () => geoView().catch(showError));
+  $('trend-window').addEventListener('change', () => {
+    delete document.body.dataset.trend;
+    trend(overview.baseline, overview.orders, overview.now).catch(showError);
+  });
   show(location.hash.slice(1));
 });

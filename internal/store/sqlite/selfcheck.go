@@ -24,8 +24,8 @@ const maxLookupDays = 400
 // query names every day of the window: SQLite seeks the primary key
 // (day, ip) once per day instead of scanning the window.
 //
-// Aggregates the store still holds in memory (up to FlushEvery behind the
-// stored events) are not seen.
+// Aggregates the store still holds in memory (until the next flush: the
+// pipeline's, every second in serve) are not seen.
 func (s *EventStore) Lookup(ctx context.Context, addr netip.Addr, from, to time.Time) ([]store.DayIP, error) {
 	if !addr.IsValid() {
 		return nil, errors.New("lookup: invalid address")
