@@ -63,6 +63,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -150,6 +151,7 @@ type Log struct {
 	broken   error       // set when a write failed half-way; writes refuse afterwards
 	unsynced []int       // descriptors of the tiles this Log wrote since the last rotation
 	others   []string    // tiles other processes wrote (seen catching up), also to fsync then
+	dirs     []string    // the directories of both, fsynced then too
 	buf      []byte
 }
 
@@ -386,6 +388,7 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 			return 0, fmt.Errorf("evidence append: %w", err)
 		}
 		l.unsynced = append(l.unsynced, fd)
+		l.noteDir(f.path)
 	}
 	if l.n-l.jStart >= journalMaxEntries || l.jEnd >= journalMaxBytes {
 		if err := l.rotateJournal(); err != nil {
@@ -563,9 +566,23 @@ func (l *Log) syncTiles() error {
 			}
 		}
 	}
+	// A new file's name is durable with its directory.
+	for _, d := range l.dirs {
+		if err := syncDir(filepath.Join(l.dir, filepath.FromSlash(d))); err != nil {
+			return fmt.Errorf("sync tiles: %w", err)
+		}
+	}
 	l.closeUnsynced()
-	l.others = l.others[:0]
+	l.others, l.dirs = l.others[:0], l.dirs[:0]
 	return nil
+}
+
+// noteDir records the directory of tile path p for the next syncTiles.
+func (l *Log) noteDir(p string) {
+	d := path.Dir(p)
+	if !slices.Contains(l.dirs, d) {
+		l.dirs = append(l.dirs, d)
+	}
 }
 
 func (l *Log) closeUnsynced() {

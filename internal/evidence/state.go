@@ -233,6 +233,7 @@ func allZero(b []byte) bool {
 func (l *Log) checkTiles(files []tileFile) error {
 	for _, f := range files {
 		l.others = append(l.others, f.path)
+		l.noteDir(f.path)
 		got, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(f.path)))
 		switch {
 		case err == nil && bytes.Equal(got, f.data):
@@ -339,6 +340,17 @@ func (l *Log) checkLatest() error {
 			c.Size, b64(root), b64(c.Root))
 	}
 	l.last = c
+	// A restored copy (CopyLive leaves partial tiles out) gets the partial
+	// tiles the checkpoint file names back.
+	if c.Size == l.n {
+		for _, f := range l.partials() {
+			if _, err := os.Stat(filepath.Join(l.dir, filepath.FromSlash(f.path))); errors.Is(err, fs.ErrNotExist) {
+				if err := writeTile(l.dir, f); err != nil {
+					return fmt.Errorf("evidence: %w", err)
+				}
+			}
+		}
+	}
 	return nil
 }
 
