@@ -100,6 +100,21 @@ var migrations = []string{
 		sets_from BIGINT NOT NULL
 	);
 	INSERT INTO stats_sets_state SELECT 1, COALESCE(MAX(day) + 86400, -4611686018427387904) FROM event_day_ip;`,
+	// Compact raw events: as SQLite's events migration of the same
+	// change says (internal/store/sqlite/schema_events.go). Strings are
+	// numbered by a sequence here (several collectors add them).
+	`CREATE TABLE event_strings (
+		id BIGSERIAL PRIMARY KEY,
+		s TEXT NOT NULL UNIQUE
+	);
+	ALTER TABLE events ADD COLUMN ip BYTEA;
+	ALTER TABLE events ALTER COLUMN id TYPE BYTEA USING (CASE
+		WHEN id ~ '^[0-9a-f]{16}-[0-9a-f]{16}$'
+			THEN decode('01' || substr(id, 1, 16) || regexp_replace(substr(id, 18), '^(00)+', ''), 'hex')
+		WHEN id ~ '^ss-[0-9a-f]{32}$' THEN decode('02' || substr(id, 4), 'hex')
+		WHEN id ~ '^jl-[0-9a-f]{32}$' THEN decode('03' || substr(id, 4), 'hex')
+		ELSE '\x00'::bytea || convert_to(id, 'UTF8') END);
+	CREATE INDEX events_day_ip ON events (day, ip);`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
@@ -109,6 +124,7 @@ const migrationLock = 0x74616b65646f776e // "takedown"
 // EventStore is the PostgreSQL store.EventStore.
 type EventStore struct {
 	pool *pgxpool.Pool
+	strs readerStrings // the raw events' string table, for readers (records.go)
 }
 
 var _ store.EventStore = (*EventStore)(nil)
@@ -167,8 +183,8 @@ func (s *EventStore) migrate(ctx context.Context) error {
 }
 
 const (
-	sqlInsertEvents = `INSERT INTO events (day, id, ts, case_id, record)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
+	sqlInsertEvents = `INSERT INTO events (day, id, ts, ip, record)
+		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::bytea[], $5::bytea[])
 		ON CONFLICT DO NOTHING RETURNING day, id`
 	sqlUpsertDayIPs = `INSERT INTO event_day_ip AS a (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids)
 		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
@@ -204,7 +220,7 @@ const (
 
 type eventKey struct {
 	day int64
-	id  string
+	id  string // packed (event.PackID)
 }
 
 // WriteBatch implements store.EventStore.
@@ -244,9 +260,12 @@ func columnsOf(b *store.Batch) (batchColumns, error) {
 		}
 		c.days[i], c.ids[i], c.tss[i], c.cases[i] = store.DayOf(e.Timestamp), e.ID, e.Timestamp.UnixNano(), e.Case
 	}
-	var err error
-	c.records, err = b.EncodeRecords()
-	return c, err
+	// The JSON-lines records the caller made, if any, for the events the
+	// compact encoding cannot carry (records.go makes them otherwise).
+	if len(b.Records) == n {
+		c.records = b.Records
+	}
+	return c, nil
 }
 
 // writeBatchTx stores b, whose columns are cols, in tx: WriteBatch's
@@ -254,19 +273,30 @@ func columnsOf(b *store.Batch) (batchColumns, error) {
 func writeBatchTx(ctx context.Context, tx pgx.Tx, b *store.Batch, cols batchColumns) (store.BatchResult, error) {
 	var res store.BatchResult
 	n := len(b.Events)
-	days, ids := cols.days, cols.ids
+	days, ids := cols.days, make([]string, n)
 	inserted := make(map[eventKey]bool, n)
 	if n > 0 {
-		rows, err := tx.Query(ctx, sqlInsertEvents, cols.days, cols.ids, cols.tss, cols.cases, cols.records)
+		stored, err := encodeEventsTx(ctx, tx, b.Events, cols.records)
+		if err != nil {
+			return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
+		}
+		pids, ips, recs := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		for i := range stored {
+			pids[i], ips[i], recs[i] = stored[i].ID, stored[i].IP, stored[i].Record
+			ids[i] = string(stored[i].ID)
+		}
+		rows, err := tx.Query(ctx, sqlInsertEvents, cols.days, pids, cols.tss, ips, recs)
 		if err != nil {
 			return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
 		}
 		for rows.Next() {
 			var k eventKey
-			if err := rows.Scan(&k.day, &k.id); err != nil {
+			var id []byte
+			if err := rows.Scan(&k.day, &id); err != nil {
 				rows.Close()
 				return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
 			}
+			k.id = string(id)
 			inserted[k] = true
 		}
 		rows.Close()

@@ -2,13 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -83,14 +83,18 @@ func (s *EventStore) ScanEventSources(ctx context.Context, from, to time.Time, f
 		return fmt.Errorf("scan raw events: %w", err)
 	}
 	defer rows.Close()
+	var lerr error
+	lookup := s.strings().Lookup(ctx, &lerr)
 	for rows.Next() {
 		var rec []byte
 		if err := rows.Scan(&rec); err != nil {
 			return fmt.Errorf("scan raw events: %w", err)
 		}
-		e, err := event.UnmarshalJSONL(rec)
+		// Only the protocol, source, family and unverified flag are
+		// decoded (records.go).
+		e, err := store.DecodeSource(rec, lookup)
 		if err != nil {
-			return fmt.Errorf("scan raw events: %w", err)
+			return fmt.Errorf("scan raw events: %w", errors.Join(lerr, err))
 		}
 		if err := fn(e.SrcIP.Unmap(), e.Family, store.EventBits(&e)); err != nil {
 			return err
