@@ -512,6 +512,26 @@ func tilePath(L int, N uint64, w int) string {
 // current partial bundle durable, then replaces the journal with one that
 // starts at that bundle.
 func (l *Log) rotateJournal() error {
+	// The partial tiles of levels 1 and up at the new start (the same as at
+	// l.n: no hash of those levels completes within a bundle) spare the
+	// next Open reading up to 255 full tiles per level.
+	for L := 1; L < len(l.tails); L++ {
+		if len(l.tails[L]) == 0 {
+			continue
+		}
+		f := l.partials()[0]
+		for _, p := range l.partials() {
+			if strings.HasPrefix(p.path, "tile/"+strconv.Itoa(L)+"/") {
+				f = p
+			}
+		}
+		fd, err := createTile(l.dir, f)
+		if err != nil {
+			return err
+		}
+		l.unsynced = append(l.unsynced, fd)
+		l.noteDir(f.path)
+	}
 	if err := l.syncTiles(); err != nil {
 		return err
 	}

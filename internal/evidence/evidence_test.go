@@ -451,7 +451,10 @@ func TestLiveLogTamper(t *testing.T) {
 			flip(t, filepath.Join(dir, bundle0), 100)
 			must(t, os.RemoveAll(filepath.Join(dir, "tile", "0")))
 		}, "no such file"},
-		{"hash tile flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, "tile", "0", "000"), 64) }, "does not match its checkpoint"},
+		{"hash tile flipped", func(t *testing.T, dir string) { flip(t, filepath.Join(dir, "tile", "0", "000"), 64) }, "edited"},
+		{"right-edge tile flipped", func(t *testing.T, dir string) {
+			flip(t, filepath.Join(dir, "tile", "1", "000.p", "2"), 40) // read by Open
+		}, "does not match its checkpoint"},
 		{"bundle removed", func(t *testing.T, dir string) { must(t, os.Remove(filepath.Join(dir, "tile", "entries", "001"))) }, "no such file"},
 		{"log truncated below its checkpoint", func(t *testing.T, dir string) {
 			must(t, os.Truncate(filepath.Join(dir, journalFile), journalOffsets(t, dir)[10]))

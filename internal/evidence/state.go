@@ -8,6 +8,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -81,6 +82,14 @@ func treeAt(dir string, start uint64) (tree, error) {
 	t.tails = [][]tlog.Hash{make([]tlog.Hash, 0, tileWidth)}
 	for L := 1; start>>(tileHeight*L) > 0; L++ {
 		cnt := start >> (tileHeight * L) // complete hashes at level 8L
+		if w := cnt % tileWidth; w > 0 {
+			// The partial tile the journal's rotation wrote and fsynced.
+			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(tilePath(L, cnt/tileWidth, int(w)))))
+			if err == nil && len(b) == int(w)*tlog.HashSize {
+				t.tails = append(t.tails, append(make([]tlog.Hash, 0, tileWidth), splitHashes(b)...))
+				continue
+			}
+		}
 		tail := make([]tlog.Hash, 0, tileWidth)
 		for k := cnt &^ (tileWidth - 1); k < cnt; k++ {
 			data, err := readTile(dir, L-1, k)
@@ -171,6 +180,8 @@ func (l *Log) replayJournal(ctx context.Context) error {
 	}
 	var files []tileFile
 	off := l.jEnd
+	h := sha256.New()
+	var sum [sha256.Size]byte
 	for i := 0; ; i++ {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -205,7 +216,10 @@ func (l *Log) replayJournal(ctx context.Context) error {
 				return fmt.Errorf("evidence journal: entry %d follows a tree of %d", idx, l.n)
 			}
 			e := rest[entryHeader : entryHeader+n]
-			files = l.push(LeafHash(e[:NonceSize], e[NonceSize:]), rest[:entryHeader+n], files)
+			h.Reset()
+			h.Write([]byte{0})
+			h.Write(e)
+			files = l.push(tlog.Hash(h.Sum(sum[:0])), rest[:entryHeader+n], files)
 			if len(files) >= 64 {
 				if err := l.checkTiles(files); err != nil {
 					return err
