@@ -251,6 +251,7 @@ func runSend(args []string) error {
 	api := fs.String("api", "", "base URL of the dashboard (http://127.0.0.1:P) for the visibility probe")
 	token := fs.String("token", "", "API bearer token")
 	seed := fs.Uint64("seed", 16, "address seed")
+	grace := fs.Float64("grace", 1.25, "stop sending at this multiple of events/rate: the load is offered at a fixed rate, and what the server did not take by then is reported as unsent")
 	fs.Parse(args)
 	for _, a := range []string{*udpAddr, *httpAddr, *httpsAddr} {
 		if a == "" {
@@ -281,9 +282,14 @@ func runSend(args []string) error {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// HTTP and HTTPS requests wait for the server's answer: when it falls
+	// behind they go out late, not at the offered rate. The deadline keeps
+	// the run at the offered pace's length (plus grace).
+	sendCtx, stopSending := context.WithTimeout(ctx, time.Duration(float64(*events) / *rate * *grace * float64(time.Second)))
+	defer stopSending()
 	var wg sync.WaitGroup
 	if nUDP > 0 {
-		wg.Go(func() { sendUDP(*udpAddr, nUDP, *rate*float64(nUDP)/float64(*events), start, pick, &c) })
+		wg.Go(func() { sendUDP(sendCtx, *udpAddr, nUDP, *rate*float64(nUDP)/float64(*events), start, pick, &c) })
 	}
 	if nWeb > 0 {
 		webRate := *rate * float64(nWeb) / float64(*events)
@@ -296,7 +302,7 @@ func runSend(args []string) error {
 		var conns atomic.Int64
 		for w := range *webWorkers {
 			wg.Go(func() {
-				sendWeb(w, *webWorkers, webRate, start, &budget, &conns, httpsEvery, *httpAddr, *httpsAddr, *perConn, pick, &c)
+				sendWeb(sendCtx, w, *webWorkers, webRate, start, &budget, &conns, httpsEvery, *httpAddr, *httpsAddr, *perConn, pick, &c)
 			})
 		}
 	}
@@ -316,7 +322,7 @@ func runSend(args []string) error {
 	cancel()
 	<-probeDone
 	sent := c.udp.Load() + c.http.Load() + c.https.Load()
-	res := map[string]any{"sent": sent, "udp": c.udp.Load(), "http": c.http.Load(), "https": c.https.Load(),
+	res := map[string]any{"offered": *events, "unsent": *events - sent, "sent": sent, "udp": c.udp.Load(), "http": c.http.Load(), "https": c.https.Load(),
 		"failed": c.failed.Load(), "seconds": secs, "rate": float64(sent) / secs, "probes": len(lat)}
 	if len(lat) > 0 {
 		slices.Sort(lat)
@@ -366,7 +372,7 @@ func udpBeacon(dst []byte, n uint64) []byte {
 // leave the cores to the server; 32 datagrams are well under a
 // millisecond's worth at the rates measured here, so the pace stays even
 // at the scale of the socket buffers.
-func sendUDP(addr string, n int64, rate float64, start time.Time, pick func() uint32, c *counters) {
+func sendUDP(ctx context.Context, addr string, n int64, rate float64, start time.Time, pick func() uint32, c *counters) {
 	conn, err := net.Dial("udp", addr)
 	if err != nil {
 		c.failed.Add(n)
@@ -377,7 +383,7 @@ func sendUDP(addr string, n int64, rate float64, start time.Time, pick func() ui
 	const batch = 32
 	msgs := make([]ipv4.Message, batch)
 	bufs := make([][]byte, batch)
-	for i := int64(0); i < n; i += batch {
+	for i := int64(0); i < n && ctx.Err() == nil; i += batch {
 		pace(start, i, rate)
 		k := int(min(batch, n-i))
 		for j := range k {
@@ -400,12 +406,12 @@ func sendUDP(addr string, n int64, rate float64, start time.Time, pick func() ui
 // sendWeb is one of workers web senders; each takes requests from the
 // shared budget at its share of rate, one keep-alive connection (one source)
 // at a time.
-func sendWeb(id, workers int, rate float64, start time.Time, budget, conns *atomic.Int64, httpsEvery int,
+func sendWeb(ctx context.Context, id, workers int, rate float64, start time.Time, budget, conns *atomic.Int64, httpsEvery int,
 	httpAddr, httpsAddr string, perConn int, pick func() uint32, c *counters) {
 	my := rate / float64(workers)
 	var mine int64
 	var wbuf []byte
-	for {
+	for ctx.Err() == nil {
 		k := conns.Add(1)
 		https := httpsAddr != "" && (httpAddr == "" || (httpsEvery > 0 && k%int64(httpsEvery) == 0))
 		addr, dport, ctr := httpAddr, uint16(80), &c.http
@@ -436,7 +442,7 @@ func sendWeb(id, workers int, rate float64, start time.Time, budget, conns *atom
 		}
 		br := bufio.NewReader(rw)
 		for range perConn {
-			if budget.Add(-1) < 0 {
+			if ctx.Err() != nil || budget.Add(-1) < 0 {
 				raw.Close()
 				return
 			}
