@@ -103,6 +103,7 @@ const (
 // every tile below is fsynced) when it holds this many entries or bytes:
 // it bounds what Open re-hashes. Variables for the tests.
 var (
+	maxUnsynced              = 512 // tile descriptors held open between syncs
 	journalMaxEntries uint64 = 1 << 18
 	journalMaxBytes   int64  = 64 << 20
 )
@@ -389,6 +390,17 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 		}
 		l.unsynced = append(l.unsynced, fd)
 		l.noteDir(f.path)
+	}
+	// Bound the descriptors held between rotations: sync and close them
+	// early (their names become durable with the directories at rotation).
+	if len(l.unsynced) >= maxUnsynced {
+		for _, fd := range l.unsynced {
+			if err := unix.Fdatasync(fd); err != nil {
+				l.fail(err)
+				return 0, fmt.Errorf("evidence append: sync tiles: %w", err)
+			}
+		}
+		l.closeUnsynced()
 	}
 	if l.n-l.jStart >= journalMaxEntries || l.jEnd >= journalMaxBytes {
 		if err := l.rotateJournal(); err != nil {
