@@ -25,9 +25,11 @@ import (
 )
 
 // importMemoryLimit is the Go heap's soft limit during an import (unless
-// GOMEMLIMIT says otherwise), under the 512 MiB the whole process may
-// use: SQLite's page cache lives outside the Go heap.
-const importMemoryLimit = 320 << 20
+// GOMEMLIMIT says otherwise). What an import holds live is some 60 to
+// 150 MB (docs/events.md); without a limit the heap doubles between
+// collections, and with SQLite's page cache outside it the process would
+// pass the 512 MiB it may use.
+const importMemoryLimit = 192 << 20
 
 func newEventsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "events", Short: "Sinkhole events: import partner and historical data"}

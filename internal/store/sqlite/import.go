@@ -29,6 +29,12 @@ import (
 // (docs/events.md). Larger runs write no faster.
 const importMaxPending = 100_000
 
+// importCacheKiB is the writer's page cache during an import (negative:
+// KiB, as PRAGMA cache_size takes it): an import's memory must stay
+// bounded (docs/events.md), and a long transaction's dirty pages spill to
+// the WAL when the cache is full, so a smaller cache costs little.
+const importCacheKiB = -65536
+
 var _ store.Importer = (*EventStore)(nil)
 
 // BeginImport implements store.Importer. The store's pending aggregates
@@ -40,11 +46,21 @@ func (s *EventStore) BeginImport(ctx context.Context) (store.Import, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("begin import: %w", err)
 	}
-	if _, err := s.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+	var cache int64
+	if err := s.conn.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("begin import: %w", err)
 	}
-	return &sqliteImport{s: s, latestDay: s.latestDay}, nil
+	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size=%d`, importCacheKiB)); err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	if _, err := s.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		s.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size=%d`, cache)) //nolint:errcheck // the begin error matters
+		s.mu.Unlock()
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	return &sqliteImport{s: s, latestDay: s.latestDay, cache: cache}, nil
 }
 
 type sqliteImport struct {
@@ -52,6 +68,7 @@ type sqliteImport struct {
 	agg       store.Aggregator // aggregates of fresh events not yet written
 	maxSeq    int64            // sequence number of the last event inserted
 	latestDay int64            // s.latestDay before the import, restored on rollback
+	cache     int64            // the connection's cache_size before the import, restored after
 	done      bool             // committed or rolled back; s.mu released
 }
 
@@ -138,6 +155,7 @@ func (im *sqliteImport) Commit(ctx context.Context) error {
 	s.watermark = watermark
 	s.strs.committedAll() // the string table rows the import added are committed
 	im.done = true
+	im.restoreCache()
 	s.mu.Unlock()
 	return nil
 }
@@ -153,8 +171,15 @@ func (im *sqliteImport) Rollback() error {
 	clear(s.known)
 	s.latestDay = im.latestDay
 	im.agg.Take()
-	if _, err := s.conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+	_, err := s.conn.ExecContext(context.Background(), `ROLLBACK`)
+	im.restoreCache()
+	if err != nil {
 		return fmt.Errorf("import: rollback: %w", err)
 	}
 	return nil
+}
+
+// restoreCache gives the writer connection its page cache back.
+func (im *sqliteImport) restoreCache() {
+	im.s.conn.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA cache_size=%d`, im.cache)) //nolint:errcheck // only a cache size
 }
