@@ -8,7 +8,7 @@
 // lacks). Output, one "key value" a line:
 //
 //	sinkhole_events, sinkhole_bytes, shadowserver_events, shadowserver_bytes,
-//	day, cidr, asn, sinkhole_dir, shadowserver_dir
+//	day, day_unix, cidr, cidr_lo, cidr_hi, asn, sinkhole_dir, shadowserver_dir
 //
 // The store sizes are the database file after a WAL checkpoint, indexes,
 // aggregates and every other table included. run.sh times the report
@@ -126,8 +126,10 @@ func main() {
 	}
 	fmt.Printf("shadowserver_events %d\nshadowserver_bytes %d\n", n, b)
 	a, nw := addrOf(ns, 0)
-	fmt.Printf("day %s\ncidr %s\nasn %d\nsinkhole_dir %s\nshadowserver_dir %s\n", day.Format(time.DateOnly),
-		netip.PrefixFrom(a, 16).Masked(), nw.asn, sinkDir, ssDir)
+	p := netip.PrefixFrom(a, 16).Masked()
+	lo, hi := store.PrefixRange(p)
+	fmt.Printf("day %s\nday_unix %d\ncidr %s\ncidr_lo %X\ncidr_hi %X\nasn %d\nsinkhole_dir %s\nshadowserver_dir %s\n", day.Format(time.DateOnly),
+		day.Unix(), p, lo, hi, nw.asn, sinkDir, ssDir)
 }
 
 // build writes n events made by fill into a new store in dir and returns

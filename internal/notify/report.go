@@ -132,6 +132,15 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	for k := range refs {
 		wantIP[k.IP] = struct{}{}
 	}
+	if prefixes == nil && len(wantIP) <= maxAddressReads {
+		// An ASN's or a country's addresses are known now: read their
+		// events only, one index seek each, rather than the whole day.
+		prefixes = make([]netip.Prefix, 0, len(wantIP))
+		for a := range wantIP {
+			prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+		}
+		slices.SortFunc(prefixes, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	}
 	err = src.ScanDayEvents(ctx, day, prefixes, func(e *event.Event) error {
 		if _, want := wantIP[e.SrcIP.Unmap()]; !want || store.EventBits(e)&store.Direct == 0 {
 			return nil
@@ -163,6 +172,10 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	}
 	return out, nil
 }
+
+// maxAddressReads is the most addresses whose raw events Collect reads
+// one by one; for more, reading the whole day is cheaper.
+const maxAddressReads = 200_000
 
 // selectionOf returns the union of sets as a store selection, and their
 // prefixes when prefixes alone make the sets (nil otherwise: the

@@ -186,54 +186,65 @@ func scanRecords(ctx context.Context, db *DB, q string, args []any, fn func(seq 
 	return rows.Err()
 }
 
-// ScanDayEvents calls fn with every raw event of the UTC day starting at
+// scanDayEvents calls fn with every raw event of the UTC day starting at
 // day whose source address lies in one of prefixes (every event of the
-// day when prefixes is nil), found through the (day, ip) index; fn must
-// not keep the event. Events stored before the address had its own
-// column are read too and tested on their record.
+// day when prefixes is nil), found through the (day, ip) index: one
+// range read per prefix, so a few thousand single addresses cost a few
+// thousand index seeks, not a read of the day. Events stored before the
+// address had its own column are read too and tested on their record.
+// fn must not keep the event.
 func scanDayEvents(ctx context.Context, db *DB, day time.Time, prefixes []netip.Prefix, fn func(*event.Event) error) error {
 	d := store.DayOf(day)
-	q := `SELECT seq, id, ts, record FROM events WHERE day = ?`
-	args := []any{d}
-	if prefixes != nil {
-		q = `SELECT seq, id, ts, record FROM events WHERE day = ? AND ip IS NULL`
-		for _, p := range prefixes {
-			lo, hi := store.PrefixRange(p)
-			q += ` UNION ALL SELECT seq, id, ts, record FROM events WHERE day = ? AND ip BETWEEN ? AND ? AND length(ip) = ?`
-			args = append(args, d, lo, hi, len(lo))
-		}
-	}
-	rows, err := db.SQL().QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("scan events: %w", err)
-	}
-	defer rows.Close()
 	var lerr error
 	lookup := db.strings().Lookup(ctx, &lerr)
-	var (
-		seq, ts int64
-		id, rec []byte
-	)
-	for rows.Next() {
-		if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
-			return fmt.Errorf("scan events: %w", err)
-		}
-		e, err := store.DecodeEvent(id, ts, rec, lookup)
+	scan := func(q string, args ...any) error {
+		st, err := db.stmt(ctx, q)
 		if err != nil {
-			if lerr != nil {
-				return lerr
-			}
-			continue // a record this version cannot read adds no detail
-		}
-		if prefixes != nil && !covered(prefixes, e.SrcIP) {
-			continue
-		}
-		if err := fn(&e); err != nil {
 			return err
 		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var (
+			ts      int64
+			id, rec []byte
+		)
+		for rows.Next() {
+			if err := rows.Scan(&id, &ts, &rec); err != nil {
+				return err
+			}
+			e, err := store.DecodeEvent(id, ts, rec, lookup)
+			if err != nil {
+				if lerr != nil {
+					return lerr
+				}
+				continue // a record this version cannot read adds no detail
+			}
+			if prefixes != nil && !covered(prefixes, e.SrcIP) {
+				continue
+			}
+			if err := fn(&e); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
 	}
-	if err := rows.Err(); err != nil {
+	if prefixes == nil {
+		if err := scan(`SELECT id, ts, record FROM events WHERE day = ?`, d); err != nil {
+			return fmt.Errorf("scan events: %w", err)
+		}
+		return nil
+	}
+	if err := scan(`SELECT id, ts, record FROM events WHERE day = ? AND ip IS NULL`, d); err != nil {
 		return fmt.Errorf("scan events: %w", err)
+	}
+	for _, p := range prefixes {
+		lo, hi := store.PrefixRange(p)
+		if err := scan(`SELECT id, ts, record FROM events WHERE day = ? AND ip BETWEEN ? AND ? AND length(ip) = ?`, d, lo, hi, len(lo)); err != nil {
+			return fmt.Errorf("scan events: %w", err)
+		}
 	}
 	return nil
 }
