@@ -184,30 +184,28 @@ func Import(ctx context.Context, st store.Importer, names []string, opts Options
 		go decodeChunks(work, opts.Prepare, opts.SpoolDir != "")
 	}
 
-	im, err := st.BeginImport(ctx)
-	if err != nil {
-		cancel()
-		drain(ordered)
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	defer im.Rollback() //nolint:errcheck // after Commit it does nothing; otherwise the error that ended the import matters
 	res := &Result{Files: make([]FileStat, len(names))}
-	var spool *bufio.Writer
-	if opts.SpoolDir != "" {
-		f, err := os.CreateTemp(opts.SpoolDir, "import-spool-*")
-		if err != nil {
-			return nil, fmt.Errorf("import spool: %w", err)
-		}
-		os.Remove(f.Name()) // gone when closed, whatever happens
-		res.spool = f
-		spool = bufio.NewWriterSize(f, 256<<10)
-	}
 	fail := func(err error) (*Result, error) {
 		cancel()
 		drain(ordered)
 		res.Close()
 		return nil, err
 	}
+	var spool *bufio.Writer
+	if opts.SpoolDir != "" {
+		f, err := os.CreateTemp(opts.SpoolDir, "import-spool-*")
+		if err != nil {
+			return fail(fmt.Errorf("import spool: %w", err))
+		}
+		os.Remove(f.Name()) // gone when closed, whatever happens
+		res.spool = f
+		spool = bufio.NewWriterSize(f, 256<<10)
+	}
+	im, err := st.BeginImport(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("import: %w", err))
+	}
+	defer im.Rollback() //nolint:errcheck // after Commit it does nothing; otherwise the error that ended the import matters
 	// Chunks are written in batches of writeRows or more: a store batch
 	// has a fixed cost (statements, counters), paid less often.
 	var pending store.Batch
