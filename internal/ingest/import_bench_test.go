@@ -27,7 +27,7 @@ func BenchmarkImport(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := Import(b.Context(), st, []string{path}, Options{Format: FormatShadowserver})
+		res, err := Import(b.Context(), st, []string{path}, Options{Format: FormatShadowserver, SpoolDir: dir})
 		if err != nil {
 			b.Fatal(err)
 		}
