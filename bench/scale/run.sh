@@ -216,11 +216,15 @@ from[aligned_2days]=${yesterday}T00:00:00Z; to[aligned_2days]=$(date -u -d "$tod
 from[cut_24h]=$(date -u -d "$nowt - 24 hours" +%FT%TZ); to[cut_24h]=$nowt
 from[open_day]=${today}T00:00:00Z; to[open_day]=$nowt
 from[year]=$(date -u -d "$nowt - 365 days" +%FT%TZ); to[year]=$nowt
+# A query is given up after BENCH_SCALE_QUERY_MAX seconds (default 120),
+# so that a slow window costs the run a bounded time; its line then shows
+# that many seconds.
+qmax=${BENCH_SCALE_QUERY_MAX:-120}
 for w in aligned_day aligned_2days cut_24h open_day year; do
   t0=$(now)
-  td stats --from "${from[$w]}" --to "${to[$w]}" --json > "$results/scale-stats-$w-cli.txt" 2>&1 || echo "bench/scale: stats $w failed: $(head -c 300 "$results/scale-stats-$w-cli.txt")" >&2
+  timeout "$qmax" "$bin" --config "$tmp/takedown.yaml" stats --from "${from[$w]}" --to "${to[$w]}" --json > "$results/scale-stats-$w-cli.txt" 2>&1 || echo "bench/scale: stats $w failed: $(head -c 300 "$results/scale-stats-$w-cli.txt")" >&2
   t1=$(now)
-  api=$(curl -s -o "$results/scale-stats-$w-api.txt" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $tokn" \
+  api=$(curl -s --max-time "$qmax" -o "$results/scale-stats-$w-api.txt" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $tokn" \
     "http://127.0.0.1:$wport/api/v1/stats?from=${from[$w]}&to=${to[$w]}")
   [ "${api% *}" = 200 ] || echo "bench/scale: GET /api/v1/stats $w: HTTP ${api% *}: $(head -c 300 "$results/scale-stats-$w-api.txt")" >&2
   c=$(echo "$t1 - $t0" | bc -l); a=${api#* }
