@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/takedown/takedown/internal/store/postgres"
+	"github.com/takedown/takedown/internal/store/postgres/pgtest"
 )
 
 const importHeader = "timestamp,protocol,src_ip,src_geo,src_asn,infection"
@@ -53,5 +56,32 @@ func TestEventsImportCLI(t *testing.T) {
 	sum := sha256.Sum256([]byte(goodCSV))
 	if res.Read != 2 || res.Stored != 2 || len(res.Files) != 1 || res.Files[0].Name != good || res.Files[0].Rows != 2 || res.Files[0].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("import after the failed one: %+v (the failed one must have stored nothing)", res)
+	}
+}
+
+// With --db postgres://… the import goes to PostgreSQL (the registry stays
+// the data dir's), all or nothing and idempotent as on SQLite.
+func TestEventsImportPostgres(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	dsn := srv.NewDatabase(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	good := filepath.Join(dir, "good.csv")
+	if err := os.WriteFile(good, []byte(importHeader+"\n2011-03-17 10:00:00,tcp,192.0.2.1,US,64500,rustock\n2011-03-17 11:00:00,udp,192.0.2.2,DE,64501,rustock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{`"stored": 2`, `"stored": 0`} {
+		out, _ := runTakedown(t, data, nil, "--db", dsn, "events", "import", "--format", "shadowserver", "--json", "--quiet", good)
+		if !strings.Contains(out, want) {
+			t.Fatalf("import %d: %s, want %s", i+1, out, want)
+		}
+	}
+	pg, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	if h, err := pg.Health(t.Context()); err != nil || h.Stored != 2 || h.Received != 4 {
+		t.Fatalf("PostgreSQL health %+v, %v; want 2 stored, 4 received", h, err)
 	}
 }
