@@ -28,7 +28,7 @@ func main() {
 	start := time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
 	perDay := (*rows + *days - 1) / *days
 	for i := range *rows {
-		day, k := i / perDay, i%perDay
+		day, k := i/perDay, i%perDay
 		n := uint32(k % *ips)
 		// A bijection of 0..2^24-1 scatters the addresses; they stay in
 		// 11.0.0.0–26.255.255.255 (public, unicast).
