@@ -218,11 +218,12 @@ from[open_day]=${today}T00:00:00Z; to[open_day]=$nowt
 from[year]=$(date -u -d "$nowt - 365 days" +%FT%TZ); to[year]=$nowt
 # A query is given up after BENCH_SCALE_QUERY_MAX seconds (default 120),
 # so that a slow window costs the run a bounded time; its line then shows
-# that many seconds.
+# that many seconds (SIGTERM, then SIGKILL 5 s later: a query in progress
+# does not stop on SIGTERM).
 qmax=${BENCH_SCALE_QUERY_MAX:-120}
 for w in aligned_day aligned_2days cut_24h open_day year; do
   t0=$(now)
-  timeout "$qmax" "$bin" --config "$tmp/takedown.yaml" stats --from "${from[$w]}" --to "${to[$w]}" --json > "$results/scale-stats-$w-cli.txt" 2>&1 || echo "bench/scale: stats $w failed: $(head -c 300 "$results/scale-stats-$w-cli.txt")" >&2
+  timeout -k 5 "$qmax" "$bin" --config "$tmp/takedown.yaml" stats --from "${from[$w]}" --to "${to[$w]}" --json > "$results/scale-stats-$w-cli.txt" 2>&1 || echo "bench/scale: stats $w failed: $(head -c 300 "$results/scale-stats-$w-cli.txt")" >&2
   t1=$(now)
   api=$(curl -s --max-time "$qmax" -o "$results/scale-stats-$w-api.txt" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $tokn" \
     "http://127.0.0.1:$wport/api/v1/stats?from=${from[$w]}&to=${to[$w]}")
