@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,8 +37,46 @@ import (
 // string, followed by uvarint (n<<2 | form) and n bytes, form 0 the text,
 // 1 lower-case and 3 upper-case hex written as its n bytes.
 
-// CompactFormat is the first byte of a compact record.
-const CompactFormat = 0x01
+// CompactFormat is the first byte of a compact record that holds all its
+// fields; CompactTemplated that of one whose shared fields are a template
+// in the store's table (a reference to it follows the format byte).
+const (
+	CompactFormat    = 0x01
+	CompactTemplated = 0x02
+)
+
+// templateMark starts the table string of a template.
+const templateMark = "\x01"
+
+// Field sets. A template holds what the sinkhole, the listener and the
+// classifier give many events alike (protocol, sinkhole address, sensor,
+// case, family, request line parts but the URL, TLS and DNS answer
+// fields), so that most events store one reference for all of them; the
+// fields of the source and of the contact itself stay in the record.
+var (
+	allFields      = uint64(1)<<len(compactFields) - 1
+	templateFields = fieldSet("protocol", "transport", "dst_ip", "dst_port", "sensor", "listener", "case", "family", "tag",
+		"confidence", "unverified", "http_method", "http_host", "http_agent", "http_referer", "header_names", "header_hash",
+		"ssl_servername", "ssl_version", "ssl_cipher", "alpn", "ja4", "ja3", "qtype", "rcode", "matched")
+	privateFields = allFields &^ templateFields
+)
+
+func fieldSet(names ...string) uint64 {
+	var m uint64
+	for _, n := range names {
+		i := slices.IndexFunc(compactFields[:], func(f struct {
+			kind int
+			name string
+		}) bool {
+			return f.name == n
+		})
+		if i < 0 {
+			panic("event: no compact field " + n)
+		}
+		m |= 1 << i
+	}
+	return m
+}
 
 // field kinds of the compact encoding.
 const (
@@ -206,13 +245,39 @@ func CompactLossless(e *Event) bool {
 // AppendCompact appends the compact record of e (without its ID and
 // timestamp) to dst. Call it only for an event CompactLossless accepts.
 func AppendCompact(dst []byte, e *Event, intern Interner) []byte {
-	var bits uint64
-	for i := range compactFields {
-		if present(e, i) {
-			bits |= 1 << i
+	if t := CompactTemplate(e, intern); t != "" {
+		if ref, ok := intern(t); ok {
+			dst = append(dst, CompactTemplated)
+			dst = binary.AppendUvarint(dst, ref)
+			return appendFields(dst, e, intern, privateFields)
 		}
 	}
 	dst = append(dst, CompactFormat)
+	return appendFields(dst, e, intern, allFields)
+}
+
+// CompactTemplate returns e's template: the encoding of its fields that
+// many events share (templateFields), as a string for the store's table
+// (templateMark, then hex: a table may hold text only), or "" when e has
+// none of them.
+func CompactTemplate(e *Event, intern Interner) string {
+	var buf [128]byte
+	b := appendFields(buf[:0], e, intern, templateFields)
+	if len(b) == 1 && b[0] == 0 {
+		return ""
+	}
+	return templateMark + hex.EncodeToString(b)
+}
+
+// appendFields appends the bitmask of e's fields present in mask, then
+// each of them.
+func appendFields(dst []byte, e *Event, intern Interner, mask uint64) []byte {
+	var bits uint64
+	for i := range compactFields {
+		if mask&(1<<i) != 0 && present(e, i) {
+			bits |= 1 << i
+		}
+	}
 	dst = binary.AppendUvarint(dst, bits)
 	for i, f := range compactFields {
 		if bits&(1<<i) == 0 {
@@ -450,14 +515,39 @@ func DecodeCompact(rec []byte, id string, ts time.Time, lookup Lookup) (Event, e
 // decodeCompactInto decodes the fields of rec that want selects (a
 // bitmask of compactFields) into e; the others are skipped.
 func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
-	if len(rec) == 0 || rec[0] != CompactFormat {
+	if len(rec) == 0 || (rec[0] != CompactFormat && rec[0] != CompactTemplated) {
 		return fmt.Errorf("%w: format byte", errCompact)
 	}
 	r := compactReader{b: rec[1:]}
+	if rec[0] == CompactFormat {
+		return decodeFields(e, &r, lookup, want, allFields)
+	}
+	ref := r.uvarint()
+	if r.err != nil {
+		return r.err
+	}
+	t, ok := lookup(ref)
+	if !ok {
+		return fmt.Errorf("%w: template %d is not in the store's string table", errCompact, ref)
+	}
+	tb, err := hex.DecodeString(strings.TrimPrefix(t, templateMark))
+	if err != nil || !strings.HasPrefix(t, templateMark) {
+		return fmt.Errorf("%w: string %d is not a template", errCompact, ref)
+	}
+	if err := decodeFields(e, &compactReader{b: tb}, lookup, want, templateFields); err != nil {
+		return fmt.Errorf("template %d: %w", ref, err)
+	}
+	return decodeFields(e, &r, lookup, want, privateFields)
+}
+
+// decodeFields decodes the fields of r (a bitmask, then the fields, to
+// the end of r) that want selects into e; fields outside allowed are an
+// error.
+func decodeFields(e *Event, r *compactReader, lookup Lookup, want, allowed uint64) error {
 	bits := r.uvarint()
 	shaDerived := false
-	if bits>>len(compactFields) != 0 {
-		return fmt.Errorf("%w: unknown fields %#x (written by a newer version?)", errCompact, bits)
+	if bits&^allowed != 0 || bits>>len(compactFields) != 0 {
+		return fmt.Errorf("%w: unexpected fields %#x (written by a newer version?)", errCompact, bits&^allowed)
 	}
 	for i, f := range compactFields {
 		if bits&(1<<i) == 0 {

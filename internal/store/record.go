@@ -92,6 +92,63 @@ func (t *StringTable) Lookup(ctx context.Context, errp *error) event.Lookup {
 	}
 }
 
+// MaxTemplate bounds the length of a template kept in the string table
+// (event.CompactTemplate); an event with a longer one is stored without.
+const MaxTemplate = 1024
+
+// MissingStrings returns the strings of events (event.CompactStrings)
+// that known does not hold, each once, at most room of them: what a
+// writer adds to its string table before it encodes the events.
+func MissingStrings(events []event.Event, known event.Interner, room int) []string {
+	var out []string
+	seen := map[string]struct{}{}
+	for i := range events {
+		e := &events[i]
+		if !event.CompactLossless(e) {
+			continue
+		}
+		event.CompactStrings(e, func(s string) {
+			if len(s) > MaxTableString || len(out) >= room {
+				return
+			}
+			if _, ok := seen[s]; ok {
+				return
+			}
+			seen[s] = struct{}{}
+			if _, ok := known(s); !ok {
+				out = append(out, s)
+			}
+		})
+	}
+	return out
+}
+
+// MissingTemplates is MissingStrings for the events' templates
+// (event.CompactTemplate), made with the strings known holds: call it
+// once the strings are added.
+func MissingTemplates(events []event.Event, known event.Interner, room int) []string {
+	var out []string
+	seen := map[string]struct{}{}
+	for i := range events {
+		e := &events[i]
+		if !event.CompactLossless(e) || len(out) >= room {
+			continue
+		}
+		t := event.CompactTemplate(e, known)
+		if t == "" || len(t) > MaxTemplate {
+			continue
+		}
+		if _, ok := seen[t]; ok {
+			continue
+		}
+		seen[t] = struct{}{}
+		if _, ok := known(t); !ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // StoredEvent is one raw event as a backend keeps it.
 type StoredEvent struct {
 	Day    int64  // unix seconds of the UTC midnight of TS

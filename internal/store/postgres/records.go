@@ -30,45 +30,42 @@ import (
 // batchStrings adds the table strings of events to event_strings in tx and
 // returns their numbers.
 func batchStrings(ctx context.Context, tx pgx.Tx, events []event.Event) (map[string]uint64, error) {
-	seen := map[string]struct{}{}
-	var strs []string
-	for i := range events {
-		e := &events[i]
-		if !event.CompactLossless(e) {
-			continue
-		}
-		event.CompactStrings(e, func(s string) {
-			if len(s) > store.MaxTableString {
-				return
-			}
-			if _, ok := seen[s]; !ok {
-				seen[s] = struct{}{}
-				strs = append(strs, s)
-			}
-		})
+	refs := map[string]uint64{}
+	known := func(s string) (uint64, bool) { r, ok := refs[s]; return r, ok }
+	// The events' strings first, then their templates, which refer to
+	// them.
+	if err := addStrings(ctx, tx, store.MissingStrings(events, known, store.MaxTableStrings), refs); err != nil {
+		return nil, err
 	}
-	refs := make(map[string]uint64, len(strs))
+	if err := addStrings(ctx, tx, store.MissingTemplates(events, known, store.MaxTableStrings), refs); err != nil {
+		return nil, err
+	}
+	return refs, nil
+}
+
+// addStrings adds strs to event_strings in tx and their numbers to refs.
+func addStrings(ctx context.Context, tx pgx.Tx, strs []string, refs map[string]uint64) error {
 	if len(strs) == 0 {
-		return refs, nil
+		return nil
 	}
 	slices.Sort(strs)
 	if _, err := tx.Exec(ctx, `INSERT INTO event_strings (s) SELECT unnest($1::text[]) ON CONFLICT (s) DO NOTHING`, strs); err != nil {
-		return nil, fmt.Errorf("add strings: %w", err)
+		return fmt.Errorf("add strings: %w", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT id, s FROM event_strings WHERE s = ANY($1::text[])`, strs)
 	if err != nil {
-		return nil, fmt.Errorf("read strings: %w", err)
+		return fmt.Errorf("read strings: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
 		var s string
 		if err := rows.Scan(&id, &s); err != nil {
-			return nil, fmt.Errorf("read strings: %w", err)
+			return fmt.Errorf("read strings: %w", err)
 		}
 		refs[s] = uint64(id)
 	}
-	return refs, rows.Err()
+	return rows.Err()
 }
 
 // encodeEventsTx returns the stored forms of events, inside tx.

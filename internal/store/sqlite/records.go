@@ -79,29 +79,23 @@ func (s *EventStore) encodeEvents(ctx context.Context, events []event.Event, jso
 	if err := w.refresh(ctx, s.conn); err != nil {
 		return nil, err
 	}
-	room := store.MaxTableStrings - len(w.base) - len(w.recent)
-	var missing []string
-	seen := map[string]struct{}{}
-	for i := range events {
-		e := &events[i]
-		if !event.CompactLossless(e) {
-			continue
-		}
-		event.CompactStrings(e, func(str string) {
-			if len(str) > store.MaxTableString || len(missing) >= room {
-				return
-			}
-			if _, ok := w.ref(str); ok {
-				return
-			}
-			if _, ok := seen[str]; !ok {
-				seen[str] = struct{}{}
-				missing = append(missing, str)
-			}
-		})
+	// The events' strings first, then their templates, which refer to
+	// them.
+	if err := s.addStrings(ctx, store.MissingStrings(events, w.ref, store.MaxTableStrings-len(w.base)-len(w.recent))); err != nil {
+		return nil, err
 	}
+	if err := s.addStrings(ctx, store.MissingTemplates(events, w.ref, store.MaxTableStrings-len(w.base)-len(w.recent))); err != nil {
+		return nil, err
+	}
+	return store.EncodeEventsWith(w.ref, events, jsonl)
+}
+
+// addStrings adds strings to event_strings and to the writer's view,
+// inside the caller's transaction.
+func (s *EventStore) addStrings(ctx context.Context, missing []string) error {
+	w := s.strs
 	args := make([]any, 0, chunk)
-	err := eachChunk(len(missing), func(lo, hi int) error {
+	return eachChunk(len(missing), func(lo, hi int) error {
 		args = args[:0]
 		for _, str := range missing[lo:hi] {
 			args = append(args, str)
@@ -121,10 +115,6 @@ func (s *EventStore) encodeEvents(ctx context.Context, events []event.Event, jso
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, err
-	}
-	return store.EncodeEventsWith(w.ref, events, jsonl)
 }
 
 // loadStrings is the readers' StringTable.Load: rows are numbered in
