@@ -20,9 +20,10 @@ type Sets interface {
 	// LoadSets returns the stored blobs of the named parts of day, per
 	// part, from one snapshot.
 	LoadSets(ctx context.Context, day int64, parts []string) (map[string][][]byte, error)
-	// Fingerprints is as Cache's: the contacts aggregated per day, which
-	// tell whether a day's raw events are all still stored.
-	Fingerprints(ctx context.Context, from, to time.Time) (map[int64]uint64, error)
+	// RawFrom returns the first UTC day from which every day's raw events
+	// are all stored (purges delete whole days before a cutoff), and false
+	// when no raw event is stored.
+	RawFrom(ctx context.Context) (int64, bool, error)
 }
 
 // setsDay builds the part [lo, hi) of day d (unix seconds) from the hourly
@@ -77,7 +78,7 @@ func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase 
 		edgePart[hourPart(uint((g.from-d)/hour))] = true
 	}
 	// Per name, the sets of the whole hours (or day) and of the cut hours.
-	inner, cut := make(map[string][]Set), make(map[string][]Set)
+	inner, cut := make(map[string][]partSet), make(map[string][]partSet)
 	keyed := make(map[Dim]namedSets, len(dims))
 	for _, part := range parts {
 		for _, b := range blobs[part] {
@@ -101,14 +102,25 @@ func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase 
 			}
 			for name, s := range m {
 				if edgePart[part] {
-					cut[name] = append(cut[name], s)
+					cut[name] = append(cut[name], partSet{Set: s})
 				} else {
-					inner[name] = append(inner[name], s)
+					inner[name] = append(inner[name], partSet{Set: s})
 				}
 			}
 		}
 	}
 	var undecided uint64
+	// One set per name for the raw events' sources (a union of a set per
+	// event would copy the growing union once per event).
+	rawSet := func(name string) Set {
+		ss := inner[name]
+		if len(ss) > 0 && ss[len(ss)-1].raw {
+			return ss[len(ss)-1].Set
+		}
+		s := NewSet()
+		inner[name] = append(ss, partSet{Set: s, raw: true})
+		return s
+	}
 	if len(edges) > 0 {
 		complete, err := e.rawComplete(ctx, d)
 		if err != nil {
@@ -128,9 +140,7 @@ func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase 
 					default:
 						return nil
 					}
-					s := NewSet()
-					s.Add(ip)
-					inner[name] = append(inner[name], s)
+					rawSet(name).Add(ip)
 					return nil
 				})
 				if err != nil {
@@ -145,35 +155,55 @@ func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase 
 				inner[name] = append(inner[name], ss...)
 			case !complete:
 				inner[name] = append(inner[name], ss...)
-				undecidedSets = append(undecidedSets, ss...)
+				for _, s := range ss {
+					undecidedSets = append(undecidedSets, s.Set)
+				}
 			}
 		}
 		undecided = UnionLen(undecidedSets...)
 	}
-	return buildFromSets(d, inner, keyed), undecided, nil
+	sets := make(map[string][]Set, len(inner))
+	for name, ss := range inner {
+		for _, s := range ss {
+			sets[name] = append(sets[name], s.Set)
+		}
+	}
+	return buildFromSets(d, sets, keyed, whole), undecided, nil
 }
 
-// rawComplete reports whether every contact aggregated on day d is still
-// stored as a raw event (none purged), so that raw events can decide the
-// cut hours.
+// partSet is a set read from a part, or built from raw events.
+type partSet struct {
+	Set
+	raw bool
+}
+
+// unionRO is Union, except that a single set is returned as is: the sets
+// of a day built from its parts are only read.
+func unionRO(ss []Set) Set {
+	if len(ss) == 1 {
+		return ss[0]
+	}
+	return Union(ss...)
+}
+
+// rawComplete reports whether the raw events of day d are all still
+// stored (none purged), so that they can decide the cut hours.
 func (e *Engine) rawComplete(ctx context.Context, d int64) (bool, error) {
 	if e.raw == nil {
 		return false, nil
 	}
-	fps, err := e.sets.Fingerprints(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0))
+	from, ok, err := e.sets.RawFrom(ctx)
 	if err != nil {
-		return false, fmt.Errorf("day fingerprints: %w", err)
+		return false, fmt.Errorf("first day with raw events: %w", err)
 	}
-	n, err := e.src.CountEvents(ctx, time.Unix(d, 0), time.Unix(d+daySecs, 0))
-	if err != nil {
-		return false, err
-	}
-	return n >= 0 && uint64(n) >= fps[d], nil
+	return ok && d >= from, nil
 }
 
 // buildFromSets makes a Day of the direct, DNS and identifier sets by name
 // (to be unioned) and the key sets of some dimensions.
-func buildFromSets(d int64, sets map[string][]Set, keyed map[Dim]namedSets) *Day {
+// On a whole day a key set needs no intersection: it holds only sources
+// with a direct contact that day (SetDelta.Add).
+func buildFromSets(d int64, sets map[string][]Set, keyed map[Dim]namedSets, whole bool) *Day {
 	day := newDay(d)
 	direct := make(map[string]Set)
 	var all []Set
@@ -185,7 +215,7 @@ func buildFromSets(d int64, sets map[string][]Set, keyed map[Dim]namedSets) *Day
 		case name == dnsName:
 			dns = ss
 		case strings.HasPrefix(name, "d\x00"):
-			s := Union(ss...)
+			s := unionRO(ss)
 			direct[name[2:]] = s
 			all = append(all, s)
 		case strings.HasPrefix(name, "b\x00"):
@@ -194,7 +224,7 @@ func buildFromSets(d int64, sets map[string][]Set, keyed map[Dim]namedSets) *Day
 			idFamilies[fam] = true
 		}
 	}
-	day.All = Union(all...)
+	day.All = unionRO(all)
 	// Resolvers are the DNS sources without a direct contact that day, as
 	// the aggregates' masks say (Resolver), so that a case restriction
 	// (restrict) keeps them store-wide.
@@ -212,28 +242,30 @@ func buildFromSets(d int64, sets map[string][]Set, keyed map[Dim]namedSets) *Day
 			id = append(id, s)
 		}
 	}
-	day.IDAddrs = Union(id...)
+	day.IDAddrs = unionRO(id)
 	for caseKey, ss := range bots {
 		if b := unionBots(ss); !b.IsEmpty() {
 			day.BotIDs[caseKey] = b
 		}
 	}
 	for dim, k := range keyed {
-		m := day.By[dim]
+		byKey := make(map[string][]Set)
 		for name, s := range k {
 			fam, key, _ := strings.Cut(name, "\x00")
 			h, ok := direct[fam]
 			if !ok {
 				continue
 			}
-			i := intersect(h, s)
-			if i.Len() == 0 {
-				continue
+			if !whole {
+				if s = intersect(h, s); s.Len() == 0 {
+					continue
+				}
 			}
-			if have, ok := m[key]; ok {
-				i = Union(have, i)
-			}
-			m[key] = i
+			byKey[key] = append(byKey[key], s)
+		}
+		m := day.By[dim]
+		for key, ss := range byKey {
+			m[key] = unionRO(ss)
 		}
 	}
 	return day

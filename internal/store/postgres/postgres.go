@@ -163,19 +163,25 @@ func (s *EventStore) migrate(ctx context.Context) error {
 			PRIMARY KEY (component, version))`); err != nil {
 			return err
 		}
-		var have int
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = 'events'`).Scan(&have); err != nil {
-			return err
-		}
-		if have > len(migrations) {
-			return fmt.Errorf("events schema is at version %d, newer than this build knows (%d)", have, len(migrations))
-		}
-		for v := have + 1; v <= len(migrations); v++ {
-			if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
-				return fmt.Errorf("events migration %d: %w", v, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version) VALUES ('events', $1)`, v); err != nil {
+		// The events schema first; the analytics' (stats.go) builds on it.
+		for _, c := range []struct {
+			name string
+			list []string
+		}{{"events", migrations}, {"stats", statsMigrations}} {
+			var have int
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = $1`, c.name).Scan(&have); err != nil {
 				return err
+			}
+			if have > len(c.list) {
+				return fmt.Errorf("%s schema is at version %d, newer than this build knows (%d)", c.name, have, len(c.list))
+			}
+			for v := have + 1; v <= len(c.list); v++ {
+				if _, err := tx.Exec(ctx, c.list[v-1]); err != nil {
+					return fmt.Errorf("%s migration %d: %w", c.name, v, err)
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version) VALUES ($1, $2)`, c.name, v); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -14,13 +14,21 @@ import (
 )
 
 // The analytics' reads (package stats): the hourly sets every collector
-// maintains in its batches' transactions, the day fingerprints and the raw
-// events of the cut hours of a window.
+// maintains in its batches' transactions, the first day with raw events
+// and the raw events of the cut hours of a window.
 var (
 	_ stats.Sets      = (*EventStore)(nil)
 	_ stats.RawEvents = (*EventStore)(nil)
 	_ stats.Source    = (*EventStore)(nil)
 )
+
+// statsMigrations is the analytics' part of the schema, applied after the
+// events schema (migrate); append only.
+var statsMigrations = []string{
+	// The raw events of the at most two hours a window cuts are read
+	// through this index (ScanEventSources), not by a scan of their day.
+	`CREATE INDEX IF NOT EXISTS events_ts ON events (ts);`,
+}
 
 // SetsFrom implements stats.Sets.
 func (s *EventStore) SetsFrom(ctx context.Context) (int64, error) {
@@ -53,32 +61,22 @@ func (s *EventStore) LoadSets(ctx context.Context, day int64, parts []string) (m
 	return out, nil
 }
 
-// Fingerprints implements stats.Sets: the contacts aggregated per day, from
-// the rollups.
-func (s *EventStore) Fingerprints(ctx context.Context, from, to time.Time) (map[int64]uint64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT day, SUM(hits)::bigint FROM event_rollups WHERE day >= $1 AND day < $2 GROUP BY day`,
-		store.DayOf(from), to.Unix())
-	if err != nil {
-		return nil, fmt.Errorf("read day fingerprints: %w", err)
+// RawFrom implements stats.Sets: a seek at the start of the events' key.
+func (s *EventStore) RawFrom(ctx context.Context) (int64, bool, error) {
+	var d *int64
+	if err := s.pool.QueryRow(ctx, `SELECT MIN(day) FROM events`).Scan(&d); err != nil {
+		return 0, false, fmt.Errorf("first day with raw events: %w", err)
 	}
-	defer rows.Close()
-	out := make(map[int64]uint64)
-	for rows.Next() {
-		var day, hits int64
-		if err := rows.Scan(&day, &hits); err != nil {
-			return nil, fmt.Errorf("read day fingerprints: %w", err)
-		}
-		if hits > 0 {
-			out[day] = uint64(hits)
-		}
+	if d == nil {
+		return 0, false, nil
 	}
-	return out, rows.Err()
+	return *d, true, nil
 }
 
-// ScanEventSources implements stats.RawEvents.
+// ScanEventSources implements stats.RawEvents, through the events' ts
+// index.
 func (s *EventStore) ScanEventSources(ctx context.Context, from, to time.Time, fn func(netip.Addr, string, store.Protocols) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT record FROM events WHERE day >= $1 AND day <= $2 AND ts >= $3 AND ts < $4`,
-		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano())
+	rows, err := s.pool.Query(ctx, `SELECT record FROM events WHERE ts >= $1 AND ts < $2`, from.UnixNano(), to.UnixNano())
 	if err != nil {
 		return fmt.Errorf("scan raw events: %w", err)
 	}
@@ -90,11 +88,9 @@ func (s *EventStore) ScanEventSources(ctx context.Context, from, to time.Time, f
 		if err := rows.Scan(&rec); err != nil {
 			return fmt.Errorf("scan raw events: %w", err)
 		}
-		// Only the protocol, source, family and unverified flag are
-		// decoded (records.go).
 		e, err := store.DecodeSource(rec, lookup)
 		if err != nil {
-			return fmt.Errorf("scan raw events: %w", errors.Join(lerr, err))
+			return fmt.Errorf("scan raw events: decode record: %w", errors.Join(lerr, err))
 		}
 		if err := fn(e.SrcIP.Unmap(), e.Family, store.EventBits(&e)); err != nil {
 			return err

@@ -92,8 +92,7 @@ func (s *StatsStore) SaveDay(ctx context.Context, day int64, fp uint64, parts ma
 
 // ScanEventSources implements stats.RawEvents.
 func (s *StatsStore) ScanEventSources(ctx context.Context, from, to time.Time, fn func(netip.Addr, string, store.Protocols) error) error {
-	rows, err := s.db.SQL().QueryContext(ctx, `SELECT record FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?`,
-		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano())
+	rows, err := s.db.SQL().QueryContext(ctx, `SELECT record FROM events WHERE ts >= ? AND ts < ?`, from.UnixNano(), to.UnixNano())
 	if err != nil {
 		return fmt.Errorf("scan raw events: %w", err)
 	}
@@ -161,6 +160,16 @@ func (s *StatsStore) SetsFrom(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read first day with sets: %w", err)
 	}
 	return v, nil
+}
+
+// RawFrom implements stats.Sets: a seek at the start of the events'
+// (day, id) index.
+func (s *StatsStore) RawFrom(ctx context.Context) (int64, bool, error) {
+	var d sql.NullInt64
+	if err := s.db.SQL().QueryRowContext(ctx, `SELECT MIN(day) FROM events`).Scan(&d); err != nil {
+		return 0, false, fmt.Errorf("first day with raw events: %w", err)
+	}
+	return d.Int64, d.Valid, nil
 }
 
 // LoadSets implements stats.Sets: one statement, so one snapshot of the
