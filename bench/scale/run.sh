@@ -196,12 +196,12 @@ for _ in $(seq 300); do
   prev=$rec; sleep 1
 done
 sleep 3
-curl -sf "http://127.0.0.1:$mport/metrics" > "$tmp/metrics.txt"
+curl -sf "http://127.0.0.1:$mport/metrics" > "$tmp/metrics.txt" || echo "bench/scale: no /metrics from serve" >&2
 cp "$tmp/metrics.txt" "$results/scale-metrics.txt"
 received=$(metric takedown_events_received_total)
 qdrop=$(metric takedown_events_queue_dropped_total)
 cdrop=$(metric takedown_conn_events_dropped_total)
-hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")
+hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status" || echo 0)
 # Kernel drops on the UDP listener's socket (receive buffer full).
 kdrop=$(awk -v p="$(printf '%04X' "$uport")" '$2 ~ ":" p "$" { s += $NF } END { print s + 0 }' /proc/net/udp)
 echo "load: sent $sent in $lsecs s; received $received; queue dropped $qdrop; listener dropped $cdrop; kernel UDP drops $kdrop; serve VmHWM $hwm MiB" >> "$results/scale-summary.txt"
@@ -226,10 +226,10 @@ for w in aligned_day aligned_2days cut_24h open_day year; do
   timeout -k 5 "$qmax" "$bin" --config "$tmp/takedown.yaml" stats --from "${from[$w]}" --to "${to[$w]}" --json > "$results/scale-stats-$w-cli.txt" 2>&1 || echo "bench/scale: stats $w failed: $(head -c 300 "$results/scale-stats-$w-cli.txt")" >&2
   t1=$(now)
   api=$(curl -s --max-time "$qmax" -o "$results/scale-stats-$w-api.txt" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $tokn" \
-    "http://127.0.0.1:$wport/api/v1/stats?from=${from[$w]}&to=${to[$w]}")
-  [ "${api% *}" = 200 ] || echo "bench/scale: GET /api/v1/stats $w: HTTP ${api% *}: $(head -c 300 "$results/scale-stats-$w-api.txt")" >&2
+    "http://127.0.0.1:$wport/api/v1/stats?from=${from[$w]}&to=${to[$w]}" || true) # a timeout must not end the run (set -e)
+  [ "${api% *}" = 200 ] || echo "bench/scale: GET /api/v1/stats $w: HTTP ${api% *}: $(head -c 300 "$results/scale-stats-$w-api.txt" 2>/dev/null)" >&2
   c=$(echo "$t1 - $t0" | bc -l); a=${api#* }
-  u() { sed -n 's/^ *"unique_ips": *\([0-9]*\).*/\1/p' "$1" | head -1; }
+  u() { sed -n 's/^ *"unique_ips": *\([0-9]*\).*/\1/p' "$1" 2>/dev/null | head -1; }
   printf 'scale_stats_%s_cli project=%.3fs anchor=goal:1s ratio=%.3f (unique_ips %s)\n' "$w" "$c" "$(echo "1 / $c" | bc -l)" "$(u "$results/scale-stats-$w-cli.txt")"
   printf 'scale_stats_%s_api project=%.3fs anchor=goal:1s ratio=%.3f (unique_ips %s)\n' "$w" "$a" "$(echo "1 / $a" | bc -l)" "$(u "$results/scale-stats-$w-api.txt")"
 done
