@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -505,8 +506,19 @@ func (r *compactReader) inline() string {
 // DecodeCompact returns the event of a compact record (AppendCompact's),
 // with the ID and timestamp the store kept beside it. rec is not kept.
 func DecodeCompact(rec []byte, id string, ts time.Time, lookup Lookup) (Event, error) {
+	return DecodeCompactCached(rec, id, ts, lookup, nil)
+}
+
+// TemplateCache holds templates decoded once, by table reference (a
+// reference always means the same string): reading many events of the
+// same few templates then costs a copy each. It is safe for concurrent
+// use; nil caches nothing.
+type TemplateCache struct{ m sync.Map }
+
+// DecodeCompactCached is DecodeCompact with templates from cache.
+func DecodeCompactCached(rec []byte, id string, ts time.Time, lookup Lookup, cache *TemplateCache) (Event, error) {
 	e := Event{ID: id, Timestamp: ts.UTC()}
-	if err := decodeCompactInto(&e, rec, lookup, ^uint64(0)); err != nil {
+	if err := decodeCompactInto(&e, rec, lookup, ^uint64(0), cache); err != nil {
 		return Event{}, err
 	}
 	return e, nil
@@ -514,7 +526,7 @@ func DecodeCompact(rec []byte, id string, ts time.Time, lookup Lookup) (Event, e
 
 // decodeCompactInto decodes the fields of rec that want selects (a
 // bitmask of compactFields) into e; the others are skipped.
-func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
+func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64, cache *TemplateCache) error {
 	if len(rec) == 0 || (rec[0] != CompactFormat && rec[0] != CompactTemplated) {
 		return fmt.Errorf("%w: format byte", errCompact)
 	}
@@ -526,6 +538,14 @@ func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
 	if r.err != nil {
 		return r.err
 	}
+	if cache != nil {
+		if v, ok := cache.m.Load(ref); ok {
+			id, ts := e.ID, e.Timestamp
+			*e = *v.(*Event)
+			e.ID, e.Timestamp = id, ts
+			return decodeFields(e, &r, lookup, want, privateFields)
+		}
+	}
 	t, ok := lookup(ref)
 	if !ok {
 		return fmt.Errorf("%w: template %d is not in the store's string table", errCompact, ref)
@@ -534,7 +554,16 @@ func decodeCompactInto(e *Event, rec []byte, lookup Lookup, want uint64) error {
 	if err != nil || !strings.HasPrefix(t, templateMark) {
 		return fmt.Errorf("%w: string %d is not a template", errCompact, ref)
 	}
-	if err := decodeFields(e, &compactReader{b: tb}, lookup, want, templateFields); err != nil {
+	if cache != nil {
+		var tmpl Event
+		if err := decodeFields(&tmpl, &compactReader{b: tb}, lookup, ^uint64(0), templateFields); err != nil {
+			return fmt.Errorf("template %d: %w", ref, err)
+		}
+		cache.m.Store(ref, &tmpl)
+		id, ts := e.ID, e.Timestamp
+		*e = tmpl
+		e.ID, e.Timestamp = id, ts
+	} else if err := decodeFields(e, &compactReader{b: tb}, lookup, want, templateFields); err != nil {
 		return fmt.Errorf("template %d: %w", ref, err)
 	}
 	return decodeFields(e, &r, lookup, want, privateFields)
@@ -708,7 +737,7 @@ func decodeFields(e *Event, r *compactReader, lookup Lookup, want, allowed uint6
 // up any other string: the fast path of reports and raw scans.
 func CompactSource(rec []byte, lookup Lookup) (Event, error) {
 	var e Event
-	err := decodeCompactInto(&e, rec, lookup, 1<<0|1<<fSrcIP|1<<12|1<<fUnverified)
+	err := decodeCompactInto(&e, rec, lookup, 1<<0|1<<fSrcIP|1<<12|1<<fUnverified, nil)
 	return e, err
 }
 

@@ -79,6 +79,7 @@ func compactCases() map[string]Event {
 func TestCompactRoundTrip(t *testing.T) {
 	for _, limit := range []int{1 << 20, 3} {
 		tab := newTable(limit)
+		var cache TemplateCache
 		for name, e := range compactCases() {
 			t.Run(name, func(t *testing.T) {
 				want, err := MarshalJSONL(&e)
@@ -103,6 +104,16 @@ func TestCompactRoundTrip(t *testing.T) {
 				gotRec, err := MarshalJSONL(&got)
 				if err != nil {
 					t.Fatal(err)
+				}
+				// Through a template cache, the first and a later read.
+				for range 2 {
+					c, err := DecodeCompactCached(rec, id, time.Unix(0, e.Timestamp.UnixNano()), tab.lookup, &cache)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if cr, _ := MarshalJSONL(&c); !bytes.Equal(cr, want) {
+						t.Errorf("cached decode changed the record\n got %s\nwant %s", cr, want)
+					}
 				}
 				if !bytes.Equal(gotRec, want) {
 					t.Errorf("round trip changed the record\n got %s\nwant %s", gotRec, want)

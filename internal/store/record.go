@@ -36,6 +36,8 @@ type StringTable struct {
 	mu     sync.RWMutex
 	strs   map[uint64]string
 	maxRef uint64
+	// Templates are the templates decoded so far.
+	Templates event.TemplateCache
 	// Load adds the table row ref (and any others it likes) to the table
 	// with Add. It is called when a reader meets a reference it does not
 	// know: a string another process (or this one) stored since.
@@ -196,6 +198,12 @@ func isJSONL(rec []byte) bool { return len(rec) > 0 && rec[0] == '{' }
 // DecodeEvent returns the event of a stored record: id is the packed ID,
 // ts the unix nanoseconds.
 func DecodeEvent(id []byte, ts int64, rec []byte, lookup event.Lookup) (event.Event, error) {
+	return DecodeEventCached(id, ts, rec, lookup, nil)
+}
+
+// DecodeEventCached is DecodeEvent with the templates of cache (which may
+// be nil).
+func DecodeEventCached(id []byte, ts int64, rec []byte, lookup event.Lookup, cache *event.TemplateCache) (event.Event, error) {
 	if isJSONL(rec) {
 		return event.UnmarshalJSONL(rec)
 	}
@@ -203,7 +211,7 @@ func DecodeEvent(id []byte, ts int64, rec []byte, lookup event.Lookup) (event.Ev
 	if err != nil {
 		return event.Event{}, err
 	}
-	return event.DecodeCompact(rec, sid, time.Unix(0, ts), lookup)
+	return event.DecodeCompactCached(rec, sid, time.Unix(0, ts), lookup, cache)
 }
 
 // unpackStoredID unpacks an ID column: packed, or the text of a row

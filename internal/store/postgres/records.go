@@ -130,7 +130,7 @@ func (s *EventStore) ScanDayEvents(ctx context.Context, day time.Time, prefixes 
 		if err := rows.Scan(&id, &ts, &rec); err != nil {
 			return fmt.Errorf("scan events: %w", err)
 		}
-		e, err := store.DecodeEvent(id, ts, rec, lookup)
+		e, err := store.DecodeEventCached(id, ts, rec, lookup, &s.strings().Templates)
 		if err != nil {
 			if lerr != nil {
 				return lerr

@@ -199,13 +199,13 @@ func scanDayEvents(ctx context.Context, db *DB, day time.Time, prefixes []netip.
 		defer rows.Close()
 		var (
 			ts      int64
-			id, rec []byte
+			id, rec sql.RawBytes // decoding keeps nothing of them
 		)
 		for rows.Next() {
 			if err := rows.Scan(&id, &ts, &rec); err != nil {
 				return err
 			}
-			e, err := store.DecodeEvent(id, ts, rec, lookup)
+			e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
 			if err != nil {
 				if lerr != nil {
 					return lerr
