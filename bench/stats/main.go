@@ -9,12 +9,13 @@
 // would, though their union is smaller). Output,
 // one "key value" a line:
 //
-//	load_s, events, aligned_7d_s, cut_24h_s, open_day_s, year_s,
+//	load_s, events, aligned_7d_s, cut_24h_s, open_day_s, year_first_s, year_s,
 //	overview4_s, first_after_restart_s, sql_s (SQLite: COUNT(DISTINCT)
 //	over the same aggregates), unique_ips_7d, days, ips_per_day
 //
-// Each window is queried three times by country (the year once); the
-// slowest counts.
+// Each window is queried three times by country; the slowest counts. The
+// year is queried twice: the first builds its blocks of days (year_first_s),
+// the second reads them (year_s).
 package main
 
 import (
@@ -81,7 +82,7 @@ func main() {
 	case "postgres":
 		if *dsn == "" {
 			var stop func()
-			*dsn, stop = startPostgres(*dir)
+			*dsn, stop = startPostgres()
 			defer stop()
 		}
 		open = func() *backend { return openPostgres(ctx, *dsn, clock) }
@@ -133,19 +134,26 @@ func main() {
 		{"aligned_7d", today.AddDate(0, 0, -7), today, 3},
 		{"cut_24h", now.Add(-24 * time.Hour), now, 3},
 		{"open_day", today, now, 3},
-		{"year", yearFrom, today, 1},
+		{"year", yearFrom, today, 2},
 	}
 	out := map[string]string{"load_s": fmt.Sprintf("%.1f", loadS), "events": strconv.Itoa(n), "days": strconv.Itoa(*days), "ips_per_day": strconv.Itoa(*perDay)}
 	results := map[string]*stats.Result{}
 	for _, w := range windows {
 		worst := 0.0
-		for range w.runs {
+		for i := range w.runs {
 			t0 := time.Now()
 			r, err := eng.Stats(ctx, stats.Query{From: w.from, To: w.to, By: stats.ByCountry})
 			if err != nil {
 				log.Fatalf("%s: %v", w.name, err)
 			}
-			worst = max(worst, time.Since(t0).Seconds())
+			took := time.Since(t0).Seconds()
+			if w.name == "year" && i == 0 {
+				// The first year query builds the blocks of closed days
+				// (internal/stats/blocks.go); the next ones read them.
+				out["year_first_s"] = fmt.Sprintf("%.4f", took)
+				continue
+			}
+			worst = max(worst, took)
 			if r.Work.Rows != 0 {
 				log.Fatalf("%s read %d aggregate rows", w.name, r.Work.Rows)
 			}
@@ -273,16 +281,19 @@ func openPostgres(ctx context.Context, dsn string, now func() time.Time) *backen
 
 // startPostgres starts a throw-away server on a loopback port, as the
 // tests' pgtest does (as the user nobody when run as root), and returns
-// its DSN and how to stop it.
-func startPostgres(dir string) (string, func()) {
+// its DSN and how to stop it (which removes its data).
+func startPostgres() (string, func()) {
 	bin := "/usr/lib/postgresql/15/bin"
-	pg := filepath.Join(dir, "pg")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// A directory of its own that the user nobody can use (-dir may sit
+	// in a private temporary directory).
+	dir, err := os.MkdirTemp("", "takedown-statsbench-pg-")
+	if err != nil {
 		log.Fatal(err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		log.Fatal(err)
 	}
+	pg := filepath.Join(dir, "pg")
 	cmd := func(name string, args ...string) *exec.Cmd {
 		if os.Geteuid() == 0 {
 			return exec.Command("runuser", append([]string{"-u", "nobody", "--", filepath.Join(bin, name)}, args...)...)
@@ -312,6 +323,7 @@ func startPostgres(dir string) (string, func()) {
 	stop := func() {
 		syscall.Kill(-srv.Process.Pid, syscall.SIGINT)
 		srv.Wait()
+		os.RemoveAll(dir)
 	}
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	for i := 0; ; i++ {
@@ -407,22 +419,14 @@ func load(ctx context.Context, es store.EventStore, start time.Time, days, perDa
 			ips = append(ips, ip)
 		}
 		prev = ips
-		batch := make([]event.Event, 0, 20_000)
-		flush := func() {
-			if len(batch) > 0 {
-				batches <- batch
-				total += len(batch)
-				batch = make([]event.Event, 0, 20_000)
-			}
-		}
+		// The day's contacts, written in time order as a sinkhole stores
+		// them.
+		dayEvents := make([]event.Event, 0, len(ips)+v6+len(resolvers))
 		add := func(e event.Event) {
-			e.ID = fmt.Sprintf("%d-%d", d, total+len(batch))
+			e.ID = fmt.Sprintf("%d-%d", d, len(dayEvents))
 			e.Timestamp = day.Add(time.Duration(rng.Int64N(span)))
 			e.Family, e.Case, e.Listener = "rustock", "bench", "bench"
-			batch = append(batch, e)
-			if len(batch) == cap(batch) {
-				flush()
-			}
+			dayEvents = append(dayEvents, e)
 		}
 		for _, ip := range ips {
 			c := int(of16[ip>>16])
@@ -439,7 +443,11 @@ func load(ctx context.Context, es store.EventStore, start time.Time, days, perDa
 		for _, r := range resolvers {
 			add(event.Event{Protocol: event.ProtoDNS, SrcIP: r, SrcGeo: "ZZ", SrcASN: 64498})
 		}
-		flush()
+		slices.SortFunc(dayEvents, func(a, b event.Event) int { return a.Timestamp.Compare(b.Timestamp) })
+		for lo := 0; lo < len(dayEvents); lo += 20_000 {
+			batches <- dayEvents[lo:min(lo+20_000, len(dayEvents))]
+		}
+		total += len(dayEvents)
 		fmt.Fprintf(os.Stderr, "queued %s (%d events)\n", day.Format(time.DateOnly), total)
 	}
 	close(batches)

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Analytics benchmark: a 7-day, by-country count of distinct infected
-# addresses over 1,600,000 distinct addresses a day (70% of a day's
-# addresses also seen the day before) in the embedded SQLite store, from
-# the per-day Roaring bitmaps cached per closed day; against the naive
-# COUNT(DISTINCT ip) … GROUP BY country SQL over the same aggregates. The
-# aggregates are written straight into a temporary store on the project
-# disk (bench/results/), pinned to core 1 with GOMAXPROCS=1. Prints:
-#   stats_7d_by_country project=<s>s anchor=goal:1s ratio=<1/s>
-#   stats_7d_count_distinct project=<bitmap s>s anchor=<SQL s>s ratio=<SQL/bitmap>
-# Raw output: bench/results/stats.txt. Knobs: BENCH_STATS_IPS (addresses a
-# day, default 1600000), BENCH_STATS_DAYS (default 7).
+# Analytics benchmark: every kind of stats window, by country, over
+# 1,600,000 distinct IPv4 addresses a day (plus 80,000 IPv6 /64s and 20,000
+# DNS resolvers), on the embedded SQLite store and on PostgreSQL (a
+# loopback server started for the run, or TAKEDOWN_BENCH_PG). The events of
+# the last two days (the last one open, until 15:20:07) go through the
+# store's writer, which keeps the hourly sets; the other days of the 7-day
+# and one-year windows are copies of the closed day's sets (see
+# bench/stats/main.go). Queries run with GOMAXPROCS=1. Prints, per store (sqlite, postgres):
+#   stats_<store>_<kind> project=<s>s anchor=goal:1s ratio=<1/s>
+#     for aligned_7d, cut_24h, open_day and year (slowest of 3 runs; the
+#     year 1 run)
+#   stats_<store>_first_after_restart project=<s>s anchor=goal:2s
+# and, as before, from the SQLite run:
+#   stats_7d_by_country, stats_24h_cut_by_country, stats_24h_cut_4_dims_at_once
+#   stats_7d_count_distinct project=<bitmap s>s anchor=<SQL s>s: the
+#     written closed day, against COUNT(DISTINCT ip) over its aggregates
+# Raw output: bench/results/stats-<store>.txt. Knobs: BENCH_STATS_IPS
+# (addresses a day, default 1600000), BENCH_STATS_DAYS (days written,
+# default 2), BENCH_STATS_STORES (default "sqlite postgres").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 results=$root/bench/results
@@ -17,16 +25,21 @@ mkdir -p "$results"
 tmp=$(mktemp -d "$results/stats-store.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 (cd "$root" && go build -o "$tmp/statsbench" ./bench/stats)
-pin=()
-command -v taskset >/dev/null && pin=(taskset -c 1)
-GOMAXPROCS=1 "${pin[@]}" "$tmp/statsbench" -dir "$tmp/data" -ips "${BENCH_STATS_IPS:-1600000}" -days "${BENCH_STATS_DAYS:-7}" \
-	> "$results/stats.txt" 2> "$results/stats-load.log"
-get() { awk -v k="$1" '$1 == k {print $2}' "$results/stats.txt"; }
-warm=$(get warm_s)
-sql=$(get sql_s)
-awk -v p="$warm" 'BEGIN {printf "stats_7d_by_country project=%.3fs anchor=goal:1s ratio=%.2f\n", p, 1/p}'
-cut=$(get cut24h_s)
-awk -v p="$cut" 'BEGIN {printf "stats_24h_cut_by_country project=%.3fs anchor=goal:1s ratio=%.2f\n", p, 1/p}'
-ov=$(get overview4_s)
-awk -v p="$ov" -v c="$cut" 'BEGIN {printf "stats_24h_cut_4_dims_at_once project=%.3fs anchor=4x_one_query:%.3fs ratio=%.2f\n", p, 4*c, 4*c/p}'
-awk -v p="$warm" -v a="$sql" 'BEGIN {printf "stats_7d_count_distinct project=%.3fs anchor=%.3fs ratio=%.1f\n", p, a, a/p}'
+goal() { awk -v n="$1" -v p="$2" -v g="$3" 'BEGIN {printf "%s project=%.3fs anchor=goal:%ss ratio=%.2f\n", n, p, g, g/p}'; }
+for st in ${BENCH_STATS_STORES:-sqlite postgres}; do
+	args=(-store "$st" -dir "$tmp/$st" -ips "${BENCH_STATS_IPS:-1600000}" -days "${BENCH_STATS_DAYS:-2}")
+	[ "$st" = postgres ] && [ -n "${TAKEDOWN_BENCH_PG:-}" ] && args+=(-pg "$TAKEDOWN_BENCH_PG")
+	"$tmp/statsbench" "${args[@]}" > "$results/stats-$st.txt" 2> "$results/stats-$st-load.log"
+	get() { awk -v k="$1" '$1 == k {print $2}' "$results/stats-$st.txt"; }
+	for k in aligned_7d cut_24h open_day year; do
+		goal "stats_${st}_$k" "$(get "${k}_s")" 1
+	done
+	goal "stats_${st}_first_after_restart" "$(get first_after_restart_s)" 2
+	if [ "$st" = sqlite ]; then
+		goal stats_7d_by_country "$(get aligned_7d_s)" 1
+		goal stats_24h_cut_by_country "$(get cut_24h_s)" 1
+		cut=$(get cut_24h_s)
+		awk -v p="$(get overview4_s)" -v c="$cut" 'BEGIN {printf "stats_24h_cut_4_dims_at_once project=%.3fs anchor=4x_one_query:%.3fs ratio=%.2f\n", p, 4*c, 4*c/p}'
+		awk -v p="$(get written_closed_s)" -v a="$(get sql_s)" 'BEGIN {printf "stats_7d_count_distinct project=%.3fs anchor=%.3fs ratio=%.1f\n", p, a, a/p}'
+	fi
+done

@@ -127,7 +127,7 @@ func TestAcceptanceSQLite(t *testing.T) {
 }
 
 // TestAcceptancePostgreSQL is the same on PostgreSQL, from its hourly sets
-// (no day cache there: it needs none).
+// and blocks.
 func TestAcceptancePostgreSQL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100-day acceptance population")
@@ -138,7 +138,7 @@ func TestAcceptancePostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.Close() })
-	acceptance(t, es, es, nil, es)
+	acceptance(t, es, es, es, es)
 }
 
 func acceptance(t *testing.T, es store.EventStore, raw stats.RawEvents, cache stats.Cache, sets stats.Sets) {

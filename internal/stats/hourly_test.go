@@ -19,10 +19,11 @@ import (
 
 // hourlyStore is one backend under the hourly-sets tests.
 type hourlyStore struct {
-	es   store.EventStore
-	src  stats.Source
-	raw  stats.RawEvents
-	sets stats.Sets
+	es    store.EventStore
+	src   stats.Source
+	raw   stats.RawEvents
+	sets  stats.Sets
+	cache stats.Cache
 	// reopen closes the store and opens it again (a restart).
 	reopen func(tb testing.TB) hourlyStore
 }
@@ -47,7 +48,7 @@ func openHourlySQLite(tb testing.TB, dir string) hourlyStore {
 	}
 	tb.Cleanup(closeAll)
 	ss := sqlite.NewStatsStore(db)
-	return hourlyStore{es: es, src: ss, raw: ss, sets: ss, reopen: func(tb testing.TB) hourlyStore {
+	return hourlyStore{es: es, src: ss, raw: ss, sets: ss, cache: ss, reopen: func(tb testing.TB) hourlyStore {
 		closeAll()
 		return openHourlySQLite(tb, dir)
 	}}
@@ -60,7 +61,7 @@ func openHourlyPostgres(tb testing.TB, dsn string) hourlyStore {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { es.Close() })
-	return hourlyStore{es: es, src: es, raw: es, sets: es, reopen: func(tb testing.TB) hourlyStore {
+	return hourlyStore{es: es, src: es, raw: es, sets: es, cache: es, reopen: func(tb testing.TB) hourlyStore {
 		es.Close()
 		return openHourlyPostgres(tb, dsn)
 	}}
@@ -253,7 +254,7 @@ func TestHourlySetsExact(t *testing.T) {
 			{"empty", d(2, "23h"), d(3, "0s")},
 		}
 		check := func(t *testing.T, s hourlyStore) {
-			eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Now: func() time.Time { return now }})
+			eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Cache: s.cache, Now: func() time.Time { return now }})
 			for _, w := range windows {
 				for _, by := range []stats.Dim{"", stats.ByCountry, stats.ByASN, stats.ByFamily, stats.ByCase} {
 					r, err := eng.Stats(t.Context(), stats.Query{From: w.from, To: w.to, By: by})
@@ -316,6 +317,76 @@ func TestHourlySetsPurgedRaw(t *testing.T) {
 		whole, _, _ := bruteForce(events, from.Truncate(time.Hour), to, "")
 		if r.UniqueIPs != whole || r.Undecided == 0 || exact == whole {
 			t.Errorf("cut hour after purge: %d (%d undecided), want the whole hour's %d (exact %d) and some undecided", r.UniqueIPs, r.Undecided, whole, exact)
+		}
+	})
+}
+
+// TestHourlyBlocks: a window of many closed days reads blocks of them
+// (built once, then from the cache), counts what the days' events say, and
+// a late event in a closed day inside a block moves the count.
+func TestHourlyBlocks(t *testing.T) {
+	hourlyStores(t, func(t *testing.T, s hourlyStore) {
+		// 40 days from day 15000 since the epoch (2011-01-26).
+		day0 := time.Unix(15000*86400, 0).UTC()
+		rng := rand.New(rand.NewPCG(40, 2))
+		var events []event.Event
+		for i := range 3000 {
+			e := event.Event{
+				ID: "b" + strconv.Itoa(i), Timestamp: day0.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour)))),
+				SrcIP: netip.AddrFrom4([4]byte{10, 9, byte(rng.IntN(8)), byte(rng.IntN(250))}), Family: "rustock", Case: "c",
+				Protocol: []string{event.ProtoHTTP, event.ProtoDNS}[rng.IntN(2)],
+			}
+			e.SrcGeo = []string{"US", "DE"}[int(e.SrcIP.As4()[2])%2]
+			if rng.IntN(4) == 0 {
+				e.BotID = "id" + strconv.Itoa(rng.IntN(30))
+			}
+			events = append(events, e)
+		}
+		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.es.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		now := day0.AddDate(0, 0, 45)
+		eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Cache: s.cache, Now: func() time.Time { return now }})
+		from, to := day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 40)
+		// The same figures without blocks (each day from its sets).
+		plain := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Now: func() time.Time { return now }})
+		want, err := plain.Stats(t.Context(), stats.Query{From: from, To: to, By: stats.ByCountry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for run := range 2 {
+			r, err := eng.Stats(t.Context(), stats.Query{From: from, To: to, By: stats.ByCountry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			unique, res, rows := bruteForce(events, from, to, stats.ByCountry)
+			if r.UniqueIPs != unique || r.ResolverIPsExcluded != res || r.EstimatedHosts != want.EstimatedHosts {
+				t.Errorf("run %d: unique %d resolvers %d hosts %d, want %d %d %d", run, r.UniqueIPs, r.ResolverIPsExcluded, r.EstimatedHosts, unique, res, want.EstimatedHosts)
+			}
+			checkRows(t, "blocks by country", r.Rows, rows)
+			// Days 1-7 one by one, then days 8-39 as one block of 32
+			// (day 15008 is a multiple of 32 days): 8 pieces, not 39.
+			if r.Work.Pieces != 8 || (run == 1 && r.Work.CachedParts == 0) {
+				t.Errorf("run %d: %+v; want 8 pieces, the block from the cache on the second run", run, r.Work)
+			}
+		}
+		late := event.Event{ID: "late", Timestamp: day0.AddDate(0, 0, 20).Add(time.Hour), Protocol: event.ProtoHTTP,
+			SrcIP: netip.MustParseAddr("10.9.200.1"), Family: "rustock", Case: "c", SrcGeo: "US"}
+		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{late}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.es.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r, err := eng.Stats(t.Context(), stats.Query{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unique, _, _ := bruteForce(append(events, late), from, to, ""); r.UniqueIPs != unique {
+			t.Errorf("after a late event: %d, want %d", r.UniqueIPs, unique)
 		}
 	})
 }

@@ -33,6 +33,18 @@ type Sets interface {
 // events of those parts. When those are gone (purged), the whole cut
 // hours count and the result says how many addresses were undecided.
 func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase bool) (*Day, uint64, error) {
+	var dims []Dim
+	if by != "" && by != ByFamily {
+		dims = append(dims, by)
+	}
+	if withCase && by != ByCase {
+		dims = append(dims, ByCase)
+	}
+	return e.setsDayDims(ctx, d, lo, hi, dims)
+}
+
+// setsDayDims is setsDay with the key sets of dims (never ByFamily).
+func (e *Engine) setsDayDims(ctx context.Context, d, lo, hi int64, dims []Dim) (*Day, uint64, error) {
 	const hour = 3600
 	var parts []string
 	// Whole hours [hlo, hhi) of the day; the cut edges around them.
@@ -58,13 +70,6 @@ func (e *Engine) setsDay(ctx context.Context, d, lo, hi int64, by Dim, withCase 
 		for _, g := range edges {
 			parts = append(parts, hourPart(uint((g.from-d)/hour)))
 		}
-	}
-	var dims []Dim
-	if by != "" && by != ByFamily {
-		dims = append(dims, by)
-	}
-	if withCase && by != ByCase {
-		dims = append(dims, ByCase)
 	}
 	for _, dim := range dims {
 		parts = append(parts, keyPart(dim))

@@ -108,6 +108,19 @@ type Day struct {
 	By map[Dim]map[string]Set
 
 	idFamilies map[string]bool // while building: families with identifiers
+
+	// busiest is, for a block of days (blocks.go), the most sources
+	// without identifiers on one of its days; 0 for one day, whose figure
+	// is All minus IDAddrs.
+	busiest uint64
+}
+
+// busiestDay is the most sources without identifiers on one day of d.
+func (d *Day) busiestDay() uint64 {
+	if d.busiest > 0 {
+		return d.busiest
+	}
+	return d.All.Len() - d.IDAddrs.Len()
 }
 
 func newDay(day int64) *Day {

@@ -79,6 +79,7 @@ const (
 	piecePartial                  // a day cut by the window: from the aggregates and raw events
 	pieceClosed                   // a whole closed day with a cache: from the cache
 	pieceSets                     // a day with hourly sets: from them (hourlyread.go)
+	pieceBlock                    // closed days with sets, 2^k of them: from a block (blocks.go)
 )
 
 // firstSetsDay returns the first day built from hourly sets
@@ -116,7 +117,9 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 		return nil, err
 	}
 	var fps map[int64]uint64
-	if e.cache != nil && firstDay < setsFrom {
+	// Closed days with sets in runs of at least blockDays are read as
+	// blocks (blocks.go), which need the days' fingerprints too.
+	if e.cache != nil && (firstDay < setsFrom || endDay-firstDay >= minBlock*daySecs) {
 		var err error
 		if fps, err = e.cache.Fingerprints(ctx, time.Unix(firstDay, 0), time.Unix(endDay, 0)); err != nil {
 			return nil, fmt.Errorf("day fingerprints: %w", err)
@@ -128,11 +131,30 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 	type piece struct {
 		d, lo, hi int64
 		kind      pieceKind
+		k         uint   // pieceBlock: 2^k days
+		fp        uint64 // pieceBlock: the sum of its days' fingerprints
 		built
 	}
 	var pieces []*piece
+	// The end of the closed whole days of the window, for blocks.
+	wholeEnd := min(store.DayOf(time.Unix(t, 0)), today, endDay)
 	for d := firstDay; d < endDay; d += daySecs {
 		p := &piece{d: d, lo: max(f, d), hi: min(t, d+daySecs)}
+		if k := e.blockAt(d, p.lo, wholeEnd, setsFrom); k > 0 {
+			n := int64(1) << k
+			p.kind, p.k, p.hi = pieceBlock, k, d+n*daySecs
+			var fp uint64
+			for i := range n {
+				fp += fps[d+i*daySecs]
+			}
+			d += (n - 1) * daySecs
+			if fp == 0 {
+				continue // nothing stored those days
+			}
+			p.fp = fp
+			pieces = append(pieces, p)
+			continue
+		}
 		switch {
 		case d >= setsFrom:
 			p.kind = pieceSets
@@ -165,10 +187,14 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 				// Built from the aggregates, a Day holds every dimension;
 				// from the cache, only the dimension asked for.
 				keyBy := Dim("*")
-				if p.kind == pieceClosed || p.kind == pieceSets {
+				fp := fps[p.d]
+				switch p.kind {
+				case pieceClosed, pieceSets:
 					keyBy = by
+				case pieceBlock:
+					keyBy, fp = by, p.fp
 				}
-				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, keyBy, caseID, fps[p.d])
+				key := fmt.Sprintf("%d/%d/%d/%s/%s/%d", p.d, p.lo, p.hi, keyBy, caseID, fp)
 				v, err, _ := e.flights.Do(key, func() (any, error) {
 					// A build outlives the query that started it when
 					// others wait for it.
@@ -184,6 +210,8 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 						b.day, err = e.closedDay(ctx, p.d, fps[p.d], by, caseID != "")
 					case pieceSets:
 						b.day, b.undecided, err = e.setsDay(ctx, p.d, p.lo, p.hi, by, caseID != "")
+					case pieceBlock:
+						b.day, err = e.blockDay(ctx, p.d, p.k, p.fp, fps, by, caseID != "")
 					default:
 						b.day, _, err = e.buildDay(ctx, p.d)
 					}
@@ -225,7 +253,7 @@ func combine(days []*Day, by Dim, undecided uint64) *windowSets {
 		for _, b := range d.BotIDs {
 			bots = append(bots, b)
 		}
-		w.busiest = max(w.busiest, d.All.Len()-d.IDAddrs.Len())
+		w.busiest = max(w.busiest, d.busiestDay())
 	}
 	// One pass for the direct sources and, layered on them, the resolvers.
 	n := unionLens32(all, res)

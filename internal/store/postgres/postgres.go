@@ -463,7 +463,10 @@ func (s *EventStore) PurgeAggregates(ctx context.Context, before time.Time) (int
 		if _, err = tx.Exec(ctx, `DELETE FROM event_rollups WHERE day < $1`, store.DayOf(before)); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM stats_sets WHERE day < $1`, store.DayOf(before))
+		if _, err = tx.Exec(ctx, `DELETE FROM stats_sets WHERE day < $1`, store.DayOf(before)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM stats_day_sets WHERE day < $1`, store.DayOf(before))
 		return err
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 // maintains in its batches' transactions, the first day with raw events
 // and the raw events of the cut hours of a window.
 var (
+	_ stats.Cache     = (*EventStore)(nil)
 	_ stats.Sets      = (*EventStore)(nil)
 	_ stats.RawEvents = (*EventStore)(nil)
 	_ stats.Source    = (*EventStore)(nil)
@@ -28,6 +29,15 @@ var statsMigrations = []string{
 	// The raw events of the at most two hours a window cuts are read
 	// through this index (ScanEventSources), not by a scan of their day.
 	`CREATE INDEX IF NOT EXISTS events_ts ON events (ts);`,
+	// Blocks of closed days (internal/stats/blocks.go), keyed as SQLite's
+	// stats_day_sets (internal/store/sqlite/schema_stats.go): a cache.
+	`CREATE TABLE stats_day_sets (
+		day BIGINT NOT NULL,
+		part TEXT NOT NULL,
+		fp BIGINT NOT NULL,
+		data BYTEA NOT NULL,
+		PRIMARY KEY (day, part)
+	);`,
 }
 
 // SetsFrom implements stats.Sets.
@@ -59,6 +69,62 @@ func (s *EventStore) LoadSets(ctx context.Context, day int64, parts []string) (m
 		return nil, fmt.Errorf("load sets: %w", err)
 	}
 	return out, nil
+}
+
+// Fingerprints implements stats.Cache: the contacts aggregated per day,
+// from the rollups.
+func (s *EventStore) Fingerprints(ctx context.Context, from, to time.Time) (map[int64]uint64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT day, SUM(hits)::bigint FROM event_rollups WHERE day >= $1 AND day < $2 GROUP BY day`,
+		store.DayOf(from), to.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("read day fingerprints: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]uint64)
+	for rows.Next() {
+		var day, hits int64
+		if err := rows.Scan(&day, &hits); err != nil {
+			return nil, fmt.Errorf("read day fingerprints: %w", err)
+		}
+		if hits > 0 {
+			out[day] = uint64(hits)
+		}
+	}
+	return out, rows.Err()
+}
+
+// LoadDayPart implements stats.Cache.
+func (s *EventStore) LoadDayPart(ctx context.Context, day int64, part string, fp uint64) ([]byte, bool, error) {
+	var b []byte
+	var have int64
+	err := s.pool.QueryRow(ctx, `SELECT fp, data FROM stats_day_sets WHERE day = $1 AND part = $2`, day, part).Scan(&have, &b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("load cached day sets: %w", err)
+	}
+	return b, uint64(have) == fp, nil
+}
+
+// SaveDay implements stats.Cache.
+func (s *EventStore) SaveDay(ctx context.Context, day int64, fp uint64, parts map[string][]byte) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM stats_day_sets WHERE day = $1`, day); err != nil {
+			return err
+		}
+		for part, b := range parts {
+			if _, err := tx.Exec(ctx, `INSERT INTO stats_day_sets (day, part, fp, data) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (day, part) DO UPDATE SET fp = excluded.fp, data = excluded.data`, day, part, int64(fp), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save day sets: %w", err)
+	}
+	return nil
 }
 
 // RawFrom implements stats.Sets: a seek at the start of the events' key.

@@ -273,3 +273,30 @@ func compactSets(ctx context.Context, c sqlConn, day int64, part string) error {
 	}
 	return nil
 }
+
+// The event store reads its own hourly sets and raw events too, so that
+// the one conformance suite (storetest) checks them on every backend.
+var (
+	_ stats.Sets      = (*EventStore)(nil)
+	_ stats.RawEvents = (*EventStore)(nil)
+)
+
+// SetsFrom implements stats.Sets.
+func (s *EventStore) SetsFrom(ctx context.Context) (int64, error) {
+	return NewStatsStore(s.db).SetsFrom(ctx)
+}
+
+// RawFrom implements stats.Sets.
+func (s *EventStore) RawFrom(ctx context.Context) (int64, bool, error) {
+	return NewStatsStore(s.db).RawFrom(ctx)
+}
+
+// LoadSets implements stats.Sets.
+func (s *EventStore) LoadSets(ctx context.Context, day int64, parts []string) (map[string][][]byte, error) {
+	return NewStatsStore(s.db).LoadSets(ctx, day, parts)
+}
+
+// ScanEventSources implements stats.RawEvents.
+func (s *EventStore) ScanEventSources(ctx context.Context, from, to time.Time, fn func(netip.Addr, string, store.Protocols) error) error {
+	return NewStatsStore(s.db).ScanEventSources(ctx, from, to, fn)
+}

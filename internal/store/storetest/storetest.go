@@ -89,6 +89,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
 	t.Run("UnverifiedAndSummaries", func(t *testing.T) { testUnverifiedAndSummaries(t, open(t)) })
 	t.Run("Select", func(t *testing.T) { testSelect(t, open(t)) })
+	t.Run("HourlySets", func(t *testing.T) { testHourlySets(t, open(t)) })
 }
 
 // testConcurrentWriters has two writers (two collectors) store overlapping
