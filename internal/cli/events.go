@@ -29,7 +29,7 @@ import (
 // 150 MB (docs/events.md); without a limit the heap doubles between
 // collections, and with SQLite's page cache outside it the process would
 // pass the 512 MiB it may use.
-const importMemoryLimit = 192 << 20
+const importMemoryLimit = 160 << 20
 
 func newEventsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "events", Short: "Sinkhole events: import partner and historical data"}

@@ -25,9 +25,9 @@ import (
 // chunkRows; Workers goroutines decode each chunk (fields, timestamps,
 // addresses, IDs), prepare its events (enrichment, case) and encode
 // their records; the caller's goroutine takes the chunks back in file
-// order and writes each as one batch of the store's import transaction.
-// At most queueChunks chunks are in flight, so memory is bounded by
-// chunkRows × queueChunks rows, whatever the input's size. Rows keep
+// order and writes them, in batches of writeRows, in the store's import
+// transaction. At most workers + 2 chunks are in flight, so memory is
+// bounded by that many chunks of rows, whatever the input's size. Rows keep
 // their order end to end: an aggregate's attributes are those of its
 // first stored event, so the same files give the same figures however
 // the work was split.
@@ -173,7 +173,7 @@ func Import(ctx context.Context, st store.Importer, names []string, opts Options
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	queue := 2*workers + 2
+	queue := workers + 2 // enough to keep every worker and the writer busy
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -23,11 +23,11 @@ import (
 // not stored.
 
 // importMaxPending bounds the aggregate keys an import holds in memory
-// before writing them in the transaction: some 200 bytes each, and a run
+// before writing them in the transaction: some 250 bytes each, and a run
 // being written takes as much again in copies and rollup folds, so about
-// 40 MB at most, a small share of the import's memory budget
-// (docs/events.md). Larger runs write no faster.
-const importMaxPending = 100_000
+// 25 MB at most, a small share of the import's memory budget
+// (docs/events.md).
+const importMaxPending = 50_000
 
 // importCacheKiB is the writer's page cache during an import (negative:
 // KiB, as PRAGMA cache_size takes it): an import's memory must stay
