@@ -63,7 +63,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -100,10 +99,9 @@ const (
 )
 
 // The journal is rotated (cut back to the current partial bundle, once
-// every tile below is fsynced) when it holds this many entries or bytes:
-// it bounds what Open re-hashes. Variables for the tests.
+// every tile below is made durable) when it holds this many entries or
+// bytes: it bounds what Open re-hashes. Variables for the tests.
 var (
-	maxUnsynced              = 512 // tile descriptors held open between syncs
 	journalMaxEntries uint64 = 1 << 18
 	journalMaxBytes   int64  = 64 << 20
 )
@@ -142,18 +140,15 @@ type Log struct {
 	chain     KeyChain   // every key the log has had, with the sizes each signs
 	rotations []Rotation // the signed rotation records, oldest first
 
-	jf       *os.File    // the journal, O_APPEND
-	jfi      os.FileInfo // its identity, to notice another process's rotation
-	jStart   uint64      // index of its first entry (a multiple of tileWidth)
-	jEnd     int64       // bytes of it holding entries [jStart, n)
-	joff     []int64     // offset in it of each entry from jStart
-	tree                 // the tree's right edge
-	last     Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
-	broken   error       // set when a write failed half-way; writes refuse afterwards
-	unsynced []int       // descriptors of the tiles this Log wrote since the last rotation
-	others   []string    // tiles other processes wrote (seen catching up), also to fsync then
-	dirs     []string    // the directories of both, fsynced then too
-	buf      []byte
+	jf     *os.File    // the journal, O_APPEND
+	jfi    os.FileInfo // its identity, to notice another process's rotation
+	jStart uint64      // index of its first entry (a multiple of tileWidth)
+	jEnd   int64       // bytes of it holding entries [jStart, n)
+	joff   []int64     // offset in it of each entry from jStart
+	tree               // the tree's right edge
+	last   Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
+	broken error       // set when a write failed half-way; writes refuse afterwards
+	buf    []byte
 }
 
 // tree is the right edge of a Merkle tree: what appending needs, and what
@@ -375,32 +370,26 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 		l.fail(err)
 		return 0, fmt.Errorf("evidence append: write journal: %w", err)
 	}
-	if err := l.jf.Sync(); err != nil {
-		l.fail(err)
-		return 0, fmt.Errorf("evidence append: fsync journal: %w", err)
+	// The tiles are derived: they are written without fsync (one fsync per
+	// tile cost more than everything else an append does) and made durable
+	// all at once when the journal is rotated; until then Open rewrites
+	// from the journal what a crash loses or tears of them. They are
+	// written while the journal's fsync runs (both wait on the disk): the
+	// journal's entries are already in the page cache, which a kill -9
+	// does not lose; a power cut that loses them can leave tiles beyond the
+	// tree, which Open removes (dropOrphans).
+	tilesDone := make(chan error, 1)
+	go func() { tilesDone <- writeTiles(l.dir, files) }()
+	syncErr := l.jf.Sync()
+	tileErr := <-tilesDone
+	if syncErr != nil {
+		l.fail(syncErr)
+		return 0, fmt.Errorf("evidence append: fsync journal: %w", syncErr)
 	}
 	l.jEnd += int64(len(buf))
-	// The batch is durable. The tiles are derived: Open rewrites from the
-	// journal what a crash loses of them.
-	for _, f := range files {
-		fd, err := createTile(l.dir, f)
-		if err != nil {
-			l.fail(err)
-			return 0, fmt.Errorf("evidence append: %w", err)
-		}
-		l.unsynced = append(l.unsynced, fd)
-		l.noteDir(f.path)
-	}
-	// Bound the descriptors held between rotations: sync and close them
-	// early (their names become durable with the directories at rotation).
-	if len(l.unsynced) >= maxUnsynced {
-		for _, fd := range l.unsynced {
-			if err := unix.Fdatasync(fd); err != nil {
-				l.fail(err)
-				return 0, fmt.Errorf("evidence append: sync tiles: %w", err)
-			}
-		}
-		l.closeUnsynced()
+	if tileErr != nil {
+		l.fail(tileErr)
+		return 0, fmt.Errorf("evidence append: %w", tileErr)
 	}
 	if l.n-l.jStart >= journalMaxEntries || l.jEnd >= journalMaxBytes {
 		if err := l.rotateJournal(); err != nil {
@@ -461,10 +450,39 @@ func (l *tree) addNode(L int, n uint64, h tlog.Hash, files []tileFile) []tileFil
 	return files
 }
 
-// createTile writes a tile or bundle and returns its open descriptor, not
-// fsynced (see rotateJournal). Raw system calls: a tile is written once and
-// needs none of os.File's poller registration, which costs as much again.
-func createTile(dir string, f tileFile) (int, error) {
+// writeTiles writes tiles and bundles (not fsynced), two at a time: most
+// of a file's creation is waiting on the file system's journal, which
+// overlaps.
+func writeTiles(dir string, files []tileFile) error {
+	if len(files) < 8 {
+		for _, f := range files {
+			if err := writeTile(dir, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	half := make(chan error, 1)
+	go func() {
+		for i := 1; i < len(files); i += 2 {
+			if err := writeTile(dir, files[i]); err != nil {
+				half <- err
+				return
+			}
+		}
+		half <- nil
+	}()
+	var err error
+	for i := 0; i < len(files) && err == nil; i += 2 {
+		err = writeTile(dir, files[i])
+	}
+	return errors.Join(err, <-half)
+}
+
+// writeTile writes a tile or bundle, not fsynced (see syncTiles). Raw
+// system calls: a tile is written once and needs none of os.File's poller
+// registration, which costs as much again.
+func writeTile(dir string, f tileFile) error {
 	p := filepath.Join(dir, filepath.FromSlash(f.path))
 	open := func() (int, error) {
 		return unix.Open(p, unix.O_CREAT|unix.O_TRUNC|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
@@ -476,7 +494,7 @@ func createTile(dir string, f tileFile) (int, error) {
 		}
 	}
 	if err != nil {
-		return -1, fmt.Errorf("write %s: %w", f.path, err)
+		return fmt.Errorf("write %s: %w", f.path, err)
 	}
 	for b := f.data; len(b) > 0; {
 		n, err := unix.Write(fd, b)
@@ -485,20 +503,14 @@ func createTile(dir string, f tileFile) (int, error) {
 		}
 		if err != nil {
 			unix.Close(fd)
-			return -1, fmt.Errorf("write %s: %w", f.path, err)
+			return fmt.Errorf("write %s: %w", f.path, err)
 		}
 		b = b[n:]
 	}
-	return fd, nil
-}
-
-// writeTile writes a tile or bundle and closes it (not fsynced).
-func writeTile(dir string, f tileFile) error {
-	fd, err := createTile(dir, f)
-	if err != nil {
-		return err
+	if err := unix.Close(fd); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	return unix.Close(fd)
+	return nil
 }
 
 // tilePath is the C2SP tlog-tiles path of tile (level L, index N, width
@@ -537,12 +549,9 @@ func (l *Log) rotateJournal() error {
 				f = p
 			}
 		}
-		fd, err := createTile(l.dir, f)
-		if err != nil {
+		if err := writeTile(l.dir, f); err != nil {
 			return err
 		}
-		l.unsynced = append(l.unsynced, fd)
-		l.noteDir(f.path)
 	}
 	if err := l.syncTiles(); err != nil {
 		return err
@@ -578,50 +587,17 @@ func (l *Log) rotateJournal() error {
 	return nil
 }
 
-// syncTiles makes the tiles written since the last rotation durable: this
-// Log's own through their open descriptors, those other processes wrote by
-// name, or the whole file system when they are many (after Open, say).
+// syncTiles makes every tile written since the last rotation durable, by
+// this Log or by the other processes whose appends it caught up with: one
+// syncfs of the log's file system, which also makes the new files' names
+// durable with their directories. It costs one file system commit per
+// rotation (every journalMaxEntries entries or journalMaxBytes bytes), not
+// one per tile.
 func (l *Log) syncTiles() error {
-	if len(l.others) > 64 {
-		if err := unix.Syncfs(int(l.jf.Fd())); err != nil {
-			return fmt.Errorf("sync tiles: %w", err)
-		}
-	} else {
-		for _, p := range l.others {
-			if err := syncFile(filepath.Join(l.dir, filepath.FromSlash(p))); err != nil {
-				return fmt.Errorf("sync tiles: %w", err)
-			}
-		}
-		for _, fd := range l.unsynced {
-			if err := unix.Fdatasync(fd); err != nil {
-				return fmt.Errorf("sync tiles: %w", err)
-			}
-		}
+	if err := unix.Syncfs(int(l.jf.Fd())); err != nil {
+		return fmt.Errorf("sync tiles: %w", err)
 	}
-	// A new file's name is durable with its directory.
-	for _, d := range l.dirs {
-		if err := syncDir(filepath.Join(l.dir, filepath.FromSlash(d))); err != nil {
-			return fmt.Errorf("sync tiles: %w", err)
-		}
-	}
-	l.closeUnsynced()
-	l.others, l.dirs = l.others[:0], l.dirs[:0]
 	return nil
-}
-
-// noteDir records the directory of tile path p for the next syncTiles.
-func (l *Log) noteDir(p string) {
-	d := path.Dir(p)
-	if !slices.Contains(l.dirs, d) {
-		l.dirs = append(l.dirs, d)
-	}
-}
-
-func (l *Log) closeUnsynced() {
-	for _, fd := range l.unsynced {
-		unix.Close(fd)
-	}
-	l.unsynced = l.unsynced[:0]
 }
 
 // fail marks the log unusable after a write failed half-way (mu held).
@@ -852,7 +828,6 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) closeFiles() error {
-	l.closeUnsynced() // the journal holds their entries
 	var errs []error
 	for _, f := range []**os.File{&l.jf, &l.wlk, &l.lock} {
 		if *f != nil {

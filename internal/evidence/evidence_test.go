@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -376,6 +378,70 @@ func TestCrashRecovery(t *testing.T) {
 	if _, err := Open(t.Context(), dir, Options{}); err == nil {
 		t.Fatal("Open accepted an entry with an impossible length")
 	}
+}
+
+// TestCrashTornAndOrphanTiles: tiles are fsynced only when the journal
+// rotates, so a power cut can leave tiles of the journal's range with
+// their length but zeros for their data (rewritten at Open from the
+// journal, not taken for an edit), and tiles of a batch whose journal
+// write it lost (removed at Open, so that the entries appended in their
+// place are not taken for an edit later).
+func TestCrashTornAndOrphanTiles(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(t.Context(), dir, Options{})
+	must(t, err)
+	var batch [][]byte
+	for i := range 600 {
+		batch = append(batch, eventRecord(t, i, "A", t0))
+	}
+	appendN(t, l, batch)
+	_, err = l.Checkpoint(t.Context())
+	must(t, err)
+	batch = batch[:0]
+	for i := 600; i < 900; i++ {
+		batch = append(batch, eventRecord(t, i, "A", t0))
+	}
+	appendN(t, l, batch) // completes bundle 2 and level-0 tile 2
+	must(t, l.Close())
+	bundle1 := filepath.Join(dir, "tile", "entries", "001")
+	want1, err := os.ReadFile(bundle1)
+	must(t, err)
+	// Bundle 1 keeps its length with zeros from its middle on; tile 0/001
+	// is all zeros.
+	torn := append(bytes.Clone(want1[:len(want1)/2]), make([]byte, len(want1)-len(want1)/2)...)
+	must(t, os.WriteFile(bundle1, torn, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "tile", "0", "001"), make([]byte, tileWidth*32), 0o644))
+	// The second batch's journal write is lost, its tiles are not.
+	must(t, os.Truncate(filepath.Join(dir, journalFile), journalOffsets(t, dir)[600]))
+	l = openLog(t, dir)
+	if l.Size() != 600 {
+		t.Fatalf("after recovery %d entries, want 600", l.Size())
+	}
+	got1, err := os.ReadFile(bundle1)
+	must(t, err)
+	if !bytes.Equal(got1, want1) {
+		t.Fatal("the torn bundle was not rewritten from the journal")
+	}
+	for _, p := range []string{"tile/entries/002", "tile/0/002"} {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s beyond the tree of 600 survived Open: %v", p, err)
+		}
+	}
+	must(t, l.Audit(t.Context()))
+	// Other entries take the lost ones' places; a crash losing their tiles
+	// is repaired again, and the log audits.
+	batch = batch[:0]
+	for i := 600; i < 900; i++ {
+		batch = append(batch, eventRecord(t, i, "B", t0))
+	}
+	appendN(t, l, batch)
+	must(t, l.Close())
+	must(t, os.Remove(filepath.Join(dir, "tile", "entries", "002")))
+	l = openLog(t, dir)
+	if l.Size() != 900 {
+		t.Fatalf("after the second recovery %d entries, want 900", l.Size())
+	}
+	must(t, l.Audit(t.Context()))
 }
 
 // otherKey is a fresh key that no log has.

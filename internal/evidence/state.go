@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -46,7 +47,47 @@ func (l *Log) load(ctx context.Context) error {
 	}
 	l.tree = t
 	l.jf, l.jfi, l.jStart, l.jEnd, l.joff = f, fi, start, int64(journalHeader), nil
-	return l.replayJournal(ctx)
+	if err := l.replayJournal(ctx); err != nil {
+		return err
+	}
+	return l.dropOrphans()
+}
+
+// dropOrphans removes the full tiles and bundles beyond the tree (Open,
+// writer lock held): Append writes a batch's tiles while the journal's
+// fsync runs, so a power cut can keep tiles whose entries the journal
+// lost. Left there, they would read as an edit once other entries take
+// those places and a later crash loses those entries' tiles in turn.
+func (l *Log) dropOrphans() error {
+	for L := -1; ; L++ {
+		shift := 0
+		if L > 0 {
+			shift = tileHeight * L
+		}
+		lv := "entries"
+		if L >= 0 {
+			lv = strconv.Itoa(L)
+		}
+		if _, err := os.Stat(filepath.Join(l.dir, "tile", lv)); errors.Is(err, fs.ErrNotExist) {
+			if L > 0 {
+				return nil
+			}
+			continue
+		}
+		// The first full tile of the level the tree does not have, and
+		// those after it.
+		for k := (l.n >> shift) / tileWidth; ; k++ {
+			p := tilePath(L, k, tileWidth)
+			err := os.Remove(filepath.Join(l.dir, filepath.FromSlash(p)))
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("evidence: remove %s beyond the tree: %w", p, err)
+			}
+			l.log.Warn("evidence: removed a tile beyond the tree (crash during append)", "tile", p)
+		}
+	}
 }
 
 func journalHead(start uint64) []byte {
@@ -233,6 +274,17 @@ func (l *Log) replayJournal(ctx context.Context) error {
 	return l.checkTiles(files)
 }
 
+// torn reports whether got, the same length as want, is want up to some
+// point and zeros from there on: what an unsynced write cut by a crash can
+// leave.
+func torn(got, want []byte) bool {
+	k := 0
+	for k < len(got) && got[k] == want[k] {
+		k++
+	}
+	return allZero(got[k:])
+}
+
 func allZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
@@ -243,15 +295,16 @@ func allZero(b []byte) bool {
 }
 
 // checkTiles compares tiles recomputed from the journal with the disk:
-// missing or short ones (a crash) are written, different ones are an edit.
+// missing, short or zero-filled ones (a crash: tiles are fsynced only at
+// the journal's rotation, so a power cut can lose them, cut them short or,
+// on some file systems, leave their length with zeros for their data) are
+// written, different ones are an edit.
 func (l *Log) checkTiles(files []tileFile) error {
 	for _, f := range files {
-		l.others = append(l.others, f.path)
-		l.noteDir(f.path)
 		got, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(f.path)))
 		switch {
 		case err == nil && bytes.Equal(got, f.data):
-		case err == nil && len(got) == len(f.data):
+		case err == nil && len(got) == len(f.data) && !torn(got, f.data):
 			return fmt.Errorf("evidence log edited: %s does not match the journal's entries", f.path)
 		case err == nil || errors.Is(err, fs.ErrNotExist):
 			if err := writeTile(l.dir, f); err != nil {
