@@ -68,6 +68,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -102,6 +103,7 @@ const (
 // every tile below is made durable) when it holds this many entries or
 // bytes: it bounds what Open re-hashes. Variables for the tests.
 var (
+	tileWriters              = 4 // goroutines writing one batch's tiles
 	journalMaxEntries uint64 = 1 << 18
 	journalMaxBytes   int64  = 64 << 20
 )
@@ -450,11 +452,13 @@ func (l *tree) addNode(L int, n uint64, h tlog.Hash, files []tileFile) []tileFil
 	return files
 }
 
-// writeTiles writes tiles and bundles (not fsynced), two at a time: most
-// of a file's creation is waiting on the file system's journal, which
-// overlaps.
+// writeTiles writes tiles and bundles (not fsynced), tileWriters at a
+// time: creating a file is mostly the file system's work (allocating its
+// inode, which on ext4 without a journal means skipping the inodes deleted
+// in the last minutes), and several overlap.
 func writeTiles(dir string, files []tileFile) error {
-	if len(files) < 8 {
+	workers := min(tileWriters, (len(files)+3)/4)
+	if workers <= 1 {
 		for _, f := range files {
 			if err := writeTile(dir, f); err != nil {
 				return err
@@ -462,21 +466,29 @@ func writeTiles(dir string, files []tileFile) error {
 		}
 		return nil
 	}
-	half := make(chan error, 1)
-	go func() {
-		for i := 1; i < len(files); i += 2 {
-			if err := writeTile(dir, files[i]); err != nil {
-				half <- err
-				return
+	var next atomic.Int64
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(files) {
+					errs <- nil
+					return
+				}
+				if err := writeTile(dir, files[i]); err != nil {
+					next.Store(int64(len(files))) // the others stop too
+					errs <- err
+					return
+				}
 			}
-		}
-		half <- nil
-	}()
-	var err error
-	for i := 0; i < len(files) && err == nil; i += 2 {
-		err = writeTile(dir, files[i])
+		}()
 	}
-	return errors.Join(err, <-half)
+	var err error
+	for range workers {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }
 
 // writeTile writes a tile or bundle, not fsynced (see syncTiles). Raw
