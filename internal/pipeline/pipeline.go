@@ -6,10 +6,12 @@
 // a message bus (see natsbus) and not analytics (it only counts its own
 // health).
 //
-// Two goroutines: the preparer drains the queue and fills a batch; the
-// writer commits the previous batch meanwhile. Memory is bounded by two
-// batches (enrichment caches decoded records per database, see geo), never
-// by the event rate.
+// Two goroutines, three with a Committed hook: the preparer drains the
+// queue and fills a batch; the writer commits the previous batch meanwhile
+// and flushes the aggregates on a cadence; the hook (the evidence log's
+// append, which waits on an fsync) runs on the batch before, in commit
+// order. Memory is bounded by three batches (enrichment caches decoded
+// records per database, see geo), never by the event rate.
 package pipeline
 
 import (
@@ -77,10 +79,13 @@ type Options struct {
 	// Budget bounds what one source can make the pipeline store one by
 	// one (docs/security.md); a zero Rate stores every contact.
 	Budget budget.Options
-	// Committed, if set, is called after every committed batch with the
-	// batch and what it stored (the evidence log appends the fresh
-	// records). It runs on the writer goroutine: it delays the next batch,
-	// never a listener.
+	// Committed, if set, is called after every committed batch that stored
+	// something new, with the batch and what it stored (the evidence log
+	// appends the fresh records). It runs on a goroutine of its own, one
+	// batch at a time in commit order, while the writer stores the next
+	// batch and flushes: a slow hook holds the writer back only once two
+	// batches wait for it, and never delays the aggregates' flush by
+	// itself. Run returns after the last call.
 	Committed func(ctx context.Context, b *store.Batch, res store.BatchResult)
 	// Registerer receives the takedown_pipeline_* metrics; nil registers
 	// none.
@@ -133,6 +138,7 @@ type Pipeline struct {
 	pendingListeners                         map[string]uint64
 
 	batchSeconds prometheus.Histogram
+	flushSeconds prometheus.Histogram // flushes of the store's aggregates
 	visible      *visibility    // owned by the writer goroutine
 	commits      atomic.Uint64  // successful store writes, as batchSeconds counts them
 	commitNanos  atomic.Int64   // their total time, as batchSeconds sums it
@@ -176,6 +182,10 @@ func New(opts Options) (*Pipeline, error) {
 		Name: "takedown_pipeline_batch_duration_seconds", Help: "Time to commit one batch of events.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
 	})
+	p.flushSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "takedown_pipeline_flush_duration_seconds", Help: "Time to write the store's pending aggregates (one flush, every FlushEvery).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
+	})
 	if r := opts.Registerer; r != nil {
 		q := opts.Queue
 		cf := func(name, help string, f func() uint64) prometheus.Collector {
@@ -192,6 +202,7 @@ func New(opts Options) (*Pipeline, error) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_length_events", Help: "Events waiting in the queue."}, func() float64 { return float64(q.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_queue_capacity_events", Help: "Capacity of the queue."}, func() float64 { return float64(q.Cap()) }),
 			p.batchSeconds,
+			p.flushSeconds,
 			p.visible.hist,
 		} {
 			if err := r.Register(c); err != nil {
@@ -266,6 +277,10 @@ type batch struct {
 	records  [][]byte
 	invalid  uint64
 	invalidL map[string]uint64
+	// committed and res are what write stored, for the Committed hook;
+	// committed is nil when there is nothing to hand it.
+	committed *store.Batch
+	res       store.BatchResult
 }
 
 func newBatch(n int) *batch {
@@ -277,6 +292,7 @@ func (b *batch) reset() {
 	b.events, b.records = b.events[:0], b.records[:0]
 	b.invalid = 0
 	clear(b.invalidL)
+	b.committed, b.res = nil, store.BatchResult{}
 }
 
 // add appends e to b if it prepares and encodes, else counts it as
@@ -330,20 +346,48 @@ func (p *Pipeline) addSummaries(b *batch, all bool) bool {
 // writer cannot persist counters at the very end.
 func (p *Pipeline) Run(ctx context.Context) error {
 	batches := make(chan *batch) // unbuffered: one batch filling, one writing
-	free := make(chan *batch, 2)
-	free <- newBatch(p.opts.BatchSize)
-	free <- newBatch(p.opts.BatchSize)
+	free := make(chan *batch, 3) // filling, writing, and in the Committed hook
+	for range cap(free) {
+		free <- newBatch(p.opts.BatchSize)
+	}
 	done := make(chan struct{})
 	wctx, cancelWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWriter()
 	go func() {
 		defer close(done)
+		// The Committed hook runs on the batches after the writer is done
+		// with them, in order; it gives them back to the preparer.
+		recycle := func(b *batch) {
+			b.reset()
+			free <- b
+		}
+		var hooks chan *batch
+		if p.opts.Committed != nil {
+			hooks = make(chan *batch, 1)
+			hooked := make(chan struct{})
+			go func() {
+				defer close(hooked)
+				for b := range hooks {
+					p.opts.Committed(wctx, b.committed, b.res)
+					recycle(b)
+				}
+			}()
+			defer func() {
+				close(hooks)
+				<-hooked
+			}()
+		}
 		// Aggregates are flushed on a fixed cadence, under load as when
 		// idle: a store that holds them in memory (SQLite) would otherwise
 		// keep figures stale for its own, much longer, schedule. A flush
 		// with nothing pending costs a lock.
 		tick := time.NewTicker(p.opts.FlushEvery)
 		defer tick.Stop()
+		tickFlush := func() {
+			if err := p.flush(wctx); err != nil {
+				p.log.Warn("aggregate flush failed, retrying later", "err", err)
+			}
+		}
 		for {
 			select {
 			case b, ok := <-batches:
@@ -354,12 +398,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 					return
 				}
 				p.write(wctx, b)
-				b.reset()
-				free <- b
-			case <-tick.C:
-				if err := p.flush(wctx); err != nil {
-					p.log.Warn("aggregate flush failed, retrying later", "err", err)
+				if b.committed == nil || hooks == nil {
+					recycle(b)
+					continue
 				}
+				// Waiting for the hook (two batches behind) does not
+				// stop the flushes: figures stay fresh.
+				for queued := false; !queued; {
+					select {
+					case hooks <- b:
+						queued = true
+					case <-tick.C:
+						tickFlush()
+					}
+				}
+			case <-tick.C:
+				tickFlush()
 			}
 		}
 	}()
@@ -440,9 +494,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // flush writes the store's pending aggregates and observes the events they
 // make visible. It runs on the writer goroutine.
 func (p *Pipeline) flush(ctx context.Context) error {
+	start := time.Now()
 	if err := p.opts.Store.Flush(ctx); err != nil {
 		return err
 	}
+	p.flushSeconds.Observe(time.Since(start).Seconds())
 	p.afterFlush()
 	return nil
 }
@@ -531,8 +587,8 @@ func (p *Pipeline) write(ctx context.Context, pb *batch) {
 			}
 			p.stored.Add(uint64(res.Inserted))
 			p.duplicates.Add(uint64(res.Duplicates))
-			if p.opts.Committed != nil && res.Inserted > 0 {
-				p.opts.Committed(ctx, b, res)
+			if res.Inserted > 0 {
+				pb.committed, pb.res = b, res // for the Committed hook
 			}
 			if len(events) > 0 {
 				p.batches.Add(1)

@@ -19,6 +19,7 @@ import (
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/stats"
+	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -235,6 +236,53 @@ func TestVisibleHistogram(t *testing.T) {
 		}
 		if b.GetCumulativeCount() != want {
 			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+}
+
+// TestCommittedHookOffTheWriter: the Committed hook (the evidence log's
+// append) runs beside the writer: while it is stuck on a batch, the
+// aggregates of that batch are still flushed and visible; every fresh
+// event reaches the hook once, in commit order, before Run returns.
+func TestCommittedHookOffTheWriter(t *testing.T) {
+	es := sqliteStore(t)
+	q := event.NewQueue(1 << 12)
+	hook, flushed := flushes()
+	release := make(chan struct{})
+	var seen []string
+	p, err := pipeline.New(pipeline.Options{Queue: q, Store: es, Flushed: hook, BatchSize: 16, FlushEvery: 10 * time.Millisecond,
+		Committed: func(_ context.Context, b *store.Batch, res store.BatchResult) {
+			<-release
+			for i := range b.Events {
+				if res.Fresh[i] {
+					seen = append(seen, b.Events[i].ID)
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := range n {
+		e := event.Event{ID: fmt.Sprintf("e%03d", i), Timestamp: time.Now(), Protocol: event.ProtoHTTP, SrcIP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})}
+		q.Offer(&e)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	// The hook holds the first batch; its events are visible all the same.
+	waitVisible(t, flushed, 16)
+	close(release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Fatalf("the hook saw %d of %d events", len(seen), n)
+	}
+	for i, id := range seen {
+		if want := fmt.Sprintf("e%03d", i); id != want {
+			t.Fatalf("the hook saw %s at %d, want %s: out of commit order", id, i, want)
 		}
 	}
 }
