@@ -61,6 +61,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -142,15 +143,16 @@ type Log struct {
 	chain     KeyChain   // every key the log has had, with the sizes each signs
 	rotations []Rotation // the signed rotation records, oldest first
 
-	jf     *os.File    // the journal, O_APPEND
-	jfi    os.FileInfo // its identity, to notice another process's rotation
-	jStart uint64      // index of its first entry (a multiple of tileWidth)
-	jEnd   int64       // bytes of it holding entries [jStart, n)
-	joff   []int64     // offset in it of each entry from jStart
-	tree               // the tree's right edge
-	last   Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
-	broken error       // set when a write failed half-way; writes refuse afterwards
-	buf    []byte
+	jf      *os.File    // the journal, O_APPEND
+	jfi     os.FileInfo // its identity, to notice another process's rotation
+	jStart  uint64      // index of its first entry (a multiple of tileWidth)
+	jEnd    int64       // bytes of it holding entries [jStart, n)
+	joff    []int64     // offset in it of each entry from jStart
+	tree                // the tree's right edge
+	last    Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
+	broken  error       // set when a write failed half-way; writes refuse afterwards
+	syncing chan error  // the last rotation's background sync (syncTiles), nil when none
+	buf     []byte
 }
 
 // tree is the right edge of a Merkle tree: what appending needs, and what
@@ -544,10 +546,17 @@ func tilePath(L int, N uint64, w int) string {
 	return p
 }
 
-// rotateJournal (mu and writer lock held) makes every tile below the
-// current partial bundle durable, then replaces the journal with one that
-// starts at that bundle.
+// rotateJournal (mu and writer lock held) replaces the journal with one
+// that starts at the current partial bundle, and makes every tile below it
+// durable in the background: until then the old journal stays, hard-linked
+// as journal.<its start> (retiredPath), for Open to rebuild from it what a
+// power cut loses of those tiles; the sync removes it when done. Appends go
+// on meanwhile (a file system sync takes a while, and flushes what other
+// programs wrote too); the next rotation and Close wait for it.
 func (l *Log) rotateJournal() error {
+	if err := l.waitSync(); err != nil {
+		return err
+	}
 	// The partial tiles of levels 1 and up at the new start (the same as at
 	// l.n: no hash of those levels completes within a bundle) spare the
 	// next Open reading up to 255 full tiles per level.
@@ -565,15 +574,21 @@ func (l *Log) rotateJournal() error {
 			return err
 		}
 	}
-	if err := l.syncTiles(); err != nil {
-		return err
-	}
 	start := l.n &^ (tileWidth - 1)
 	b := make([]byte, 0, journalHeader+len(l.pend))
 	b = append(b, journalMagic...)
 	b = binary.BigEndian.AppendUint64(b, start)
 	b = append(b, l.pend...)
 	p := filepath.Join(l.dir, journalFile)
+	old := retiredPath(l.dir, l.jStart)
+	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rotate journal: %w", err)
+	}
+	if err := os.Link(p, old); err != nil {
+		return fmt.Errorf("rotate journal: %w", err)
+	}
+	// writeFileSync's directory fsync makes the link durable with the
+	// new journal's name.
 	if err := writeFileSync(p, b, 0o600); err != nil {
 		return fmt.Errorf("rotate journal: %w", err)
 	}
@@ -596,7 +611,43 @@ func (l *Log) rotateJournal() error {
 	}
 	l.jf.Close()
 	l.jf, l.jfi, l.jStart, l.jEnd, l.joff = f, fi, start, int64(len(b)), joff
+	done := make(chan error, 1)
+	go func() {
+		err := rotationSync(l)
+		if err == nil {
+			// Every tile below start is durable: the old journal's
+			// entries are no longer needed.
+			if err = os.Remove(old); errors.Is(err, fs.ErrNotExist) {
+				err = nil // another process's Open took care of it
+			}
+		}
+		done <- err
+	}()
+	l.syncing = done
 	return nil
+}
+
+// rotationSync is the background sync of a rotation; a test makes it fail
+// to leave the state of a crash before it ends.
+var rotationSync = (*Log).syncTiles
+
+// waitSync waits for the last rotation's background sync (mu held).
+func (l *Log) waitSync() error {
+	if l.syncing == nil {
+		return nil
+	}
+	err := <-l.syncing
+	l.syncing = nil
+	if err != nil {
+		return fmt.Errorf("rotate journal: %w", err)
+	}
+	return nil
+}
+
+// retiredPath is where a rotated journal that starts at entry start stays
+// until the tiles below the next journal's start are durable.
+func retiredPath(dir string, start uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%s.%020d", journalFile, start))
 }
 
 // syncTiles makes every tile written since the last rotation durable, by
@@ -606,7 +657,9 @@ func (l *Log) rotateJournal() error {
 // rotation (every journalMaxEntries entries or journalMaxBytes bytes), not
 // one per tile.
 func (l *Log) syncTiles() error {
-	if err := unix.Syncfs(int(l.jf.Fd())); err != nil {
+	// The lock file's descriptor: it stays open until Close, which waits
+	// for this.
+	if err := unix.Syncfs(int(l.lock.Fd())); err != nil {
 		return fmt.Errorf("sync tiles: %w", err)
 	}
 	return nil
@@ -841,6 +894,7 @@ func (l *Log) Close() error {
 
 func (l *Log) closeFiles() error {
 	var errs []error
+	errs = append(errs, l.waitSync())
 	for _, f := range []**os.File{&l.jf, &l.wlk, &l.lock} {
 		if *f != nil {
 			errs = append(errs, (*f).Close())

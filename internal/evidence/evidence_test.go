@@ -444,6 +444,52 @@ func TestCrashTornAndOrphanTiles(t *testing.T) {
 	must(t, l.Audit(t.Context()))
 }
 
+// TestCrashBeforeRotationSync: a rotated journal stays (journal.<start>)
+// until the tiles below the new journal's start are durable; a power cut
+// before then can lose or tear those tiles, and Open rebuilds them from it,
+// then removes it.
+func TestCrashBeforeRotationSync(t *testing.T) {
+	smallJournal(t)
+	old := rotationSync
+	rotationSync = func(*Log) error { return errors.New("power cut") }
+	t.Cleanup(func() { rotationSync = old })
+	dir := t.TempDir()
+	l, err := Open(t.Context(), dir, Options{})
+	must(t, err)
+	var batch [][]byte
+	for i := range 300 {
+		batch = append(batch, eventRecord(t, i, "A", t0))
+	}
+	appendN(t, l, batch) // rotates: the journal starts at 256
+	_, err = l.Checkpoint(t.Context())
+	must(t, err)
+	if err := l.Close(); err == nil || !strings.Contains(err.Error(), "power cut") {
+		t.Fatalf("Close after a failed rotation sync: %v", err)
+	}
+	retired := filepath.Join(dir, journalFile+".00000000000000000000")
+	if _, err := os.Stat(retired); err != nil {
+		t.Fatalf("the rotated journal was not kept: %v", err)
+	}
+	rotationSync = old
+	// The power cut lost bundle 0 and tore tile 0/000.
+	must(t, os.Remove(filepath.Join(dir, "tile", "entries", "000")))
+	must(t, os.WriteFile(filepath.Join(dir, "tile", "0", "000"), make([]byte, tileWidth*32), 0o644))
+	l = openLog(t, dir)
+	if l.Size() != 300 {
+		t.Fatalf("after recovery %d entries, want 300", l.Size())
+	}
+	must(t, l.Audit(t.Context()))
+	if _, err := os.Stat(retired); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the rotated journal survived recovery: %v", err)
+	}
+	appendN(t, l, [][]byte{eventRecord(t, 300, "A", t0)})
+	must(t, l.Close())
+	l = openLog(t, dir)
+	if l.Size() != 301 {
+		t.Fatalf("after reopening %d entries, want 301", l.Size())
+	}
+}
+
 // otherKey is a fresh key that no log has.
 func otherKey(tb testing.TB) *Key {
 	tb.Helper()

@@ -16,7 +16,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -35,6 +37,33 @@ func (l *Log) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("evidence journal: %w", err)
 	}
+	// After a crash, rotated journals whose tiles may not be durable come
+	// first: the tree is rebuilt from the oldest one's start.
+	retired, err := retiredJournals(l.dir)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	var later []*os.File
+	defer func() {
+		for _, f := range later {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for _, s := range retired {
+		r, err := os.OpenFile(retiredPath(l.dir, s), os.O_RDWR|os.O_APPEND, 0)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("evidence journal: %w", err)
+		}
+		later = append(later, r)
+	}
+	if len(later) > 0 {
+		later = append(later, f)
+		f, later = later[0], later[1:]
+	}
 	start, fi, err := journalStart(f)
 	if err != nil {
 		f.Close()
@@ -50,7 +79,47 @@ func (l *Log) load(ctx context.Context) error {
 	if err := l.replayJournal(ctx); err != nil {
 		return err
 	}
+	for i, f := range later {
+		later[i] = nil // switchJournal owns it
+		if err := l.switchJournal(ctx, f); err != nil {
+			return err
+		}
+	}
+	if len(retired) > 0 {
+		// Their entries' tiles are rewritten where missing: make them
+		// durable, then the retired journals can go.
+		if err := l.syncTiles(); err != nil {
+			return fmt.Errorf("evidence: %w", err)
+		}
+		for _, s := range retired {
+			if err := os.Remove(retiredPath(l.dir, s)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("evidence: %w", err)
+			}
+		}
+	}
 	return l.dropOrphans()
+}
+
+// retiredJournals lists the starts of the rotated journals kept until the
+// tiles below the next one's start are durable (see rotateJournal),
+// smallest first.
+func retiredJournals(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("evidence dir: %w", err)
+	}
+	var out []uint64
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), journalFile+".")
+		if !ok || len(rest) != 20 {
+			continue
+		}
+		if s, err := strconv.ParseUint(rest, 10, 64); err == nil {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // dropOrphans removes the full tiles and bundles beyond the tree (Open,
@@ -340,6 +409,13 @@ func (l *Log) refreshLocked() error {
 	if err != nil {
 		return fmt.Errorf("evidence journal: %w", err)
 	}
+	return l.switchJournal(ctx, f)
+}
+
+// switchJournal moves on from the journal this Log read to f, a journal
+// that starts at or after it (a rotation), taking the entries between from
+// the bundles; it owns f.
+func (l *Log) switchJournal(ctx context.Context, f *os.File) error {
 	start, nfi, err := journalStart(f)
 	if err != nil {
 		f.Close()
