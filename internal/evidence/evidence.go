@@ -40,6 +40,7 @@
 //	tile/<L>/<N>[.p/<W>]       hash tiles, height 8 (C2SP tlog-tiles)
 //	tile/entries/<N>[.p/<W>]   entry bundles: 2-byte big-endian length, nonce || record
 //	journal             entries from a multiple of 256 on: the only file fsynced per Append
+//	journal.<start>     a rotated journal, kept until the tiles below the next one's start are durable
 //	checkpoints/        every signed checkpoint, one file per tree size (20 digits)
 //	key                 Ed25519 note signer key, mode 0600
 //	key.pub             note verifier key and OpenSSH public key

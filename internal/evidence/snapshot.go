@@ -21,8 +21,9 @@ import (
 // (temporary name, rename) and never change; every checkpoint commits to
 // entries already durable in the journal, because Append writes and fsyncs
 // the journal before the log's size grows, and the tiles and bundles below
-// the journal's start were fsynced before that journal replaced the one
-// before it (and never change). So the checkpoints listed first are all
+// the journal's start were written before that journal replaced the one
+// before it (and never change; the copy reads them whether or not the
+// rotation's background sync has made them durable yet). So the checkpoints listed first are all
 // covered by the journal opened afterwards, which is cut after its last
 // complete entry (an append in progress is left out), and by the full
 // tiles below its start. Tiles of the journal's own range are left out:
