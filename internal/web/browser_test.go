@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/takedown/takedown/internal/testtool/browser"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/takedown/takedown/internal/api/apitest"
+	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/notify"
+	"github.com/takedown/takedown/internal/store"
 )
 
 // browser starts headless Chromium with a fresh profile and collects
@@ -112,6 +115,23 @@ func TestBrowserDashboard(t *testing.T) {
 	shown, err := strconv.ParseUint(strings.ReplaceAll(headline, ",", ""), 10, 64)
 	if err != nil || shown != st.UniqueIPs || st.UniqueIPs == 0 {
 		t.Fatalf("headline %q, /api/v1/stats unique_ips %d", headline, st.UniqueIPs)
+	}
+
+	// A contact stored while the overview is on screen shows in the
+	// headline by the next second's poll, without the 30 s full refresh
+	// or a reload (the poll is what keeps the headline fresh).
+	fresh := event.Event{ID: "fresh-1", Timestamp: apitest.Now.Add(-time.Hour), Protocol: event.ProtoHTTP,
+		SrcIP: netip.MustParseAddr("198.51.100.77"), SrcGeo: "DE", SrcASN: 64501, Family: "rustock", Case: "CASE-1"}
+	if _, err := fx.Events.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{fresh}, Received: 1}); err != nil {
+		t.Fatal(err)
+	}
+	must(fx.Events.Flush(t.Context()))
+	wantHeadline := strconv.FormatUint(st.UniqueIPs+1, 10)
+	pollCtx, cancelPoll := context.WithTimeout(ctx, 10*time.Second)
+	_, err = chromedp.Run(pollCtx, chromedp.Poll[bool](`document.querySelector('#headline-24h').textContent.replaceAll(',', '') === '`+wantHeadline+`'`))
+	cancelPoll()
+	if err != nil {
+		t.Fatalf("headline %q did not become %s after a new contact: %v", text("#headline-24h"), wantHeadline, err)
 	}
 
 	// The map shades exactly the fixture's countries.
