@@ -4,7 +4,7 @@
 // last one open, until 15:20:07) go through the store's writer
 // (WriteBatch), which keeps the aggregates and the hourly sets the queries
 // read; the other days of a year are then synthesised by copying the
-// closed days' whole-day sets to earlier days (a query still decodes and
+// closed days' whole-day sets and rollups to earlier days (a query still decodes and
 // reads each day's 1.6 million values: reused sets cost what distinct ones
 // would, though their union is smaller). Output,
 // one "key value" a line:
@@ -242,7 +242,13 @@ func openSQLite(ctx context.Context, dir string, now func() time.Time) *backend 
 			return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Sets: ss, Now: now})
 		},
 		copy: func(ctx context.Context, from, to int64) error {
-			_, err := db.SQL().ExecContext(ctx, `INSERT INTO stats_sets (day, part, data) SELECT ?, part, data FROM stats_sets WHERE day = ? AND (part = 'day' OR part LIKE 'k:%')`, to, from)
+			if _, err := db.SQL().ExecContext(ctx, `INSERT INTO stats_sets (day, part, data) SELECT ?, part, data FROM stats_sets WHERE day = ? AND (part = 'day' OR part LIKE 'k:%')`, to, from); err != nil {
+				return err
+			}
+			// The rollups too: a day's fingerprint (what blocks of days
+			// are valid for) is the sum of its rollups' hits.
+			_, err := db.SQL().ExecContext(ctx, `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
+				SELECT ?, country, asn, family, case_id, ips, resolver_ips, hits FROM event_rollups WHERE day = ?`, to, from)
 			return err
 		},
 		naive: func(ctx context.Context, from, to time.Time) (uint64, error) {
@@ -267,7 +273,11 @@ func openPostgres(ctx context.Context, dsn string, now func() time.Time) *backen
 		es:  es,
 		eng: func() *stats.Engine { return stats.New(stats.Options{Source: es, Raw: es, Sets: es, Now: now}) },
 		copy: func(ctx context.Context, from, to int64) error {
-			_, err := es.Pool().Exec(ctx, `INSERT INTO stats_sets (day, part, data) SELECT $1, part, data FROM stats_sets WHERE day = $2 AND (part = 'day' OR part LIKE 'k:%')`, to, from)
+			if _, err := es.Pool().Exec(ctx, `INSERT INTO stats_sets (day, part, data) SELECT $1, part, data FROM stats_sets WHERE day = $2 AND (part = 'day' OR part LIKE 'k:%')`, to, from); err != nil {
+				return err
+			}
+			_, err := es.Pool().Exec(ctx, `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
+				SELECT $1, country, asn, family, case_id, ips, resolver_ips, hits FROM event_rollups WHERE day = $2`, to, from)
 			return err
 		},
 		naive: func(ctx context.Context, from, to time.Time) (uint64, error) {
