@@ -139,10 +139,10 @@ type Pipeline struct {
 
 	batchSeconds prometheus.Histogram
 	flushSeconds prometheus.Histogram // flushes of the store's aggregates
-	visible      *visibility    // owned by the writer goroutine
-	commits      atomic.Uint64  // successful store writes, as batchSeconds counts them
-	commitNanos  atomic.Int64   // their total time, as batchSeconds sums it
-	budget       *budget.Budget // nil: none; owned by the preparer
+	visible      *visibility          // owned by the writer goroutine
+	commits      atomic.Uint64        // successful store writes, as batchSeconds counts them
+	commitNanos  atomic.Int64         // their total time, as batchSeconds sums it
+	budget       *budget.Budget       // nil: none; owned by the preparer
 }
 
 // New returns a pipeline; it does nothing until Run.
