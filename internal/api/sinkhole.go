@@ -24,6 +24,7 @@ type Counters struct {
 	Connections     uint64  // connections accepted by the connection sinkhole
 	EventsReceived  uint64  // events handed to the queue
 	EventsDropped   uint64  // events refused by the full queue
+	SocketDrops     uint64  // datagrams the kernel dropped before a sinkhole read them
 	RateLimited     uint64  // responses limited by DNS rate limiting
 	QueueDepth      int     // events waiting for the store
 	BatchSecondsAvg float64 // mean time of one store write
@@ -41,6 +42,7 @@ type Sinkhole struct {
 	Connections     float64   `json:"connections_total"`
 	EventsReceived  float64   `json:"events_received_total"`
 	EventsDropped   float64   `json:"events_dropped_total"`
+	SocketDrops     float64   `json:"udp_socket_drops_total"`
 	RateLimited     float64   `json:"rate_limited_total"`
 	QueueDepth      float64   `json:"queue_depth_events"`
 	BatchSecondsAvg float64   `json:"store_batch_seconds_avg"`
@@ -67,6 +69,7 @@ func (a *API) sinkhole(w http.ResponseWriter, r *http.Request, _ *Principal) err
 		s.MetricsAvailable = true
 		s.DNSQueries, s.Connections = float64(c.DNSQueries), float64(c.Connections)
 		s.EventsReceived, s.EventsDropped = float64(c.EventsReceived), float64(c.EventsDropped)
+		s.SocketDrops = float64(c.SocketDrops)
 		s.RateLimited, s.QueueDepth, s.BatchSecondsAvg = float64(c.RateLimited), float64(c.QueueDepth), c.BatchSecondsAvg
 		s.SelfChecks, s.SelfCheckPositive = float64(c.SelfChecks), float64(c.SelfCheckPositive)
 		s.SelfCheckResolvers, s.SelfCheckRefused = float64(c.SelfCheckResolvers), float64(c.SelfCheckRefused)

@@ -165,9 +165,11 @@ func (a *App) counters() api.Counters {
 	if d, ok := a.dns.(interface{ Stats() dnssink.Stats }); ok {
 		st := d.Stats()
 		c.DNSQueries, c.RateLimited = st.Queries, st.RRLDropped+st.RRLSlipped
+		c.SocketDrops += st.SocketDrops
 	}
 	for _, l := range a.conns {
 		c.Connections += l.Stats().Accepted
+		c.SocketDrops += l.SocketDrops()
 	}
 	if a.pipe != nil {
 		c.BatchSecondsAvg = a.pipe.Stats().CommitSecondsAvg()

@@ -34,6 +34,7 @@ import (
 	"github.com/takedown/takedown/internal/classify"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/proxyproto"
+	"github.com/takedown/takedown/internal/sockdrop"
 )
 
 // Kind is what a listener speaks.
@@ -229,6 +230,12 @@ func New(opts Options) (*Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connsink: listen udp %s: %w", opts.Addr, err)
 		}
+		// A deep receive queue rides out a stall of the reader; what
+		// overflows it anyway is counted (udpdrops.go).
+		up := l.pc.(*net.UDPConn)
+		if sockdrop.SetReceiveBuffer(up, sockdrop.ReceiveBuffer) != nil {
+			_ = up.SetReadBuffer(sockdrop.ReceiveBuffer)
+		}
 		l.local = addrPort(l.pc.LocalAddr())
 	} else {
 		// No TCP keep-alive probes: idle timeouts bound idle clients, and
@@ -246,6 +253,9 @@ func New(opts Options) (*Listener, error) {
 	}
 	l.log = l.log.With("listener", l.name)
 	l.m = newMetrics(opts.Registerer, l.name)
+	if up, ok := l.pc.(*net.UDPConn); ok {
+		l.m.udp.add(l.name, up)
+	}
 	return l, nil
 }
 
@@ -326,6 +336,9 @@ func (l *Listener) shutdown() {
 		l.ln.Close()
 	}
 	if l.pc != nil {
+		if up, ok := l.pc.(*net.UDPConn); ok {
+			l.m.udp.remove(l.name, up)
+		}
 		l.pc.Close()
 	}
 	for _, c := range conns {

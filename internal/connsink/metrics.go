@@ -20,6 +20,7 @@ type metrics struct {
 	badReq     prometheus.Counter
 	tlsFail    prometheus.Counter
 	rejected   *prometheus.CounterVec // by listener and reason; rare
+	udp        *udpDrops              // shared by the registry's listeners
 }
 
 func newMetrics(reg prometheus.Registerer, name string) *metrics {
@@ -47,6 +48,7 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "takedown_conn_rejected_total", Help: "Connections closed unserved, by reason (global_cap, source_cap, proxy_header).",
 	}, []string{"listener", "reason"})
+	udp := newUDPDrops()
 	if reg != nil {
 		accepted = register(reg, accepted)
 		active = register(reg, active)
@@ -56,6 +58,7 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 		badReq = register(reg, badReq)
 		tlsFail = register(reg, tlsFail)
 		rejected = register(reg, rejected)
+		udp = register(reg, udp)
 	}
 	return &metrics{
 		accepted:   accepted.WithLabelValues(name),
@@ -66,6 +69,7 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 		badReq:     badReq.WithLabelValues(name),
 		tlsFail:    tlsFail.WithLabelValues(name),
 		rejected:   rejected,
+		udp:        udp,
 	}
 }
 

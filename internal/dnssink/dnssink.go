@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,6 +236,8 @@ func (s *Server) listen() error {
 			return lastErr
 		}
 	}
+	cs := slices.Clone(s.udp)
+	s.metrics.udpConns.Store(&cs)
 	return nil
 }
 
@@ -309,6 +312,9 @@ func (s *Server) Stats() Stats {
 // as it stops. It is idempotent (a socket closed twice is not an error
 // here).
 func (s *Server) Close() error {
+	if cs := s.metrics.udpConns.Swap(nil); cs != nil {
+		s.metrics.udpDropsClosed.Add(socketDrops(*cs))
+	}
 	for _, c := range s.udp {
 		c.Close()
 	}

@@ -1,12 +1,15 @@
 package dnssink
 
 import (
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown/takedown/internal/sockdrop"
 )
 
 // counters are one worker's counts. Each UDP worker owns one (no cache line
@@ -47,12 +50,14 @@ type metrics struct {
 	zones                atomic.Int64
 	serial               atomic.Uint32
 	registryError        atomic.Uint64
-	rrl                  *atomic.Pointer[limiter] // nil inside when rate limiting is off
-	rrlEvictedBefore     atomic.Uint64            // evictions of limiters a reload replaced
+	rrl                  *atomic.Pointer[limiter]       // nil inside when rate limiting is off
+	rrlEvictedBefore     atomic.Uint64                  // evictions of limiters a reload replaced
+	udpConns             atomic.Pointer[[]*net.UDPConn] // the sockets whose kernel drops count
+	udpDropsClosed       atomic.Uint64                  // their drops when they were closed
 
 	dQueries, dMalformed, dTruncated, dRRL, dEventsDropped, dProxy *prometheus.Desc
 	dTCPOpen, dTCPRejected, dTCPTimeouts, dTCPOversized            *prometheus.Desc
-	dTCPPerSource, dRRLEvicted                                     *prometheus.Desc
+	dTCPPerSource, dRRLEvicted, dSocketDrops                       *prometheus.Desc
 	dReloads, dReloadFails, dLastReload, dZones, dSerial           *prometheus.Desc
 }
 
@@ -69,6 +74,7 @@ func newMetrics() *metrics {
 		dRRL:           d("rrl_limited_total", "Responses limited by response rate limiting, by action (drop or slip).", "action"),
 		dEventsDropped: d("events_dropped_total", "Query events refused by the full event queue."),
 		dProxy:         d("proxy_rejected_total", "Messages from trusted proxies with a malformed PROXY header."),
+		dSocketDrops:   d("udp_socket_drops_total", "Datagrams the kernel dropped before the sinkhole read them (a UDP socket's receive queue was full)."),
 		dTCPOpen:       d("tcp_connections", "Open TCP connections."),
 		dTCPRejected:   d("tcp_rejected_total", "TCP connections closed at once because the connection cap was reached."),
 		dTCPPerSource:  d("tcp_per_source_rejected_total", "TCP connections closed at once because their source already had its maximum open."),
@@ -94,7 +100,7 @@ func (m *metrics) newShard() *counters {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.dQueries, m.dMalformed, m.dTruncated, m.dRRL, m.dEventsDropped, m.dProxy,
-		m.dTCPOpen, m.dTCPRejected, m.dTCPPerSource, m.dRRLEvicted, m.dTCPTimeouts, m.dTCPOversized, m.dReloads, m.dReloadFails, m.dLastReload, m.dZones, m.dSerial} {
+		m.dSocketDrops, m.dTCPOpen, m.dTCPRejected, m.dTCPPerSource, m.dRRLEvicted, m.dTCPTimeouts, m.dTCPOversized, m.dReloads, m.dReloadFails, m.dLastReload, m.dZones, m.dSerial} {
 		ch <- d
 	}
 }
@@ -110,6 +116,7 @@ type Stats struct {
 	RRLSlipped    uint64 // responses slipped (truncated) by rate limiting
 	EventsDropped uint64 // query events refused by the full queue
 	ProxyRejected uint64 // messages with a malformed PROXY header from a trusted proxy
+	SocketDrops   uint64 // datagrams the kernel dropped before they were read
 	TCPOpen       int64  // TCP connections open now
 }
 
@@ -133,6 +140,10 @@ func (m *metrics) sum() (queries [2][24]uint64, st Stats) {
 		st.ProxyRejected += c.proxyRejected.Load()
 	}
 	m.mu.Unlock()
+	st.SocketDrops = m.udpDropsClosed.Load()
+	if cs := m.udpConns.Load(); cs != nil {
+		st.SocketDrops += socketDrops(*cs)
+	}
 	st.TCPOpen = m.tcpOpen.Load()
 	return queries, st
 }
@@ -159,6 +170,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.dRRL, sum.RRLSlipped, "slip")
 	counter(m.dEventsDropped, sum.EventsDropped)
 	counter(m.dProxy, sum.ProxyRejected)
+	counter(m.dSocketDrops, sum.SocketDrops)
 	gauge(m.dTCPOpen, float64(sum.TCPOpen))
 	counter(m.dTCPRejected, m.tcpRejected.Load())
 	counter(m.dTCPPerSource, m.tcpPerSourceRejected.Load())
@@ -212,4 +224,14 @@ func typeName(t uint16) string {
 		return s
 	}
 	return "TYPE" + strconv.Itoa(int(t))
+}
+
+// socketDrops sums the kernel's drops on cs (sockdrop).
+func socketDrops(cs []*net.UDPConn) uint64 {
+	var n uint64
+	for _, c := range cs {
+		d, _ := sockdrop.Drops(c)
+		n += d
+	}
+	return n
 }

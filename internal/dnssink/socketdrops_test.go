@@ -1,0 +1,50 @@
+package dnssink
+
+import (
+	"net"
+	"runtime"
+	"testing"
+)
+
+// The server exports the kernel's drops on its UDP sockets, and its
+// counts include a socket that dropped datagrams.
+func TestSocketDrops(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("sk_drops is read on Linux only")
+	}
+	s := startSink(t, testSource(), Options{})
+	if got := s.counter(t, "takedown_dns_udp_socket_drops_total"); got != 0 {
+		t.Errorf("takedown_dns_udp_socket_drops_total = %v on a new server, want 0", got)
+	}
+
+	rx, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := rx.SetReadBuffer(1); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := net.DialUDP("udp", nil, rx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	for range 300 {
+		tx.Write(make([]byte, 1000))
+	}
+	m := newMetrics()
+	m.udpConns.Store(&[]*net.UDPConn{rx})
+	_, st := m.sum()
+	if st.SocketDrops == 0 || st.SocketDrops > 300 {
+		t.Fatalf("SocketDrops = %d after 300 datagrams into a full queue", st.SocketDrops)
+	}
+	// Closing keeps the count.
+	before := st.SocketDrops
+	if cs := m.udpConns.Swap(nil); cs != nil {
+		m.udpDropsClosed.Add(socketDrops(*cs))
+	}
+	if _, st := m.sum(); st.SocketDrops != before {
+		t.Errorf("after close: %d, want %d", st.SocketDrops, before)
+	}
+}
