@@ -326,22 +326,7 @@ func TestHourlySetsPurgedRaw(t *testing.T) {
 // a late event in a closed day inside a block moves the count.
 func TestHourlyBlocks(t *testing.T) {
 	hourlyStores(t, func(t *testing.T, s hourlyStore) {
-		// 40 days from day 15000 since the epoch (2011-01-26).
-		day0 := time.Unix(15000*86400, 0).UTC()
-		rng := rand.New(rand.NewPCG(40, 2))
-		var events []event.Event
-		for i := range 3000 {
-			e := event.Event{
-				ID: "b" + strconv.Itoa(i), Timestamp: day0.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour)))),
-				SrcIP: netip.AddrFrom4([4]byte{10, 9, byte(rng.IntN(8)), byte(rng.IntN(250))}), Family: "rustock", Case: "c",
-				Protocol: []string{event.ProtoHTTP, event.ProtoDNS}[rng.IntN(2)],
-			}
-			e.SrcGeo = []string{"US", "DE"}[int(e.SrcIP.As4()[2])%2]
-			if rng.IntN(4) == 0 {
-				e.BotID = "id" + strconv.Itoa(rng.IntN(30))
-			}
-			events = append(events, e)
-		}
+		day0, events := blockEvents()
 		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
 			t.Fatal(err)
 		}
@@ -382,6 +367,86 @@ func TestHourlyBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := eng.Stats(t.Context(), stats.Query{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unique, _, _ := bruteForce(append(events, late), from, to, ""); r.UniqueIPs != unique {
+			t.Errorf("after a late event: %d, want %d", r.UniqueIPs, unique)
+		}
+	})
+}
+
+// blockEvents are 3,000 events over 40 days from day 15000 since the epoch
+// (2011-01-26), which day0 is.
+func blockEvents() (day0 time.Time, events []event.Event) {
+	day0 = time.Unix(15000*86400, 0).UTC()
+	rng := rand.New(rand.NewPCG(40, 2))
+	for i := range 3000 {
+		e := event.Event{
+			ID: "b" + strconv.Itoa(i), Timestamp: day0.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour)))),
+			SrcIP: netip.AddrFrom4([4]byte{10, 9, byte(rng.IntN(8)), byte(rng.IntN(250))}), Family: "rustock", Case: "c",
+			Protocol: []string{event.ProtoHTTP, event.ProtoDNS}[rng.IntN(2)],
+		}
+		e.SrcGeo = []string{"US", "DE"}[int(e.SrcIP.As4()[2])%2]
+		if rng.IntN(4) == 0 {
+			e.BotID = "id" + strconv.Itoa(rng.IntN(30))
+		}
+		events = append(events, e)
+	}
+	return day0, events
+}
+
+// TestBuildBlocks: blocks built ahead serve the first query of a long
+// window from the cache, a second build finds nothing to do, and a late
+// event makes the build redo the blocks that hold its day.
+func TestBuildBlocks(t *testing.T) {
+	hourlyStores(t, func(t *testing.T, s hourlyStore) {
+		day0, events := blockEvents()
+		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.es.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		now := day0.AddDate(0, 0, 45)
+		eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Cache: s.cache, Now: func() time.Time { return now }})
+		n, err := eng.BuildBlocks(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Days 15000-15044 closed: blocks of 8 (15000 is 8·1875), 16 and 32
+		// days that fit in them.
+		if n == 0 {
+			t.Fatal("no block built")
+		}
+		if again, err := eng.BuildBlocks(t.Context()); err != nil || again != 0 {
+			t.Fatalf("second build: %d blocks, %v; want 0", again, err)
+		}
+		from, to := day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 40)
+		r, err := eng.Stats(t.Context(), stats.Query{From: from, To: to, By: stats.ByCountry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unique, _, rows := bruteForce(events, from, to, stats.ByCountry)
+		if r.UniqueIPs != unique {
+			t.Errorf("unique %d, want %d", r.UniqueIPs, unique)
+		}
+		checkRows(t, "blocks built ahead", r.Rows, rows)
+		if r.Work.CachedParts == 0 {
+			t.Errorf("first query after BuildBlocks: %+v; want its blocks from the cache", r.Work)
+		}
+		late := event.Event{ID: "late", Timestamp: day0.AddDate(0, 0, 20).Add(time.Hour), Protocol: event.ProtoHTTP,
+			SrcIP: netip.MustParseAddr("10.9.200.1"), Family: "rustock", Case: "c", SrcGeo: "US"}
+		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{late}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.es.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := eng.BuildBlocks(t.Context()); err != nil || n == 0 {
+			t.Fatalf("after a late event: %d blocks rebuilt, %v; want some", n, err)
+		}
+		r, err = eng.Stats(t.Context(), stats.Query{From: from, To: to})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -449,8 +449,9 @@ func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64,
 
 // Warm builds and caches the sets of the closed days in [from, to) that
 // are not cached yet, so that the first query after midnight does not pay
-// for them. A server calls it at start and after every UTC midnight; it
-// does nothing without a Cache.
+// for them, and then the blocks of closed days with hourly sets
+// (BuildBlocks). A server calls it at start and after every UTC midnight;
+// it does nothing without a Cache.
 func (e *Engine) Warm(ctx context.Context, from, to time.Time) error {
 	if e.cache == nil {
 		return nil
@@ -473,5 +474,10 @@ func (e *Engine) Warm(ctx context.Context, from, to time.Time) error {
 			}
 		}
 	}
-	return nil
+	start := time.Now()
+	n, err := e.BuildBlocks(ctx)
+	if n > 0 {
+		e.log.Info("stats blocks built", "blocks", n, "seconds", time.Since(start).Seconds())
+	}
+	return err
 }
