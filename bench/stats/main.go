@@ -10,7 +10,7 @@
 // one "key value" a line:
 //
 //	load_s, blocks_build_s, events, aligned_7d_s, cut_24h_s, open_day_s, year_first_s, year_s,
-//	overview4_s, first_after_restart_s, sql_s (SQLite: COUNT(DISTINCT)
+//	overview4_s, trend_180d_first_s, trend_180d_s, first_after_restart_s, sql_s (SQLite: COUNT(DISTINCT)
 //	over the same aggregates), unique_ips_7d, days, ips_per_day
 //
 // Each window is queried three times by country; the slowest counts. The
@@ -176,6 +176,21 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%s: %d addresses, %d rows, %.3fs\n", w.name, results[w.name].UniqueIPs, len(results[w.name].Rows), worst)
 	}
 	out["unique_ips_7d"] = strconv.FormatUint(results["aligned_7d"].UniqueIPs, 10)
+
+	// The dashboard's trend: a daily series of 180 days to now. The first
+	// computes the closed days' points and caches them (serve's Warm does
+	// this ahead); the next reads them and computes the open day.
+	for i, k := range []string{"trend_180d_first_s", "trend_180d_s"} {
+		t0 := time.Now()
+		sr, err := eng.Series(ctx, stats.Query{From: today.AddDate(0, 0, -179), To: now}, stats.Daily)
+		if err != nil {
+			log.Fatal(err)
+		}
+		out[k] = fmt.Sprintf("%.4f", time.Since(t0).Seconds())
+		if i == 1 {
+			fmt.Fprintf(os.Stderr, "trend: %d points, %ss\n", len(sr.Points), out[k])
+		}
+	}
 
 	// The dashboard's overview asks for one window in several dimensions
 	// at once: four concurrent queries of the cut 24 hours.

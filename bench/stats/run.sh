@@ -11,6 +11,9 @@
 #     for aligned_7d, cut_24h, open_day and year (slowest of 3 runs; the
 #     year 1 run)
 #   stats_<store>_first_after_restart project=<s>s anchor=goal:2s
+#   stats_<store>_trend_180d project=<s>s anchor=goal:1s: the dashboard's
+#     daily trend of 180 days, its closed days' points cached as serve's
+#     Warm caches them (trend_180d_first_s in the raw output: computing them)
 # and, as before, from the SQLite run:
 #   stats_7d_by_country, stats_24h_cut_by_country, stats_24h_cut_4_dims_at_once
 #   stats_7d_count_distinct project=<bitmap s>s anchor=<SQL s>s: the
@@ -35,6 +38,7 @@ for st in ${BENCH_STATS_STORES:-sqlite postgres}; do
 		goal "stats_${st}_$k" "$(get "${k}_s")" 1
 	done
 	goal "stats_${st}_first_after_restart" "$(get first_after_restart_s)" 2
+	goal "stats_${st}_trend_180d" "$(get trend_180d_s)" 1
 	if [ "$st" = sqlite ]; then
 		goal stats_7d_by_country "$(get aligned_7d_s)" 1
 		goal stats_24h_cut_by_country "$(get cut_24h_s)" 1

@@ -446,10 +446,18 @@ func (e *Engine) Series(ctx context.Context, q Query, every Every) (*Series, err
 	}
 	var work workCounter
 	ctx = withWork(ctx, &work)
+	pc, err := e.pointCache(ctx, q, every, s.From, s.To)
+	if err != nil {
+		return nil, err
+	}
 	for t := s.From; t.Before(s.To); t = t.Add(step) {
 		end := t.Add(step)
 		if end.After(s.To) {
 			end = s.To
+		}
+		if p, ok := pc.load(ctx, t, end); ok {
+			s.Points = append(s.Points, p)
+			continue
 		}
 		w, err := e.window(ctx, h, t, end, q.By, q.Case)
 		if err != nil {
@@ -460,6 +468,9 @@ func (e *Engine) Series(ctx context.Context, q Query, every Every) (*Series, err
 		p := Point{From: t, To: end, UniqueIPs: r.UniqueIPs, EstimatedHosts: r.EstimatedHosts, ResolverIPsExcluded: r.ResolverIPsExcluded}
 		if q.By != "" {
 			p.Rows, _ = rows(w, nil, q.Top)
+		}
+		if r.Undecided == 0 {
+			pc.save(ctx, p)
 		}
 		s.Points = append(s.Points, p)
 		s.Undecided += r.Undecided

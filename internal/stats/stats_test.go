@@ -289,14 +289,15 @@ func TestWarmCachesClosedDays(t *testing.T) {
 	if err := e.Warm(t.Context(), at(0, 0), at(5, 0)); err != nil {
 		t.Fatal(err)
 	}
-	// Days 0 and 1 are closed and have events; day 2 is today.
-	if cache.saves != 2 {
-		t.Fatalf("%d days cached, want 2", cache.saves)
+	// Days 0 and 1 are closed and have events; day 2 is today. Each
+	// closed day is cached, and so is its point of the daily trend.
+	if cache.saves != 4 {
+		t.Fatalf("%d days and points cached, want 4", cache.saves)
 	}
 	if err := e.Warm(t.Context(), at(0, 0), at(5, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if cache.saves != 2 {
+	if cache.saves != 4 {
 		t.Errorf("a second warm-up rebuilt cached days: %d saves", cache.saves)
 	}
 }

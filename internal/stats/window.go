@@ -450,7 +450,8 @@ func (e *Engine) partialDay(ctx context.Context, d, lo, hi int64) (*Day, uint64,
 // Warm builds and caches the sets of the closed days in [from, to) that
 // are not cached yet, so that the first query after midnight does not pay
 // for them, and then the blocks of closed days with hourly sets
-// (BuildBlocks). A server calls it at start and after every UTC midnight;
+// (BuildBlocks) and the points of a daily series over them (points.go). A
+// server calls it at start and after every UTC midnight;
 // it does nothing without a Cache.
 func (e *Engine) Warm(ctx context.Context, from, to time.Time) error {
 	if e.cache == nil {
@@ -479,5 +480,12 @@ func (e *Engine) Warm(ctx context.Context, from, to time.Time) error {
 	if n > 0 {
 		e.log.Info("stats blocks built", "blocks", n, "seconds", time.Since(start).Seconds())
 	}
+	if err != nil {
+		return err
+	}
+	// The closed days' points of the dashboard's trend (points.go), as
+	// far back as a daily series reaches.
+	end := time.Unix(store.DayOf(e.now()), 0)
+	_, err = e.Series(ctx, Query{From: end.AddDate(0, 0, -(MaxSeriesPoints - 1)), To: end}, Daily)
 	return err
 }
