@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -58,23 +59,35 @@ func Union(sets ...Set) Set {
 			v6 = append(v6, s.V6)
 		}
 	}
-	// A fold of merging Ors: FastOr's in-place lazy union inserts
-	// containers one by one and degrades to quadratic copying on sparse
-	// sets (random addresses: a few per 65,536-address container).
 	out := Set{V4: roaring.New(), V6: roaring64.New()}
-	for i, b := range v4 {
-		if i == 0 {
-			out.V4 = b.Clone()
-			continue
-		}
-		out.V4 = roaring.Or(out.V4, b)
+	if len(v4) > 0 {
+		out.V4 = union(v4, (*roaring.Bitmap).GetCardinality, (*roaring.Bitmap).Clone, roaring.Or, (*roaring.Bitmap).Or)
 	}
-	for i, b := range v6 {
-		if i == 0 {
-			out.V6 = b.Clone()
-			continue
+	if len(v6) > 0 {
+		out.V6 = union(v6, (*roaring64.Bitmap).GetCardinality, (*roaring64.Bitmap).Clone, roaring64.Or, (*roaring64.Bitmap).Or)
+	}
+	return out
+}
+
+// union is the union of bms (at least one), largest first. A set much
+// smaller than the union so far is added in place: it touches only its
+// own containers, where a merging Or would copy the whole union again (a
+// closed day read as one large blob and a dozen small ones copied the day
+// a dozen times). A set of comparable size is merged into a new bitmap:
+// adding it in place would insert its new containers one by one, which
+// degrades to quadratic copying on sparse sets (random addresses: a few
+// per 65,536-address container), as FastOr does.
+func union[B any](bms []B, card func(B) uint64, clone func(B) B, merge func(B, B) B, add func(B, B)) B {
+	slices.SortFunc(bms, func(a, b B) int { return cmp.Compare(card(b), card(a)) })
+	out := clone(bms[0])
+	n := card(out)
+	for _, b := range bms[1:] {
+		if m := card(b); m*8 < n {
+			add(out, b)
+		} else {
+			out = merge(out, b)
 		}
-		out.V6 = roaring64.Or(out.V6, b)
+		n = card(out)
 	}
 	return out
 }
