@@ -188,35 +188,58 @@ func writeSets(ctx context.Context, tx pgx.Tx, touched []store.Touched) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO stats_sets (day, part, data) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])`, days, names, data); err != nil {
 		return fmt.Errorf("write sets: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT s.day, s.part FROM stats_sets s JOIN unnest($1::bigint[], $2::text[]) AS w(day, part) ON s.day = w.day AND s.part = w.part
-		GROUP BY s.day, s.part HAVING COUNT(*) > $3 ORDER BY s.day, s.part`, days, names, stats.CompactAfter)
+	// The sizes of the touched parts' blobs (octet_length does not fetch
+	// a TOASTed value), to merge their newest ones as stats.MergeFrom says.
+	rows, err := tx.Query(ctx, `SELECT s.day, s.part, s.id, octet_length(s.data) FROM stats_sets s
+		JOIN unnest($1::bigint[], $2::text[]) AS w(day, part) ON s.day = w.day AND s.part = w.part
+		ORDER BY s.day, s.part, s.id`, days, names)
 	if err != nil {
 		return fmt.Errorf("write sets: %w", err)
 	}
-	var full []stats.SetPart
+	type merge struct {
+		stats.SetPart
+		first int64
+	}
+	var todo []merge
+	var cur stats.SetPart
+	var ids []int64
+	var sizes []int
+	flush := func() {
+		if j := stats.MergeFrom(sizes); j < len(ids) {
+			todo = append(todo, merge{cur, ids[j]})
+		}
+		ids, sizes = ids[:0], sizes[:0]
+	}
 	for rows.Next() {
 		var p stats.SetPart
-		if err := rows.Scan(&p.Day, &p.Part); err != nil {
+		var id int64
+		var n int
+		if err := rows.Scan(&p.Day, &p.Part, &id, &n); err != nil {
 			rows.Close()
 			return fmt.Errorf("write sets: %w", err)
 		}
-		full = append(full, p)
+		if len(ids) > 0 && (p.Day != cur.Day || p.Part != cur.Part) {
+			flush()
+		}
+		cur = p
+		ids, sizes = append(ids, id), append(sizes, n)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("write sets: %w", err)
 	}
-	for _, p := range full {
-		if err := compactSets(ctx, tx, p.Day, p.Part); err != nil {
+	flush()
+	for _, m := range todo {
+		if err := compactSets(ctx, tx, m.Day, m.Part, m.first); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// compactSets merges the committed blobs of one part into one, unless
-// another collector is at it.
-func compactSets(ctx context.Context, tx pgx.Tx, day int64, part string) error {
+// compactSets merges the committed blobs of one part from id first on
+// into one, unless another collector is at it.
+func compactSets(ctx context.Context, tx pgx.Tx, day int64, part string, first int64) error {
 	var mine bool
 	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))`, int32(day/86400), part).Scan(&mine); err != nil {
 		return fmt.Errorf("merge sets: %w", err)
@@ -224,7 +247,7 @@ func compactSets(ctx context.Context, tx pgx.Tx, day int64, part string) error {
 	if !mine {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id, data FROM stats_sets WHERE day = $1 AND part = $2 ORDER BY id`, day, part)
+	rows, err := tx.Query(ctx, `SELECT id, data FROM stats_sets WHERE day = $1 AND part = $2 AND id >= $3 ORDER BY id`, day, part, first)
 	if err != nil {
 		return fmt.Errorf("merge sets: %w", err)
 	}

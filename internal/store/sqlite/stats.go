@@ -228,22 +228,46 @@ func writeSets(ctx context.Context, c sqlConn, touched []store.Touched) error {
 		if _, err := c.ExecContext(ctx, `INSERT INTO stats_sets (day, part, data) VALUES (?, ?, ?)`, p.Day, p.Part, p.Data); err != nil {
 			return fmt.Errorf("write sets: %w", err)
 		}
-		var n int
-		if err := c.QueryRowContext(ctx, `SELECT COUNT(*) FROM stats_sets WHERE day = ? AND part = ?`, p.Day, p.Part).Scan(&n); err != nil {
-			return fmt.Errorf("write sets: %w", err)
-		}
-		if n > stats.CompactAfter {
-			if err := compactSets(ctx, c, p.Day, p.Part); err != nil {
-				return err
-			}
+		if err := compactSets(ctx, c, p.Day, p.Part); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// compactSets merges the blobs of one part into one.
+// compactSets merges the newest blobs of one part into one when
+// stats.MergeFrom says so (their sizes only are read: length() of a blob
+// does not load it).
 func compactSets(ctx context.Context, c sqlConn, day int64, part string) error {
-	rows, err := c.QueryContext(ctx, `SELECT id, data FROM stats_sets WHERE day = ? AND part = ? ORDER BY id`, day, part)
+	rows, err := c.QueryContext(ctx, `SELECT id, length(data) FROM stats_sets WHERE day = ? AND part = ? ORDER BY id`, day, part)
+	if err != nil {
+		return fmt.Errorf("write sets: %w", err)
+	}
+	var ids []int64
+	var sizes []int
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("write sets: %w", err)
+		}
+		ids, sizes = append(ids, id), append(sizes, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("write sets: %w", err)
+	}
+	j := stats.MergeFrom(sizes)
+	if j >= len(ids) {
+		return nil
+	}
+	return mergeSets(ctx, c, day, part, ids[j])
+}
+
+// mergeSets merges the blobs of one part from id first on into one.
+func mergeSets(ctx context.Context, c sqlConn, day int64, part string, first int64) error {
+	rows, err := c.QueryContext(ctx, `SELECT id, data FROM stats_sets WHERE day = ? AND part = ? AND id >= ? ORDER BY id`, day, part, first)
 	if err != nil {
 		return fmt.Errorf("merge sets: %w", err)
 	}
@@ -265,7 +289,7 @@ func compactSets(ctx context.Context, c sqlConn, day int64, part string) error {
 	if err != nil {
 		return fmt.Errorf("merge sets of day %d part %s: %w", day, part, err)
 	}
-	if _, err := c.ExecContext(ctx, `DELETE FROM stats_sets WHERE day = ? AND part = ? AND id <= ?`, day, part, last); err != nil {
+	if _, err := c.ExecContext(ctx, `DELETE FROM stats_sets WHERE day = ? AND part = ? AND id >= ? AND id <= ?`, day, part, first, last); err != nil {
 		return fmt.Errorf("merge sets: %w", err)
 	}
 	if _, err := c.ExecContext(ctx, `INSERT INTO stats_sets (day, part, data) VALUES (?, ?, ?)`, day, part, merged); err != nil {
