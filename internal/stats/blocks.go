@@ -202,7 +202,8 @@ func (e *Engine) saveBlock(ctx context.Context, day *Day, key int64, fp uint64) 
 	return e.cache.SaveDay(ctx, key, fp, parts)
 }
 
-// BuildBlocks builds ahead the blocks of closed days that windows read and
+// BuildBlocks merges the closed days' set blobs (SetsCompactor) and builds
+// ahead the blocks of closed days that windows read and
 // that are missing or stale (a late event moved a day's fingerprint),
 // smallest first so that each is merged from its halves, and returns how
 // many it built. serve runs it (through Warm) at start and after every UTC
@@ -218,6 +219,16 @@ func (e *Engine) BuildBlocks(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	today := store.DayOf(e.now())
+	if c, ok := e.sets.(SetsCompactor); ok {
+		start := time.Now()
+		n, err := c.CompactClosedDays(ctx, today)
+		if err != nil {
+			return 0, fmt.Errorf("merge the closed days' sets: %w", err)
+		}
+		if n > 0 {
+			e.log.Info("stats sets of closed days merged", "parts", n, "seconds", time.Since(start).Seconds())
+		}
+	}
 	if setsFrom >= today {
 		return 0, nil
 	}

@@ -26,6 +26,15 @@ type Sets interface {
 	RawFrom(ctx context.Context) (int64, bool, error)
 }
 
+// SetsCompactor is what a store whose Sets it is may also do: merge the
+// blobs of every part of the closed days (before the UTC midnight before)
+// that has more than one into one, returning how many parts it merged.
+// BuildBlocks runs it first, so that a closed day is read as one blob a
+// part, without a union.
+type SetsCompactor interface {
+	CompactClosedDays(ctx context.Context, before int64) (int, error)
+}
+
 // setsDay builds the part [lo, hi) of day d (unix seconds) from the hourly
 // sets, with the key sets of dimension by (and of case when withCase).
 // Whole hours come from the hour parts (the whole day from the day part);

@@ -17,10 +17,11 @@ import (
 // maintains in its batches' transactions, the first day with raw events
 // and the raw events of the cut hours of a window.
 var (
-	_ stats.Cache     = (*EventStore)(nil)
-	_ stats.Sets      = (*EventStore)(nil)
-	_ stats.RawEvents = (*EventStore)(nil)
-	_ stats.Source    = (*EventStore)(nil)
+	_ stats.Cache         = (*EventStore)(nil)
+	_ stats.SetsCompactor = (*EventStore)(nil)
+	_ stats.Sets          = (*EventStore)(nil)
+	_ stats.RawEvents     = (*EventStore)(nil)
+	_ stats.Source        = (*EventStore)(nil)
 )
 
 // statsMigrations is the analytics' part of the schema, applied after the
@@ -235,6 +236,40 @@ func writeSets(ctx context.Context, tx pgx.Tx, touched []store.Touched) error {
 		}
 	}
 	return nil
+}
+
+// CompactClosedDays implements stats.SetsCompactor: a transaction per
+// part; a part another node is merging is left to it.
+func (s *EventStore) CompactClosedDays(ctx context.Context, before int64) (int, error) {
+	type part struct {
+		day   int64
+		part  string
+		first int64
+	}
+	rows, err := s.pool.Query(ctx, `SELECT day, part, MIN(id) FROM stats_sets WHERE day < $1 GROUP BY day, part HAVING COUNT(*) > 1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("merge sets: %w", err)
+	}
+	var todo []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.day, &p.part, &p.first); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("merge sets: %w", err)
+		}
+		todo = append(todo, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("merge sets: %w", err)
+	}
+	for i, p := range todo {
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return compactSets(ctx, tx, p.day, p.part, p.first) })
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(todo), nil
 }
 
 // compactSets merges the committed blobs of one part from id first on

@@ -265,6 +265,52 @@ func compactSets(ctx context.Context, c sqlConn, day int64, part string) error {
 	return mergeSets(ctx, c, day, part, ids[j])
 }
 
+// CompactClosedDays implements stats.SetsCompactor: a transaction per
+// part, so that the event writer waits at most one part's merge.
+func (s *StatsStore) CompactClosedDays(ctx context.Context, before int64) (int, error) {
+	type part struct {
+		day   int64
+		part  string
+		first int64
+	}
+	rows, err := s.db.SQL().QueryContext(ctx, `SELECT day, part, MIN(id) FROM stats_sets WHERE day < ? GROUP BY day, part HAVING COUNT(*) > 1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("merge sets: %w", err)
+	}
+	var todo []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.day, &p.part, &p.first); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("merge sets: %w", err)
+		}
+		todo = append(todo, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("merge sets: %w", err)
+	}
+	for i, p := range todo {
+		tx, err := s.db.SQL().BeginTx(ctx, nil)
+		if err != nil {
+			return i, fmt.Errorf("merge sets: %w", err)
+		}
+		if err := mergeSets(ctx, tx, p.day, p.part, p.first); err != nil {
+			tx.Rollback() //nolint:errcheck // the merge's error is the one to report
+			return i, err
+		}
+		if err := tx.Commit(); err != nil {
+			return i, fmt.Errorf("merge sets: %w", err)
+		}
+	}
+	return len(todo), nil
+}
+
+// CompactClosedDays implements stats.SetsCompactor.
+func (s *EventStore) CompactClosedDays(ctx context.Context, before int64) (int, error) {
+	return NewStatsStore(s.db).CompactClosedDays(ctx, before)
+}
+
 // mergeSets merges the blobs of one part from id first on into one.
 func mergeSets(ctx context.Context, c sqlConn, day int64, part string, first int64) error {
 	rows, err := c.QueryContext(ctx, `SELECT id, data FROM stats_sets WHERE day = ? AND part = ? AND id >= ? ORDER BY id`, day, part, first)
@@ -301,8 +347,10 @@ func mergeSets(ctx context.Context, c sqlConn, day int64, part string, first int
 // The event store reads its own hourly sets and raw events too, so that
 // the one conformance suite (storetest) checks them on every backend.
 var (
-	_ stats.Sets      = (*EventStore)(nil)
-	_ stats.RawEvents = (*EventStore)(nil)
+	_ stats.Sets          = (*EventStore)(nil)
+	_ stats.RawEvents     = (*EventStore)(nil)
+	_ stats.SetsCompactor = (*EventStore)(nil)
+	_ stats.SetsCompactor = (*StatsStore)(nil)
 )
 
 // SetsFrom implements stats.Sets.

@@ -76,20 +76,50 @@ func testHourlySets(t *testing.T, s store.EventStore) {
 		return uint64(len(d)), uint64(len(r))
 	}
 	eng := stats.New(stats.Options{Source: s, Raw: raw, Sets: sets, Now: func() time.Time { return day0.AddDate(0, 0, 3) }})
-	for _, w := range [][2]time.Time{
-		{day0, day0.AddDate(0, 0, 2)},
-		{day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 2)},
-		{day0.Add(5 * time.Hour), day0.Add(30 * time.Hour)},
-		{day0.Add(5*time.Hour + 30*time.Minute), day0.Add(7*time.Hour + 15*time.Minute)},
-	} {
-		r, err := eng.Stats(t.Context(), stats.Query{From: w[0], To: w[1]})
+	check := func(what string) {
+		t.Helper()
+		for _, w := range [][2]time.Time{
+			{day0, day0.AddDate(0, 0, 2)},
+			{day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 2)},
+			{day0.Add(5 * time.Hour), day0.Add(30 * time.Hour)},
+			{day0.Add(5*time.Hour + 30*time.Minute), day0.Add(7*time.Hour + 15*time.Minute)},
+		} {
+			r, err := eng.Stats(t.Context(), stats.Query{From: w[0], To: w[1]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, res := count(w[0], w[1])
+			if r.UniqueIPs != d || r.ResolverIPsExcluded != res || r.Work.Rows != 0 {
+				t.Errorf("%s: %s to %s: %d direct, %d resolvers (%d aggregate rows read); want %d, %d from the sets", what,
+					w[0].Format(time.RFC3339), w[1].Format(time.RFC3339), r.UniqueIPs, r.ResolverIPsExcluded, r.Work.Rows, d, res)
+			}
+		}
+	}
+	check("as written")
+	// Merging the closed days' blobs leaves one a part and the same
+	// figures.
+	if c, ok := sets.(stats.SetsCompactor); ok {
+		n, err := c.CompactClosedDays(t.Context(), day0.AddDate(0, 0, 2).Unix())
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, res := count(w[0], w[1])
-		if r.UniqueIPs != d || r.ResolverIPsExcluded != res || r.Work.Rows != 0 {
-			t.Errorf("%s to %s: %d direct, %d resolvers (%d aggregate rows read); want %d, %d from the sets",
-				w[0].Format(time.RFC3339), w[1].Format(time.RFC3339), r.UniqueIPs, r.ResolverIPsExcluded, r.Work.Rows, d, res)
+		if n == 0 {
+			t.Error("no part merged, after more writes than a part keeps blobs")
+		}
+		for _, d := range []time.Time{day0, day0.AddDate(0, 0, 1)} {
+			got, err := sets.LoadSets(t.Context(), d.Unix(), []string{"day", "h05", "h17", "k:country", "k:case"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for part, blobs := range got {
+				if len(blobs) != 1 {
+					t.Errorf("%s part %s: %d blobs after merging, want 1", d.Format(time.DateOnly), part, len(blobs))
+				}
+			}
+		}
+		check("merged")
+		if n, err := c.CompactClosedDays(t.Context(), day0.AddDate(0, 0, 2).Unix()); err != nil || n != 0 {
+			t.Errorf("merging again: %d parts, %v; want 0", n, err)
 		}
 	}
 	if _, err := s.PurgeAggregates(t.Context(), day0.AddDate(0, 0, 1)); err != nil {
