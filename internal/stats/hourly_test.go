@@ -271,6 +271,11 @@ func TestHourlySetsExact(t *testing.T) {
 					if r.Work.Rows != 0 || r.Undecided != 0 {
 						t.Errorf("%s by %q: read %d aggregate rows, %d undecided; want none", w.name, by, r.Work.Rows, r.Undecided)
 					}
+					// The open day up to now is its day part: no raw
+					// event of the cut hour is scanned.
+					if w.name == "open day" && r.Work.RawEvents != 0 {
+						t.Errorf("open day by %q: %d raw events scanned; want the day part alone", by, r.Work.RawEvents)
+					}
 				}
 			}
 			// An empty window really is empty; a full one is not.

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -61,6 +62,15 @@ func (e *Engine) setsDayDims(ctx context.Context, d, lo, hi int64, dims []Dim) (
 	type edge struct{ from, to int64 }
 	var edges []edge
 	whole := lo == d && hi == d+daySecs
+	if !whole && lo == d {
+		// A window from midnight to a moment after the day's last event
+		// (today, to now) holds the whole day so far: its day part,
+		// without the hours' union or a raw scan of the cut hour.
+		var err error
+		if whole, err = e.nothingFrom(ctx, d, hi); err != nil {
+			return nil, 0, err
+		}
+	}
 	if whole {
 		parts = append(parts, partDay)
 	} else {
@@ -183,6 +193,31 @@ func (e *Engine) setsDayDims(ctx context.Context, d, lo, hi int64, dims []Dim) (
 		}
 	}
 	return buildFromSets(d, sets, keyed, whole), undecided, nil
+}
+
+// errStopScan ends a raw scan early.
+var errStopScan = errors.New("stop scan")
+
+// nothingFrom reports whether day d has no raw event at or after t (unix
+// seconds): then [d, t) holds every contact of the day. It needs every raw
+// event of d (not purged). The sets never lead the raw events (an event's
+// aggregate is written after the event), so a set cannot hold a contact
+// this check missed; an event stored after the check with a time after t
+// would be counted as if the window ended a moment later.
+func (e *Engine) nothingFrom(ctx context.Context, d, t int64) (bool, error) {
+	complete, err := e.rawComplete(ctx, d)
+	if err != nil || !complete {
+		return false, err
+	}
+	found := false
+	err = e.raw.ScanEventSources(ctx, time.Unix(t, 0), time.Unix(d+daySecs, 0), func(netip.Addr, string, store.Protocols) error {
+		found = true
+		return errStopScan
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return false, fmt.Errorf("raw events of %s: %w", time.Unix(d, 0).UTC().Format(time.DateOnly), err)
+	}
+	return !found, nil
 }
 
 // partSet is a set read from a part, or built from raw events.
