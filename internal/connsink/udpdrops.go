@@ -40,22 +40,13 @@ func (u *udpDrops) Collect(ch chan<- prometheus.Metric) {
 	seen := map[string]bool{}
 	for name, cs := range u.open {
 		seen[name] = true
-		ch <- prometheus.MustNewConstMetric(u.desc, prometheus.CounterValue, float64(u.closed[name]+sum(cs)), name)
+		ch <- prometheus.MustNewConstMetric(u.desc, prometheus.CounterValue, float64(u.closed[name]+sockdrop.Sum(cs)), name)
 	}
 	for name, n := range u.closed {
 		if !seen[name] {
 			ch <- prometheus.MustNewConstMetric(u.desc, prometheus.CounterValue, float64(n), name)
 		}
 	}
-}
-
-func sum(cs []*net.UDPConn) uint64 {
-	var n uint64
-	for _, c := range cs {
-		d, _ := sockdrop.Drops(c)
-		n += d
-	}
-	return n
 }
 
 // add starts counting c's drops under name.
@@ -72,7 +63,7 @@ func (u *udpDrops) remove(name string, c *net.UDPConn) {
 	cs := u.open[name]
 	for i, x := range cs {
 		if x == c {
-			u.closed[name] += sum([]*net.UDPConn{c})
+			u.closed[name] += sockdrop.Sum([]*net.UDPConn{c})
 			cs = append(cs[:i], cs[i+1:]...)
 			break
 		}

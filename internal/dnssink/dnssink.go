@@ -33,6 +33,7 @@ import (
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/proxyproto"
 	"github.com/takedown/takedown/internal/registry"
+	"github.com/takedown/takedown/internal/sockdrop"
 )
 
 // Addrs are sinkhole addresses: what seized names resolve to.
@@ -313,7 +314,7 @@ func (s *Server) Stats() Stats {
 // here).
 func (s *Server) Close() error {
 	if cs := s.metrics.udpConns.Swap(nil); cs != nil {
-		s.metrics.udpDropsClosed.Add(socketDrops(*cs))
+		s.metrics.udpDropsClosed.Add(sockdrop.Sum(*cs))
 	}
 	for _, c := range s.udp {
 		c.Close()

@@ -142,7 +142,7 @@ func (m *metrics) sum() (queries [2][24]uint64, st Stats) {
 	m.mu.Unlock()
 	st.SocketDrops = m.udpDropsClosed.Load()
 	if cs := m.udpConns.Load(); cs != nil {
-		st.SocketDrops += socketDrops(*cs)
+		st.SocketDrops += sockdrop.Sum(*cs)
 	}
 	st.TCPOpen = m.tcpOpen.Load()
 	return queries, st
@@ -224,14 +224,4 @@ func typeName(t uint16) string {
 		return s
 	}
 	return "TYPE" + strconv.Itoa(int(t))
-}
-
-// socketDrops sums the kernel's drops on cs (sockdrop).
-func socketDrops(cs []*net.UDPConn) uint64 {
-	var n uint64
-	for _, c := range cs {
-		d, _ := sockdrop.Drops(c)
-		n += d
-	}
-	return n
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"runtime"
 	"testing"
+
+	"github.com/takedown/takedown/internal/sockdrop"
 )
 
 // The server exports the kernel's drops on its UDP sockets, and its
@@ -42,7 +44,7 @@ func TestSocketDrops(t *testing.T) {
 	// Closing keeps the count.
 	before := st.SocketDrops
 	if cs := m.udpConns.Swap(nil); cs != nil {
-		m.udpDropsClosed.Add(socketDrops(*cs))
+		m.udpDropsClosed.Add(sockdrop.Sum(*cs))
 	}
 	if _, st := m.sum(); st.SocketDrops != before {
 		t.Errorf("after close: %d, want %d", st.SocketDrops, before)

@@ -7,7 +7,10 @@
 // path. Elsewhere Drops reports false.
 package sockdrop
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+)
 
 // ReceiveBuffer is the receive buffer the sinkholes ask for on their UDP
 // sockets (as NSD does): deep enough to ride out a scheduling hiccup of a
@@ -43,4 +46,15 @@ func SetReceiveBuffer(c syscall.Conn, n int) error {
 		return err
 	}
 	return serr
+}
+
+// Sum is the drops of several UDP sockets (those that cannot be read
+// count 0).
+func Sum(cs []*net.UDPConn) uint64 {
+	var n uint64
+	for _, c := range cs {
+		d, _ := Drops(c)
+		n += d
+	}
+	return n
 }

@@ -295,12 +295,7 @@ func TestHourlySetsPurgedRaw(t *testing.T) {
 	hourlyStores(t, func(t *testing.T, s hourlyStore) {
 		now := hourlyDay0.Add(2*24*time.Hour + 15*time.Hour)
 		events := hourlyEvents(now)
-		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.es.Flush(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		s.write(t, events...)
 		if _, err := s.es.PurgeEvents(t.Context(), hourlyDay0.AddDate(0, 0, 1)); err != nil {
 			t.Fatal(err)
 		}
@@ -332,12 +327,7 @@ func TestHourlySetsPurgedRaw(t *testing.T) {
 func TestHourlyBlocks(t *testing.T) {
 	hourlyStores(t, func(t *testing.T, s hourlyStore) {
 		day0, events := blockEvents()
-		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.es.Flush(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		s.write(t, events...)
 		now := day0.AddDate(0, 0, 45)
 		eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Cache: s.cache, Now: func() time.Time { return now }})
 		from, to := day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 40)
@@ -365,12 +355,7 @@ func TestHourlyBlocks(t *testing.T) {
 		}
 		late := event.Event{ID: "late", Timestamp: day0.AddDate(0, 0, 20).Add(time.Hour), Protocol: event.ProtoHTTP,
 			SrcIP: netip.MustParseAddr("10.9.200.1"), Family: "rustock", Case: "c", SrcGeo: "US"}
-		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{late}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.es.Flush(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		s.write(t, late)
 		r, err := eng.Stats(t.Context(), stats.Query{From: from, To: to})
 		if err != nil {
 			t.Fatal(err)
@@ -407,12 +392,7 @@ func blockEvents() (day0 time.Time, events []event.Event) {
 func TestBuildBlocks(t *testing.T) {
 	hourlyStores(t, func(t *testing.T, s hourlyStore) {
 		day0, events := blockEvents()
-		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.es.Flush(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		s.write(t, events...)
 		now := day0.AddDate(0, 0, 45)
 		eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Cache: s.cache, Now: func() time.Time { return now }})
 		n, err := eng.BuildBlocks(t.Context())
@@ -442,12 +422,7 @@ func TestBuildBlocks(t *testing.T) {
 		}
 		late := event.Event{ID: "late", Timestamp: day0.AddDate(0, 0, 20).Add(time.Hour), Protocol: event.ProtoHTTP,
 			SrcIP: netip.MustParseAddr("10.9.200.1"), Family: "rustock", Case: "c", SrcGeo: "US"}
-		if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{late}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.es.Flush(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		s.write(t, late)
 		if n, err := eng.BuildBlocks(t.Context()); err != nil || n == 0 {
 			t.Fatalf("after a late event: %d blocks rebuilt, %v; want some", n, err)
 		}
@@ -459,4 +434,15 @@ func TestBuildBlocks(t *testing.T) {
 			t.Errorf("after a late event: %d, want %d", r.UniqueIPs, unique)
 		}
 	})
+}
+
+// write stores events in one batch and flushes the aggregates.
+func (s hourlyStore) write(t *testing.T, events ...event.Event) {
+	t.Helper()
+	if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.es.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/stats"
-	"github.com/takedown/takedown/internal/store"
 )
 
 // TestSeriesPointsCached: a daily series keeps its closed days' points;
@@ -16,15 +15,7 @@ import (
 func TestSeriesPointsCached(t *testing.T) {
 	hourlyStores(t, func(t *testing.T, s hourlyStore) {
 		day0, events := blockEvents()
-		write := func(evs []event.Event) {
-			if _, err := s.es.WriteBatch(t.Context(), &store.Batch{Events: evs}); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.es.Flush(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		write(events)
+		s.write(t, events...)
 		// Day 39 is open: its point is never cached.
 		now := day0.AddDate(0, 0, 39).Add(5 * time.Hour)
 		eng := stats.New(stats.Options{Source: s.src, Raw: s.raw, Sets: s.sets, Cache: s.cache, Now: func() time.Time { return now }})
@@ -59,7 +50,7 @@ func TestSeriesPointsCached(t *testing.T) {
 		// A new address on day 20: that point moves, and only by one.
 		late := event.Event{ID: "late", Timestamp: day0.AddDate(0, 0, 20).Add(time.Hour), Protocol: event.ProtoHTTP,
 			SrcIP: netip.MustParseAddr("10.9.200.1"), Family: "rustock", Case: "c", SrcGeo: "US"}
-		write([]event.Event{late})
+		s.write(t, late)
 		after := check("after a late event", false)
 		if after.Points[20].UniqueIPs != before.Points[20].UniqueIPs+1 {
 			t.Errorf("day 20: %d after a late event, %d before", after.Points[20].UniqueIPs, before.Points[20].UniqueIPs)
