@@ -298,8 +298,10 @@ func openPostgres(ctx context.Context, dsn string, now func() time.Time) *backen
 		log.Fatal(err)
 	}
 	return &backend{
-		es:  es,
-		eng: func() *stats.Engine { return stats.New(stats.Options{Source: es, Raw: es, Cache: es, Sets: es, Now: now}) },
+		es: es,
+		eng: func() *stats.Engine {
+			return stats.New(stats.Options{Source: es, Raw: es, Cache: es, Sets: es, Now: now})
+		},
 		copy: func(ctx context.Context, from, to int64) error {
 			if _, err := es.Pool().Exec(ctx, `INSERT INTO stats_sets (day, part, data) SELECT $1, part, data FROM stats_sets WHERE day = $2 AND (part = 'day' OR part LIKE 'k:%')`, to, from); err != nil {
 				return err
