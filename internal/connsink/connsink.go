@@ -232,10 +232,7 @@ func New(opts Options) (*Listener, error) {
 		}
 		// A deep receive queue rides out a stall of the reader; what
 		// overflows it anyway is counted (udpdrops.go).
-		up := l.pc.(*net.UDPConn)
-		if sockdrop.SetReceiveBuffer(up, sockdrop.ReceiveBuffer) != nil {
-			_ = up.SetReadBuffer(sockdrop.ReceiveBuffer)
-		}
+		_ = sockdrop.SetReceiveBuffer(l.pc.(*net.UDPConn), sockdrop.ReceiveBuffer)
 		l.local = addrPort(l.pc.LocalAddr())
 	} else {
 		// No TCP keep-alive probes: idle timeouts bound idle clients, and

@@ -4,6 +4,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/takedown/takedown/internal/sockdrop"
 )
 
 // reusePort sets SO_REUSEPORT so that several UDP sockets share one
@@ -14,10 +16,8 @@ func reusePort(network, address string, c syscall.RawConn) error {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 		if network == "udp" || network == "udp4" || network == "udp6" {
 			// A deep receive queue rides out scheduling hiccups under load
-			// (as NSD does); beyond rmem_max only root may, so try both.
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-			}
+			// (as NSD does); what overflows it anyway is counted.
+			_ = sockdrop.SetReceiveBufferFD(fd, sockdrop.ReceiveBuffer)
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20) != nil {
 				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
 			}

@@ -8,6 +8,7 @@
 package sockdrop
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -33,17 +34,20 @@ func Drops(c syscall.Conn) (uint64, bool) {
 	return n, ok
 }
 
-// SetReceiveBuffer asks for a receive buffer of n bytes on c's socket:
-// beyond net.core.rmem_max only a privileged process may (SO_RCVBUFFORCE),
-// so that is tried first and the capped SO_RCVBUF after it.
+// SetReceiveBuffer asks for a receive buffer of n bytes on c's socket
+// (SetReceiveBufferFD), or where that is not implemented, what the
+// connection's own SetReadBuffer grants.
 func SetReceiveBuffer(c syscall.Conn, n int) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = setReceiveBuffer(fd, n) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { serr = SetReceiveBufferFD(fd, n) }); err != nil {
 		return err
+	}
+	if rb, ok := c.(interface{ SetReadBuffer(int) error }); ok && errors.Is(serr, errors.ErrUnsupported) {
+		return rb.SetReadBuffer(n)
 	}
 	return serr
 }

@@ -23,7 +23,12 @@ func drops(fd uintptr) (uint64, bool) {
 	return uint64(info[skMeminfoDrops]), true
 }
 
-func setReceiveBuffer(fd uintptr, n int) error {
+// SetReceiveBufferFD asks for a receive buffer of n bytes on socket fd
+// (in a syscall.RawConn's Control, as a net.ListenConfig's Control runs):
+// beyond net.core.rmem_max only a privileged process may
+// (SO_RCVBUFFORCE), so that is tried first and the capped SO_RCVBUF after
+// it.
+func SetReceiveBufferFD(fd uintptr, n int) error {
 	if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) == nil {
 		return nil
 	}

@@ -6,4 +6,6 @@ import "errors"
 
 func drops(uintptr) (uint64, bool) { return 0, false }
 
-func setReceiveBuffer(uintptr, int) error { return errors.ErrUnsupported }
+// SetReceiveBufferFD is not implemented here (SetReceiveBuffer falls back
+// to the connection's SetReadBuffer).
+func SetReceiveBufferFD(uintptr, int) error { return errors.ErrUnsupported }
