@@ -168,8 +168,9 @@ func (a *App) counters() api.Counters {
 		c.SocketDrops += st.SocketDrops
 	}
 	for _, l := range a.conns {
-		c.Connections += l.Stats().Accepted
-		c.SocketDrops += l.SocketDrops()
+		st := l.Stats()
+		c.Connections += st.Accepted
+		c.SocketDrops += st.SocketDrops
 	}
 	if a.pipe != nil {
 		c.BatchSecondsAvg = a.pipe.Stats().CommitSecondsAvg()

@@ -258,7 +258,13 @@ func New(opts Options) (*Listener, error) {
 
 // Stats returns a snapshot of the listener's counters (the values its
 // metrics export).
-func (l *Listener) Stats() Stats { return l.m.stats() }
+func (l *Listener) Stats() Stats {
+	st := l.m.stats()
+	if up, ok := l.pc.(*net.UDPConn); ok {
+		st.SocketDrops, _ = sockdrop.Drops(up)
+	}
+	return st
+}
 
 // Addr is the bound address.
 func (l *Listener) Addr() net.Addr {

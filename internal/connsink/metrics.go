@@ -99,6 +99,7 @@ type Stats struct {
 	Dropped     uint64 // events refused by the full hand-off queue
 	BadRequests uint64 // malformed, oversized or timed-out HTTP requests
 	TLSFailures uint64 // TLS handshakes that did not complete
+	SocketDrops uint64 // datagrams the kernel dropped before a UDP listener read them
 }
 
 // stats reads the listener's own metric children: the very values

@@ -74,13 +74,3 @@ func (u *udpDrops) remove(name string, c *net.UDPConn) {
 		u.open[name] = cs
 	}
 }
-
-// SocketDrops returns the datagrams the kernel dropped on a UDP listener's
-// socket so far (0 for other kinds, or where it cannot be read).
-func (l *Listener) SocketDrops() uint64 {
-	if up, ok := l.pc.(*net.UDPConn); ok {
-		n, _ := sockdrop.Drops(up)
-		return n
-	}
-	return 0
-}
