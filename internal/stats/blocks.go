@@ -53,6 +53,16 @@ func (e *Engine) blockAt(d, lo, wholeEnd, setsFrom int64) uint {
 	return 0
 }
 
+// blockFP is the fingerprint of the n days from d: the sum of theirs (0:
+// nothing stored those days).
+func blockFP(fps map[int64]uint64, d, n int64) uint64 {
+	var fp uint64
+	for i := range n {
+		fp += fps[d+i*daySecs]
+	}
+	return fp
+}
+
 // blockKey is the day-cache key of the block of 2^k days from d.
 func blockKey(d int64, k uint) int64 { return d + int64(k) }
 
@@ -109,10 +119,7 @@ func (e *Engine) buildBlock(ctx context.Context, d int64, k uint, fps map[int64]
 	} else {
 		half := int64(1) << (k - 1)
 		for _, h := range []int64{d, d + half*daySecs} {
-			var fp uint64
-			for i := range half {
-				fp += fps[h+i*daySecs]
-			}
+			fp := blockFP(fps, h, half)
 			if fp == 0 {
 				continue
 			}
@@ -248,10 +255,7 @@ func (e *Engine) BuildBlocks(ctx context.Context) (int, error) {
 			if d < setsFrom {
 				continue
 			}
-			var fp uint64
-			for i := range n {
-				fp += fps[d+i*daySecs]
-			}
+			fp := blockFP(fps, d, n)
 			if fp == 0 {
 				continue
 			}

@@ -143,10 +143,7 @@ func (e *Engine) window(ctx context.Context, h History, from, to time.Time, by D
 		if k := e.blockAt(d, p.lo, wholeEnd, setsFrom); k > 0 {
 			n := int64(1) << k
 			p.kind, p.k, p.hi = pieceBlock, k, d+n*daySecs
-			var fp uint64
-			for i := range n {
-				fp += fps[d+i*daySecs]
-			}
+			fp := blockFP(fps, d, n)
 			d += (n - 1) * daySecs
 			if fp == 0 {
 				continue // nothing stored those days
