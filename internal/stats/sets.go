@@ -74,9 +74,9 @@ func Union(sets ...Set) Set {
 // own containers, where a merging Or would copy the whole union again (a
 // closed day read as one large blob and a dozen small ones copied the day
 // a dozen times). A set of comparable size is merged into a new bitmap:
-// adding it in place would insert its new containers one by one, which
-// degrades to quadratic copying on sparse sets (random addresses: a few
-// per 65,536-address container), as FastOr does.
+// roaring64's in-place Or (v2.30) inserts each bucket the union lacks one
+// by one, quadratic on sparse sets such as random identifier hashes
+// (roaring's 32-bit Or merges them in one pass; one rule serves both).
 func union[B any](bms []B, card func(B) uint64, clone func(B) B, merge func(B, B) B, add func(B, B)) B {
 	slices.SortFunc(bms, func(a, b B) int { return cmp.Compare(card(b), card(a)) })
 	out := clone(bms[0])
