@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/takedown/takedown/internal/sockdrop"
+	"github.com/takedown/takedown/internal/testtool"
 )
 
 // A UDP listener asks for a deep receive queue and exports the kernel's
@@ -52,25 +53,12 @@ func TestUDPDropsCollector(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("linux only")
 	}
-	rx, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rx.SetReadBuffer(1); err != nil {
-		t.Fatal(err)
-	}
+	rx := testtool.UDPSocket(t)
 	u := newUDPDrops()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(u)
 	u.add("x", rx)
-	tx, err := net.DialUDP("udp", nil, rx.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	for range 300 {
-		tx.Write(make([]byte, 1000))
-	}
+	testtool.Overflow(t, rx, 300)
 	before, _ := gathered(t, reg, "x")
 	if before == 0 {
 		t.Fatal("no drops counted after 300 datagrams into a full queue")

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/takedown/takedown/internal/sockdrop"
+	"github.com/takedown/takedown/internal/testtool"
 )
 
 // The server exports the kernel's drops on its UDP sockets, and its
@@ -19,22 +20,8 @@ func TestSocketDrops(t *testing.T) {
 		t.Errorf("takedown_dns_udp_socket_drops_total = %v on a new server, want 0", got)
 	}
 
-	rx, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	if err := rx.SetReadBuffer(1); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := net.DialUDP("udp", nil, rx.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	for range 300 {
-		tx.Write(make([]byte, 1000))
-	}
+	rx := testtool.UDPSocket(t)
+	testtool.Overflow(t, rx, 300)
 	m := newMetrics()
 	m.udpConns.Store(&[]*net.UDPConn{rx})
 	_, st := m.sum()

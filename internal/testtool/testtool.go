@@ -78,3 +78,36 @@ func FreeBothPort(tb testing.TB) int {
 	tb.Fatal("no loopback port free for both tcp and udp")
 	return 0
 }
+
+// UDPSocket returns a UDP socket on a free loopback port, closed when the
+// test ends.
+func UDPSocket(tb testing.TB) *net.UDPConn {
+	tb.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Overflow shrinks rx's receive queue to the kernel's minimum and sends it
+// n datagrams of 1,000 bytes without reading them, so that the kernel
+// queues a few and drops the rest.
+func Overflow(tb testing.TB, rx *net.UDPConn, n int) {
+	tb.Helper()
+	if err := rx.SetReadBuffer(1); err != nil {
+		tb.Fatal(err)
+	}
+	tx, err := net.DialUDP("udp", nil, rx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tx.Close()
+	p := make([]byte, 1000)
+	for range n {
+		if _, err := tx.Write(p); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
