@@ -184,7 +184,7 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run("pipeline_store_postgres", st, envInt("BENCH_PG_EVENTS", 200_000), pop, 200_000)
+		run("pipeline_store_postgres", st.Events(), envInt("BENCH_PG_EVENTS", 200_000), pop, 200_000)
 		st.Close()
 	}
 	// Peak memory of the store runs (the input is made on the fly): the

@@ -293,10 +293,11 @@ func openSQLite(ctx context.Context, dir string, now func() time.Time) *backend 
 }
 
 func openPostgres(ctx context.Context, dsn string, now func() time.Time) *backend {
-	es, err := postgres.Open(ctx, dsn)
+	db, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		log.Fatal(err)
 	}
+	es := db.Events()
 	return &backend{
 		es: es,
 		eng: func() *stats.Engine {

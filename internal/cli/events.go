@@ -134,7 +134,7 @@ func (g *globals) openImportStores(ctx context.Context, c *config.Config) (es st
 		reg.Close()
 		return nil, nil, nil, err
 	}
-	return pg, reg, func() { pg.Close(); reg.Close() }, nil
+	return pg.Events(), reg, func() { pg.Close(); reg.Close() }, nil
 }
 
 // historicPrepare is the pipeline's preparation of events that did not

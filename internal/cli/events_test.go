@@ -81,7 +81,7 @@ func TestEventsImportPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close()
-	if h, err := pg.Health(t.Context()); err != nil || h.Stored != 2 || h.Received != 4 {
+	if h, err := pg.Events().Health(t.Context()); err != nil || h.Stored != 2 || h.Received != 4 {
 		t.Fatalf("PostgreSQL health %+v, %v; want 2 stored, 4 received", h, err)
 	}
 }

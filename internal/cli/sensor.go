@@ -125,7 +125,7 @@ otherwise events go to the SQLite store in the data dir.`,
 					return err
 				}
 				defer pg.Close()
-				es = pg
+				es = pg.Events()
 			} else {
 				s, err := sqlite.NewEventStore(ctx, reg, sqlite.EventStoreOptions{})
 				if err != nil {

@@ -125,7 +125,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) store.Importer {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { st.Close() })
-			return st
+			return st.Events()
 		},
 	}
 }

@@ -133,11 +133,12 @@ func TestAcceptancePostgreSQL(t *testing.T) {
 		t.Skip("100-day acceptance population")
 	}
 	srv := pgtest.Start(t, pgtest.Options{})
-	es, err := postgres.Open(t.Context(), srv.NewDatabase(t))
+	db, err := postgres.Open(t.Context(), srv.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { es.Close() })
+	t.Cleanup(func() { db.Close() })
+	es := db.Events()
 	acceptance(t, es, es, es, es)
 }
 

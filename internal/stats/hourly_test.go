@@ -56,13 +56,14 @@ func openHourlySQLite(tb testing.TB, dir string) hourlyStore {
 
 func openHourlyPostgres(tb testing.TB, dsn string) hourlyStore {
 	tb.Helper()
-	es, err := postgres.Open(tb.Context(), dsn)
+	db, err := postgres.Open(tb.Context(), dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { es.Close() })
+	tb.Cleanup(func() { db.Close() })
+	es := db.Events()
 	return hourlyStore{es: es, src: es, raw: es, sets: es, cache: es, reopen: func(tb testing.TB) hourlyStore {
-		es.Close()
+		db.Close()
 		return openHourlyPostgres(tb, dsn)
 	}}
 }

@@ -114,11 +114,12 @@ func TestUpgradePostgres(t *testing.T) {
 			if out, err := restore.CombinedOutput(); err != nil {
 				t.Fatalf("psql < %s: %v\n%s", dump, err, out)
 			}
-			s, err := postgres.Open(t.Context(), dsn)
+			db, err := postgres.Open(t.Context(), dsn)
 			if err != nil {
 				t.Fatalf("this build cannot open the %s PostgreSQL store: %v", filepath.Base(dir), err)
 			}
-			defer s.Close()
+			defer db.Close()
+			s := db.Events()
 			got := figures(t, s, want.From, want.To)
 			got.SchemaVersion = want.SchemaVersion
 			if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
@@ -217,11 +218,12 @@ func TestMakePostgresFixture(t *testing.T) {
 
 	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.NewDatabase(t)
-	s, err := postgres.Open(t.Context(), dsn)
+	pdb, err := postgres.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer pdb.Close()
+	s := pdb.Events()
 	for lo := 0; lo < len(evs); lo += 1000 {
 		hi := min(lo+1000, len(evs))
 		if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: evs[lo:hi], Received: uint64(hi - lo)}); err != nil {

@@ -11,11 +11,7 @@ import (
 func TestImportConformance(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	storetest.RunImport(t, func(tb testing.TB) store.EventStore {
-		s, err := Open(tb.Context(), srv.NewDatabase(tb))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { s.Close() })
+		s := openTest(tb, srv.NewDatabase(tb))
 		return s
 	})
 }

@@ -118,7 +118,7 @@ var migrations = []string{
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
-// several collectors starting at once.
+// several nodes starting at once.
 const migrationLock = 0x74616b65646f776e // "takedown"
 
 // EventStore is the PostgreSQL store.EventStore.
@@ -129,64 +129,12 @@ type EventStore struct {
 
 var _ store.EventStore = (*EventStore)(nil)
 
-// Open connects to dsn (postgres://…) and brings the events schema up to
-// date.
-func Open(ctx context.Context, dsn string) (*EventStore, error) {
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
-	}
-	s := &EventStore{pool: pool}
-	if err := s.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("migrate postgres: %w", err)
-	}
-	return s, nil
-}
-
-// Close closes the connections.
-func (s *EventStore) Close() error {
-	s.pool.Close()
-	return nil
-}
+// Close is a no-op: the connections are the DB's (DB.Close). It is here
+// so that an EventStore can be handed where a store is closed by its user.
+func (s *EventStore) Close() error { return nil }
 
 // Pool is the connection pool, for other components' queries.
 func (s *EventStore) Pool() *pgxpool.Pool { return s.pool }
-
-func (s *EventStore) migrate(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			component TEXT NOT NULL, version INTEGER NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now(),
-			PRIMARY KEY (component, version))`); err != nil {
-			return err
-		}
-		// The events schema first; the analytics' (stats.go) builds on it.
-		for _, c := range []struct {
-			name string
-			list []string
-		}{{"events", migrations}, {"stats", statsMigrations}} {
-			var have int
-			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = $1`, c.name).Scan(&have); err != nil {
-				return err
-			}
-			if have > len(c.list) {
-				return fmt.Errorf("%s schema is at version %d, newer than this build knows (%d)", c.name, have, len(c.list))
-			}
-			for v := have + 1; v <= len(c.list); v++ {
-				if _, err := tx.Exec(ctx, c.list[v-1]); err != nil {
-					return fmt.Errorf("%s migration %d: %w", c.name, v, err)
-				}
-				if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version) VALUES ($1, $2)`, c.name, v); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-}
 
 const (
 	sqlInsertEvents = `INSERT INTO events (day, id, ts, ip, record)

@@ -11,11 +11,7 @@ import (
 func TestEventStoreConformance(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	storetest.Run(t, func(tb testing.TB) store.EventStore {
-		s, err := Open(tb.Context(), srv.NewDatabase(tb))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { s.Close() })
+		s := openTest(tb, srv.NewDatabase(tb))
 		return s
 	})
 }
@@ -24,10 +20,19 @@ func TestMigrateTwice(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.NewDatabase(t)
 	for range 2 {
-		s, err := Open(t.Context(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := openTest(t, dsn)
 		s.Close()
 	}
+}
+
+// openTest opens the store at dsn, closed in tb.Cleanup, and returns its
+// event store.
+func openTest(tb testing.TB, dsn string) *EventStore {
+	tb.Helper()
+	db, err := Open(tb.Context(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db.Events()
 }

@@ -19,11 +19,7 @@ import (
 func TestRecordsRoundTrip(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.NewDatabase(t)
-	s, err := Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTest(t, dsn)
 	events := storetest.RecordCases()
 	want := map[string][]byte{}
 	for i := range events {
@@ -67,11 +63,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 	check(t, s, nil, len(events))
 	check(t, s, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/30")}, 3)
-	s2, err := Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := openTest(t, dsn)
 	check(t, s2, nil, len(events))
 	if r, err := s2.WriteBatch(t.Context(), &store.Batch{Events: events}); err != nil || r.Inserted != 0 {
 		t.Fatalf("re-delivery: %+v %v", r, err)
@@ -88,13 +80,10 @@ func TestRecordsRoundTrip(t *testing.T) {
 func TestRecordsOldRows(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.NewDatabase(t)
-	s, err := Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTest(t, dsn)
 	// Back to the schema before the compact encoding, with rows as it held
 	// them: JSON records and text IDs.
-	_, err = s.pool.Exec(t.Context(), `DROP INDEX events_day_ip; ALTER TABLE events DROP COLUMN ip; DROP TABLE event_strings;
+	_, err := s.pool.Exec(t.Context(), `DROP INDEX events_day_ip; ALTER TABLE events DROP COLUMN ip; DROP TABLE event_strings;
 		ALTER TABLE events ALTER COLUMN id TYPE TEXT USING ''; DELETE FROM events;
 		DELETE FROM schema_migrations WHERE component = 'events' AND version = (SELECT MAX(version) FROM schema_migrations WHERE component = 'events')`)
 	if err != nil {
@@ -109,11 +98,7 @@ func TestRecordsOldRows(t *testing.T) {
 		}
 	}
 	s.Close()
-	s, err = Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openTest(t, dsn)
 	n := 0
 	err = s.ScanDayEvents(t.Context(), cases[0].Timestamp, []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")}, func(e *event.Event) error {
 		want, _ := event.MarshalJSONL(&cases[0])
