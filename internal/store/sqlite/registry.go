@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/registry"
 )
 
@@ -336,88 +335,53 @@ func (s *DB) Revoke(ctx context.Context, id string, at time.Time, actor string) 
 
 // Active returns the indicators in force at at.
 func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry.ActiveSet, error) {
+	rs, err := s.Rows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return registry.ComputeActive(rs, at, caseID)
+}
+
+var _ registry.Dumper = (*DB)(nil)
+
+// Rows returns every indicator with its order, and the serial they are
+// at, from one snapshot.
+func (s *DB) Rows(ctx context.Context) (*registry.Rows, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	set := &registry.ActiveSet{At: at.UTC()}
+	rs := &registry.Rows{}
 	var serial int64
 	if err := tx.QueryRowContext(ctx, `SELECT serial FROM registry_serial WHERE id = 1`).Scan(&serial); err != nil {
 		return nil, err
 	}
-	set.Serial = uint32(serial)
-	q := `SELECT o.id, o.case_id, o.court, o.family, o.effective, o.expires, o.revoked,
+	rs.Serial = uint32(serial)
+	rows, err := tx.QueryContext(ctx, `SELECT o.id, o.case_id, o.court, o.family, o.effective, o.expires, o.revoked,
 		i.kind, i.value, i.family, i.valid_from, i.valid_until, i.id
-		FROM indicators i JOIN orders o ON o.id = i.order_id`
-	var args []any
-	if caseID != "" {
-		q += ` WHERE o.case_id = ?`
-		args = append(args, caseID)
-	}
-	rows, err := tx.QueryContext(ctx, q, args...)
+		FROM indicators i JOIN orders o ON o.id = i.order_id ORDER BY i.id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	t := nanos(at)
-	var next int64
-	consider := func(n int64) {
-		if n > t && (next == 0 || n < next) {
-			next = n
-		}
-	}
-	type generator struct {
-		o   registry.Order
-		ind registry.Indicator
-		id  int64
-	}
-	var gens []generator
+	var gens []int // indexes of the dga rows, whose skips are read below
+	ids := map[int]int64{}
 	for rows.Next() {
-		var e registry.Entry
-		var ofam, kind, ifam string
+		var r registry.Row
+		var kind string
 		var eff, exp, from, until, indID int64
-		var revoked bool
-		if err := rows.Scan(&e.OrderID, &e.Case, &e.Court, &ofam, &eff, &exp, &revoked, &kind, &e.Value, &ifam, &from, &until, &indID); err != nil {
+		if err := rows.Scan(&r.Order.ID, &r.Order.Case, &r.Order.Court, &r.Order.Family, &eff, &exp, &r.Order.Revoked,
+			&kind, &r.Indicator.Value, &r.Indicator.Family, &from, &until, &indID); err != nil {
 			return nil, err
 		}
-		if revoked {
-			continue
+		r.Order.Effective, r.Order.Expires = fromNanos(eff), fromNanos(exp)
+		r.Indicator.Kind, r.Indicator.From, r.Indicator.Until = registry.Kind(kind), fromNanos(from), fromNanos(until)
+		if r.Indicator.Kind == registry.KindDGA {
+			gens = append(gens, len(rs.Rows))
+			ids[len(rs.Rows)] = indID
 		}
-		if registry.Kind(kind) == registry.KindDGA {
-			// Expanded below into the names in force at t (issue 19).
-			gens = append(gens, generator{
-				o:   registry.Order{ID: e.OrderID, Case: e.Case, Court: e.Court, Family: ofam, Effective: fromNanos(eff), Expires: fromNanos(exp)},
-				ind: registry.Indicator{Kind: registry.KindDGA, Value: e.Value, Family: ifam, From: fromNanos(from), Until: fromNanos(until)},
-				id:  indID,
-			})
-			continue
-		}
-		if from > eff {
-			eff = from
-		}
-		if until != 0 && until < exp {
-			exp = until
-		}
-		consider(eff)
-		consider(exp)
-		if t < eff || t >= exp {
-			continue
-		}
-		e.Kind = registry.Kind(kind)
-		e.Family = ifam
-		if e.Family == "" {
-			e.Family = ofam
-		}
-		e.Effective, e.Expires = fromNanos(eff), fromNanos(exp)
-		if e.Kind == registry.KindIP || e.Kind == registry.KindCIDR {
-			p, err := netprefix.Parse(e.Value)
-			if err != nil {
-				return nil, fmt.Errorf("stored indicator %q: %w", e.Value, err)
-			}
-			e.Prefix = p
-		}
-		set.Entries = append(set.Entries, e)
+		rs.Rows = append(rs.Rows, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -428,19 +392,9 @@ func (s *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range gens {
-			g.ind.Skipped = skips[g.id]
-			es, n, err := registry.InForce(g.o, g.ind, at)
-			if err != nil {
-				return nil, fmt.Errorf("stored generator %q of case %s: %w", g.ind.Value, g.o.Case, err)
-			}
-			if !n.IsZero() {
-				consider(nanos(n))
-			}
-			set.Entries = append(set.Entries, es...)
+		for _, i := range gens {
+			rs.Rows[i].Indicator.Skipped = skips[ids[i]]
 		}
 	}
-	set.NextChange = fromNanos(next)
-	registry.SortEntries(set.Entries)
-	return set, nil
+	return rs, nil
 }
