@@ -28,7 +28,8 @@ type Users interface {
 	Role(user string) (netscope.Role, bool)
 }
 
-// UsersFileName is the dashboard's user file inside the data dir.
+// UsersFileName is the dashboard's user file inside the data dir: read by
+// OpenPasswordFile, imported into the store by OpenUsers.
 const UsersFileName = "dashboard-users"
 
 // AdminPasswordFileName is the file in the data dir that receives the
@@ -74,6 +75,11 @@ func checkPassword(stored, password string) bool {
 	got, err := pbkdf2.Key(sha256.New, password, salt, iter, len(want))
 	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
 }
+
+// dummyHash is checked against for unknown users, so that the time a
+// login takes does not say whether the user exists. It costs what a new
+// hash costs (pbkdf2Iter) and matches no password.
+var dummyHash = "pbkdf2-sha256$" + strconv.Itoa(pbkdf2Iter) + "$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 type user struct {
 	role netscope.Role
@@ -141,14 +147,15 @@ func ParsePasswordFile(name string, b []byte) (*PasswordFile, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	f.dummy = "pbkdf2-sha256$" + strconv.Itoa(pbkdf2Iter) + "$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	f.dummy = dummyHash
 	return f, nil
 }
 
 // OpenPasswordFile reads dir/dashboard-users. When the file does not exist
 // it creates it (mode 0600) with one user "admin" and a random password,
 // which it returns so that the caller prints it once; otherwise the
-// returned password is empty.
+// returned password is empty. OpenUsers keeps the users in the store
+// instead, so that several dashboard nodes share them.
 func OpenPasswordFile(dir string) (*PasswordFile, string, error) {
 	path := filepath.Join(dir, UsersFileName)
 	b, err := os.ReadFile(path)
@@ -159,10 +166,7 @@ func OpenPasswordFile(dir string) (*PasswordFile, string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, "", fmt.Errorf("read users: %w", err)
 	}
-	raw := make([]byte, 18)
-	_, _ = rand.Read(raw)
-	password := base64.RawURLEncoding.EncodeToString(raw)
-	h, err := HashPassword(password)
+	password, h, err := newPassword()
 	if err != nil {
 		return nil, "", err
 	}
@@ -185,6 +189,15 @@ func OpenPasswordFile(dir string) (*PasswordFile, string, error) {
 	}
 	f, err := ParsePasswordFile(path, []byte(content))
 	return f, password, err
+}
+
+// newPassword returns a random password for a first admin and its hash.
+func newPassword() (password, hash string, err error) {
+	raw := make([]byte, 18)
+	_, _ = rand.Read(raw)
+	password = base64.RawURLEncoding.EncodeToString(raw)
+	hash, err = HashPassword(password)
+	return password, hash, err
 }
 
 // SaveAdminPassword writes the first admin's password to

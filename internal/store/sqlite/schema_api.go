@@ -1,8 +1,8 @@
 package sqlite
 
 // apiMigrations is the schema of API tokens, owned by package api (see
-// tokens.go), and of the dashboard's login sessions (sessions.go). Append
-// only.
+// tokens.go), and of the dashboard's login sessions (sessions.go) and
+// users (users.go). Append only.
 //
 // api_tokens holds one row per token: its public id, the SHA-256 of its
 // secret (the secret itself is never stored), role, networks (as
@@ -35,4 +35,13 @@ var apiMigrations = []string{
 	// insert each per new aggregate key on the write path.
 	`CREATE INDEX event_day_ip_asn ON event_day_ip (asn, day);
 	CREATE INDEX event_day_ip_country ON event_day_ip (country, day);`,
+	// dashboard_users holds the dashboard's users (users.go), in the
+	// store as on PostgreSQL, where several dashboard nodes share them:
+	// name, role (admin or analyst) and the password's PBKDF2 hash in
+	// web.HashPassword's form (the password itself is never stored).
+	`CREATE TABLE dashboard_users (
+		name TEXT PRIMARY KEY,
+		role TEXT NOT NULL,
+		hash TEXT NOT NULL
+	);`,
 }
