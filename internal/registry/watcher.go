@@ -41,7 +41,8 @@ type WatcherOptions struct {
 }
 
 // Watcher is the one reader of the registry that serving roles share: it
-// polls the serial, reads the active set again when it changed or when
+// polls the serial (at once, too, when a [Notifier] source says the
+// registry changed), reads the active set again when it changed or when
 // the snapshot's next change is due (at its instant, not at the next
 // poll), and publishes each new [Snapshot] through an atomic pointer and a
 // notification to its subscribers. Readers never touch the Source.
@@ -173,7 +174,13 @@ func (w *Watcher) nudge() {
 // Run polls until ctx ends and returns nil. It reads the registry again
 // when the serial changed, and at the snapshot's next change, at its
 // instant; a failed read is logged and retried a poll interval later.
+// When the source is a [Notifier], each of its values is a poll now: the
+// serial is read at once, and the registry when it changed.
 func (w *Watcher) Run(ctx context.Context) error {
+	var changes <-chan struct{} // nil (never ready) unless the source notifies
+	if n, ok := w.src.(Notifier); ok {
+		changes = n.Changes(ctx)
+	}
 	var backoff bool // the last read failed: wait a whole poll interval
 	for {
 		poll := time.Duration(w.poll.Load())
@@ -187,6 +194,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case <-w.wake:
 			continue
+		case _, ok := <-changes:
+			if !ok {
+				// Closed: ctx is ending, or the notifier gave up.
+				// Either way, polling goes on without it.
+				changes = nil
+				continue
+			}
 		case <-w.after(wait):
 		}
 		cur := w.Load()
