@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/registry"
 )
 
@@ -471,127 +470,82 @@ func (d *DB) Revoke(ctx context.Context, id string, at time.Time, actor string) 
 	return tx.Commit(ctx)
 }
 
-// Active returns the indicators in force at at.
+// Active returns the indicators in force at at, computed from the
+// registry's rows as every store and a sensor's mirror compute them
+// (registry.ComputeActive).
 func (d *DB) Active(ctx context.Context, at time.Time, caseID string) (*registry.ActiveSet, error) {
-	var set *registry.ActiveSet
+	rs, err := d.Rows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return registry.ComputeActive(rs, at, caseID)
+}
+
+var _ registry.Dumper = (*DB)(nil)
+
+// Rows returns every indicator with its order, and the serial, from one
+// snapshot, so that they are what the registry held at that serial. They
+// come in import order, so that entries SortEntries ranks equal stay in
+// the same order on every node.
+func (d *DB) Rows(ctx context.Context) (*registry.Rows, error) {
+	var rs *registry.Rows
 	err := d.readOnly(ctx, func(tx pgx.Tx) error {
 		var err error
-		set, err = activeTx(ctx, tx, at, caseID)
+		rs, err = rowsTx(ctx, tx)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return set, nil
+	return rs, nil
 }
 
-// activeTx is Active in tx: the serial and the indicators from one
-// snapshot, so that the set is what the registry held at its serial.
-func activeTx(ctx context.Context, tx pgx.Tx, at time.Time, caseID string) (*registry.ActiveSet, error) {
-	set := &registry.ActiveSet{At: at.UTC()}
+func rowsTx(ctx context.Context, tx pgx.Tx) (*registry.Rows, error) {
+	rs := &registry.Rows{}
 	var serial int64
 	if err := tx.QueryRow(ctx, `SELECT serial FROM registry_serial WHERE id = 1`).Scan(&serial); err != nil {
 		return nil, err
 	}
-	set.Serial = uint32(serial)
-	// A revoked order serves nothing, whatever its revocation's instant
-	// (as on SQLite), so its rows are not read at all. The rows come in
-	// import order, so that entries SortEntries ranks equal stay in the
-	// same order on every node.
-	q := `SELECT o.id, o.case_id, o.court, o.family, o.effective, o.expires,
+	rs.Serial = uint32(serial)
+	rows, err := tx.Query(ctx, `SELECT o.id, o.case_id, o.court, o.family, o.effective, o.expires, o.revoked,
 		i.kind, i.value, i.family, i.valid_from, i.valid_until, i.id
-		FROM indicators i JOIN orders o ON o.id = i.order_id WHERE NOT o.revoked`
-	var args []any
-	if caseID != "" {
-		q += ` AND o.case_id = $1`
-		args = append(args, caseID)
-	}
-	rows, err := tx.Query(ctx, q+` ORDER BY i.id`, args...)
+		FROM indicators i JOIN orders o ON o.id = i.order_id ORDER BY i.id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	t := regNanos(at)
-	var next int64
-	consider := func(n int64) {
-		if n > t && (next == 0 || n < next) {
-			next = n
-		}
-	}
-	type generator struct {
-		o   registry.Order
-		ind registry.Indicator
-		id  int64
-	}
-	var gens []generator
 	var genIDs []int64
+	gens := map[int64]int{} // indicator ID → index in rs.Rows
 	for rows.Next() {
-		var e registry.Entry
-		var ofam, kind, ifam string
+		var r registry.Row
+		var kind string
 		var eff, exp, from, until, indID int64
-		if err := rows.Scan(&e.OrderID, &e.Case, &e.Court, &ofam, &eff, &exp, &kind, &e.Value, &ifam, &from, &until, &indID); err != nil {
+		if err := rows.Scan(&r.Order.ID, &r.Order.Case, &r.Order.Court, &r.Order.Family, &eff, &exp, &r.Order.Revoked,
+			&kind, &r.Indicator.Value, &r.Indicator.Family, &from, &until, &indID); err != nil {
 			return nil, err
 		}
-		if registry.Kind(kind) == registry.KindDGA {
-			// Expanded below into the names in force at t (issue 19).
-			gens = append(gens, generator{
-				o:   registry.Order{ID: e.OrderID, Case: e.Case, Court: e.Court, Family: ofam, Effective: regFromNanos(eff), Expires: regFromNanos(exp)},
-				ind: registry.Indicator{Kind: registry.KindDGA, Value: e.Value, Family: ifam, From: regFromNanos(from), Until: regFromNanos(until)},
-				id:  indID,
-			})
+		r.Order.Effective, r.Order.Expires = regFromNanos(eff), regFromNanos(exp)
+		r.Indicator.Kind, r.Indicator.From, r.Indicator.Until = registry.Kind(kind), regFromNanos(from), regFromNanos(until)
+		if r.Indicator.Kind == registry.KindDGA {
 			genIDs = append(genIDs, indID)
-			continue
+			gens[indID] = len(rs.Rows)
 		}
-		if from > eff {
-			eff = from
-		}
-		if until != 0 && until < exp {
-			exp = until
-		}
-		consider(eff)
-		consider(exp)
-		if t < eff || t >= exp {
-			continue
-		}
-		e.Kind = registry.Kind(kind)
-		e.Family = ifam
-		if e.Family == "" {
-			e.Family = ofam
-		}
-		e.Effective, e.Expires = regFromNanos(eff), regFromNanos(exp)
-		if e.Kind == registry.KindIP || e.Kind == registry.KindCIDR {
-			p, err := netprefix.Parse(e.Value)
-			if err != nil {
-				return nil, fmt.Errorf("stored indicator %q: %w", e.Value, err)
-			}
-			e.Prefix = p
-		}
-		set.Entries = append(set.Entries, e)
+		rs.Rows = append(rs.Rows, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	rows.Close()
-	if len(gens) > 0 {
+	if len(genIDs) > 0 {
 		skips, err := regGeneratedSkips(ctx, tx, genIDs)
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range gens {
-			g.ind.Skipped = skips[g.id]
-			es, n, err := registry.InForce(g.o, g.ind, at)
-			if err != nil {
-				return nil, fmt.Errorf("stored generator %q of case %s: %w", g.ind.Value, g.o.Case, err)
-			}
-			if !n.IsZero() {
-				consider(regNanos(n))
-			}
-			set.Entries = append(set.Entries, es...)
+		for id, i := range gens {
+			rs.Rows[i].Indicator.Skipped = skips[id]
 		}
 	}
-	set.NextChange = regFromNanos(next)
-	registry.SortEntries(set.Entries)
-	return set, nil
+	return rs, nil
 }
 
 // The listener's waits before it connects again after a failure: doubled
