@@ -47,8 +47,12 @@ import (
 
 // Options configure an App.
 type Options struct {
-	Config     *config.Config
-	Registry   registry.Store
+	Config *config.Config
+	// Registry is what the sinkholes and the pipeline's case stage read
+	// (a sensor's registry.Mirror, or the store); when it also lists
+	// orders (a registry.Store), retention keeps aggregates for the
+	// longest order plus a year.
+	Registry   registry.Source
 	Events     store.EventStore
 	Logger     *slog.Logger          // nil discards
 	Registerer prometheus.Registerer // nil: a fresh registry

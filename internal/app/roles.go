@@ -9,6 +9,7 @@ import (
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/pipeline"
+	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/selfcheck"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -102,7 +103,13 @@ func (a *App) retention() *pipeline.Retention {
 	return &pipeline.Retention{
 		Store: a.opts.Events, Events: a.cfg.Load().Pipeline.Retention.D(),
 		Aggregates: func() time.Duration {
-			orders, err := a.opts.Registry.Orders(context.Background())
+			st, ok := a.opts.Registry.(interface {
+				Orders(context.Context) ([]registry.OrderSummary, error)
+			})
+			if !ok {
+				return 0 // keep everything when unsure
+			}
+			orders, err := st.Orders(context.Background())
 			if err != nil {
 				return 0 // keep everything when unsure
 			}

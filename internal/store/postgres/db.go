@@ -51,6 +51,22 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return d, nil
 }
 
+// Connect returns the store at dsn without touching its schema or
+// waiting for the server: for a node that only reads the store and must
+// start while the database is unreachable (a sensor, whose registry mirror
+// answers meanwhile; registry.Mirror). Its first query connects.
+func Connect(dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return &DB{pool: pool, events: &EventStore{pool: pool}}, nil
+}
+
 // Events is the store's event store.
 func (d *DB) Events() *EventStore { return d.events }
 

@@ -27,6 +27,7 @@ type Server struct {
 	Port int
 	dir  string
 	n    atomic.Int64
+	kill func()
 }
 
 // Options tunes a server.
@@ -97,7 +98,10 @@ func Start(tb testing.TB, opts Options) *Server {
 		}
 		log.Close()
 	})
-	s := &Server{Port: port, dir: dir}
+	s := &Server{Port: port, dir: dir, kill: func() {
+		syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}}
 	// Wait until it accepts connections (bounded: a server that does not
 	// come up within a minute fails the test with its log).
 	for i := 0; ; i++ {
@@ -120,6 +124,10 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	return s
 }
+
+// Kill stops the server at once (SIGKILL), as a crash or a lost network
+// would: for tests of what keeps working while the database is gone.
+func (s *Server) Kill() { s.kill() }
 
 // DSN is the connection string of database db on the server.
 func (s *Server) DSN(db string) string {
