@@ -113,7 +113,7 @@ func TestCaseFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if _, err := a.opts.Registry.Import(t.Context(), registry.Order{Case: "b107", Court: "c", Family: "rustock",
+	if _, err := a.opts.Registry.(registry.Store).Import(t.Context(), registry.Order{Case: "b107", Court: "c", Family: "rustock",
 		Effective: now.Add(-time.Hour), Expires: now.Add(time.Hour)}, []registry.Indicator{ind}, "test", false); err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 	// A second order: a reload would index it.
 	ind, _ := registry.Parse("worse.example", "")
 	now := time.Now()
-	if _, err := a.opts.Registry.Import(ctx, registry.Order{Case: "b108", Court: "c", Family: "rustock",
+	if _, err := a.opts.Registry.(registry.Store).Import(ctx, registry.Order{Case: "b108", Court: "c", Family: "rustock",
 		Effective: now.Add(-time.Hour), Expires: now.Add(time.Hour)}, []registry.Indicator{ind}, "test", false); err != nil {
 		t.Fatal(err)
 	}
