@@ -107,7 +107,7 @@ func subscriber(tb testing.TB, id, nets string, contacts ...string) notify.Subsc
 
 // expected computes, straight from the store's aggregates, the (address,
 // family) pairs a network must be told about on day.
-func expected(tb testing.TB, ns *sqlite.NotifyStore, nets netscope.Networks) []string {
+func expected(tb testing.TB, ns notify.Source, nets netscope.Networks) []string {
 	tb.Helper()
 	var out []string
 	err := ns.ScanDayIPs(tb.Context(), day, day.Add(24*time.Hour), func(a *store.DayIP) error {
@@ -123,9 +123,15 @@ func expected(tb testing.TB, ns *sqlite.NotifyStore, nets netscope.Networks) []s
 	return out
 }
 
+// TestCollect runs on both stores: the reports must find the same rows in
+// PostgreSQL's reads as in SQLite's.
 func TestCollect(t *testing.T) {
-	db, ns := newStore(t)
-	seed(t, db, seedEvents())
+	for _, b := range storeBackends() {
+		t.Run(b.name, func(t *testing.T) { testCollect(t, b.open(t, seedEvents())) })
+	}
+}
+
+func testCollect(t *testing.T, ns notify.Source) {
 	tests := []struct {
 		name string
 		nets string

@@ -115,6 +115,39 @@ var migrations = []string{
 		WHEN id ~ '^jl-[0-9a-f]{32}$' THEN decode('03' || substr(id, 4), 'hex')
 		ELSE '\x00'::bytea || convert_to(id, 'UTF8') END);
 	CREATE INDEX events_day_ip ON events (day, ip);`,
+	// The evidence log's storage order (evidence.go): seq numbers raw
+	// events in the order they are inserted, as SQLite's does; the rows
+	// already stored are numbered by time. A statement that inserts events
+	// first makes its transaction's writer mark (events_writer_mark), which
+	// RecordsAfter reads so as not to pass rows a transaction still in
+	// progress will commit. The sequence caches nothing (CACHE 1): a
+	// number handed out must never be smaller than the sequence's
+	// last_value read before it.
+	`CREATE SEQUENCE events_seq_seq AS BIGINT CACHE 1;
+	ALTER TABLE events ADD COLUMN seq BIGINT;
+	UPDATE events e SET seq = o.n
+		FROM (SELECT day, id, row_number() OVER (ORDER BY ts, day, id) AS n FROM events) o
+		WHERE e.day = o.day AND e.id = o.id;
+	SELECT setval('events_seq_seq', COALESCE((SELECT MAX(seq) FROM events), 0) + 1, false);
+	ALTER TABLE events ALTER COLUMN seq SET DEFAULT nextval('events_seq_seq'), ALTER COLUMN seq SET NOT NULL;
+	ALTER SEQUENCE events_seq_seq OWNED BY events.seq;
+	CREATE UNIQUE INDEX events_seq_key ON events (seq);
+	CREATE FUNCTION events_writer_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+	DECLARE
+		mark BIGINT;
+	BEGIN
+		IF current_setting('takedown.events_marked', true) = 'on' THEN
+			RETURN NULL;
+		END IF;
+		mark := nextval('events_seq_seq');
+		IF mark >= 281474976710656 THEN
+			RAISE EXCEPTION 'events: sequence number % is too large for a writer mark', mark;
+		END IF;
+		PERFORM pg_advisory_xact_lock_shared((29541::bigint << 48) | mark);
+		PERFORM set_config('takedown.events_marked', 'on', true);
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER events_writer_mark BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION events_writer_mark();`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
