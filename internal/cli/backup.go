@@ -38,7 +38,7 @@ data dir's files only: run pg_dump right after (docs/deploy.md).`,
 					return err
 				}
 				defer st.Close()
-				opts.Store = st
+				opts.Store = st.sq
 			}
 			m, err := backup.Create(cmd.Context(), c.Data, out, opts)
 			if err != nil {

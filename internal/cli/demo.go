@@ -101,7 +101,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 			if f.headless && f.duration <= 0 {
 				return usagef("--headless needs --duration")
 			}
-			return runDemoLive(ctx, g, c, st, f, sum.Order)
+			return runDemoLive(ctx, g, c, st.sq, f, sum.Order)
 		},
 	}
 	fl := cmd.Flags()

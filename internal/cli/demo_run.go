@@ -120,8 +120,9 @@ func runDemoLive(ctx context.Context, g *globals, c *config.Config, st *sqlite.D
 	dc.SelfCheck.Listen = demoSelfCheck
 	baseline := [2]time.Time{opts.Start, opts.Start.AddDate(0, 0, 7)}
 	// One engine for the dashboard and the headline: they share day builds.
-	engine := g.newStatsEngine(c, st)
-	wo, err := g.webOptions(dc, st, es, engine, api.Window{From: baseline[0], To: baseline[1]}, true)
+	sts := sqliteStores(st)
+	engine := g.newStatsEngine(c, sts)
+	wo, err := g.webOptions(dc, sts, es, engine, api.Window{From: baseline[0], To: baseline[1]}, true)
 	if err != nil {
 		return err
 	}

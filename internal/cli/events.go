@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,7 +19,6 @@ import (
 	"github.com/takedown/takedown/internal/progress"
 	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/store"
-	"github.com/takedown/takedown/internal/store/postgres"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -108,33 +106,27 @@ func newEventsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// openImportStores opens the event store an import writes to (the
-// SQLite store, or PostgreSQL with --db postgres://…, as a collector
-// does) and the registry the events are classified against (always the
-// data dir's). closeFn closes both.
-func (g *globals) openImportStores(ctx context.Context, c *config.Config) (es store.Importer, reg *sqlite.DB, closeFn func(), err error) {
-	if !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
-		reg, err = g.openStore(ctx, c)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		s, err := sqlite.NewEventStore(ctx, reg, sqlite.EventStoreOptions{})
-		if err != nil {
-			reg.Close()
-			return nil, nil, nil, err
-		}
-		return s, reg, func() { s.Close(); reg.Close() }, nil
-	}
-	reg, err = sqlite.OpenDir(ctx, c.Data)
+// openImportStores opens the event store an import writes to and the
+// registry the events are classified against: both the configured
+// store's (the SQLite store, or PostgreSQL with --db postgres://…).
+// closeFn closes them.
+func (g *globals) openImportStores(ctx context.Context, c *config.Config) (es store.Importer, reg registry.Store, closeFn func(), err error) {
+	st, err := g.openStore(ctx, c)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pg, err := postgres.Open(ctx, c.DB)
+	s, err := st.eventStore(ctx, sqlite.EventStoreOptions{})
 	if err != nil {
-		reg.Close()
+		st.Close()
 		return nil, nil, nil, err
 	}
-	return pg.Events(), reg, func() { pg.Close(); reg.Close() }, nil
+	imp, ok := s.(store.Importer)
+	if !ok {
+		s.Close()
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("the %s store cannot import events", st.engine())
+	}
+	return imp, st, func() { s.Close(); st.Close() }, nil
 }
 
 // historicPrepare is the pipeline's preparation of events that did not

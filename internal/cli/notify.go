@@ -17,7 +17,6 @@ import (
 
 	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
-	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
 // newSubscriberCmd is `takedown subscriber add|list|remove`: the network
@@ -205,12 +204,12 @@ func newSubscriberRemoveCmd(g *globals) *cobra.Command {
 
 // notifyStore opens the configured store for subscribers and the delivery
 // ledger. The caller closes the returned store.
-func (g *globals) notifyStore(cmd *cobra.Command) (*sqlite.NotifyStore, *sqlite.DB, error) {
+func (g *globals) notifyStore(cmd *cobra.Command) (notifyStore, *stores, error) {
 	_, db, err := g.configuredStore(cmd)
 	if err != nil {
 		return nil, nil, err
 	}
-	return sqlite.NewNotifyStore(db), db, nil
+	return db.notify(), db, nil
 }
 
 // yesterday is the UTC day before now.
@@ -290,7 +289,7 @@ nothing is sent or recorded.`,
 				return err
 			}
 			defer db.Close()
-			ns := sqlite.NewNotifyStore(db)
+			ns := db.notify()
 			n, err := notify.New(notify.Options{
 				Store: ns, Source: ns, Tries: f.tries, Logger: g.logger(c), Now: g.now,
 				Mailer: &notify.SMTP{Addr: f.smtp, StartTLS: f.starttls, Username: f.user, Password: pass},

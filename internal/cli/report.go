@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/takedown/takedown/internal/evidence"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/takedown/takedown/internal/evidence"
 
 	"github.com/spf13/cobra"
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/registry"
-	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
 // Exit statuses.
@@ -149,7 +148,7 @@ func (g *globals) config(cmd *cobra.Command) (*config.Config, error) {
 // configuredStore loads the configuration and opens its store: the
 // preamble of every command that reads or changes the registry. The caller
 // closes the store.
-func (g *globals) configuredStore(cmd *cobra.Command) (*config.Config, *sqlite.DB, error) {
+func (g *globals) configuredStore(cmd *cobra.Command) (*config.Config, *stores, error) {
 	c, err := g.config(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -159,18 +158,6 @@ func (g *globals) configuredStore(cmd *cobra.Command) (*config.Config, *sqlite.D
 		return nil, nil, err
 	}
 	return c, st, nil
-}
-
-// openStore opens the configured store.
-func (g *globals) openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
-	switch {
-	case c.DB == "":
-		return sqlite.OpenDir(ctx, c.Data)
-	case strings.HasPrefix(c.DB, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(c.DB, "sqlite:"))
-	default:
-		return nil, usagef("--db %s: this command works on the embedded SQLite store; PostgreSQL is the store of takedown collector (docs/operations.md)", redactDSN(c.DB))
-	}
 }
 
 func redactDSN(dsn string) string {

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
+	"path/filepath"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,7 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/natsbus"
-	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/registry"
 	"github.com/takedown/takedown/internal/store/postgres"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
@@ -31,8 +32,11 @@ func newSensorCmd(g *globals) *cobra.Command {
 		Short: "Run the sinkhole listeners and publish their events to NATS JetStream (for collectors to store)",
 		Long: `A sensor runs the DNS and connection sinkholes of its configuration and
 publishes every event to the JetStream stream TAKEDOWN_EVENTS, creating it if
-missing. It reads the seized names from the registry in its own data dir
-(import the orders on every sensor). Collectors store the events.`,
+missing. With --db postgres://… it follows the deployment's one registry:
+every change reaches it at once (LISTEN/NOTIFY), and it keeps a copy in its
+data dir (registry-mirror.json) from which it serves, an order's expiry
+included, while PostgreSQL is unreachable, and starts when it is. Without
+--db it reads the registry in its own data dir. Collectors store the events.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
@@ -44,11 +48,11 @@ missing. It reads the seized names from the registry in its own data dir
 			}
 			ctx := cmd.Context()
 			log := g.logger(c)
-			st, err := sqlite.OpenDir(ctx, c.Data)
+			reg, closeReg, err := g.sensorRegistry(ctx, c, log)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer closeReg()
 			nc, js, err := natsbus.Connect(url)
 			if err != nil {
 				return err
@@ -60,7 +64,7 @@ missing. It reads the seized names from the registry in its own data dir
 			if name == "" {
 				name = hostname()
 			}
-			a, err := app.New(ctx, app.Options{Config: c, Registry: st, Logger: log, Sensor: name, Registerer: prometheus.NewRegistry(),
+			a, err := app.New(ctx, app.Options{Config: c, Registry: reg, Logger: log, Sensor: name, Registerer: prometheus.NewRegistry(),
 				Forward: func(q *event.Queue) (func(context.Context) error, error) {
 					sb := c.Pipeline.SourceBudget
 					p, err := natsbus.NewPublisher(natsbus.PublisherOptions{JS: js, Queue: q, Sensor: name, Logger: log.With("role", "publisher"),
@@ -100,8 +104,9 @@ func newCollectorCmd(g *globals) *cobra.Command {
 		Long: `A collector consumes the stream TAKEDOWN_EVENTS with a durable consumer
 shared by every collector, enriches and classifies each event, stores it, and
 acknowledges it only after the store committed. Event IDs make a redelivery
-harmless. With --db postgres://… several collectors share one PostgreSQL;
-otherwise events go to the SQLite store in the data dir.`,
+harmless. Events go to the configured store, whose registry classifies them:
+with --db postgres://… several collectors share one PostgreSQL; otherwise the
+SQLite store in the data dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
@@ -113,28 +118,17 @@ otherwise events go to the SQLite store in the data dir.`,
 			}
 			ctx := cmd.Context()
 			log := g.logger(c)
-			reg, err := sqlite.OpenDir(ctx, c.Data) // the registry, for the case of each event
+			st, err := g.openStore(ctx, c)
 			if err != nil {
 				return err
 			}
-			defer reg.Close()
-			var es store.EventStore
-			if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
-				pg, err := postgres.Open(ctx, c.DB)
-				if err != nil {
-					return err
-				}
-				defer pg.Close()
-				es = pg.Events()
-			} else {
-				s, err := sqlite.NewEventStore(ctx, reg, sqlite.EventStoreOptions{})
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				es = s
+			defer st.Close()
+			es, err := st.eventStore(ctx, sqlite.EventStoreOptions{})
+			if err != nil {
+				return err
 			}
-			prepare, _, err := historicPrepare(ctx, c, log, reg, es)
+			defer es.Close()
+			prepare, _, err := historicPrepare(ctx, c, log, st.Store, es)
 			if err != nil {
 				return err
 			}
@@ -170,4 +164,34 @@ otherwise events go to the SQLite store in the data dir.`,
 	}
 	cmd.Flags().StringVar(&url, "nats", "", "NATS server URL(s), comma separated")
 	return cmd
+}
+
+// RegistryMirrorFile is a sensor's copy of the shared registry in its data
+// dir (registry.Mirror).
+const RegistryMirrorFile = "registry-mirror.json"
+
+// sensorRegistry is the registry a sensor serves: on PostgreSQL a mirror
+// of the shared one, kept in the data dir, which lets the sensor start and
+// serve while the database is unreachable; otherwise the data dir's store.
+func (g *globals) sensorRegistry(ctx context.Context, c *config.Config, log *slog.Logger) (registry.Source, func(), error) {
+	if !isPostgres(c.DB) {
+		st, err := g.openStore(ctx, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st.Store, func() { st.Close() }, nil
+	}
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	pg, err := postgres.Connect(c.DB)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := registry.NewMirror(ctx, pg, filepath.Join(c.Data, RegistryMirrorFile), log.With("role", "registry"))
+	if err != nil {
+		pg.Close()
+		return nil, nil, err
+	}
+	return m, func() { pg.Close() }, nil
 }

@@ -3,17 +3,19 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/takedown/takedown/internal/api"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/takedown/takedown/internal/api"
+
 	"github.com/spf13/cobra"
 
 	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/selfcheck"
 	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
@@ -30,7 +32,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 		return err
 	}
 	defer st.Close()
-	es, err := sqlite.NewEventStore(ctx, st, sqlite.EventStoreOptions{})
+	es, err := st.eventStore(ctx, sqlite.EventStoreOptions{})
 	if err != nil {
 		return err
 	}
@@ -39,8 +41,10 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	if err != nil {
 		return err
 	}
-	a, err := app.New(ctx, app.Options{Config: c, Registry: st, Events: es, Logger: log, Sensor: hostname(), Web: wo, SelfCheck: es,
-		Notify:     &app.NotifyStores{Store: sqlite.NewNotifyStore(st), Source: sqlite.NewNotifyStore(st)},
+	lookup, _ := es.(selfcheck.Store)
+	ns := st.notify()
+	a, err := app.New(ctx, app.Options{Config: c, Registry: st.Store, Events: es, Logger: log, Sensor: hostname(), Web: wo, SelfCheck: lookup,
+		Notify:     &app.NotifyStores{Store: ns, Source: ns},
 		Registerer: prometheus.NewRegistry(), LogLevel: level})
 	if err != nil {
 		return err

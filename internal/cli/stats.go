@@ -9,7 +9,6 @@ import (
 	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/stats"
-	"github.com/takedown/takedown/internal/store/sqlite"
 )
 
 type statsFlags struct {
@@ -71,7 +70,7 @@ func (f *statsFlags) register(cmd *cobra.Command, defaultWindow string) {
 
 // statsEngine loads the configuration and opens the store for analytics.
 // The caller closes the returned store.
-func (g *globals) statsEngine(cmd *cobra.Command) (*config.Config, *stats.Engine, *sqlite.DB, error) {
+func (g *globals) statsEngine(cmd *cobra.Command) (*config.Config, *stats.Engine, *stores, error) {
 	c, db, err := g.configuredStore(cmd)
 	if err != nil {
 		return nil, nil, nil, err
@@ -79,11 +78,12 @@ func (g *globals) statsEngine(cmd *cobra.Command) (*config.Config, *stats.Engine
 	return c, g.newStatsEngine(c, db), db, nil
 }
 
-// newStatsEngine is the analytics engine over the SQLite store db, its
-// per-day cache in the store.
-func (g *globals) newStatsEngine(c *config.Config, db *sqlite.DB) *stats.Engine {
-	ss := sqlite.NewStatsStore(db)
-	return stats.New(stats.Options{Source: ss, Raw: ss, Cache: ss, Sets: ss, Now: g.now, Logger: g.logger(c)})
+// newStatsEngine is the analytics engine over the store db, its per-day
+// cache in the store.
+func (g *globals) newStatsEngine(c *config.Config, db *stores) *stats.Engine {
+	o := db.statsOptions()
+	o.Now, o.Logger = g.now, g.logger(c)
+	return stats.New(o)
 }
 
 // nameASNs names the AS organisations of rows grouped by ASN from the

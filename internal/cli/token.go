@@ -64,7 +64,7 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			t, secret, err := token.Issue(cmd.Context(), st, spec, g.now())
+			t, secret, err := token.Issue(cmd.Context(), st.tokens, spec, g.now())
 			if err != nil {
 				return &UsageError{err}
 			}
@@ -97,7 +97,7 @@ func newTokenListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			ts, err := st.Tokens(cmd.Context())
+			ts, err := st.tokens.Tokens(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -145,7 +145,7 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := st.RevokeToken(cmd.Context(), args[0], g.now()); err != nil {
+			if err := st.tokens.RevokeToken(cmd.Context(), args[0], g.now()); err != nil {
 				if errors.Is(err, token.ErrNotFound) {
 					return &UsageError{err}
 				}
