@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -100,6 +102,9 @@ func (a *App) newSelfCheck(lookup selfcheck.Store) error {
 // retention purges raw events after pipeline.retention and aggregates after
 // the longest order plus one year.
 func (a *App) retention() *pipeline.Retention {
+	// One node of a deployment purges at a time (docs/operations.md).
+	leaser, _ := a.opts.Events.(store.Leaser)
+	holder := fmt.Sprintf("%s/%d/%x", a.opts.Sensor, os.Getpid(), rand.Uint64())
 	return &pipeline.Retention{
 		Store: a.opts.Events, Events: a.cfg.Load().Pipeline.Retention.D(),
 		Aggregates: func() time.Duration {
@@ -123,6 +128,7 @@ func (a *App) retention() *pipeline.Retention {
 			return longest + 365*24*time.Hour
 		},
 		Logger: a.log.With("role", "retention"),
+		Lease:  leaser, Holder: holder,
 	}
 }
 

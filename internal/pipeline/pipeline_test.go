@@ -346,3 +346,53 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("%d events left, want 2", n)
 	}
 }
+
+// With a lease, a retention whose lease another node holds purges nothing;
+// once that node releases it (it stopped), the next round purges, and
+// stopping releases the lease in turn.
+func TestRetentionLease(t *testing.T) {
+	st := openStore(t)
+	now := time.Date(2011, 6, 1, 12, 0, 0, 0, time.UTC)
+	old := []event.Event{{ID: "old", Timestamp: now.Add(-40 * 24 * time.Hour), Protocol: "http", SrcIP: netip.MustParseAddr("192.0.2.1")}}
+	if _, err := st.WriteBatch(t.Context(), &store.Batch{Events: old}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.Lease(t.Context(), "retention", "other-node", now.Add(time.Hour), now); err != nil || !ok {
+		t.Fatalf("other node's lease: %v %v", ok, err)
+	}
+	left := func() int64 {
+		n, err := st.CountEvents(t.Context(), now.Add(-60*24*time.Hour), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	r := &Retention{Store: st, Now: func() time.Time { return now }, Lease: st, Holder: "this-node"}
+	if ran, _, _, err := r.Round(t.Context(), time.Hour); err != nil || ran {
+		t.Fatalf("a round ran (%v, %v) while another node held the lease", ran, err)
+	}
+	if n := left(); n != 1 {
+		t.Fatalf("purged while another node held the lease: %d events left", n)
+	}
+	if err := st.ReleaseLease(t.Context(), "retention", "other-node"); err != nil {
+		t.Fatal(err)
+	}
+	if ran, ev, _, err := r.Round(t.Context(), time.Hour); err != nil || !ran || ev != 1 {
+		t.Fatalf("round after the lease was free: ran %v, %d events, %v", ran, ev, err)
+	}
+	if n := left(); n != 0 {
+		t.Fatalf("%d events left after the lease was free", n)
+	}
+	if ok, _ := st.Lease(t.Context(), "retention", "other-node", now.Add(time.Hour), now); ok {
+		t.Fatal("the other node took the lease this node holds")
+	}
+	// Run stops at once on a cancelled context and gives the lease up.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.Lease(t.Context(), "retention", "other-node", now.Add(time.Hour), now); err != nil || !ok {
+		t.Fatalf("this node did not release the lease when it stopped: %v %v", ok, err)
+	}
+}

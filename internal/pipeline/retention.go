@@ -23,6 +23,34 @@ type Retention struct {
 	Every      time.Duration // default 1h
 	Logger     *slog.Logger  // nil discards
 	Now        func() time.Time
+	// Lease, when set, makes one process of a deployment purge at a time
+	// (several nodes on one PostgreSQL): a round runs only while Holder
+	// holds the lease "retention", taken for two rounds and renewed each
+	// round, so a holder that dies is replaced within two rounds.
+	Lease  store.Leaser
+	Holder string
+}
+
+// leaseName is the retention role's lease.
+const leaseName = "retention"
+
+// Round is one round of Run, rounds every apart: it takes or renews the
+// lease (when there is one), then purges. ran is false when another
+// process holds the lease.
+func (r *Retention) Round(ctx context.Context, every time.Duration) (ran bool, events, aggregates int64, err error) {
+	if r.Lease != nil {
+		now := time.Now
+		if r.Now != nil {
+			now = r.Now
+		}
+		t := now()
+		ok, err := r.Lease.Lease(ctx, leaseName, r.Holder, t.Add(2*every), t)
+		if err != nil || !ok {
+			return false, 0, 0, err
+		}
+	}
+	events, aggregates, err = r.PurgeOnce(ctx)
+	return true, events, aggregates, err
 }
 
 // PurgeOnce runs one purge at now and returns what it deleted.
@@ -64,11 +92,22 @@ func (r *Retention) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	if r.Lease != nil {
+		defer func() {
+			// Hand over at once rather than after the lease expires.
+			if err := r.Lease.ReleaseLease(context.WithoutCancel(ctx), leaseName, r.Holder); err != nil {
+				log.Warn("retention: releasing the lease", "err", err)
+			}
+		}()
+	}
 	for {
-		ev, agg, err := r.PurgeOnce(ctx)
-		if err != nil {
+		ran, ev, agg, err := r.Round(ctx, every)
+		switch {
+		case err != nil:
 			log.Error("retention purge failed", "err", err)
-		} else if ev > 0 || agg > 0 {
+		case !ran:
+			log.Debug("retention: another node holds the lease")
+		case ev > 0 || agg > 0:
 			log.Info("retention purge", "events", ev, "aggregates", agg)
 		}
 		select {

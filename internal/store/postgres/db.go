@@ -25,6 +25,7 @@ func components() []component {
 		{"registry", registryMigrations},
 		{"api", apiMigrations},
 		{"notify", notifyMigrations},
+		{"leases", leasesMigrations},
 	}
 }
 

@@ -36,6 +36,7 @@ func components() []component {
 		{"stats", statsMigrations},
 		{"api", apiMigrations},
 		{"notify", notifyMigrations},
+		{"leases", leasesMigrations},
 	}
 }
 

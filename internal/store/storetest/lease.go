@@ -1,0 +1,74 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/takedown/takedown/internal/store"
+)
+
+// RunLeases is the conformance suite of store.Leaser. open returns a new
+// store; openAgain, when not nil, a second handle on the same store (a
+// second node), which the race runs through.
+func RunLeases(t *testing.T, open func(tb testing.TB) (store.Leaser, func(tb testing.TB) store.Leaser)) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t.Run("Lifecycle", func(t *testing.T) {
+		l, _ := open(t)
+		ctx := t.Context()
+		must := func(name, holder string, until, now time.Time, want bool) {
+			t.Helper()
+			got, err := l.Lease(ctx, name, holder, until, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("Lease(%s, %s, until %s, now %s) = %v, want %v", name, holder, until, now, got, want)
+			}
+		}
+		must("retention", "a", t0.Add(time.Hour), t0, true)
+		must("retention", "a", t0.Add(2*time.Hour), t0.Add(time.Minute), true)  // renewed
+		must("retention", "b", t0.Add(3*time.Hour), t0.Add(time.Hour), false)   // a's runs to t0+2h
+		must("other", "b", t0.Add(time.Hour), t0, true)                         // leases are per name
+		must("retention", "b", t0.Add(3*time.Hour), t0.Add(2*time.Hour), true)  // a's expired: b takes over
+		must("retention", "a", t0.Add(4*time.Hour), t0.Add(2*time.Hour), false) // and a is out
+		if err := l.ReleaseLease(ctx, "retention", "a"); err != nil {           // not a's: nothing
+			t.Fatal(err)
+		}
+		must("retention", "a", t0.Add(4*time.Hour), t0.Add(2*time.Hour), false)
+		if err := l.ReleaseLease(ctx, "retention", "b"); err != nil {
+			t.Fatal(err)
+		}
+		must("retention", "a", t0.Add(4*time.Hour), t0.Add(2*time.Hour), true) // released: free at once
+	})
+	t.Run("Race", func(t *testing.T) {
+		l, again := open(t)
+		handles := []store.Leaser{l}
+		if again != nil {
+			handles = append(handles, again(t))
+		}
+		var mu sync.Mutex
+		won := map[string]bool{}
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				h := handles[i%len(handles)]
+				holder := string(rune('a' + i))
+				ok, err := h.Lease(t.Context(), "race", holder, t0.Add(time.Hour), t0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					won[holder] = true
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(won) != 1 {
+			t.Fatalf("%d holders got one lease: %v", len(won), won)
+		}
+	})
+}
