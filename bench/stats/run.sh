@@ -18,6 +18,10 @@
 #   stats_7d_by_country, stats_24h_cut_by_country, stats_24h_cut_4_dims_at_once
 #   stats_7d_count_distinct project=<bitmap s>s anchor=<SQL s>s: the
 #     written closed day, against COUNT(DISTINCT ip) over its aggregates
+# and, when both stores ran (issue 15):
+#   stats_postgres project=<s>s anchor=goal:1s: the 7-day by-country query
+#     on PostgreSQL, which must count exactly the addresses SQLite counts
+#     (the run fails otherwise)
 # Raw output: bench/results/stats-<store>.txt. Knobs: BENCH_STATS_IPS
 # (addresses a day, default 1600000), BENCH_STATS_DAYS (days written,
 # default 2), BENCH_STATS_STORES (default "sqlite postgres").
@@ -47,3 +51,13 @@ for st in ${BENCH_STATS_STORES:-sqlite postgres}; do
 		awk -v p="$(get written_closed_s)" -v a="$(get sql_s)" 'BEGIN {printf "stats_7d_count_distinct project=%.3fs anchor=%.3fs ratio=%.1f\n", p, a, a/p}'
 	fi
 done
+pg7=$(awk '$1 == "aligned_7d_s" {print $2}' "$results/stats-postgres.txt" 2>/dev/null || true)
+if [ -n "$pg7" ] && [ -s "$results/stats-sqlite.txt" ]; then
+	a=$(awk '$1 == "unique_ips_7d" {print $2}' "$results/stats-sqlite.txt")
+	b=$(awk '$1 == "unique_ips_7d" {print $2}' "$results/stats-postgres.txt")
+	if [ "$a" != "$b" ]; then
+		echo "stats_postgres: PostgreSQL counts $b addresses over 7 days, SQLite $a" >&2
+		exit 1
+	fi
+	goal stats_postgres "$pg7" 1
+fi
