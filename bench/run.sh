@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 export TAKEDOWN_BIN=$PWD/bin/takedown
-all="import export dns http pipeline stats evidence simulate api notify dga export_registry reload flood scale dns_serve report registry_propagation"
+all="import export dns http pipeline stats evidence simulate api notify dga export_registry reload flood scale dns_serve report registry_propagation collectors_postgres"
 status=0
 for b in ${BENCH_ONLY:-$all}; do
   echo "== $b" >&2
