@@ -28,10 +28,11 @@ func (s *EventStore) BeginImport(ctx context.Context) (store.Import, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin import: %w", err)
 	}
-	return &pgImport{tx: tx}, nil
+	return &pgImport{s: s, tx: tx}, nil
 }
 
 type pgImport struct {
+	s    *EventStore
 	tx   pgx.Tx
 	done bool // committed or rolled back
 }
@@ -46,7 +47,11 @@ func (im *pgImport) Write(ctx context.Context, b *store.Batch) (store.BatchResul
 	if err != nil {
 		return store.BatchResult{}, errors.Join(err, im.Rollback())
 	}
-	res, err := writeBatchTx(ctx, im.tx, b, cols)
+	stored, err := im.s.encodeEvents(ctx, b.Events, cols.records)
+	if err != nil {
+		return store.BatchResult{}, errors.Join(fmt.Errorf("import batch: %w", err), im.Rollback())
+	}
+	res, err := writeBatchTx(ctx, im.tx, b, cols, stored)
 	if err != nil {
 		return store.BatchResult{}, errors.Join(fmt.Errorf("import batch: %w", err), im.Rollback())
 	}

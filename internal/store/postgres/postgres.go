@@ -156,8 +156,9 @@ const migrationLock = 0x74616b65646f776e // "takedown"
 
 // EventStore is the PostgreSQL store.EventStore.
 type EventStore struct {
-	pool *pgxpool.Pool
-	strs readerStrings // the raw events' string table, for readers (records.go)
+	pool  *pgxpool.Pool
+	strs  readerStrings // the raw events' string table, for readers (records.go)
+	wstrs writerStrings // the numbers of committed strings, for writers (records.go)
 }
 
 var _ store.EventStore = (*EventStore)(nil)
@@ -217,9 +218,15 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	if err != nil {
 		return res, err
 	}
+	// Encoded before the transaction: it takes the strings' numbers,
+	// committing new strings on their own (records.go).
+	stored, err := s.encodeEvents(ctx, b.Events, cols.records)
+	if err != nil {
+		return res, fmt.Errorf("store batch: %w", err)
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		res, err = writeBatchTx(ctx, tx, b, cols)
+		res, err = writeBatchTx(ctx, tx, b, cols, stored)
 		return err
 	})
 	if err != nil {
@@ -255,18 +262,15 @@ func columnsOf(b *store.Batch) (batchColumns, error) {
 	return c, nil
 }
 
-// writeBatchTx stores b, whose columns are cols, in tx: WriteBatch's
-// transaction, or an import's (import.go).
-func writeBatchTx(ctx context.Context, tx pgx.Tx, b *store.Batch, cols batchColumns) (store.BatchResult, error) {
+// writeBatchTx stores b, whose columns are cols and whose events are
+// encoded as stored, in tx: WriteBatch's transaction, or an import's
+// (import.go).
+func writeBatchTx(ctx context.Context, tx pgx.Tx, b *store.Batch, cols batchColumns, stored []store.StoredEvent) (store.BatchResult, error) {
 	var res store.BatchResult
 	n := len(b.Events)
 	days, ids := cols.days, make([]string, n)
 	inserted := make(map[eventKey]bool, n)
 	if n > 0 {
-		stored, err := encodeEventsTx(ctx, tx, b.Events, cols.records)
-		if err != nil {
-			return store.BatchResult{}, fmt.Errorf("insert events: %w", err)
-		}
 		pids, ips, recs := make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		for i := range stored {
 			pids[i], ips[i], recs[i] = stored[i].ID, stored[i].IP, stored[i].Record

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -18,29 +19,62 @@ import (
 // address bytes and compact record, whose repeated strings are rows of
 // event_strings.
 //
-// Several collectors write at once, so a batch takes its strings' numbers
-// from the database inside its own transaction: it adds the strings it
-// needs (ON CONFLICT DO NOTHING, in sorted order so that two collectors
-// adding the same new strings cannot deadlock) and reads their numbers
-// back. Nothing is cached across transactions on the write side, so a
-// rolled-back transaction can leave no reference behind; a row it added
-// and that rolled back is simply not there. Sequence numbers are never
-// reused, so a number read once always means the same string.
+// Several collectors write at once. A batch's new strings are added in a
+// short transaction of their own, committed before the batch's (ON
+// CONFLICT DO NOTHING, in sorted order so that two collectors adding the
+// same new strings cannot deadlock), and their numbers are then kept in
+// the writer's cache for good: a string row is never deleted and sequence
+// numbers are never reused, so a number read once from a committed row
+// always means the same string, whatever becomes of the batch that needed
+// it (a rolled-back batch leaves an unused row, which costs nothing).
+// Adding them inside the batch's transaction, as this store first did,
+// made a second collector meeting the same new string wait for the first
+// one's whole batch to commit (bench/collectors_postgres measured a fifth
+// of the second collector's time in those waits), and made every batch
+// query the table again.
 
-// batchStrings adds the table strings of events to event_strings in tx and
-// returns their numbers.
-func batchStrings(ctx context.Context, tx pgx.Tx, events []event.Event) (map[string]uint64, error) {
-	refs := map[string]uint64{}
-	known := func(s string) (uint64, bool) { r, ok := refs[s]; return r, ok }
+// writerStrings is the writer's cache of committed strings' numbers.
+type writerStrings struct {
+	mu sync.RWMutex
+	m  map[string]uint64
+}
+
+func (w *writerStrings) lookup(s string) (uint64, bool) {
+	w.mu.RLock()
+	r, ok := w.m[s]
+	w.mu.RUnlock()
+	return r, ok
+}
+
+// commitStrings adds the table strings of events that the cache does not
+// hold to event_strings, each in a transaction of its own, and caches
+// their numbers.
+func (s *EventStore) commitStrings(ctx context.Context, events []event.Event) error {
+	w := &s.wstrs
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[string]uint64{}
+	}
+	w.mu.Unlock()
+	add := func(strs []string) error {
+		if len(strs) == 0 {
+			return nil
+		}
+		refs := map[string]uint64{}
+		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return addStrings(ctx, tx, strs, refs) }); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		maps.Copy(w.m, refs)
+		w.mu.Unlock()
+		return nil
+	}
 	// The events' strings first, then their templates, which refer to
 	// them.
-	if err := addStrings(ctx, tx, store.MissingStrings(events, known, store.MaxTableStrings), refs); err != nil {
-		return nil, err
+	if err := add(store.MissingStrings(events, w.lookup, store.MaxTableStrings)); err != nil {
+		return err
 	}
-	if err := addStrings(ctx, tx, store.MissingTemplates(events, known, store.MaxTableStrings), refs); err != nil {
-		return nil, err
-	}
-	return refs, nil
+	return add(store.MissingTemplates(events, w.lookup, store.MaxTableStrings))
 }
 
 // addStrings adds strs to event_strings in tx and their numbers to refs.
@@ -68,13 +102,13 @@ func addStrings(ctx context.Context, tx pgx.Tx, strs []string, refs map[string]u
 	return rows.Err()
 }
 
-// encodeEventsTx returns the stored forms of events, inside tx.
-func encodeEventsTx(ctx context.Context, tx pgx.Tx, events []event.Event, jsonl [][]byte) ([]store.StoredEvent, error) {
-	refs, err := batchStrings(ctx, tx, events)
-	if err != nil {
+// encodeEvents returns the stored forms of events, their strings
+// committed first (commitStrings).
+func (s *EventStore) encodeEvents(ctx context.Context, events []event.Event, jsonl [][]byte) ([]store.StoredEvent, error) {
+	if err := s.commitStrings(ctx, events); err != nil {
 		return nil, err
 	}
-	return store.EncodeEventsWith(func(s string) (uint64, bool) { r, ok := refs[s]; return r, ok }, events, jsonl)
+	return store.EncodeEventsWith(s.wstrs.lookup, events, jsonl)
 }
 
 // readerStrings is the readers' string table of a store, loaded on demand.
