@@ -11,6 +11,12 @@
 //     event) and closes;
 //  4. the store is closed by the caller after Run returns.
 //
+// A collector (Options.Collect) has no listeners and no queue: when ctx
+// ends its consumer stops fetching, its last batch commits and is
+// acknowledged, the NATS connection closes (flushing those
+// acknowledgements), and the caller then closes the store. In every
+// process /metrics and /healthz (web.metrics_listen) stop last.
+//
 // Lifecycle: New acquires (sockets bound, files and databases opened) and,
 // when it fails, releases everything it acquired before returning; Close
 // releases everything of an App that is not run, and Run releases it all
@@ -66,8 +72,12 @@ type Options struct {
 	// Forward, when set, replaces the pipeline: the listeners' events are
 	// handed to what it returns (a sensor publishing to NATS JetStream)
 	// instead of being stored here. Events may then be nil; the evidence
-	// log, retention, self-check and notifications are the collector's.
+	// log, retention, self-check and notifications belong to the nodes
+	// that serve the store the collectors fill.
 	Forward func(q *event.Queue) (run func(context.Context) error, err error)
+	// Collect, when set, makes the App a collector: no listeners and no
+	// pipeline; it stores into Events what sensors publish (collect.go).
+	Collect *CollectOptions
 	// Web, when set, serves the dashboard, the REST API and /metrics.
 	Web *WebOptions
 	// TrustProxyFromLoopback makes every sinkhole listener believe PROXY
@@ -97,6 +107,9 @@ type App struct {
 	selfcheck *selfcheck.Server
 	notify    *notify.Scheduler
 	forward   func(context.Context) error
+	collect   *collectRole // a collector's consumer, nil otherwise
+	ops       *opsRole     // /metrics and /healthz, nil without web.metrics_listen
+	health    health
 
 	// reg is the one registry watcher: the DNS sinkhole, the connection
 	// sinkhole and the pipeline's case stage all read its snapshots.
@@ -130,6 +143,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if opts.Config == nil || opts.Registry == nil || (opts.Events == nil && opts.Forward == nil) {
 		return nil, errors.New("app needs a config, a registry and an event store (or a forwarder)")
 	}
+	if opts.Collect != nil && (opts.Events == nil || opts.Forward != nil || opts.Web != nil) {
+		return nil, errors.New("a collector needs an event store, and neither forwards nor serves a dashboard")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,7 +153,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	c := opts.Config
-	a := &App{ctx: ctx, opts: opts, log: opts.Logger, queue: event.NewQueue(c.Pipeline.Queue)}
+	a := &App{ctx: ctx, opts: opts, log: opts.Logger}
+	if opts.Collect == nil { // a collector has no listeners to queue for
+		a.queue = event.NewQueue(c.Pipeline.Queue)
+	}
 	a.cfg.Store(c)
 	a.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reloads_total", Help: "Configuration and registry reloads attempted."})
 	a.reloadFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reload_failures_total", Help: "Reloads that failed and kept the old state."})
@@ -149,7 +168,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		func() float64 { return float64(a.queue.Received()) })
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "takedown_events_queue_dropped_total", Help: "Events refused because the queue was full."},
 		func() float64 { return float64(a.queue.Dropped()) })
-	for _, m := range []prometheus.Collector{a.reloads, a.reloadFails, a.lastReloadOK, queueDepth, received, dropped} {
+	metrics := []prometheus.Collector{a.reloads, a.reloadFails, a.lastReloadOK}
+	if a.queue != nil {
+		metrics = append(metrics, queueDepth, received, dropped)
+	}
+	for _, m := range metrics {
 		if err := opts.Registerer.Register(m); err != nil {
 			return nil, err
 		}
@@ -178,6 +201,19 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.geo.Close)
+	if a.ops, err = newOps(a); err != nil {
+		return nil, err
+	}
+	if a.ops != nil {
+		a.closers = append(a.closers, a.ops.Close)
+	}
+	if opts.Collect != nil {
+		if err := a.newCollect(ctx); err != nil {
+			return nil, err
+		}
+		ok = true
+		return a, nil
+	}
 	rules, err := loadRules(c)
 	if err != nil {
 		return nil, err
@@ -323,7 +359,8 @@ func (a *App) WebAddr() net.Addr {
 	return a.web.Addr()
 }
 
-// Queue is the hand-off between listeners and the pipeline.
+// Queue is the hand-off between listeners and the pipeline; nil in a
+// collector.
 func (a *App) Queue() *event.Queue { return a.queue }
 
 // Pipeline is the running pipeline.
@@ -351,22 +388,37 @@ func (a *App) Run(ctx context.Context) error {
 	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPipeline()
 
-	errc := make(chan error, len(a.conns)+4)
+	errc := make(chan error, len(a.conns)+12) // room for every role's error: a send never blocks
 	var listeners sync.WaitGroup
 	start := func(wg *sync.WaitGroup, name string, f func(context.Context) error, c context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer a.health.roleStopped(name)
 			if err := f(c); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- fmt.Errorf("%s: %w", name, err)
 				stopListeners()
 			}
 		}()
 	}
+	// From here a role that returns before the shutdown is a role that no
+	// longer works: /healthz says so.
+	a.health.phase.Store(phaseRunning)
+	// /metrics and /healthz stop last: the final counters stay readable,
+	// and /healthz says 503 while the others drain.
+	octx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOps()
+	var ops sync.WaitGroup
+	if a.ops != nil {
+		start(&ops, "metrics", a.ops.Run, octx)
+	}
 	var pipe sync.WaitGroup
-	if a.pipe != nil {
+	switch {
+	case a.pipe != nil:
 		start(&pipe, "pipeline", a.pipe.Run, pctx)
-	} else {
+	case a.collect != nil:
+		start(&pipe, "collector", a.collect.Run, pctx)
+	default:
 		start(&pipe, "forward", a.forward, pctx)
 	}
 	start(&listeners, "geo", a.geo.Run, lctx)
@@ -386,7 +438,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.selfcheck != nil {
 		start(&listeners, "selfcheck", a.selfcheck.Run, lctx)
 	}
-	if a.opts.Events != nil {
+	if a.opts.Events != nil && a.collect == nil {
 		start(&listeners, "retention", a.retention().Run, lctx)
 	}
 	if a.notify != nil {
@@ -401,9 +453,12 @@ func (a *App) Run(ctx context.Context) error {
 		start(&evidenceWG, "evidence", a.evidence.Run, ectx)
 	}
 	<-lctx.Done()
+	a.health.phase.Store(phaseStopping)
 	a.log.Info("shutting down: stopping listeners")
 	listeners.Wait()
-	a.log.Info("draining the event queue", "waiting", a.queue.Len())
+	if a.queue != nil {
+		a.log.Info("draining the event queue", "waiting", a.queue.Len())
+	}
 	stopPipeline()
 	pipe.Wait()
 	if a.evidence != nil {
@@ -413,15 +468,22 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("evidence: %w", err)
 		}
 	}
-	// Every role has stopped: release what is left (the IP databases;
-	// the rest closed as its role stopped, and Close is idempotent).
+	stopOps()
+	ops.Wait()
+	// Every role has stopped: release what is left (the IP databases, a
+	// collector's NATS connection; the rest closed as its role stopped,
+	// and Close is idempotent).
 	if err := a.Close(); err != nil {
 		a.log.Warn("releasing the roles' resources", "err", err)
 	}
-	if a.pipe != nil {
+	switch {
+	case a.pipe != nil:
 		st := a.pipe.Stats()
 		a.log.Info("stopped", "received", st.Received, "stored", st.Stored, "dropped", st.Dropped)
-	} else {
+	case a.collect != nil:
+		col := a.collect.col
+		a.log.Info("stopped", "stored", col.Stored(), "duplicates", col.Duplicates(), "redelivered", col.Redelivered())
+	default:
 		a.log.Info("stopped", "received", a.queue.Received(), "dropped", a.queue.Dropped())
 	}
 	select {

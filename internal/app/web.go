@@ -29,10 +29,10 @@ import (
 )
 
 // WebOptions enable the operator dashboard, the REST API and /metrics on
-// one listener (web.listen; HTTPS with web.tls_cert), and /metrics without
-// credentials on a second one when web.metrics_listen is set. The rest of
-// the web section (trusted proxies, cookies, timeouts) is read from the
-// App's configuration.
+// one listener (web.listen; HTTPS with web.tls_cert). /metrics without
+// credentials on web.metrics_listen is not the dashboard's: every App
+// serves it (ops.go). The rest of the web section (trusted proxies,
+// cookies, timeouts) is read from the App's configuration.
 type WebOptions struct {
 	Listen   string
 	Registry api.Registry
@@ -81,13 +81,10 @@ func warmStats(log interface {
 // per read of IP-level data through the API.
 const AccessLogName = "api-access.log"
 
-// webRole is the dashboard's HTTP server, and the metrics server when
-// web.metrics_listen is set.
+// webRole is the dashboard's HTTP server.
 type webRole struct {
 	srv    *http.Server
 	ln     net.Listener
-	msrv   *http.Server // nil without web.metrics_listen
-	mln    net.Listener
 	access *os.File
 	// api is the REST API, rebuilt by a reload that changes
 	// web.public_stats or web.min_count; apiOpts built the one in use.
@@ -218,11 +215,6 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 		SecureCookies: web.SecureCookies(cw.SecureCookies), TrustedProxies: proxies, Registerer: a.opts.Registerer})
 	w.srv = webServer(d, cw, wlog)
 	fail := func(err error) (*webRole, error) {
-		for _, l := range []net.Listener{w.ln, w.mln} {
-			if l != nil {
-				l.Close()
-			}
-		}
 		access.Close()
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -240,29 +232,17 @@ func newWeb(a *App, o *WebOptions) (*webRole, error) {
 	if tlsConf != nil {
 		w.ln = tls.NewListener(w.ln, tlsConf)
 	}
-	if cw.MetricsListen != "" {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics)
-		w.msrv = webServer(mux, cw, wlog)
-		if w.mln, err = net.Listen("tcp", cw.MetricsListen); err != nil {
-			return fail(fmt.Errorf("web.metrics_listen: %w", err))
-		}
-	}
 	return w, nil
 }
 
-// Close releases the listeners and the access log of a dashboard that was
-// never run (Run closes the access log as it returns; the servers' Shutdown
-// closes the listeners). It is idempotent.
+// Close releases the listener and the access log of a dashboard that was
+// never run (Run closes the access log as it returns; the server's Shutdown
+// closes the listener). It is idempotent.
 func (w *webRole) Close() error {
 	w.closeOnce.Do(func() {
 		var errs []error
-		for _, l := range []net.Listener{w.ln, w.mln} {
-			if l != nil {
-				if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-					errs = append(errs, err)
-				}
-			}
+		if err := w.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
 		}
 		if err := w.access.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)
@@ -275,23 +255,7 @@ func (w *webRole) Close() error {
 // Run serves until ctx ends, then gives requests in flight five seconds.
 func (w *webRole) Run(ctx context.Context) error {
 	defer w.access.Close()
-	if w.msrv == nil {
-		return serveUntil(ctx, w.srv, w.ln)
-	}
-	// Either server failing stops the other.
-	errc := make(chan error, 2)
-	go func() { errc <- serveUntil(ctx, w.msrv, w.mln) }()
-	go func() { errc <- serveUntil(ctx, w.srv, w.ln) }()
-	err := <-errc
-	if err != nil {
-		w.srv.Close()
-		w.msrv.Close()
-	}
-	err2 := <-errc
-	if errors.Is(err2, http.ErrServerClosed) {
-		err2 = nil
-	}
-	return errors.Join(err, err2)
+	return serveUntil(ctx, w.srv, w.ln)
 }
 
 // serveUntil serves ln until ctx ends, then gives requests in flight five
@@ -313,14 +277,6 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-// MetricsAddr is the metrics listener's bound address, nil without one.
-func (w *webRole) MetricsAddr() net.Addr {
-	if w.mln == nil {
-		return nil
-	}
-	return w.mln.Addr()
 }
 
 // Addr is the bound address.

@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -95,7 +92,8 @@ included, while PostgreSQL is unreachable, and starts when it is. Without
 }
 
 // newCollectorCmd is `takedown collector`: consume the stream, enrich,
-// classify and store, acknowledging after the store commit.
+// classify and store, acknowledging after the store commit. The App runs
+// it (app.CollectOptions); this command only opens the configured store.
 func newCollectorCmd(g *globals) *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
@@ -106,7 +104,8 @@ shared by every collector, enriches and classifies each event, stores it, and
 acknowledges it only after the store committed. Event IDs make a redelivery
 harmless. Events go to the configured store, whose registry classifies them:
 with --db postgres://… several collectors share one PostgreSQL; otherwise the
-SQLite store in the data dir.`,
+SQLite store in the data dir. With web.metrics_listen set it serves /metrics
+and /healthz there; SIGHUP reloads the configuration and the registry.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
@@ -117,7 +116,10 @@ SQLite store in the data dir.`,
 				return err
 			}
 			ctx := cmd.Context()
-			log := g.logger(c)
+			log, level := g.leveledLogger(c)
+			// What the file said of data and db at start, for reloads (as
+			// serve).
+			file0 := loadOr(g.configPath, config.Default())
 			st, err := g.openStore(ctx, c)
 			if err != nil {
 				return err
@@ -128,37 +130,16 @@ SQLite store in the data dir.`,
 				return err
 			}
 			defer es.Close()
-			prepare, _, err := historicPrepare(ctx, c, log, st.Store, es)
-			if err != nil {
-				return err
-			}
-			nc, js, err := natsbus.Connect(url)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			if _, err := natsbus.EnsureStream(ctx, js, natsbus.StreamOptions{}); err != nil {
-				return err
-			}
-			col, err := natsbus.NewCollector(natsbus.CollectorOptions{JS: js, Store: es, Prepare: prepare, Logger: log.With("role", "collector")})
+			a, err := app.New(ctx, app.Options{Config: c, Registry: st.Store, Events: es, Logger: log, LogLevel: level,
+				Registerer: prometheus.NewRegistry(), Collect: &app.CollectOptions{NATS: url}})
 			if err != nil {
 				return err
 			}
 			log.Info("collector consuming", "nats", redactDSN(url), "store", redactDSN(c.DB))
-			// A collector holds nothing a reload could change: SIGHUP (a
-			// service manager's reload) is logged, not fatal.
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			go func() {
-				for range hup {
-					log.Info("SIGHUP: a collector has nothing to reload; restart it to change its configuration")
-				}
-			}()
-			if err := col.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			defer reloadOnHUP(ctx, a, g, c, file0)()
+			if err := a.Run(ctx); err != nil {
 				return fmt.Errorf("collector: %w", err)
 			}
-			log.Info("collector stopped", "stored", col.Stored(), "duplicates", col.Duplicates())
 			return nil
 		},
 	}

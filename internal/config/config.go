@@ -122,9 +122,10 @@ type Web struct {
 	// SecureCookies is auto (Secure over TLS, direct or through a trusted
 	// proxy), always or never.
 	SecureCookies string `yaml:"secure_cookies"`
-	// MetricsListen, when set, serves /metrics without credentials on its
-	// own address; /metrics on the dashboard always needs an admin or
-	// analyst.
+	// MetricsListen, when set, serves /metrics and /healthz without
+	// credentials on its own address, in every process (serve, sensor,
+	// collector; with or without the dashboard); /metrics on the dashboard
+	// always needs an admin or analyst.
 	MetricsListen string `yaml:"metrics_listen"`
 	// The HTTP server's timeouts.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`

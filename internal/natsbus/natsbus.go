@@ -335,6 +335,7 @@ type Collector struct {
 	opts                           CollectorOptions
 	log                            *slog.Logger
 	stored, duplicates, bad, nakks atomic.Uint64
+	redelivered, batches           atomic.Uint64
 }
 
 // NewCollector returns a collector; it does nothing until Run.
@@ -367,6 +368,21 @@ func (c *Collector) Stored() uint64 { return c.stored.Load() }
 
 // Duplicates is the number of redelivered events already stored.
 func (c *Collector) Duplicates() uint64 { return c.duplicates.Load() }
+
+// Redelivered is the number of messages JetStream delivered more than once
+// (an ack lost or late, a batch refused, a collector stopped mid-batch).
+func (c *Collector) Redelivered() uint64 { return c.redelivered.Load() }
+
+// Batches is the number of batches stored and acknowledged.
+func (c *Collector) Batches() uint64 { return c.batches.Load() }
+
+// Refused is the number of batches the store refused; their messages were
+// negatively acknowledged and come back.
+func (c *Collector) Refused() uint64 { return c.nakks.Load() }
+
+// Terminated is the number of messages never storable (undecodable,
+// without an id, refused by Prepare), terminated instead of redelivered.
+func (c *Collector) Terminated() uint64 { return c.bad.Load() }
 
 // Run consumes until ctx is done. A batch is acknowledged only after the
 // store committed it; a batch the store refuses is negatively acknowledged
@@ -419,9 +435,13 @@ func (c *Collector) Run(ctx context.Context) error {
 				m.Term() //nolint:errcheck // best effort
 				continue
 			}
-			if md, err := m.Metadata(); err == nil && md.NumDelivered == 1 {
-				received++
-				listeners[store.ListenerOf(&e)]++
+			if md, err := m.Metadata(); err == nil {
+				if md.NumDelivered == 1 {
+					received++
+					listeners[store.ListenerOf(&e)]++
+				} else {
+					c.redelivered.Add(1)
+				}
 			}
 			events = append(events, e)
 			msgs = append(msgs, m)
@@ -448,6 +468,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			// store recognises.
 			m.Ack() //nolint:errcheck // see above
 		}
+		c.batches.Add(1)
 	}
 	if err := c.opts.Store.Flush(context.WithoutCancel(ctx)); err != nil {
 		c.log.Error("aggregates not flushed at shutdown; rebuilt on next start", "err", err)

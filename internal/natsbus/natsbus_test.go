@@ -283,6 +283,10 @@ func TestCollectorKilledMidStream(t *testing.T) {
 	if second.Duplicates() == 0 {
 		t.Fatal("the batch committed but not acknowledged was not redelivered")
 	}
+	// Every duplicate came back as a redelivery, and is counted as one.
+	if second.Redelivered() < second.Duplicates() {
+		t.Fatalf("%d redeliveries counted for %d duplicates", second.Redelivered(), second.Duplicates())
+	}
 }
 
 func TestClusterNodeKilled(t *testing.T) {
