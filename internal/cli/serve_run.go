@@ -59,9 +59,6 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 			scheme = "https://"
 		}
 		log.Info("dashboard", "url", scheme+ad.String())
-		if c.Web.MetricsListen != "" {
-			log.Info("metrics without credentials", "url", "http://"+c.Web.MetricsListen+"/metrics")
-		}
 	}
 	for kind, addrs := range a.Addrs() {
 		for _, ad := range addrs {
