@@ -75,6 +75,12 @@ type Options struct {
 	// log, retention, self-check and notifications belong to the nodes
 	// that serve the store the collectors fill.
 	Forward func(q *event.Queue) (run func(context.Context) error, err error)
+	// EvidenceFollowsStore says that other processes store events too
+	// (collectors, other serve nodes on one PostgreSQL): the evidence log
+	// then follows the store, on the one node holding the lease
+	// "evidence", instead of taking the batches this process commits
+	// (evidence_follow.go).
+	EvidenceFollowsStore bool
 	// Collect, when set, makes the App a collector: no listeners and no
 	// pipeline; it stores into Events what sensors publish (collect.go).
 	Collect *CollectOptions
@@ -224,6 +230,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 	} else if err := a.openEvidence(ctx); err != nil {
 		return nil, err
+	} else if opts.EvidenceFollowsStore {
+		// The follower catches up under the writer lease (evidence_follow.go).
 	} else if err := a.reconcileEvidence(ctx); err != nil {
 		return nil, fmt.Errorf("evidence log: reconcile with the store: %w", err)
 	}
@@ -451,6 +459,11 @@ func (a *App) Run(ctx context.Context) error {
 	var evidenceWG sync.WaitGroup
 	if a.evidence != nil {
 		start(&evidenceWG, "evidence", a.evidence.Run, ectx)
+		if a.opts.EvidenceFollowsStore {
+			// Stops with the listeners: the checkpointer's last
+			// checkpoint then covers what it appended.
+			start(&listeners, "evidence-follow", a.followEvidence, lctx)
+		}
 	}
 	<-lctx.Done()
 	a.health.phase.Store(phaseStopping)

@@ -41,7 +41,7 @@ func (a *App) openEvidence(ctx context.Context) error {
 // evidence log, exactly as stored. A failure is logged and counted by the
 // log's metrics; the events stay stored.
 func (a *App) committed(ctx context.Context, b *store.Batch, res store.BatchResult) {
-	if a.evidence == nil {
+	if a.evidence == nil || a.opts.EvidenceFollowsStore {
 		return
 	}
 	recs, err := b.EncodeRecords()

@@ -28,6 +28,12 @@ func importSpoolDir(c *config.Config) string {
 // import contains them. It works while the server has the log open (the
 // writer lock is taken batch by batch). On failure the events stay stored,
 // and the server's start appends what the log lacks.
+//
+// On a shared PostgreSQL store the events are not appended here: the
+// evidence writer (the serve node holding the lease, which follows the
+// store in commit order) appends them, and appending them here too would
+// put them twice in a log on this node. The custody record still names
+// the files and the user, with no event range.
 func recordImport(ctx context.Context, c *config.Config, res *ingest.Result, who string, stderr io.Writer) error {
 	if !c.Evidence.Enabled {
 		return nil
@@ -44,7 +50,11 @@ func recordImport(ctx context.Context, c *config.Config, res *ingest.Result, who
 		}
 		files[i] = evidence.ImportedFile{Name: name, SHA256: f.SHA256, Rows: f.Rows}
 	}
-	r, err := l.AppendImport(ctx, who, files, res.EachFresh)
+	each := res.EachFresh
+	if isPostgres(c.DB) {
+		each = func(func([][]byte) error) error { return nil }
+	}
+	r, err := l.AppendImport(ctx, who, files, each)
 	if err == nil {
 		_, err = l.Checkpoint(ctx)
 	}

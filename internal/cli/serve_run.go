@@ -44,7 +44,7 @@ func runServe(cmd *cobra.Command, g *globals, c *config.Config) error {
 	lookup, _ := es.(selfcheck.Store)
 	ns := st.notify()
 	a, err := app.New(ctx, app.Options{Config: c, Registry: st.Store, Events: es, Logger: log, Sensor: hostname(), Web: wo, SelfCheck: lookup,
-		Notify:     &app.NotifyStores{Store: ns, Source: ns},
+		Notify: &app.NotifyStores{Store: ns, Source: ns}, EvidenceFollowsStore: st.pg != nil,
 		Registerer: prometheus.NewRegistry(), LogLevel: level})
 	if err != nil {
 		return err

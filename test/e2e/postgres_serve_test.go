@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,47 @@ func TestServeOnPostgres(t *testing.T) {
 			t.Fatal("node 1 never counted node 0's beacon")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// One node writes the evidence log (the lease "evidence"): it follows
+	// the store, so its log holds the imported events and the beacon
+	// another node's sinkhole stored, once each; the other node's log
+	// holds none.
+	var writers []node
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		writers = writers[:0]
+		for _, n := range nodes {
+			pkg := filepath.Join(dir, "pkg-"+filepath.Base(n.data)+"-"+strconv.FormatInt(time.Now().UnixNano(), 10))
+			r := run(t, nil, "--data", n.data, "evidence", "export", "--from", "2011-01-01", "--to", tomorrow, "-o", pkg)
+			if r.code != 0 {
+				t.Logf("evidence export on %s: %s%s", n.data, r.stdout, r.stderr)
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(pkg, "events.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lines := strings.Count(string(b), "\n"); lines == 3 {
+				writers = append(writers, n)
+				var key string
+				for l := range strings.Lines(mustRun(t, nil, "--data", n.data, "evidence", "key").stdout) {
+					if strings.HasPrefix(l, "ssh-ed25519 ") {
+						key = strings.TrimSpace(l)
+					}
+				}
+				if v := run(t, nil, "evidence", "verify", pkg, "--key", key); v.code != 0 || !strings.Contains(v.stdout, "VERIFIED") {
+					t.Fatalf("the writer's package does not verify:\n%s%s", v.stdout, v.stderr)
+				}
+			} else if lines > 3 {
+				t.Fatalf("%s's evidence log holds %d events, 3 were stored:\n%s", n.data, lines, b)
+			}
+		}
+		if len(writers) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(writers) != 1 {
+		t.Fatalf("%d nodes' evidence logs hold the 3 stored events, want exactly 1", len(writers))
 	}
 	// One admin for the deployment: its password file is on the node that
 	// made it, and it logs in on both.

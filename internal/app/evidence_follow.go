@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/store"
+)
+
+// The evidence log of a shared store (Options.EvidenceFollowsStore):
+// events reach the store from other processes too (collectors, other
+// serve nodes), so the log does not take the batches this process commits;
+// it follows the store instead, appending every stored event after its
+// newest one in the store's commit order (storedLog.RecordsAfter, which on
+// PostgreSQL never passes a transaction still in progress), and only while
+// this process holds the lease "evidence": one node appends at a time. A
+// node that takes the lease over catches its own log up from its newest
+// event, so each log, when it is the writer's, holds every stored event
+// once, in commit order.
+
+// evidenceFollowEvery is how often the follower reads the store, and
+// evidenceLeaseFor how long its lease lasts: a dead writer is replaced
+// within that.
+const (
+	evidenceFollowEvery = time.Second
+	evidenceLeaseFor    = 15 * time.Second
+	evidenceLeaseName   = "evidence"
+)
+
+// followEvidence runs until ctx ends.
+func (a *App) followEvidence(ctx context.Context) error {
+	sl, ok := a.opts.Events.(storedLog)
+	if !ok || a.evidence == nil {
+		return nil
+	}
+	leaser, _ := a.opts.Events.(store.Leaser)
+	holder := fmt.Sprintf("%s/%d/%x", a.opts.Sensor, os.Getpid(), rand.Uint64())
+	log := a.log.With("role", "evidence")
+	if leaser != nil {
+		defer func() {
+			if err := leaser.ReleaseLease(context.WithoutCancel(ctx), evidenceLeaseName, holder); err != nil {
+				log.Warn("evidence: releasing the writer lease", "err", err)
+			}
+		}()
+	}
+	var after int64
+	known := false // after is this log's newest event's sequence number
+	writer := false
+	t := time.NewTicker(evidenceFollowEvery)
+	defer t.Stop()
+	for {
+		if leaser != nil {
+			now := time.Now()
+			ok, err := leaser.Lease(ctx, evidenceLeaseName, holder, now.Add(evidenceLeaseFor), now)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("evidence: taking the writer lease failed", "err", err)
+			}
+			if ok != writer {
+				log.Info("evidence: writer lease", "held", ok)
+				known = false // another writer may have run meanwhile: find our place again
+			}
+			writer = ok && err == nil
+		} else {
+			writer = true
+		}
+		if writer {
+			if !known {
+				var err error
+				if after, known, err = a.evidencePlace(ctx, sl); err != nil && ctx.Err() == nil {
+					log.Warn("evidence: finding the log's place in the store failed", "err", err)
+				}
+			}
+			if known {
+				n, last, err := a.appendAfter(ctx, sl, after)
+				after = last
+				if err != nil && ctx.Err() == nil {
+					log.Warn("evidence: following the store failed", "err", err)
+				} else if n > 0 {
+					log.Debug("evidence: appended stored events", "events", n)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// evidencePlace returns the sequence number of the log's newest event in
+// the store (0 when the log holds none); ok is false when that event is no
+// longer stored (purged), which stops the follower: appending from
+// anywhere else would leave a gap or repeat events.
+func (a *App) evidencePlace(ctx context.Context, sl storedLog) (int64, bool, error) {
+	rec, found, err := a.evidence.LastRecord(func(r []byte) bool {
+		_, err := event.UnmarshalJSONL(r)
+		return err == nil
+	})
+	if err != nil || !found {
+		return 0, err == nil, err
+	}
+	ev, _ := event.UnmarshalJSONL(rec)
+	seq, ok, err := sl.SeqOf(ctx, ev.Timestamp, ev.ID)
+	if err != nil {
+		return 0, false, err
+	}
+	if !ok {
+		a.log.Warn("evidence: the log's newest event is no longer stored (purged?); not following the store")
+	}
+	return seq, ok, nil
+}
+
+// appendAfter appends every stored event after sequence number after and
+// returns how many and the newest one's number.
+func (a *App) appendAfter(ctx context.Context, sl storedLog, after int64) (int, int64, error) {
+	n := 0
+	for {
+		recs, last, err := sl.RecordsAfter(ctx, after, 4096)
+		if err != nil || len(recs) == 0 {
+			return n, after, err
+		}
+		if _, err := a.evidence.Append(ctx, recs); err != nil {
+			return n, after, err
+		}
+		n += len(recs)
+		after = last
+	}
+}
