@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/takedown/takedown/internal/store"
@@ -35,4 +36,19 @@ func openTest(tb testing.TB, dsn string) *EventStore {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db.Events()
+}
+
+// A node refuses a store whose schema a newer build migrated, naming the
+// component, and changes nothing.
+func TestRefusesNewerSchema(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	dsn := srv.NewDatabase(t)
+	s := openTest(t, dsn)
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (component, version) VALUES ('registry', 999)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(t.Context(), dsn)
+	if err == nil || !strings.Contains(err.Error(), "component registry is at schema version 999, newer than this build knows") {
+		t.Fatalf("opening a newer schema: %v", err)
+	}
 }
