@@ -81,6 +81,9 @@ type Options struct {
 	// "evidence", instead of taking the batches this process commits
 	// (evidence_follow.go).
 	EvidenceFollowsStore bool
+	// HealthChecks are what the process depends on outside it, which
+	// /healthz reports when one fails (a sensor's NATS connection).
+	HealthChecks []func() error
 	// Collect, when set, makes the App a collector: no listeners and no
 	// pipeline; it stores into Events what sensors publish (collect.go).
 	Collect *CollectOptions
@@ -164,6 +167,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.queue = event.NewQueue(c.Pipeline.Queue)
 	}
 	a.cfg.Store(c)
+	a.health.checks = append(a.health.checks, opts.HealthChecks...)
 	a.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reloads_total", Help: "Configuration and registry reloads attempted."})
 	a.reloadFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reload_failures_total", Help: "Reloads that failed and kept the old state."})
 	a.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "takedown_config_last_reload_successful", Help: "1 if the last reload succeeded."})

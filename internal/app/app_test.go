@@ -1,10 +1,12 @@
 package app
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,5 +185,37 @@ func TestEvidenceReconcile(t *testing.T) {
 	defer a.evidence.Close()
 	if n := a.evidence.Size(); n != 5 {
 		t.Fatalf("third start, nothing new: the log holds %d entries; want 5", n)
+	}
+}
+
+// Options.HealthChecks (a sensor's NATS connection) are part of /healthz:
+// a failing one is the App's health error while it runs.
+func TestHealthChecksOption(t *testing.T) {
+	dir, db, es := testStores(t)
+	c := config.Default()
+	c.Data = dir
+	c.DNS.Listen = nil
+	c.Listeners = nil
+	c.Evidence.Enabled = false
+	down := errors.New("the NATS connection is down")
+	var failing atomic.Bool
+	a, err := New(t.Context(), Options{Config: c, Registry: db, Events: es, Registerer: prometheus.NewRegistry(),
+		HealthChecks: []func() error{func() error {
+			if failing.Load() {
+				return down
+			}
+			return nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	a.health.phase.Store(phaseRunning)
+	if err := a.health.err(); err != nil {
+		t.Fatalf("healthy App: %v", err)
+	}
+	failing.Store(true)
+	if err := a.health.err(); !errors.Is(err, down) {
+		t.Fatalf("with the check failing: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,7 +62,14 @@ included, while PostgreSQL is unreachable, and starts when it is. Without
 			if name == "" {
 				name = hostname()
 			}
+			natsUp := func() error {
+				if !nc.IsConnected() {
+					return errors.New("the NATS connection is down: events wait in the queue")
+				}
+				return nil
+			}
 			a, err := app.New(ctx, app.Options{Config: c, Registry: reg, Logger: log, Sensor: name, Registerer: prometheus.NewRegistry(),
+				HealthChecks: []func() error{natsUp},
 				Forward: func(q *event.Queue) (func(context.Context) error, error) {
 					sb := c.Pipeline.SourceBudget
 					p, err := natsbus.NewPublisher(natsbus.PublisherOptions{JS: js, Queue: q, Sensor: name, Logger: log.With("role", "publisher"),
