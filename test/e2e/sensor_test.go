@@ -18,27 +18,8 @@ import (
 // A sensor publishes its listener's events to a real nats-server; a
 // collector stores them; every beacon is stored exactly once.
 func TestSensorToCollector(t *testing.T) {
-	natsBin := testtool.Need(t, "nats-server", "nats-server")
+	natsURL := startNATS(t)
 	dir := t.TempDir()
-	natsPort := testtool.FreePort(t, "tcp")
-	conf := filepath.Join(dir, "nats.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", natsPort, filepath.Join(dir, "js"))), 0o600)
-	ns := exec.Command(natsBin, "-c", conf)
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Process.Signal(syscall.SIGTERM); ns.Wait() })
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", natsPort)); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nats-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 
 	sensorData, collectorData := filepath.Join(dir, "sensor"), filepath.Join(dir, "collector")
 	mustRun(t, nil, "--data", sensorData, "demo", "--exports-only")
