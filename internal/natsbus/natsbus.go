@@ -108,15 +108,18 @@ func sensorToken(s string) string {
 
 // PublisherOptions configures a Publisher. JS and Queue are required.
 type PublisherOptions struct {
-	JS      jetstream.JetStream
-	Queue   *event.Queue
-	Stream  StreamOptions
-	Sensor  string        // names the sensor in the subject and in events without one
-	IDs     *event.IDGen  // nil makes one
-	Batch   int           // events published before waiting for their acks (default 1024)
-	Retries int           // publish attempts per event before it is dropped (default 5)
-	Logger  *slog.Logger  // nil discards
-	Backoff time.Duration // first retry delay (default 200ms)
+	JS     jetstream.JetStream
+	Queue  *event.Queue
+	Stream StreamOptions
+	Sensor string       // names the sensor in the subject and in events without one
+	IDs    *event.IDGen // nil makes one
+	Batch  int          // events published before waiting for their acks (default 1024)
+	// RetryFor is how long a batch's unacknowledged events are published
+	// again before they are dropped (counted): long enough to outlast a
+	// JetStream leader election after a node dies (default 60s).
+	RetryFor time.Duration
+	Logger   *slog.Logger  // nil discards
+	Backoff  time.Duration // first retry delay, doubled up to 2s (default 200ms)
 	// Budget bounds what one source can make the sensor publish one by
 	// one (see internal/budget); a zero Rate publishes every contact.
 	Budget budget.Options
@@ -143,8 +146,8 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.Batch <= 0 {
 		opts.Batch = 1024
 	}
-	if opts.Retries <= 0 {
-		opts.Retries = 5
+	if opts.RetryFor <= 0 {
+		opts.RetryFor = time.Minute
 	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = 200 * time.Millisecond
@@ -159,7 +162,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 // Published is the number of events the stream acknowledged.
 func (p *Publisher) Published() uint64 { return p.published.Load() }
 
-// Dropped is the number of events given up after Retries failed publishes.
+// Dropped is the number of events given up after RetryFor of failed publishes.
 func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
 
 // Summarised is the number of contacts folded into summary records beyond
@@ -270,6 +273,7 @@ func (p *Publisher) publish(ctx context.Context, batch []event.Event) {
 		todo = append(todo, pending{b, e.ID})
 	}
 	backoff := p.opts.Backoff
+	giveUp := time.Now().Add(p.opts.RetryFor)
 	for attempt := 1; len(todo) > 0; attempt++ {
 		futures := make([]jetstream.PubAckFuture, len(todo))
 		var failed []pending
@@ -297,7 +301,7 @@ func (p *Publisher) publish(ctx context.Context, batch []event.Event) {
 		if len(failed) == 0 {
 			return
 		}
-		if attempt >= p.opts.Retries || ctx.Err() != nil {
+		if !time.Now().Before(giveUp) || ctx.Err() != nil {
 			p.dropped.Add(uint64(len(failed)))
 			p.failed.Add(1)
 			p.log.Error("events not published, dropped", "events", len(failed), "attempts", attempt)
@@ -308,7 +312,7 @@ func (p *Publisher) publish(ctx context.Context, batch []event.Event) {
 		case <-time.After(backoff):
 		case <-ctx.Done():
 		}
-		backoff *= 2
+		backoff = min(2*backoff, 2*time.Second)
 		todo = failed
 	}
 }
@@ -487,6 +491,9 @@ func receivedBy(m map[string]uint64) []store.ListenerDelta {
 	return out
 }
 
+// publishAckTimeout bounds the wait for one publish's acknowledgement.
+const publishAckTimeout = 5 * time.Second
+
 // Connect dials NATS with reconnects forever (the sensor and the collector
 // ride out a server restart) and returns the connection and its JetStream
 // context.
@@ -496,7 +503,10 @@ func Connect(url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish whose ack never comes (its stream leader died with it in
+	// flight) fails after publishAckTimeout and is published again,
+	// instead of holding the publisher forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)

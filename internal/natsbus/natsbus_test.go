@@ -125,7 +125,7 @@ func sensor(tb testing.TB, url, name string, n int) {
 			tb.Fatal(err)
 		}
 	}
-	p, err := NewPublisher(PublisherOptions{JS: js, Queue: q, Sensor: name, Batch: 256, Retries: 30})
+	p, err := NewPublisher(PublisherOptions{JS: js, Queue: q, Sensor: name, Batch: 256, RetryFor: 2 * time.Minute})
 	if err != nil {
 		tb.Fatal(err)
 	}
