@@ -251,6 +251,9 @@ func newNotifySendCmd(g *globals) *cobra.Command {
 Shadowserver event4_sinkhole / event4_sinkhole_http layout (event6_… for
 IPv6), with a plain-text summary, by SMTP. No mail on a day without data.
 
+Flags left out take the configuration's notify section (notify.smtp,
+notify.from, notify.maildir…), as serve's daily reports do.
+
 Each (subscriber, day) is delivered once: the message is composed once and
 recorded in a ledger with a stable Message-ID; a run after a crash or a
 temporary failure (4xx, lost connection) sends those same bytes again, a
@@ -271,6 +274,32 @@ nothing is sent or recorded.`,
 					return err
 				}
 			}
+			c, db, err := g.configuredStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			// A flag left out takes the configuration's notify section, as
+			// serve's daily reports do.
+			fl := cmd.Flags()
+			for _, o := range []struct {
+				flag string
+				dst  *string
+				v    string
+			}{{"smtp", &f.smtp, c.Notify.SMTP.Addr}, {"from", &f.from, c.Notify.From}, {"starttls", &f.starttls, c.Notify.SMTP.StartTLS},
+				{"smtp-user", &f.user, c.Notify.SMTP.Username}, {"smtp-password-file", &f.passFile, c.Notify.SMTP.PasswordFile},
+				{"public-source", &f.publicSource, c.Notify.PublicSource}, {"api-url", &f.apiURL, c.Notify.APIURL},
+				{"cleanup-url", &f.cleanupURL, c.Notify.CleanupURL}} {
+				if !fl.Changed(o.flag) && o.v != "" {
+					*o.dst = o.v
+				}
+			}
+			if !fl.Changed("compress-above") && c.Notify.CompressAbove != 0 {
+				f.compressAbove = c.Notify.CompressAbove
+			}
+			if !fl.Changed("xarf02-max") && c.Notify.XARF02Max != 0 {
+				f.xarf02Max = c.Notify.XARF02Max
+			}
 			switch f.starttls {
 			case notify.StartTLSAuto, notify.StartTLSAlways, notify.StartTLSNever:
 			default:
@@ -284,15 +313,14 @@ nothing is sent or recorded.`,
 				}
 				pass = strings.TrimRight(string(b), "\r\n")
 			}
-			c, db, err := g.configuredStore(cmd)
-			if err != nil {
-				return err
+			var mailer notify.Mailer = &notify.SMTP{Addr: f.smtp, StartTLS: f.starttls, Username: f.user, Password: pass}
+			if !fl.Changed("smtp") && c.Notify.Maildir != "" {
+				mailer = &notify.Maildir{Dir: c.Notify.Maildir}
 			}
-			defer db.Close()
 			ns := db.notify()
 			n, err := notify.New(notify.Options{
 				Store: ns, Source: ns, Tries: f.tries, Logger: g.logger(c), Now: g.now,
-				Mailer: &notify.SMTP{Addr: f.smtp, StartTLS: f.starttls, Username: f.user, Password: pass},
+				Mailer: mailer,
 				Message: notify.MessageOptions{From: f.from, PublicSource: f.publicSource, APIURL: f.apiURL,
 					CleanupURL: f.cleanupURL, CompressAbove: f.compressAbove, XARF02Max: f.xarf02Max},
 			})

@@ -117,3 +117,41 @@ func TestCommandsOnBothStores(t *testing.T) {
 		t.Errorf("the RPZ export lacks the seized name:\n%s", outputs["postgres"][6])
 	}
 }
+
+// `notify send` without flags takes the configuration's notify section:
+// here its maildir and sender.
+func TestNotifySendUsesConfig(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	maildir := filepath.Join(dir, "mail")
+	conf := filepath.Join(dir, "takedown.yaml")
+	if err := os.WriteFile(conf, []byte("data: "+data+"\nnotify:\n  from: reports@cert.example\n  maildir: "+maildir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	csv := filepath.Join(dir, "day.csv")
+	if err := os.WriteFile(csv, []byte(importHeader+"\n2011-03-17 10:00:00,tcp,192.0.2.1,US,64500,rustock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := Run(t.Context(), append([]string{"--config", conf}, args...), strings.NewReader(""), &out, &errb); code != ExitOK {
+			t.Fatalf("takedown %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	run("events", "import", "--format", "shadowserver", "--quiet", csv)
+	run("subscriber", "add", "isp-1", "--org", "Example ISP", "--contacts", "abuse@isp.example", "--networks", "AS64500")
+	run("notify", "send", "--date", "2011-03-17")
+	mails, err := filepath.Glob(filepath.Join(maildir, "new", "*"))
+	if err != nil || len(mails) != 1 {
+		t.Fatalf("maildir holds %d mails (%v), want 1", len(mails), err)
+	}
+	b, err := os.ReadFile(mails[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "reports@cert.example") || !strings.Contains(string(b), "abuse@isp.example") {
+		t.Fatalf("the mail does not come from the configured sender to the subscriber:\n%.600s", b)
+	}
+}
