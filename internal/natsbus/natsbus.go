@@ -424,6 +424,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		events, msgs = events[:0], msgs[:0]
 		var received uint64
 		listeners := make(map[string]uint64) // first deliveries per listener
+		var redelivered []int                // indexes in events of redelivered messages
 		for m := range batch.Messages() {
 			e, err := event.UnmarshalJSONL(m.Data())
 			if err == nil && c.opts.Prepare != nil && !c.opts.Prepare(&e) {
@@ -445,6 +446,7 @@ func (c *Collector) Run(ctx context.Context) error {
 					listeners[store.ListenerOf(&e)]++
 				} else {
 					c.redelivered.Add(1)
+					redelivered = append(redelivered, len(events))
 				}
 			}
 			events = append(events, e)
@@ -467,6 +469,23 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		c.stored.Add(uint64(res.Inserted))
 		c.duplicates.Add(uint64(res.Duplicates))
+		// A redelivered message is counted as received only when it turns
+		// out new: its first delivery never committed (its collector
+		// died), so nothing counted it. Otherwise health would show fewer
+		// events received than stored.
+		late := make(map[string]uint64)
+		var lateN uint64
+		for _, i := range redelivered {
+			if i < len(res.Fresh) && res.Fresh[i] {
+				lateN++
+				late[store.ListenerOf(&events[i])]++
+			}
+		}
+		if lateN > 0 {
+			if _, err := c.opts.Store.WriteBatch(wctx, &store.Batch{Received: lateN, Listeners: receivedBy(late)}); err != nil {
+				c.log.Warn("counting redelivered events as received", "events", lateN, "err", err)
+			}
+		}
 		for _, m := range msgs {
 			// An ack that is lost only causes a redelivery, which the
 			// store recognises.

@@ -212,6 +212,40 @@ func checkExactlyOnce(tb testing.TB, st store.EventStore, want uint64) {
 	if h.Stored != want || uint64(n) != want || hits != want {
 		tb.Fatalf("stored %d, events %d, aggregate hits %d; want %d each", h.Stored, n, hits, want)
 	}
+	if h.Received != want {
+		tb.Fatalf("health counts %d received for %d stored", h.Received, want)
+	}
+}
+
+// refusing fails one batch without storing it, as a store that is briefly
+// unreachable does: the collector asks for it again.
+type refusing struct {
+	store.EventStore
+	n atomic.Int32
+}
+
+func (r *refusing) WriteBatch(ctx context.Context, b *store.Batch) (store.BatchResult, error) {
+	if len(b.Events) > 0 && r.n.Add(1) == 2 {
+		return store.BatchResult{}, errors.New("store unreachable")
+	}
+	return r.EventStore.WriteBatch(ctx, b)
+}
+
+// A batch that was never stored comes back as a redelivery; its events
+// are then new, and counted as received then, so that health counts as
+// many events received as stored.
+func TestCollectorRedeliveryCountsReceived(t *testing.T) {
+	srv := startNATS(t, testtool.FreePort(t, "tcp"), "")
+	st := openStore(t)
+	sensor(t, srv.url, "sink-a", 2000)
+	r := &refusing{EventStore: st}
+	c, stop := runCollectorC(t, srv.url, r)
+	waitStored(t, st, 2000)
+	stop()
+	if c.Redelivered() == 0 {
+		t.Fatal("the refused batch was not delivered again")
+	}
+	checkExactlyOnce(t, st, 2000)
 }
 
 func TestTwoSensorsOneCollector(t *testing.T) {
