@@ -429,6 +429,11 @@ func TestMultiNode(t *testing.T) {
 		t.Errorf("event_health stored %d (%d before the live run), %d raw rows (%d distinct IDs); the stream holds %d",
 			health.stored, healthBefore.stored, total, distinct, streamMsgs)
 	}
+	// Health counts every stored event as received once, a killed
+	// collector's redelivered batch included.
+	if health.received-healthBefore.received != health.stored-healthBefore.stored {
+		t.Errorf("event_health counts %d received and %d stored in the live run", health.received-healthBefore.received, health.stored-healthBefore.stored)
+	}
 	if live.UniqueIPs == 0 || uint64(live.UniqueIPs) > streamMsgs {
 		t.Errorf("%d live addresses, %d events in the stream", live.UniqueIPs, streamMsgs)
 	}
