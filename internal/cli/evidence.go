@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,9 +50,11 @@ package.`,
 	keyCmd.Flags().StringVarP(&keyOut, "output", "o", "", "write the public key (one OpenSSH line) to this file")
 	cmd.AddCommand(keyCmd)
 	cmd.AddCommand(simple("checkpoint", "Write a signed checkpoint of the log now", func(cmd *cobra.Command, c *config.Config) error {
+		g.noteEvidenceWriter(cmd.Context(), c)
 		return evidenceCheckpoint(cmd.Context(), g.stdout, evidenceDir(c))
 	}))
 	cmd.AddCommand(simple("audit", "Re-hash every stored entry against every checkpoint", func(cmd *cobra.Command, c *config.Config) error {
+		g.noteEvidenceWriter(cmd.Context(), c)
 		return evidenceAudit(cmd.Context(), g.stdout, evidenceDir(c))
 	}))
 
@@ -97,6 +101,7 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 			if a.Who == "" {
 				a.Who = actor()
 			}
+			g.noteEvidenceWriter(cmd.Context(), c)
 			return evidenceExport(cmd.Context(), g.stdout, evidenceDir(c), a)
 		},
 	}
@@ -140,4 +145,31 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 	verify.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.AddCommand(verify)
 	return cmd
+}
+
+// noteEvidenceWriter says, on a shared PostgreSQL store, which serve node
+// writes the deployment's evidence log (the holder of the lease
+// "evidence", docs/operations.md): the evidence commands read the log of
+// the data dir they are given, which is the deployment's only on that
+// node.
+func (g *globals) noteEvidenceWriter(ctx context.Context, c *config.Config) {
+	if !isPostgres(c.DB) {
+		return
+	}
+	st, err := g.openStore(ctx, c)
+	if err != nil {
+		fmt.Fprintf(g.stderr, "evidence: cannot read the store to name the evidence writer: %v\n", err)
+		return
+	}
+	defer st.Close()
+	holder, until, ok, err := st.pg.LeaseHolder(ctx, "evidence")
+	switch {
+	case err != nil:
+		fmt.Fprintf(g.stderr, "evidence: cannot name the evidence writer: %v\n", err)
+	case !ok || until.Before(g.now()):
+		fmt.Fprintf(g.stderr, "evidence: no serve node writes the evidence log of this shared store now; this command reads %s\n", evidenceDir(c))
+	default:
+		fmt.Fprintf(g.stderr, "evidence: the evidence log of this shared store is written by %s (lease until %s); this command reads %s, complete only on that node\n",
+			holder, until.Format(time.RFC3339), evidenceDir(c))
+	}
 }

@@ -18,4 +18,7 @@ type Leaser interface {
 	// ReleaseLease gives the lease up if holder has it, so that another
 	// node takes over at once instead of after its expiry.
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder returns who holds lease name and until when; ok is
+	// false when nobody ever took it or its holder released it.
+	LeaseHolder(ctx context.Context, name string) (holder string, until time.Time, ok bool, err error)
 }

@@ -41,6 +41,29 @@ func (d *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	return releaseLease(ctx, d.pool, name, holder)
 }
 
+// LeaseHolder implements store.Leaser.
+func (d *DB) LeaseHolder(ctx context.Context, name string) (string, time.Time, bool, error) {
+	return leaseHolder(ctx, d.pool, name)
+}
+
+// LeaseHolder implements store.Leaser.
+func (s *EventStore) LeaseHolder(ctx context.Context, name string) (string, time.Time, bool, error) {
+	return leaseHolder(ctx, s.pool, name)
+}
+
+func leaseHolder(ctx context.Context, q querier, name string) (string, time.Time, bool, error) {
+	var holder string
+	var until int64
+	err := q.QueryRow(ctx, `SELECT holder, until FROM leases WHERE name = $1`, name).Scan(&holder, &until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return holder, time.Unix(0, until).UTC(), true, nil
+}
+
 // Lease implements store.Leaser for the event store's roles (retention).
 func (s *EventStore) Lease(ctx context.Context, name, holder string, until, now time.Time) (bool, error) {
 	return lease(ctx, s.pool, name, holder, until, now)

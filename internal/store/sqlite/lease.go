@@ -48,6 +48,25 @@ func (s *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	return nil
 }
 
+// LeaseHolder implements store.Leaser.
+func (s *DB) LeaseHolder(ctx context.Context, name string) (string, time.Time, bool, error) {
+	var holder string
+	var until int64
+	err := s.db.QueryRowContext(ctx, `SELECT holder, until FROM leases WHERE name = ?`, name).Scan(&holder, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return holder, time.Unix(0, until).UTC(), true, nil
+}
+
+// LeaseHolder implements store.Leaser.
+func (s *EventStore) LeaseHolder(ctx context.Context, name string) (string, time.Time, bool, error) {
+	return s.db.LeaseHolder(ctx, name)
+}
+
 // Lease implements store.Leaser for the event store's roles (retention).
 func (s *EventStore) Lease(ctx context.Context, name, holder string, until, now time.Time) (bool, error) {
 	return s.db.Lease(ctx, name, holder, until, now)

@@ -26,7 +26,13 @@ func RunLeases(t *testing.T, open func(tb testing.TB) (store.Leaser, func(tb tes
 				t.Fatalf("Lease(%s, %s, until %s, now %s) = %v, want %v", name, holder, until, now, got, want)
 			}
 		}
+		if _, _, ok, err := l.LeaseHolder(ctx, "retention"); err != nil || ok {
+			t.Fatalf("LeaseHolder of a lease never taken: %v, %v", ok, err)
+		}
 		must("retention", "a", t0.Add(time.Hour), t0, true)
+		if h, until, ok, err := l.LeaseHolder(ctx, "retention"); err != nil || !ok || h != "a" || !until.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("LeaseHolder = %q until %s, %v, %v; want a until %s", h, until, ok, err, t0.Add(time.Hour))
+		}
 		must("retention", "a", t0.Add(2*time.Hour), t0.Add(time.Minute), true)  // renewed
 		must("retention", "b", t0.Add(3*time.Hour), t0.Add(time.Hour), false)   // a's runs to t0+2h
 		must("other", "b", t0.Add(time.Hour), t0, true)                         // leases are per name
@@ -38,6 +44,9 @@ func RunLeases(t *testing.T, open func(tb testing.TB) (store.Leaser, func(tb tes
 		must("retention", "a", t0.Add(4*time.Hour), t0.Add(2*time.Hour), false)
 		if err := l.ReleaseLease(ctx, "retention", "b"); err != nil {
 			t.Fatal(err)
+		}
+		if _, _, ok, err := l.LeaseHolder(ctx, "retention"); err != nil || ok {
+			t.Fatalf("LeaseHolder of a released lease: %v, %v", ok, err)
 		}
 		must("retention", "a", t0.Add(4*time.Hour), t0.Add(2*time.Hour), true) // released: free at once
 	})
