@@ -12,7 +12,7 @@ status=0
 for b in ${BENCH_ONLY:-$all}; do
   echo "== $b" >&2
   case $b in
-    pipeline) go test -tags bench -run TestBench -v -timeout 30m ./bench/pipeline/ | grep -E 'project=|^ok|FAIL' || status=1 ;;
+    pipeline) go test -tags bench -count=1 -run TestBench -v -timeout 30m ./bench/pipeline/ | grep -E 'project=|^ok|FAIL' || status=1 ;;
     *) if [ -x "bench/$b/run.sh" ] || [ -f "bench/$b/run.sh" ]; then bash "bench/$b/run.sh" || status=1; else echo "bench/$b/run.sh missing" >&2; status=1; fi ;;
   esac
 done

@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p bench/results
-go test -tags bench -run TestBench -v -timeout 30m ./bench/collectors_postgres/ | tee bench/results/collectors_postgres.txt | grep -E 'project=|^ok|FAIL'
+go test -tags bench -count=1 -run TestBench -v -timeout 30m ./bench/collectors_postgres/ | tee bench/results/collectors_postgres.txt | grep -E 'project=|^ok|FAIL'

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p bench/results
-go test -tags bench -run TestBench -v -timeout 10m ./bench/registry_propagation/ | tee bench/results/registry_propagation.txt | grep -E 'project=|^ok|FAIL'
+go test -tags bench -count=1 -run TestBench -v -timeout 10m ./bench/registry_propagation/ | tee bench/results/registry_propagation.txt | grep -E 'project=|^ok|FAIL'
