@@ -28,7 +28,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +129,11 @@ type App struct {
 	// DNS applier to build from; under reloadMu.
 	stagedReg *registry.Snapshot
 
+	// holder names this process in the store's leases (retention, the
+	// evidence writer): the sensor name, the pid and a random part, so
+	// that two processes on one host never share a lease.
+	holder string
+
 	closers   []func() error // what New acquired, in order; Close runs them backwards
 	closeOnce sync.Once
 	closeErr  error
@@ -167,6 +174,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.queue = event.NewQueue(c.Pipeline.Queue)
 	}
 	a.cfg.Store(c)
+	a.holder = fmt.Sprintf("%s/%d/%x", opts.Sensor, os.Getpid(), rand.Uint64())
 	a.health.checks = append(a.health.checks, opts.HealthChecks...)
 	a.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reloads_total", Help: "Configuration and registry reloads attempted."})
 	a.reloadFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_config_reload_failures_total", Help: "Reloads that failed and kept the old state."})

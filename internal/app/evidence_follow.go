@@ -2,9 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
@@ -38,7 +35,7 @@ func (a *App) followEvidence(ctx context.Context) error {
 		return nil
 	}
 	leaser, _ := a.opts.Events.(store.Leaser)
-	holder := fmt.Sprintf("%s/%d/%x", a.opts.Sensor, os.Getpid(), rand.Uint64())
+	holder := a.holder
 	log := a.log.With("role", "evidence")
 	if leaser != nil {
 		defer func() {
@@ -110,7 +107,7 @@ func (a *App) evidencePlace(ctx context.Context, sl storedLog) (int64, bool, err
 		return 0, false, err
 	}
 	if !ok {
-		a.log.Warn("evidence: the log's newest event is no longer stored (purged?); not following the store")
+		a.log.Warn("evidence: the log's newest event is no longer stored (purged?); not appending stored events")
 	}
 	return seq, ok, nil
 }

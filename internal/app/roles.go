@@ -3,12 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/pipeline"
 	"github.com/takedown/takedown/internal/registry"
@@ -104,7 +101,6 @@ func (a *App) newSelfCheck(lookup selfcheck.Store) error {
 func (a *App) retention() *pipeline.Retention {
 	// One node of a deployment purges at a time (docs/operations.md).
 	leaser, _ := a.opts.Events.(store.Leaser)
-	holder := fmt.Sprintf("%s/%d/%x", a.opts.Sensor, os.Getpid(), rand.Uint64())
 	return &pipeline.Retention{
 		Store: a.opts.Events, Events: a.cfg.Load().Pipeline.Retention.D(),
 		Aggregates: func() time.Duration {
@@ -128,7 +124,7 @@ func (a *App) retention() *pipeline.Retention {
 			return longest + 365*24*time.Hour
 		},
 		Logger: a.log.With("role", "retention"),
-		Lease:  leaser, Holder: holder,
+		Lease:  leaser, Holder: a.holder,
 	}
 }
 
@@ -147,40 +143,13 @@ func (a *App) reconcileEvidence(ctx context.Context) error {
 	if a.evidence == nil || !ok {
 		return nil
 	}
-	rec, found, err := a.evidence.LastRecord(func(r []byte) bool {
-		_, err := event.UnmarshalJSONL(r)
-		return err == nil
-	})
+	after, ok, err := a.evidencePlace(ctx, sl)
+	if err != nil || !ok {
+		return err // !ok: the newest event was purged, and evidencePlace said so
+	}
+	appended, _, err := a.appendAfter(ctx, sl, after)
 	if err != nil {
 		return err
-	}
-	var after int64
-	if found {
-		ev, _ := event.UnmarshalJSONL(rec)
-		seq, ok, err := sl.SeqOf(ctx, ev.Timestamp, ev.ID)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			a.log.Warn("evidence: the log's newest event is no longer stored (purged?); not reconciling")
-			return nil
-		}
-		after = seq
-	}
-	appended := 0
-	for {
-		recs, last, err := sl.RecordsAfter(ctx, after, 4096)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		if _, err := a.evidence.Append(ctx, recs); err != nil {
-			return err
-		}
-		appended += len(recs)
-		after = last
 	}
 	if appended > 0 {
 		a.log.Info("evidence: appended stored events the log did not hold", "events", appended)
