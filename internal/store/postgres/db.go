@@ -44,7 +44,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	d := &DB{pool: pool, events: &EventStore{pool: pool}}
+	d := newDB(pool)
 	if err := d.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrate postgres: %w", err)
@@ -65,7 +65,11 @@ func Connect(dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &DB{pool: pool, events: &EventStore{pool: pool}}, nil
+	return newDB(pool), nil
+}
+
+func newDB(pool *pgxpool.Pool) *DB {
+	return &DB{pool: pool, events: &EventStore{pool: pool, wstrs: writerStrings{m: map[string]uint64{}}}}
 }
 
 // Events is the store's event store.

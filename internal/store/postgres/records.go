@@ -51,11 +51,6 @@ func (w *writerStrings) lookup(s string) (uint64, bool) {
 // their numbers.
 func (s *EventStore) commitStrings(ctx context.Context, events []event.Event) error {
 	w := &s.wstrs
-	w.mu.Lock()
-	if w.m == nil {
-		w.m = map[string]uint64{}
-	}
-	w.mu.Unlock()
 	add := func(strs []string) error {
 		if len(strs) == 0 {
 			return nil
