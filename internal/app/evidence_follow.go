@@ -25,8 +25,10 @@ import (
 const (
 	evidenceFollowEvery = time.Second
 	evidenceLeaseFor    = 15 * time.Second
-	evidenceLeaseName   = "evidence"
 )
+
+// EvidenceLeaseName is the evidence writer's lease in the store.
+const EvidenceLeaseName = "evidence"
 
 // followEvidence runs until ctx ends.
 func (a *App) followEvidence(ctx context.Context) error {
@@ -39,7 +41,7 @@ func (a *App) followEvidence(ctx context.Context) error {
 	log := a.log.With("role", "evidence")
 	if leaser != nil {
 		defer func() {
-			if err := leaser.ReleaseLease(context.WithoutCancel(ctx), evidenceLeaseName, holder); err != nil {
+			if err := leaser.ReleaseLease(context.WithoutCancel(ctx), EvidenceLeaseName, holder); err != nil {
 				log.Warn("evidence: releasing the writer lease", "err", err)
 			}
 		}()
@@ -52,7 +54,7 @@ func (a *App) followEvidence(ctx context.Context) error {
 	for {
 		if leaser != nil {
 			now := time.Now()
-			ok, err := leaser.Lease(ctx, evidenceLeaseName, holder, now.Add(evidenceLeaseFor), now)
+			ok, err := leaser.Lease(ctx, EvidenceLeaseName, holder, now.Add(evidenceLeaseFor), now)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("evidence: taking the writer lease failed", "err", err)
 			}

@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/evidence/bundle"
+	"github.com/takedown/takedown/internal/store/postgres"
 )
 
 // evidenceDir is the evidence log's folder in the data dir.
@@ -156,13 +158,14 @@ func (g *globals) noteEvidenceWriter(ctx context.Context, c *config.Config) {
 	if !isPostgres(c.DB) {
 		return
 	}
-	st, err := g.openStore(ctx, c)
+	// Only a read: no migration, as openStore would run.
+	pg, err := postgres.Connect(c.DB)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "evidence: cannot read the store to name the evidence writer: %v\n", err)
 		return
 	}
-	defer st.Close()
-	holder, until, ok, err := st.pg.LeaseHolder(ctx, "evidence")
+	defer pg.Close()
+	holder, until, ok, err := pg.LeaseHolder(ctx, app.EvidenceLeaseName)
 	switch {
 	case err != nil:
 		fmt.Fprintf(g.stderr, "evidence: cannot name the evidence writer: %v\n", err)
