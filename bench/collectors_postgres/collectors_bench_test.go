@@ -32,7 +32,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -293,34 +292,6 @@ func waitSummary(w map[string]int) string {
 
 func (raw) printf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
-func startNATS(t *testing.T, dir string) (url string, stop func()) {
-	natsBin := testtool.Need(t, "nats-server", "nats-server")
-	port := testtool.FreePort(t, "tcp")
-	conf := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", port, filepath.Join(dir, "js"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ns := exec.Command(natsBin, "-c", conf)
-	logf, _ := os.Create(filepath.Join(dir, "nats.log"))
-	ns.Stdout, ns.Stderr = logf, logf
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stop = func() { ns.Process.Signal(syscall.SIGTERM); ns.Wait(); logf.Close() }
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatal("nats-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Sprintf("nats://127.0.0.1:%d", port), stop
-}
-
 // publish sends the n events through natsbus's Publisher, as a sensor does,
 // and waits until the stream acknowledged every one.
 func publish(t *testing.T, url string, addrs []netip.Addr, day time.Time) time.Duration {
@@ -408,7 +379,7 @@ func run(t *testing.T, r raw, bin string, pg *pgtest.Server, k int, addrs []neti
 		t.Fatal(err)
 	}
 
-	url, stopNATS := startNATS(t, dir)
+	url, stopNATS := testtool.StartNATS(t)
 	defer stopNATS()
 	pubTime := publish(t, url, addrs, day)
 	r.printf("# %d collector(s): %d events published in %.1fs (%.0f/s) before the collectors start", k, n, pubTime.Seconds(), float64(n)/pubTime.Seconds())

@@ -15,7 +15,6 @@ package propagationbench
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,31 +53,13 @@ func TestBenchRegistryPropagation(t *testing.T) {
 	}
 	defer node.Close()
 
-	natsBin := testtool.Need(t, "nats-server", "nats-server")
-	natsPort := testtool.FreePort(t, "tcp")
-	conf := filepath.Join(dir, "nats.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", natsPort, filepath.Join(dir, "js"))), 0o600)
-	ns := exec.Command(natsBin, "-c", conf)
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Process.Signal(syscall.SIGTERM); ns.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", natsPort)); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nats-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	natsURL, _ := testtool.StartNATS(t)
 
 	dnsAddr := fmt.Sprintf("127.0.0.1:%d", testtool.FreeBothPort(t))
 	sconf := filepath.Join(dir, "sensor.yaml")
 	os.WriteFile(sconf, []byte(fmt.Sprintf("data: %s\nregistry:\n  poll: 1h\ndns:\n  listen: [%q]\n  rrl: {enabled: false}\nweb:\n  listen: \"\"\nlisteners: []\n",
 		filepath.Join(dir, "sensor"), dnsAddr)), 0o600)
-	sensor := exec.Command(bin, "--config", sconf, "sensor", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "--db", dsn, "--sensor", "bench")
+	sensor := exec.Command(bin, "--config", sconf, "sensor", "--nats", natsURL, "--db", dsn, "--sensor", "bench")
 	logf, _ := os.Create(filepath.Join(dir, "sensor.log"))
 	sensor.Stdout, sensor.Stderr = logf, logf
 	if err := sensor.Start(); err != nil {

@@ -7,10 +7,15 @@
 package testtool
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Strict reports whether missing tools fail tests (TAKEDOWN_STRICT=1).
@@ -110,4 +115,42 @@ func Overflow(tb testing.TB, rx *net.UDPConn, n int) {
 			tb.Fatal(err)
 		}
 	}
+}
+
+// StartNATS runs a nats-server with JetStream (its store in a temporary
+// directory) on a free loopback port and returns its URL and a stop
+// function; it is also stopped when tb ends. Stopping twice is harmless.
+func StartNATS(tb testing.TB) (url string, stop func()) {
+	tb.Helper()
+	bin := Need(tb, "nats-server", "nats-server")
+	dir := tb.TempDir()
+	port := FreePort(tb, "tcp")
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", port, filepath.Join(dir, "js")), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	logf, err := os.Create(filepath.Join(dir, "nats.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() }) }
+	tb.Cleanup(stop)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("nats-server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "nats://" + addr, stop
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,27 +19,8 @@ import (
 // ends and returns its URL.
 func startNATS(t *testing.T) string {
 	t.Helper()
-	natsBin := testtool.Need(t, "nats-server", "nats-server")
-	dir := t.TempDir()
-	port := testtool.FreePort(t, "tcp")
-	conf := filepath.Join(dir, "nats.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", port, filepath.Join(dir, "js"))), 0o600)
-	ns := exec.Command(natsBin, "-c", conf)
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Process.Signal(syscall.SIGTERM); ns.Wait() })
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nats-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url, _ := testtool.StartNATS(t)
+	return url
 }
 
 // sinkholed reports whether the DNS sinkhole at addr answers name with an
