@@ -154,3 +154,103 @@ func StartNATS(tb testing.TB) (url string, stop func()) {
 	}
 	return "nats://" + addr, stop
 }
+
+// OpenSMTPD is a real OpenSMTPD process on a loopback port, accepting mail
+// for any recipient into one maildir.
+type OpenSMTPD struct {
+	Addr    string
+	Maildir string
+}
+
+// StartOpenSMTPD starts smtpd -d with a config of its own. OpenSMTPD keeps
+// its queue in /var/spool/smtpd and its control socket in
+// /var/run/smtpd.sock whatever the config says, so only one instance can
+// run: a file lock serialises tests (and test binaries) that use it. It
+// runs as root only: otherwise the test is skipped, or fails in strict
+// mode, as for a missing tool.
+func StartOpenSMTPD(tb testing.TB) *OpenSMTPD {
+	tb.Helper()
+	bin := Need(tb, "smtpd", "opensmtpd")
+	Need(tb, "smtpctl", "opensmtpd")
+	if os.Geteuid() != 0 {
+		if Strict() {
+			tb.Fatal("OpenSMTPD runs as root only (TAKEDOWN_STRICT=1)")
+		}
+		tb.Skip("OpenSMTPD runs as root only")
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "takedown-opensmtpd-test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); lock.Close() })
+
+	// The maildir is written by the unprivileged user "nobody": it lives
+	// outside t.TempDir (whose parents are 0700).
+	root, err := os.MkdirTemp("", "takedown-smtpd-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(root) })
+	maildir := filepath.Join(root, "Maildir")
+	for _, d := range []string{root, maildir} {
+		os.MkdirAll(d, 0o777)
+		os.Chmod(d, 0o777)
+	}
+	port := FreePort(tb, "tcp")
+	conf := filepath.Join(root, "smtpd.conf")
+	// No "tls pki": OpenSMTPD 6.8 as built by Debian 12 fails every TLS
+	// handshake with OpenSSL 3 ("EVP lib" in its privilege-separated
+	// signer), and it offers AUTH only over TLS. STARTTLS and AUTH are
+	// therefore not exercised against this server.
+	if err := os.WriteFile(conf, fmt.Appendf(nil, `table vusers { "@" = "nobody" }
+listen on 127.0.0.1 port %d hostname localhost
+action "box" maildir "%s" virtual <vusers>
+match from any for any action "box"
+`, port, maildir), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	logPath := filepath.Join(root, "smtpd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-d", "-f", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start smtpd: %v", err)
+	}
+	tb.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+		if tb.Failed() {
+			b, _ := os.ReadFile(logPath)
+			tb.Logf("smtpd log:\n%s", b)
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 400 {
+			b, _ := os.ReadFile(logPath)
+			tb.Fatalf("smtpd did not listen on %s: %v\n%s", addr, err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &OpenSMTPD{Addr: addr, Maildir: maildir}
+}

@@ -1127,86 +1127,16 @@ func (s *mnSim) wait(t *testing.T, within time.Duration) mnLiveReport {
 }
 
 // mnSMTP is a real OpenSMTPD on a loopback port delivering every message
-// into one maildir (as internal/notify's tests run it).
+// into one maildir (testtool.StartOpenSMTPD).
 type mnSMTP struct {
 	addr, maildir string
 }
 
-// mnStartOpenSMTPD starts smtpd -d. OpenSMTPD keeps its queue and control
-// socket in fixed system paths, so one instance runs at a time: the lock
-// file is the one internal/notify's tests take.
+// mnStartOpenSMTPD starts smtpd (testtool.StartOpenSMTPD).
 func mnStartOpenSMTPD(t *testing.T) *mnSMTP {
 	t.Helper()
-	bin := testtool.Need(t, "smtpd", "opensmtpd")
-	testtool.Need(t, "smtpctl", "opensmtpd")
-	if os.Geteuid() != 0 {
-		if testtool.Strict() {
-			t.Fatal("OpenSMTPD runs as root only (TAKEDOWN_STRICT=1)")
-		}
-		t.Skip("OpenSMTPD runs as root only")
-	}
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "takedown-opensmtpd-test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); lock.Close() })
-	// The maildir is written by the user nobody: outside t.TempDir, whose
-	// parents are 0700.
-	root, err := os.MkdirTemp("", "takedown-smtpd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	maildir := filepath.Join(root, "Maildir")
-	for _, d := range []string{root, maildir} {
-		os.MkdirAll(d, 0o777)
-		os.Chmod(d, 0o777)
-	}
-	port := testtool.FreePort(t, "tcp")
-	conf := filepath.Join(root, "smtpd.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`table vusers { "@" = "nobody" }
-listen on 127.0.0.1 port %d hostname localhost
-action "box" maildir "%s" virtual <vusers>
-match from any for any action "box"
-`, port, maildir)), 0o644)
-	logf, err := os.Create(filepath.Join(root, "smtpd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-d", "-f", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start smtpd: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("smtpd log:\n%s", mnTail(string(b), 4000))
-		}
-	})
-	s := &mnSMTP{addr: fmt.Sprintf("127.0.0.1:%d", port), maildir: maildir}
-	mnWait(t, "smtpd on "+s.addr, 20*time.Second, func() bool {
-		c, err := net.Dial("tcp", s.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return s
+	srv := testtool.StartOpenSMTPD(t)
+	return &mnSMTP{addr: srv.Addr, maildir: srv.Maildir}
 }
 
 // settle waits until smtpd's queue is empty and at least want messages
