@@ -1,7 +1,7 @@
 package storetest
 
 import (
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,28 +56,12 @@ func RunLeases(t *testing.T, open func(tb testing.TB) (store.Leaser, func(tb tes
 		if again != nil {
 			handles = append(handles, again(t))
 		}
-		var mu sync.Mutex
-		won := map[string]bool{}
-		var wg sync.WaitGroup
-		for i := range 16 {
-			wg.Go(func() {
-				h := handles[i%len(handles)]
-				holder := string(rune('a' + i))
-				ok, err := h.Lease(t.Context(), "race", holder, t0.Add(time.Hour), t0)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if ok {
-					mu.Lock()
-					won[holder] = true
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		if len(won) != 1 {
-			t.Fatalf("%d holders got one lease: %v", len(won), won)
+		var i atomic.Int32 // each try is another holder
+		won := raceAll(t, "Lease", handles, 8, func(h store.Leaser) (bool, error) {
+			return h.Lease(t.Context(), "race", string(rune('a'+i.Add(1))), t0.Add(time.Hour), t0)
+		})
+		if won != 1 {
+			t.Fatalf("%d holders got one lease", won)
 		}
 	})
 }

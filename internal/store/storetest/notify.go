@@ -269,38 +269,17 @@ func testNotifyCreateRace(t *testing.T, open OpenNotify) {
 // delivery back without an error.
 func NotifyCreateAll(tb testing.TB, stores []NotifyStore, per int, d notify.Delivery) int {
 	tb.Helper()
-	var (
-		wg      sync.WaitGroup
-		created atomic.Int32
-		start   = make(chan struct{})
-		errs    = make(chan error, len(stores)*per)
-	)
-	for _, s := range stores {
-		for range per {
-			wg.Go(func() {
-				<-start
-				d := d
-				got, ok, err := s.CreateDelivery(tb.Context(), &d)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if got.MessageID != d.MessageID || !bytes.Equal(got.Message, d.Message) {
-					errs <- fmt.Errorf("CreateDelivery returned %+v", got)
-				}
-				if ok {
-					created.Add(1)
-				}
-			})
+	return raceAll(tb, "CreateDelivery", stores, per, func(s NotifyStore) (bool, error) {
+		d := d
+		got, ok, err := s.CreateDelivery(tb.Context(), &d)
+		if err != nil {
+			return false, err
 		}
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		tb.Errorf("CreateDelivery: %v", err)
-	}
-	return int(created.Load())
+		if got.MessageID != d.MessageID || !bytes.Equal(got.Message, d.Message) {
+			return ok, fmt.Errorf("CreateDelivery returned %+v", got)
+		}
+		return ok, nil
+	})
 }
 
 // Of many concurrent claims of one delivery at one moment, exactly one
@@ -319,17 +298,28 @@ func testNotifyClaimRace(t *testing.T, open OpenNotify) {
 // succeeded: a backend's test of claims from several nodes uses it too.
 func NotifyClaimAll(tb testing.TB, stores []NotifyStore, per int, sub string, day, now, until time.Time) int {
 	tb.Helper()
+	return raceAll(tb, "ClaimDelivery", stores, per, func(s NotifyStore) (bool, error) {
+		_, ok, err := s.ClaimDelivery(tb.Context(), sub, day, now, until)
+		return ok, err
+	})
+}
+
+// raceAll runs try per times on each of handles (nodes of one store), all
+// let go at once, reports every error as what's, and returns how many
+// tries succeeded: the scaffold of the suites' races between nodes.
+func raceAll[S any](tb testing.TB, what string, handles []S, per int, try func(S) (bool, error)) int {
+	tb.Helper()
 	var (
 		wg    sync.WaitGroup
 		won   atomic.Int32
 		start = make(chan struct{})
-		errs  = make(chan error, len(stores)*per)
+		errs  = make(chan error, len(handles)*per)
 	)
-	for _, s := range stores {
+	for _, h := range handles {
 		for range per {
 			wg.Go(func() {
 				<-start
-				_, ok, err := s.ClaimDelivery(tb.Context(), sub, day, now, until)
+				ok, err := try(h)
 				if err != nil {
 					errs <- err
 				}
@@ -343,7 +333,7 @@ func NotifyClaimAll(tb testing.TB, stores []NotifyStore, per int, sub string, da
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		tb.Errorf("ClaimDelivery: %v", err)
+		tb.Errorf("%s: %v", what, err)
 	}
 	return int(won.Load())
 }
