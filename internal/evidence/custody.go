@@ -57,7 +57,13 @@ func (l *Log) AppendCustody(ctx context.Context, c *CustodyRecord) (uint64, []by
 	if err != nil {
 		return 0, nil, fmt.Errorf("evidence custody: %w", err)
 	}
+	// On a shared log another node may append first; the record is then
+	// appended after what it appended.
 	i, err := l.Append(ctx, [][]byte{b})
+	for try := 0; errors.Is(err, ErrEntriesTaken) && try < 10; try++ {
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
+		i, err = l.Append(ctx, [][]byte{b})
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("evidence custody: %w", err)
 	}

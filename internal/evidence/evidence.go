@@ -127,6 +127,10 @@ type Options struct {
 	Now func() time.Time
 	// Registerer receives the takedown_evidence_* metrics; nil skips them.
 	Registerer prometheus.Registerer
+	// Shared, when set, holds the one log of a deployment whose nodes
+	// share a store (shared.go): this directory is then that node's
+	// replica of it, and every append goes through the store.
+	Shared SharedStore
 }
 
 // Log is an append-only Merkle log on local disk. Its methods are safe for
@@ -217,6 +221,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("evidence writer lock: %w", err)
 	}
 	defer flock(l.wlk, syscall.LOCK_UN)
+	if opts.Shared != nil {
+		if err := shareKey(ctx, dir, opts); err != nil {
+			return nil, err
+		}
+	}
 	key, made, err := loadOrCreateKey(dir, opts.Origin)
 	if err != nil {
 		return nil, err
@@ -238,6 +247,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	}
 	if err := l.checkLatest(); err != nil {
 		return nil, err
+	}
+	if opts.Shared != nil {
+		if err := l.joinShared(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	l.met.checkpoint.Set(float64(l.last.Size))
@@ -279,7 +293,8 @@ func (l *Log) Size() uint64 {
 	return l.n
 }
 
-// Refresh catches up with what other processes appended.
+// Refresh catches up with what other processes appended and, on a shared
+// log (Options.Shared), with what the store holds beyond this replica.
 func (l *Log) Refresh(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -291,7 +306,10 @@ func (l *Log) Refresh(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	return l.refreshLocked()
+	if err := l.refreshLocked(); err != nil {
+		return err
+	}
+	return l.pullLocked(ctx)
 }
 
 // lockWriter takes the writer lock (mu held) and returns its release.
@@ -347,25 +365,58 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 	if len(records) == 0 {
 		return l.n, nil
 	}
+	// The entries, nonce || record each, in one buffer.
+	size := 0
+	for _, r := range records {
+		size += NonceSize + len(r)
+	}
 	nonces := make([]byte, NonceSize*len(records))
 	if _, err := rand.Read(nonces); err != nil {
 		return 0, fmt.Errorf("evidence nonce: %w", err)
 	}
+	ebuf := make([]byte, size)
+	entries := make([][]byte, len(records))
+	at := 0
+	for i, r := range records {
+		e := ebuf[at : at+NonceSize+len(r) : at+NonceSize+len(r)]
+		copy(e, nonces[i*NonceSize:(i+1)*NonceSize])
+		copy(e[NonceSize:], r)
+		entries[i] = e
+		at += len(e)
+	}
+	if l.opts.Shared != nil {
+		// The deployment's log is the shared store's: the entries go there
+		// first, at this log's size (which the store refuses when another
+		// node appended meanwhile), then here.
+		if err := l.pullLocked(ctx); err != nil {
+			return 0, fmt.Errorf("evidence append: %w", err)
+		}
+		if err := l.opts.Shared.AddEvidenceEntries(ctx, l.n, entries); err != nil {
+			if perr := l.pullLocked(ctx); perr != nil {
+				err = errors.Join(err, perr)
+			}
+			return 0, fmt.Errorf("evidence append: %w", err)
+		}
+	}
+	return l.writeEntriesLocked(start, entries)
+}
+
+// writeEntriesLocked adds entries (nonce || record each, checked) to the
+// tree and writes them: the journal (fsynced), then the tiles they
+// complete. start is when the append began, for its metric.
+func (l *Log) writeEntriesLocked(start time.Time, entries [][]byte) (uint64, error) {
 	buf := l.buf[:0]
-	first = l.n
+	first := l.n
 	var files []tileFile
 	h := sha256.New()
 	var sum [sha256.Size]byte
-	for i, r := range records {
-		nonce := nonces[i*NonceSize : (i+1)*NonceSize]
+	for _, e := range entries {
 		at := len(buf)
-		buf = binary.BigEndian.AppendUint16(buf, uint16(NonceSize+len(r)))
-		buf = append(buf, nonce...)
-		buf = append(buf, r...)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(e)))
+		buf = append(buf, e...)
 		h.Reset()
 		h.Write([]byte{0})
-		h.Write(nonce)
-		h.Write(r)
+		h.Write(e)
 		l.joff = append(l.joff, l.jEnd+int64(at))
 		files = l.push(tlog.Hash(h.Sum(sum[:0])), buf[at:], files)
 	}
@@ -402,7 +453,7 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 			return 0, fmt.Errorf("evidence append: %w", err)
 		}
 	}
-	l.met.leaves.Add(float64(len(records)))
+	l.met.leaves.Add(float64(len(entries)))
 	l.met.batches.Inc()
 	l.met.appendSec.Observe(time.Since(start).Seconds())
 	if cap(buf) <= 4<<20 {

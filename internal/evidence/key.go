@@ -133,32 +133,45 @@ func loadOrCreateKey(dir, origin string) (*Key, bool, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, err
 	}
+	if k, err = newKey(origin); err != nil {
+		return nil, false, err
+	}
+	if err := writeKey(dir, k); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// newKey makes a key named origin (a random name under takedown.invalid
+// when empty).
+func newKey(origin string) (*Key, error) {
 	if origin == "" {
 		var b [6]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		origin = "takedown.invalid/evidence/" + hex.EncodeToString(b[:])
 	}
 	if !validKeyName(origin) {
-		return nil, false, fmt.Errorf("evidence origin %q: must be non-empty, without spaces or '+'", origin)
+		return nil, fmt.Errorf("evidence origin %q: must be non-empty, without spaces or '+'", origin)
 	}
 	skey, _, err := note.GenerateKey(rand.Reader, origin)
 	if err != nil {
-		return nil, false, fmt.Errorf("make evidence key: %w", err)
+		return nil, fmt.Errorf("make evidence key: %w", err)
 	}
-	k, err = parseSignerKey(skey)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := writeFileSync(filepath.Join(dir, keyFile), []byte(skey+"\n"), 0o600); err != nil {
-		return nil, false, fmt.Errorf("write evidence key: %w", err)
+	return parseSignerKey(skey)
+}
+
+// writeKey writes k as dir's key (mode 0600) and its public forms.
+func writeKey(dir string, k *Key) error {
+	if err := writeFileSync(filepath.Join(dir, keyFile), []byte(k.signerKey()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write evidence key: %w", err)
 	}
 	pub := k.VerifierKey() + "\n" + k.SSHPublicKey() + "\n"
 	if err := writeFileSync(filepath.Join(dir, keyPubFile), []byte(pub), 0o644); err != nil {
-		return nil, false, fmt.Errorf("write evidence public key: %w", err)
+		return fmt.Errorf("write evidence public key: %w", err)
 	}
-	return k, true, nil
+	return nil
 }
 
 func validKeyName(name string) bool {

@@ -272,6 +272,9 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	if l.broken != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: log unusable until restart: %w", l.broken)
 	}
+	if l.opts.Shared != nil {
+		return RotationResult{}, errors.New("evidence key rotation: the log is shared by every node of the store, and its key cannot be rotated (docs/operations.md)")
+	}
 	// Another process with the log open would go on signing with the old
 	// key: the rotation needs the log to itself.
 	if err := flock(l.lock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {

@@ -26,6 +26,7 @@ func components() []component {
 		{"api", apiMigrations},
 		{"notify", notifyMigrations},
 		{"leases", leasesMigrations},
+		{"evidence", evidenceMigrations},
 	}
 }
 
