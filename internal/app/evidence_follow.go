@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -14,10 +16,16 @@ import (
 // it follows the store instead, appending every stored event after its
 // newest one in the store's commit order (storedLog.RecordsAfter, which on
 // PostgreSQL never passes a transaction still in progress), and only while
-// this process holds the lease "evidence": one node appends at a time. A
-// node that takes the lease over catches its own log up from its newest
-// event, so each log, when it is the writer's, holds every stored event
-// once, in commit order.
+// this process holds the lease "evidence": one node appends at a time.
+//
+// The log itself is the store's (internal/evidence/shared.go): every
+// node's directory is a replica, which this loop keeps up to date every
+// second. A node that takes the lease over first brings its replica up to
+// date, then follows the store from the log's newest event: its appends
+// extend the log the previous writer wrote, and each stored event is in
+// it once, in commit order. Should the previous writer still append (its
+// lease lapsed while it was stalled), the store refuses one of the two
+// appends at the same index, and the refused node reads its place again.
 
 // evidenceFollowEvery is how often the follower reads the store, and
 // evidenceLeaseFor how long its lease lasts: a dead writer is replaced
@@ -66,6 +74,13 @@ func (a *App) followEvidence(ctx context.Context) error {
 		} else {
 			writer = true
 		}
+		if !writer || !known {
+			// Another node appends, or this one is about to find its place:
+			// the replica first takes what the log has.
+			if err := a.evidence.Refresh(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("evidence: bringing the replica up to date failed", "err", err)
+			}
+		}
 		if writer {
 			if !known {
 				var err error
@@ -76,7 +91,12 @@ func (a *App) followEvidence(ctx context.Context) error {
 			if known {
 				n, last, err := a.appendAfter(ctx, sl, after)
 				after = last
-				if err != nil && ctx.Err() == nil {
+				if err != nil {
+					known = false // find the place again, after what the log holds now
+				}
+				if errors.Is(err, evidence.ErrEntriesTaken) {
+					log.Info("evidence: another node appended first; reading the place again", "err", err)
+				} else if err != nil && ctx.Err() == nil {
 					log.Warn("evidence: following the store failed", "err", err)
 				} else if n > 0 {
 					log.Debug("evidence: appended stored events", "events", n)

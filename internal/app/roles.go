@@ -23,9 +23,15 @@ func (a *App) openEvidence(ctx context.Context) error {
 	if !c.Evidence.Enabled {
 		return nil
 	}
-	l, err := evidence.Open(ctx, EvidenceDir(c.Data), evidence.Options{
+	opts := evidence.Options{
 		CheckpointEvery: c.Evidence.CheckpointEvery.D(), Logger: a.log.With("role", "evidence"), Registerer: a.opts.Registerer,
-	})
+	}
+	if a.opts.EvidenceFollowsStore {
+		// A shared store holds the deployment's one log; this node's
+		// directory is its replica (internal/evidence/shared.go).
+		opts.Shared, _ = a.opts.Events.(evidence.SharedStore)
+	}
+	l, err := evidence.Open(ctx, EvidenceDir(c.Data), opts)
 	if err != nil {
 		return fmt.Errorf("evidence log: %w", err)
 	}

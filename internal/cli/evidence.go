@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/config"
+	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/evidence/bundle"
 	"github.com/takedown/takedown/internal/store/postgres"
 )
@@ -33,39 +35,42 @@ the server runs (each write holds the log's writer lock only while it runs).
 rotate-key needs the server stopped. verify works offline on an exported
 package.`,
 	}
-	simple := func(use, short string, f func(*cobra.Command, *config.Config) error) *cobra.Command {
+	simple := func(use, short string, f func(*cobra.Command, logAt) error) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.config(cmd)
 			if err != nil {
 				return err
 			}
-			return f(cmd, c)
+			at, release, err := g.evidenceLog(cmd.Context(), c, g.stderr)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return f(cmd, at)
 		}}
 	}
 	var keyOut string
-	keyCmd := simple("key", "Print the log's public key and its fingerprint; -o FILE writes the key file that verify --key reads", func(cmd *cobra.Command, c *config.Config) error {
+	keyCmd := simple("key", "Print the log's public key and its fingerprint; -o FILE writes the key file that verify --key reads", func(cmd *cobra.Command, at logAt) error {
 		if keyOut != "" {
-			return writeEvidenceKey(cmd.Context(), g.stdout, evidenceDir(c), keyOut)
+			return writeEvidenceKey(cmd.Context(), g.stdout, at, keyOut)
 		}
-		return printEvidenceKey(cmd.Context(), g.stdout, evidenceDir(c))
+		return printEvidenceKey(cmd.Context(), g.stdout, at)
 	})
 	keyCmd.Flags().StringVarP(&keyOut, "output", "o", "", "write the public key (one OpenSSH line) to this file")
 	cmd.AddCommand(keyCmd)
-	cmd.AddCommand(simple("checkpoint", "Write a signed checkpoint of the log now", func(cmd *cobra.Command, c *config.Config) error {
-		g.noteEvidenceWriter(cmd.Context(), c)
-		return evidenceCheckpoint(cmd.Context(), g.stdout, evidenceDir(c))
+	cmd.AddCommand(simple("checkpoint", "Write a signed checkpoint of the log now", func(cmd *cobra.Command, at logAt) error {
+		return evidenceCheckpoint(cmd.Context(), g.stdout, at)
 	}))
-	cmd.AddCommand(simple("audit", "Re-hash every stored entry against every checkpoint", func(cmd *cobra.Command, c *config.Config) error {
-		g.noteEvidenceWriter(cmd.Context(), c)
-		return evidenceAudit(cmd.Context(), g.stdout, evidenceDir(c))
+	cmd.AddCommand(simple("audit", "Re-hash every stored entry against every checkpoint", func(cmd *cobra.Command, at logAt) error {
+		return evidenceAudit(cmd.Context(), g.stdout, at)
 	}))
 
 	var rotWho string
-	rotate := simple("rotate-key", "Replace the signing key; the old key signs a custody record naming the new one", func(cmd *cobra.Command, c *config.Config) error {
+	rotate := simple("rotate-key", "Replace the signing key; the old key signs a custody record naming the new one", func(cmd *cobra.Command, at logAt) error {
 		if rotWho == "" {
 			rotWho = actor()
 		}
-		return evidenceRotateKey(cmd.Context(), g.stdout, evidenceDir(c), rotWho)
+		return evidenceRotateKey(cmd.Context(), g.stdout, at, rotWho)
 	})
 	rotate.Long = `rotate-key makes a new signing key for the evidence log. A custody record
 naming the old and the new key is appended to the log, covered by a last
@@ -103,8 +108,12 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 			if a.Who == "" {
 				a.Who = actor()
 			}
-			g.noteEvidenceWriter(cmd.Context(), c)
-			return evidenceExport(cmd.Context(), g.stdout, evidenceDir(c), a)
+			at, release, err := g.evidenceLog(cmd.Context(), c, g.stderr)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return evidenceExport(cmd.Context(), g.stdout, at, a)
 		},
 	}
 	export.Flags().StringVar(&a.Case, "case", "", "only this case's events")
@@ -149,30 +158,38 @@ key still verifies packages made after the rotation. Needs the server stopped.`
 	return cmd
 }
 
-// noteEvidenceWriter says, on a shared PostgreSQL store, which serve node
-// writes the deployment's evidence log (the holder of the lease
-// "evidence", docs/operations.md): the evidence commands read the log of
-// the data dir they are given, which is the deployment's only on that
-// node.
-func (g *globals) noteEvidenceWriter(ctx context.Context, c *config.Config) {
+// logAt is where an evidence command finds the log: the data dir's
+// evidence folder, which on a shared PostgreSQL store is this node's
+// replica of the deployment's one log (opts.Shared), brought up to date
+// from the store when the command opens it.
+type logAt struct {
+	dir  string
+	opts evidence.Options
+}
+
+// evidenceLog returns the log of config c and its release. On a shared
+// PostgreSQL store it also says on standard error which serve node appends
+// the stored events (the holder of the lease "evidence",
+// docs/operations.md), on stderr.
+func (g *globals) evidenceLog(ctx context.Context, c *config.Config, stderr io.Writer) (logAt, func(), error) {
+	at := logAt{dir: evidenceDir(c)}
 	if !isPostgres(c.DB) {
-		return
+		return at, func() {}, nil
 	}
-	// Only a read: no migration, as openStore would run.
-	pg, err := postgres.Connect(c.DB)
+	pg, err := postgres.Open(ctx, c.DB)
 	if err != nil {
-		fmt.Fprintf(g.stderr, "evidence: cannot read the store to name the evidence writer: %v\n", err)
-		return
+		return at, nil, err
 	}
-	defer pg.Close()
+	at.opts.Shared = pg.Events()
 	holder, until, ok, err := pg.LeaseHolder(ctx, app.EvidenceLeaseName)
 	switch {
 	case err != nil:
-		fmt.Fprintf(g.stderr, "evidence: cannot name the evidence writer: %v\n", err)
+		fmt.Fprintf(stderr, "evidence: cannot name the evidence writer: %v\n", err)
 	case !ok || until.Before(g.now()):
-		fmt.Fprintf(g.stderr, "evidence: no serve node writes the evidence log of this shared store now; this command reads %s\n", evidenceDir(c))
+		fmt.Fprintf(stderr, "evidence: the log is the shared store's; no serve node appends stored events to it now; this node's replica is %s\n", at.dir)
 	default:
-		fmt.Fprintf(g.stderr, "evidence: the evidence log of this shared store is written by %s (lease until %s); this command reads %s, complete only on that node\n",
-			holder, until.Format(time.RFC3339), evidenceDir(c))
+		fmt.Fprintf(stderr, "evidence: the log is the shared store's; %s appends stored events to it (lease until %s); this node's replica is %s\n",
+			holder, until.Format(time.RFC3339), at.dir)
 	}
+	return at, func() { pg.Close() }, nil
 }

@@ -31,14 +31,20 @@ func importSpoolDir(c *config.Config) string {
 //
 // On a shared PostgreSQL store the events are not appended here: the
 // evidence writer (the serve node holding the lease, which follows the
-// store in commit order) appends them, and appending them here too would
-// put them twice in a log on this node. The custody record still names
-// the files and the user, with no event range.
-func recordImport(ctx context.Context, c *config.Config, res *ingest.Result, who string, stderr io.Writer) error {
+// store in commit order) appends them to the deployment's log, and
+// appending them here too would put them in it twice. The custody record
+// still names the files and the user, with no event range, in that log.
+func (g *globals) recordImport(ctx context.Context, c *config.Config, res *ingest.Result, who string, stderr io.Writer) error {
 	if !c.Evidence.Enabled {
 		return nil
 	}
-	l, err := evidence.Open(ctx, evidenceDir(c), evidence.Options{CheckpointEvery: c.Evidence.CheckpointEvery.D()})
+	at, release, err := g.evidenceLog(ctx, c, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	at.opts.CheckpointEvery = c.Evidence.CheckpointEvery.D()
+	l, err := evidence.Open(ctx, at.dir, at.opts)
 	if err != nil {
 		return err
 	}

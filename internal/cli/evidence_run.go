@@ -2,10 +2,11 @@ package cli
 
 // The bodies of the `takedown evidence …` commands: they open the log (or
 // read a package), call the evidence packages, which return data, and print
-// what they got. dir is the log directory (the data dir's evidence/
-// folder). They work while a server has the log open too: a write (a
-// checkpoint, an export's custody record) takes the log's writer lock for
-// its duration and catches up with the server's appends first.
+// what they got. at is the log (logAt: the data dir's evidence folder, a
+// replica of the shared store's log on PostgreSQL). They work while a
+// server has the log open too: a write (a checkpoint, an export's custody
+// record) takes the log's writer lock for its duration and catches up with
+// the server's appends (and the shared store's) first.
 
 import (
 	"context"
@@ -21,8 +22,8 @@ import (
 // printEvidenceKey prints the log's public key (OpenSSH and note verifier
 // forms), its fingerprint and origin, making the key first if the log has
 // none.
-func printEvidenceKey(ctx context.Context, w io.Writer, dir string) error {
-	k, err := evidence.CurrentKey(ctx, dir, evidence.Options{})
+func printEvidenceKey(ctx context.Context, w io.Writer, at logAt) error {
+	k, err := evidence.CurrentKey(ctx, at.dir, at.opts)
 	if err != nil {
 		return err
 	}
@@ -33,8 +34,8 @@ func printEvidenceKey(ctx context.Context, w io.Writer, dir string) error {
 // writeEvidenceKey writes the public key to file out as one OpenSSH line
 // ("ssh-ed25519 AAAA… evidence@takedown"), exactly what `evidence verify
 // --key` reads, and prints where and the fingerprint.
-func writeEvidenceKey(ctx context.Context, w io.Writer, dir, out string) error {
-	k, err := evidence.CurrentKey(ctx, dir, evidence.Options{})
+func writeEvidenceKey(ctx context.Context, w io.Writer, at logAt, out string) error {
+	k, err := evidence.CurrentKey(ctx, at.dir, at.opts)
 	if err != nil {
 		return err
 	}
@@ -47,8 +48,8 @@ func writeEvidenceKey(ctx context.Context, w io.Writer, dir, out string) error {
 
 // evidenceCheckpoint opens the log (which audits it), writes a checkpoint
 // and prints its signed note.
-func evidenceCheckpoint(ctx context.Context, w io.Writer, dir string) error {
-	l, err := evidence.Open(ctx, dir, evidence.Options{})
+func evidenceCheckpoint(ctx context.Context, w io.Writer, at logAt) error {
+	l, err := evidence.Open(ctx, at.dir, at.opts)
 	if err != nil {
 		return err
 	}
@@ -65,8 +66,8 @@ func evidenceCheckpoint(ctx context.Context, w io.Writer, dir string) error {
 
 // evidenceAudit re-hashes the whole log against every checkpoint and prints
 // what it covered. A failed audit is an error naming the first problem.
-func evidenceAudit(ctx context.Context, w io.Writer, dir string) error {
-	l, err := evidence.Open(ctx, dir, evidence.Options{}) // Open re-hashes everything already
+func evidenceAudit(ctx context.Context, w io.Writer, at logAt) error {
+	l, err := evidence.Open(ctx, at.dir, at.opts) // Open re-hashes everything already
 	if err != nil {
 		return fmt.Errorf("evidence audit failed: %w", err)
 	}
@@ -81,8 +82,8 @@ func evidenceAudit(ctx context.Context, w io.Writer, dir string) error {
 
 // evidenceRotateKey opens the log, rotates its key and prints the new
 // public key and what a recipient needs to know.
-func evidenceRotateKey(ctx context.Context, w io.Writer, dir, who string) error {
-	l, err := evidence.Open(ctx, dir, evidence.Options{})
+func evidenceRotateKey(ctx context.Context, w io.Writer, at logAt, who string) error {
+	l, err := evidence.Open(ctx, at.dir, at.opts)
 	if err != nil {
 		return err
 	}
@@ -109,8 +110,8 @@ type exportArgs struct {
 
 // evidenceExport writes an evidence package and prints where, how to
 // verify it and the checkpoint it ends at.
-func evidenceExport(ctx context.Context, w io.Writer, dir string, a exportArgs) error {
-	l, err := evidence.Open(ctx, dir, evidence.Options{})
+func evidenceExport(ctx context.Context, w io.Writer, at logAt, a exportArgs) error {
+	l, err := evidence.Open(ctx, at.dir, at.opts)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/takedown/takedown/internal/dga"
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/natsbus"
 	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/postgres/pgtest"
@@ -46,9 +48,10 @@ import (
 // days, imported) are in the store before the nodes start; two simulators
 // then beacon live to the two sensors (PROXY v2 sources). During the run a
 // collector and a JetStream node (the stream's leader: see below) are
-// killed with SIGKILL, and a new order imported on
-// an API node must be answered by both sensors within a second of its
-// creation. Afterwards, with nothing restarted:
+// killed with SIGKILL, then the evidence writer (the API node holding the
+// lease "evidence", which is restarted once the other node took the lease
+// over), and a new order imported on an API node must be answered by both
+// sensors within a second of its creation. Afterwards:
 //   - the figures of yesterday, of the last seven days and of today equal
 //     the simulators' truth exactly, per country and per family, through
 //     `takedown stats` and through both API nodes;
@@ -58,15 +61,14 @@ import (
 //   - each subscriber has exactly one report for yesterday in the SMTP
 //     mailbox, although both API nodes' schedulers and then both nodes'
 //     `notify send` tried to send it at the same time;
-//   - the evidence (issue 15's assertion): exactly one API node, the
-//     holder of the lease "evidence", exports a package of the case that
-//     verifies offline and holds every stored event of the case exactly
-//     once, the collectors' live events and the imported history alike;
-//     the other node's log holds none of them.
-//
-// Not covered: an API node killed while it writes the evidence log (the node taking the
-// lease over starts a second log under its own key, docs/operations.md,
-// "Stores").
+//   - the evidence (issue 15's assertion): the deployment has one log,
+//     whose entries and key are in the store. A package exported on
+//     either API node (from its replica) holds every stored event exactly
+//     once and verifies against the one key; the package of the case holds
+//     every stored event of the case once, the collectors' live events
+//     and the imported history alike; and the log after the takeover
+//     extends the checkpoint the killed writer signed (a consistency
+//     proof from the new writer's replica).
 func TestMultiNode(t *testing.T) {
 	natsBin := testtool.Need(t, "nats-server", "nats-server")
 	smtp := mnStartOpenSMTPD(t)
@@ -177,6 +179,10 @@ func TestMultiNode(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range procs {
+				if d := os.Getenv("TMP_MN_LOGS"); d != "" {
+					os.MkdirAll(d, 0o755)
+					os.WriteFile(filepath.Join(d, p.name+".log"), []byte(p.log.String()), 0o644)
+				}
 				t.Logf("--- %s (last 6000 bytes):\n%s", p.name, mnTail(p.log.String(), 6000))
 			}
 		}
@@ -247,6 +253,22 @@ func TestMultiNode(t *testing.T) {
 	}
 	killed.proc.kill()
 	t.Logf("killed collector-0 and JetStream node %s (stream leader %s)", victim, leader)
+
+	// …and the evidence writer, the API node holding the lease "evidence",
+	// right after it signed a checkpoint: the other API node must take
+	// the lease over and extend that very log. The killed node is then
+	// restarted (its replica catches up from the store).
+	w := mnEvidenceWriter(t, db, apiProcs, 30*time.Second)
+	deadCP := mustRun(t, nil, "--config", apis[w].conf, "evidence", "checkpoint").stdout
+	apiProcs[w].kill()
+	killedAt := time.Now()
+	other := 1 - w
+	if got := mnEvidenceWriter(t, db, apiProcs, 45*time.Second); got != other {
+		t.Fatalf("the evidence lease went to API node %d after node %d was killed", got, w)
+	}
+	t.Logf("killed the evidence writer %s; %s took the lease over %s later", apis[w].web, apis[other].web, time.Since(killedAt).Round(time.Second))
+	apiProcs[w] = mnStart(t, fmt.Sprintf("api-%d-restarted", w), binary, "--config", apis[w].conf, "serve")
+	procs = append(procs, apiProcs[w])
 
 	// A new order on the other API node's store, meanwhile: both sensors
 	// answer its names within a second.
@@ -360,24 +382,41 @@ func TestMultiNode(t *testing.T) {
 		p.stop(t, 30*time.Second)
 	}
 	drainStart := time.Now()
-	mnWait(t, "the stream drained into the store", 150*time.Second, func() bool {
+	var lastSeen string // what the last look at the consumer saw, for a failure
+	drained := func() bool {
 		colProcs[1].mustRun(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, natsbus.DefaultStream)
 		if err != nil {
+			lastSeen = "stream info: " + err.Error()
 			return false
 		}
 		c, err := s.Consumer(ctx, natsbus.DefaultConsumer)
 		if err != nil {
+			lastSeen = "consumer: " + err.Error()
 			return false
 		}
 		ci, err := c.Info(ctx)
 		if err != nil {
+			lastSeen = "consumer info: " + err.Error()
 			return false
 		}
+		b, _ := json.Marshal(ci)
+		lastSeen = "consumer info " + string(b)
 		return ci.NumPending == 0 && ci.NumAckPending == 0
-	})
+	}
+	for deadline := time.Now().Add(150 * time.Second); !drained(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			var warns []string
+			for l := range strings.Lines(colProcs[1].log.String()) {
+				if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+					warns = append(warns, l)
+				}
+			}
+			t.Fatalf("waited 150 s for the stream drained into the store; last seen: %s\ncollector-1's last warnings:\n%s", lastSeen, strings.Join(warns[max(0, len(warns)-15):], ""))
+		}
+	}
 	t.Logf("stream drained %s after the sensors stopped", time.Since(drainStart).Round(time.Millisecond))
 	if !time.Now().UTC().Truncate(24 * time.Hour).Equal(today) {
 		t.Fatal("the run crossed UTC midnight: today's truth no longer applies")
@@ -555,24 +594,22 @@ func TestMultiNode(t *testing.T) {
 		return pkg, r.code == 0
 	}
 	verify := func(a mnNode, pkg string) {
-		var key string
-		for l := range strings.Lines(mustRun(t, nil, "--config", a.conf, "evidence", "key").stdout) {
-			if strings.HasPrefix(l, "ssh-ed25519 ") {
-				key = strings.TrimSpace(l)
-			}
-		}
+		key := mnEvidenceKey(t, a)
 		if v := run(t, nil, "evidence", "verify", pkg, "--key", key); v.code != 0 || !strings.Contains(v.stdout, "VERIFIED") {
 			t.Fatalf("%s's evidence package %s does not verify:\n%s%s", a.web, pkg, v.stdout, v.stderr)
 		}
 	}
-	var writer *mnNode
-	var logged map[string]string // the writer's events: ID → case
-	mnWait(t, "one evidence log holding every stored event", 60*time.Second, func() bool {
-		writer = nil
-		for i, a := range apis {
+	// The deployment's one evidence log, which the killed writer began
+	// and the other node went on with: a package exported on either API
+	// node (each reads its replica) holds every stored event once and
+	// verifies against the one key; the log now extends the checkpoint
+	// the killed writer signed.
+	var logged map[string]string // the log's events: ID → case
+	for i, a := range apis {
+		mnWait(t, a.web+"'s evidence replica holding every stored event", 60*time.Second, func() bool {
 			pkg, ok := export(a)
 			if !ok {
-				continue
+				return false
 			}
 			ids := mnPackageEvents(t, pkg)
 			for id := range ids {
@@ -580,19 +617,46 @@ func TestMultiNode(t *testing.T) {
 					t.Fatalf("%s's evidence log holds event %s, which is not stored", a.web, id)
 				}
 			}
-			switch {
-			case len(ids) == 0:
-			case len(ids) < len(stored):
+			if len(ids) < len(stored) {
 				return false // the writer is still catching up with the store
-			case writer != nil:
-				t.Fatalf("the evidence logs of %s and %s both hold the stored events", writer.web, a.web)
-			default:
-				writer, logged = &apis[i], ids
-				verify(a, pkg)
 			}
-		}
-		return writer != nil
-	})
+			verify(a, pkg)
+			if i == 0 {
+				logged = ids
+			}
+			return true
+		})
+	}
+	key := mnEvidenceKey(t, apis[0])
+	if k := mnEvidenceKey(t, apis[1]); k != key {
+		t.Fatalf("the API nodes' evidence keys differ: %s and %s", key, k)
+	}
+	pub, err := evidence.ParsePublicKey([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := evidence.OpenCheckpoint([]byte(deadCP), pub)
+	if err != nil {
+		t.Fatalf("the killed writer's checkpoint: %v\n%s", err, deadCP)
+	}
+	now, err := evidence.OpenCheckpoint([]byte(mustRun(t, nil, "--config", apis[other].conf, "evidence", "checkpoint").stdout), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := evidence.Open(t.Context(), filepath.Join(apis[other].data, "evidence"), evidence.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := replica.ProveConsistency(old.Size, now.Size)
+	replica.Close()
+	if err == nil {
+		err = proof.Verify(old.Root, now.Root)
+	}
+	if err != nil || now.Size <= old.Size {
+		t.Fatalf("the checkpoint at %d after the takeover does not extend the killed writer's at %d: %v", now.Size, old.Size, err)
+	}
+	t.Logf("evidence: the killed writer's checkpoint at %d is extended by the new writer's at %d", old.Size, now.Size)
+	writer := &apis[other]
 	pkg, ok := export(*writer, "--case", "mn-1")
 	if !ok {
 		t.Fatal("no evidence package of the case")
@@ -616,7 +680,7 @@ func TestMultiNode(t *testing.T) {
 		t.Errorf("the case's evidence package holds %d events; %d stored events are of the case", len(inCase), want)
 	}
 	verify(*writer, pkg)
-	t.Logf("evidence: %s's log holds the %d stored events once each; the package of the case, %d, verifies offline", writer.web, len(stored), len(inCase))
+	t.Logf("evidence: both replicas hold the %d stored events once each; the package of the case from %s, %d events, verifies offline", len(stored), writer.web, len(inCase))
 
 	// One report per subscriber and day: the schedulers of both API nodes
 	// sent yesterday's at their start; `notify send` on both nodes at
@@ -1034,6 +1098,40 @@ func mnStreamIDs(t *testing.T, js jetstream.JetStream) (ids map[string]bool, msg
 		t.Fatalf("read %d messages of the stream's %d", msgs, st.Msgs)
 	}
 	return ids, msgs
+}
+
+// mnEvidenceWriter waits until an API node holds the lease "evidence"
+// and returns its index in procs (the lease names the holder's pid).
+func mnEvidenceWriter(t *testing.T, db *pgx.Conn, procs []*mnProc, within time.Duration) int {
+	t.Helper()
+	w := -1
+	mnWait(t, "an evidence writer", within, func() bool {
+		var holder string
+		var until int64
+		if err := db.QueryRow(t.Context(), `SELECT holder, until FROM leases WHERE name = 'evidence'`).Scan(&holder, &until); err != nil || time.Unix(0, until).Before(time.Now()) {
+			return false
+		}
+		for i, p := range procs {
+			if parts := strings.Split(holder, "/"); len(parts) == 3 && parts[1] == strconv.Itoa(p.cmd.Process.Pid) && !p.exited() {
+				w = i
+				return true
+			}
+		}
+		return false
+	})
+	return w
+}
+
+// mnEvidenceKey is a node's evidence key, as `evidence key` prints it.
+func mnEvidenceKey(t *testing.T, a mnNode) string {
+	t.Helper()
+	for l := range strings.Lines(mustRun(t, nil, "--config", a.conf, "evidence", "key").stdout) {
+		if strings.HasPrefix(l, "ssh-ed25519 ") {
+			return strings.TrimSpace(l)
+		}
+	}
+	t.Fatalf("%s: evidence key printed no OpenSSH key", a.web)
+	return ""
 }
 
 // mnPackageEvents returns the events of an evidence package's
