@@ -179,9 +179,10 @@ func TestMultiNode(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range procs {
-				if d := os.Getenv("TMP_MN_LOGS"); d != "" {
-					os.MkdirAll(d, 0o755)
-					os.WriteFile(filepath.Join(d, p.name+".log"), []byte(p.log.String()), 0o644)
+				// TAKEDOWN_E2E_LOGS=DIR keeps every node's whole log.
+				if d := os.Getenv("TAKEDOWN_E2E_LOGS"); d != "" {
+					os.MkdirAll(d, 0o700)
+					os.WriteFile(filepath.Join(d, p.name+".log"), []byte(p.log.String()), 0o600)
 				}
 				t.Logf("--- %s (last 6000 bytes):\n%s", p.name, mnTail(p.log.String(), 6000))
 			}
