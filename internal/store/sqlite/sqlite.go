@@ -37,6 +37,7 @@ func components() []component {
 		{"api", apiMigrations},
 		{"notify", notifyMigrations},
 		{"leases", leasesMigrations},
+		{"evidence", evidenceMigrations},
 	}
 }
 
