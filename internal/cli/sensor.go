@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -125,6 +126,7 @@ and /healthz there; SIGHUP reloads the configuration and the registry.`,
 			}
 			ctx := cmd.Context()
 			log, level := g.leveledLogger(c)
+			collectorGC()
 			// What the file said of data and db at start, for reloads (as
 			// serve).
 			file0 := loadOr(g.configPath, config.Default())
@@ -153,6 +155,23 @@ and /healthz there; SIGHUP reloads the configuration and the registry.`,
 	}
 	cmd.Flags().StringVar(&url, "nats", "", "NATS server URL(s), comma separated")
 	return cmd
+}
+
+// collectorGCPercent is a collector's garbage collection target, unless
+// GOGC says otherwise. Its live heap is small (a batch of events, the
+// geo databases, string caches), and at Go's default of 100 the collector
+// spent a fifth of its CPU collecting garbage (bench/collectors_postgres).
+// 400 lets the heap grow to five times the live data between collections:
+// measured at 400,000 events, the collectors' CPU fell from 13.2 to 11.0
+// core-seconds and two collectors stored 27,900 events/s instead of 25,700,
+// for tens of MiB more memory.
+const collectorGCPercent = 400
+
+// collectorGC sets the collector's garbage collection target.
+func collectorGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(collectorGCPercent)
+	}
 }
 
 // RegistryMirrorFile is a sensor's copy of the shared registry in its data
