@@ -10,7 +10,7 @@ PKGS=(
   unbound nsd dnsperf dnsmasq-base nftables  # resolvers, anchor servers, consumers of exports
   nginx-light wrk curl openssl hyperfine     # HTTP anchor and clients
   sqlite3 bc                                 # storage anchor of the import benchmark
-  postgresql nats-server                     # shared store, many-sensor transport
+  postgresql                                 # shared store
   chromium openssh-client                    # dashboard browser tests; ssh-keygen -Y verify for evidence
   opensmtpd python3-aiosmtpd                 # real SMTP servers for the notification tests
   systemd                                    # systemd-analyze verify of deploy/systemd (no service is started)
@@ -19,11 +19,33 @@ PKGS=(
   ca-certificates
 )
 
+# nats-server (the many-sensor transport) is built from its Go module at a
+# pinned version, not taken from Debian: bookworm's 2.9.10 (January 2023)
+# predates years of JetStream cluster fixes, among them a consumer that
+# stopped redelivering after its leader changed (nats-server #6387), which
+# the whole-system test, killing the stream's leader, can meet.
+NATS_VERSION=v2.15.3
+NATS_BIN=/usr/local/bin/nats-server
+
+install_nats() {
+  if [ -x "$NATS_BIN" ] && "$NATS_BIN" --version 2>/dev/null | grep -qx "nats-server: $NATS_VERSION"; then
+    echo "deps: nats-server $NATS_VERSION present"
+    return
+  fi
+  echo "deps: building nats-server $NATS_VERSION from the Go module proxy"
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$NATS_VERSION"
+  install -m 0755 "$tmp/nats-server" "$NATS_BIN"
+  rm -rf "$tmp"
+}
+
 if [ "$(id -u)" -ne 0 ]; then
   echo "not root: install the test dependencies with:"
   echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${PKGS[*]}"
+  echo "  GOBIN=/usr/local/bin go install github.com/nats-io/nats-server/v2@$NATS_VERSION"
   exit 0
 fi
+install_nats
 
 missing=()
 for p in "${PKGS[@]}"; do
