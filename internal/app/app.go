@@ -452,7 +452,8 @@ func (a *App) Run(ctx context.Context) error {
 	if a.web != nil {
 		start(&listeners, "web", a.web.Run, lctx)
 		if w := a.opts.Web.Warm; w != nil {
-			start(&listeners, "stats-cache", warmStats(a.log, w), lctx)
+			lease, _ := a.opts.Events.(store.Leaser) // one node at a time, as retention
+			start(&listeners, "stats-cache", warmStats(a.log, w, lease, a.holder), lctx)
 		}
 	}
 	if a.selfcheck != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/takedown/takedown/internal/dnssink"
 	"github.com/takedown/takedown/internal/netprefix"
 	"github.com/takedown/takedown/internal/notify"
+	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/web"
 	"github.com/takedown/takedown/internal/web/session"
 )
@@ -58,14 +59,40 @@ type WebOptions struct {
 const warmDays = 40
 
 // warmStats runs Warm at start and a minute after every UTC midnight.
+// What Warm builds (closed days' sets and blocks) is written to the store:
+// on a store shared by several nodes one node builds at a time (lease:
+// the store's leases; nil, no lease), under the lease "stats-warm", and a node that finds it taken tries
+// again every warmRetry until it gets it, when Warm finds the other node's
+// work done and costs little; a node that dies while building leaves the
+// work to the next.
 func warmStats(log interface {
 	Warn(msg string, args ...any)
-}, warm func(ctx context.Context, from, to time.Time) error) func(context.Context) error {
+}, warm func(ctx context.Context, from, to time.Time) error, lease store.Leaser, holder string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		for {
 			today := time.Now().UTC().Truncate(24 * time.Hour)
+			for lease != nil {
+				now := time.Now()
+				ok, err := lease.Lease(ctx, warmLeaseName, holder, now.Add(warmLeaseFor), now)
+				if err != nil && ctx.Err() == nil {
+					log.Warn("stats: taking the lease to cache the closed days' figures failed", "err", err)
+				}
+				if ok {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(warmRetry):
+				}
+			}
 			if err := warm(ctx, today.AddDate(0, 0, -warmDays), today); err != nil && ctx.Err() == nil {
 				log.Warn("caching the closed days' figures failed", "err", err)
+			}
+			if lease != nil {
+				if err := lease.ReleaseLease(context.WithoutCancel(ctx), warmLeaseName, holder); err != nil {
+					log.Warn("stats: releasing the lease to cache the closed days' figures", "err", err)
+				}
 			}
 			next := today.Add(24*time.Hour + time.Minute)
 			select {
@@ -76,6 +103,16 @@ func warmStats(log interface {
 		}
 	}
 }
+
+// The lease of warmStats: held while one node builds (renewed by nobody:
+// a build that outlasts it lets another node start one beside it, which
+// only costs the work twice), and retried every warmRetry when taken.
+const (
+	warmLeaseName = "stats-warm"
+	warmLeaseFor  = 30 * time.Minute
+)
+
+var warmRetry = time.Minute
 
 // AccessLogName is the file in the data folder that receives one JSON line
 // per read of IP-level data through the API.
