@@ -365,24 +365,9 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 	if len(records) == 0 {
 		return l.n, nil
 	}
-	// The entries, nonce || record each, in one buffer.
-	size := 0
-	for _, r := range records {
-		size += NonceSize + len(r)
-	}
 	nonces := make([]byte, NonceSize*len(records))
 	if _, err := rand.Read(nonces); err != nil {
 		return 0, fmt.Errorf("evidence nonce: %w", err)
-	}
-	ebuf := make([]byte, size)
-	entries := make([][]byte, len(records))
-	at := 0
-	for i, r := range records {
-		e := ebuf[at : at+NonceSize+len(r) : at+NonceSize+len(r)]
-		copy(e, nonces[i*NonceSize:(i+1)*NonceSize])
-		copy(e[NonceSize:], r)
-		entries[i] = e
-		at += len(e)
 	}
 	if l.opts.Shared != nil {
 		// The deployment's log is the shared store's: the entries go there
@@ -391,6 +376,10 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 		if err := l.pullLocked(ctx); err != nil {
 			return 0, fmt.Errorf("evidence append: %w", err)
 		}
+		entries := make([][]byte, len(records))
+		for i, r := range records {
+			entries[i] = append(append(make([]byte, 0, NonceSize+len(r)), nonces[i*NonceSize:(i+1)*NonceSize]...), r...)
+		}
 		if err := l.opts.Shared.AddEvidenceEntries(ctx, l.n, entries); err != nil {
 			if perr := l.pullLocked(ctx); perr != nil {
 				err = errors.Join(err, perr)
@@ -398,25 +387,29 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 			return 0, fmt.Errorf("evidence append: %w", err)
 		}
 	}
-	return l.writeEntriesLocked(start, entries)
+	return l.writeLocked(start, nonces, records)
 }
 
-// writeEntriesLocked adds entries (nonce || record each, checked) to the
-// tree and writes them: the journal (fsynced), then the tiles they
-// complete. start is when the append began, for its metric.
-func (l *Log) writeEntriesLocked(start time.Time, entries [][]byte) (uint64, error) {
+// writeLocked adds the entries nonce i || records[i] (checked; nonces holds
+// NonceSize bytes for each) to the tree and writes them: the journal
+// (fsynced), then the tiles they complete. start is when the append
+// began, for its metric.
+func (l *Log) writeLocked(start time.Time, nonces []byte, records [][]byte) (uint64, error) {
 	buf := l.buf[:0]
 	first := l.n
 	var files []tileFile
 	h := sha256.New()
 	var sum [sha256.Size]byte
-	for _, e := range entries {
+	for i, r := range records {
+		nonce := nonces[i*NonceSize : (i+1)*NonceSize]
 		at := len(buf)
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(e)))
-		buf = append(buf, e...)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(NonceSize+len(r)))
+		buf = append(buf, nonce...)
+		buf = append(buf, r...)
 		h.Reset()
 		h.Write([]byte{0})
-		h.Write(e)
+		h.Write(nonce)
+		h.Write(r)
 		l.joff = append(l.joff, l.jEnd+int64(at))
 		files = l.push(tlog.Hash(h.Sum(sum[:0])), buf[at:], files)
 	}
@@ -453,7 +446,7 @@ func (l *Log) writeEntriesLocked(start time.Time, entries [][]byte) (uint64, err
 			return 0, fmt.Errorf("evidence append: %w", err)
 		}
 	}
-	l.met.leaves.Add(float64(len(entries)))
+	l.met.leaves.Add(float64(len(records)))
 	l.met.batches.Inc()
 	l.met.appendSec.Observe(time.Since(start).Seconds())
 	if cap(buf) <= 4<<20 {

@@ -82,7 +82,13 @@ func (l *Log) pullLocked(ctx context.Context) error {
 				return fmt.Errorf("evidence: the shared log's entry %d is malformed (%d bytes)", l.n+uint64(i), len(e))
 			}
 		}
-		if _, err := l.writeEntriesLocked(time.Now(), entries); err != nil {
+		nonces := make([]byte, 0, NonceSize*len(entries))
+		records := make([][]byte, len(entries))
+		for i, e := range entries {
+			nonces = append(nonces, e[:NonceSize]...)
+			records[i] = e[NonceSize:]
+		}
+		if _, err := l.writeLocked(time.Now(), nonces, records); err != nil {
 			return err
 		}
 		if len(entries) < pullBatch {
