@@ -54,10 +54,11 @@ func TestWarmStatsOneNodeAtATime(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for _, name := range []string{"a", "b"} {
+		db := open() // one after the other: the first makes the schema
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			warmStats(slog.New(slog.DiscardHandler), warm(name), open(), name)(ctx)
+			warmStats(slog.New(slog.DiscardHandler), warm(name), db, name)(ctx)
 		}()
 	}
 	time.Sleep(300 * time.Millisecond) // the second node retries its lease meanwhile
