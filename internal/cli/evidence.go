@@ -77,7 +77,10 @@ naming the old and the new key is appended to the log, covered by a last
 checkpoint signed by the old key, and signed by the old key; the new key signs
 everything after it. The old private key is removed from the data dir.
 Packages carry the signed rotation records, so a recipient holding the first
-key still verifies packages made after the rotation. Needs the server stopped.`
+key still verifies packages made after the rotation. Needs the server stopped.
+On a shared PostgreSQL store it needs only this node's server stopped (or run
+it on a node without one): the record, its signature and the new key enter the
+store in one transaction, and every other node takes them from there.`
 	rotate.Flags().StringVar(&rotWho, "who", "", "who rotates the key, recorded in the custody record (default: $TAKEDOWN_ACTOR or $USER)")
 	cmd.AddCommand(rotate)
 

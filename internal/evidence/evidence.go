@@ -157,7 +157,10 @@ type Log struct {
 	last    Checkpoint  // latest checkpoint (Size 0 and no Note if none yet)
 	broken  error       // set when a write failed half-way; writes refuse afterwards
 	syncing chan error  // the last rotation's background sync (syncTiles), nil when none
-	buf     []byte
+	// keysBehind: a shared log's rotations are not all installed yet
+	// (installRotations failed; shared.go).
+	keysBehind bool
+	buf        []byte
 }
 
 // tree is the right edge of a Merkle tree: what appending needs, and what
@@ -761,6 +764,12 @@ func (l *Log) checkpointLocked() (Checkpoint, error) {
 	if l.last.Note != nil && l.last.Size == l.n {
 		return l.last, nil
 	}
+	if !l.chain.PubFor(l.n).Equal(l.key.Public()) {
+		// A shared log's replica that took a rotation from the store
+		// stands at the size of the rotation's record, which only the
+		// rotated-out key signs (on the node that rotated it).
+		return Checkpoint{}, fmt.Errorf("evidence checkpoint at tree size %d: %w", l.n, ErrOldKeySize)
+	}
 	// The partial tiles of this size, fsynced: the checkpoint names them.
 	for _, f := range l.partials() {
 		if err := writeTile(l.dir, f); err != nil {
@@ -921,7 +930,7 @@ func (l *Log) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-t.C:
-			if _, err := l.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			if _, err := l.Checkpoint(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrOldKeySize) {
 				l.met.failures.WithLabelValues("checkpoint").Inc()
 				l.log.Error("evidence checkpoint failed", "err", err)
 			}

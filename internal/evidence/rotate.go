@@ -24,7 +24,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,8 +35,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/takedown/takedown/internal/sshsig"
 )
@@ -235,6 +232,23 @@ func loadChain(dir string, k *Key, lg interface{ Warn(string, ...any) }) (*Key, 
 	return k, rots, chain, nil
 }
 
+// writeRotation writes signed rotation r into dir's rotations/, the
+// signature first (ReadRotations takes a record only with it).
+func writeRotation(dir string, r Rotation) error {
+	rdir := filepath.Join(dir, rotationDir)
+	if err := os.MkdirAll(rdir, 0o700); err != nil {
+		return fmt.Errorf("evidence key rotation: %w", err)
+	}
+	base := filepath.Join(rdir, fmt.Sprintf("%020d.json", r.Last))
+	if err := writeFileSync(base+".sig", r.Sig, 0o644); err != nil {
+		return fmt.Errorf("evidence key rotation: %w", err)
+	}
+	if err := writeFileSync(base, r.Raw, 0o644); err != nil {
+		return fmt.Errorf("evidence key rotation: %w", err)
+	}
+	return nil
+}
+
 // installKey moves key.new into place as the log's key and rewrites
 // key.pub.
 func installKey(dir string, k *Key) error {
@@ -272,9 +286,6 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	if l.broken != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: log unusable until restart: %w", l.broken)
 	}
-	if l.opts.Shared != nil {
-		return RotationResult{}, errors.New("evidence key rotation: the log is shared by every node of the store, and its key cannot be rotated (docs/operations.md)")
-	}
 	// Another process with the log open would go on signing with the old
 	// key: the rotation needs the log to itself.
 	if err := flock(l.lock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -290,16 +301,15 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	if err := l.refreshLocked(); err != nil {
 		return RotationResult{}, err
 	}
+	if err := l.pullLocked(ctx); err != nil {
+		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	}
 	old := l.key
-	skey, _, err := note.GenerateKey(rand.Reader, old.Name)
+	nk, err := newKey(old.Name)
 	if err != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
 	}
-	nk, err := parseSignerKey(skey)
-	if err != nil {
-		return RotationResult{}, err
-	}
-	if err := writeFileSync(filepath.Join(l.dir, keyNewFile), []byte(skey+"\n"), 0o600); err != nil {
+	if err := writeFileSync(filepath.Join(l.dir, keyNewFile), []byte(nk.signerKey()+"\n"), 0o600); err != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: write new key: %w", err)
 	}
 	cr := CustodyRecord{Type: "custody", Action: "rotate-key", Time: l.opts.Now().UTC().Truncate(time.Millisecond), Who: who,
@@ -309,31 +319,32 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	if err != nil {
 		return RotationResult{}, err
 	}
-	if _, err := l.appendLocked(ctx, [][]byte{raw}); err != nil {
+	sig, err := old.SSHSign(RotationNamespace, raw)
+	if err != nil {
+		return RotationResult{}, err
+	}
+	if l.opts.Shared != nil {
+		// On a shared log the record, its signature and the new key enter
+		// the store in one transaction (shared.go): a replica that has
+		// the record has the rest.
+		err = l.rotateShared(ctx, old, nk, raw, sig)
+	} else {
+		_, err = l.appendLocked(ctx, [][]byte{raw})
+	}
+	if err != nil {
+		os.Remove(filepath.Join(l.dir, keyNewFile)) //nolint:errcheck // Open discards it anyway
 		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
 	}
 	cp, err := l.checkpointLocked()
 	if err != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
 	}
-	sig, err := old.SSHSign(RotationNamespace, raw)
-	if err != nil {
-		return RotationResult{}, err
-	}
 	r, err := parseRotation(raw, sig)
 	if err != nil || r.Last != cp.Size {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: record reads back wrong (size %d, checkpoint %d): %v", r.Last, cp.Size, err)
 	}
-	rdir := filepath.Join(l.dir, rotationDir)
-	if err := os.MkdirAll(rdir, 0o700); err != nil {
-		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
-	}
-	base := filepath.Join(rdir, fmt.Sprintf("%020d.json", cp.Size))
-	if err := writeFileSync(base+".sig", sig, 0o644); err != nil {
-		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
-	}
-	if err := writeFileSync(base, raw, 0o644); err != nil {
-		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
+	if err := writeRotation(l.dir, r); err != nil {
+		return RotationResult{}, err
 	}
 	if err := installKey(l.dir, nk); err != nil {
 		return RotationResult{}, err

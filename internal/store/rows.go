@@ -90,3 +90,22 @@ func ScanHealth(rows Rows) (Health, error) {
 	slices.SortFunc(h.Listeners, func(x, y ListenerHealth) int { return strings.Compare(x.Name, y.Name) })
 	return h, nil
 }
+
+// ScanEvidenceRotations reads rows, which select idx, sig of
+// evidence_rotations (a shared evidence log's key rotations): each
+// signature by its record's leaf index.
+func ScanEvidenceRotations(rows Rows) (map[uint64][]byte, error) {
+	out := map[uint64][]byte{}
+	for rows.Next() {
+		var idx int64
+		var sig []byte
+		if err := rows.Scan(&idx, &sig); err != nil {
+			return nil, fmt.Errorf("evidence rotations: %w", err)
+		}
+		out[uint64(idx)] = sig
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evidence rotations: %w", err)
+	}
+	return out, nil
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/store"
 )
 
 // evidenceMigrations is the schema of the deployment's one evidence log
@@ -24,6 +26,12 @@ var evidenceMigrations = []string{
 	CREATE TABLE evidence_key (
 		one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
 		signer TEXT NOT NULL
+	);`,
+	// The old key's signature of each rotate-key record, by the record's
+	// leaf index.
+	`CREATE TABLE evidence_rotations (
+		idx BIGINT PRIMARY KEY REFERENCES evidence_entries (idx),
+		sig BYTEA NOT NULL
 	);`,
 }
 
@@ -84,6 +92,36 @@ func (s *EventStore) EvidenceEntries(ctx context.Context, from uint64, max int) 
 	return out, nil
 }
 
+// RotateEvidenceKey implements evidence.SharedStore.
+func (s *EventStore) RotateEvidenceKey(ctx context.Context, first uint64, entry, sig []byte, old, signer string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := addEvidenceEntries(ctx, tx, first, [][]byte{entry}); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO evidence_rotations (idx, sig) VALUES ($1, $2)`, int64(first), sig); err != nil {
+			return fmt.Errorf("evidence key rotation: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE evidence_key SET signer = $2 WHERE signer = $1`, old, signer)
+		if err != nil {
+			return fmt.Errorf("evidence key rotation: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("evidence key rotation: the store's key is no longer the one rotated: %w", evidence.ErrEntriesTaken)
+		}
+		return nil
+	})
+}
+
+// EvidenceRotations implements evidence.SharedStore.
+func (s *EventStore) EvidenceRotations(ctx context.Context) (map[uint64][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx, sig FROM evidence_rotations`)
+	if err != nil {
+		return nil, fmt.Errorf("evidence rotations: %w", err)
+	}
+	defer rows.Close()
+	return store.ScanEvidenceRotations(rows)
+}
+
 // AddEvidenceEntries implements evidence.SharedStore in one statement:
 // the rows are inserted only if entry first-1 exists (so indexes stay
 // dense), and two nodes inserting at the same index cannot both succeed:
@@ -93,7 +131,13 @@ func (s *EventStore) AddEvidenceEntries(ctx context.Context, first uint64, entri
 	if len(entries) == 0 {
 		return nil
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO evidence_entries (idx, entry)
+	return addEvidenceEntries(ctx, s.pool, first, entries)
+}
+
+func addEvidenceEntries(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, first uint64, entries [][]byte) error {
+	tag, err := q.Exec(ctx, `INSERT INTO evidence_entries (idx, entry)
 		SELECT $1::bigint + o - 1, e FROM unnest($2::bytea[]) WITH ORDINALITY AS t(e, o)
 		WHERE $1::bigint = 0 OR EXISTS (SELECT 1 FROM evidence_entries WHERE idx = $1::bigint - 1)`, int64(first), entries)
 	var pe *pgconn.PgError

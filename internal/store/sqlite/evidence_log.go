@@ -2,9 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/takedown/takedown/internal/evidence"
+	"github.com/takedown/takedown/internal/store"
 )
 
 // evidenceMigrations is the schema of a shared evidence log
@@ -21,6 +23,10 @@ var evidenceMigrations = []string{
 	CREATE TABLE evidence_key (
 		one INTEGER PRIMARY KEY CHECK (one = 1),
 		signer TEXT NOT NULL
+	);`,
+	`CREATE TABLE evidence_rotations (
+		idx INTEGER PRIMARY KEY REFERENCES evidence_entries (idx),
+		sig BLOB NOT NULL
 	);`,
 }
 
@@ -75,11 +81,59 @@ func (s *DB) AddEvidenceEntries(ctx context.Context, first uint64, entries [][]b
 	if len(entries) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): the write lock first
+	return s.evidenceTx(ctx, func(tx *sql.Tx) error { return addEvidenceEntries(ctx, tx, first, entries) })
+}
+
+// RotateEvidenceKey implements evidence.SharedStore.
+func (s *DB) RotateEvidenceKey(ctx context.Context, first uint64, entry, sig []byte, old, signer string) error {
+	return s.evidenceTx(ctx, func(tx *sql.Tx) error {
+		if err := addEvidenceEntries(ctx, tx, first, [][]byte{entry}); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_rotations (idx, sig) VALUES (?, ?)`, int64(first), sig); err != nil {
+			return fmt.Errorf("evidence key rotation: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE evidence_key SET signer = ? WHERE signer = ?`, signer, old)
+		if err != nil {
+			return fmt.Errorf("evidence key rotation: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("evidence key rotation: the store's key is no longer the one rotated: %w", evidence.ErrEntriesTaken)
+		}
+		return nil
+	})
+}
+
+// EvidenceRotations implements evidence.SharedStore.
+func (s *DB) EvidenceRotations(ctx context.Context) (map[uint64][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT idx, sig FROM evidence_rotations`)
 	if err != nil {
-		return fmt.Errorf("evidence entries: %w", err)
+		return nil, fmt.Errorf("evidence rotations: %w", err)
+	}
+	defer rows.Close()
+	return store.ScanEvidenceRotations(rows)
+}
+
+// evidenceTx runs fn in a write transaction and commits it when fn
+// succeeds. BEGIN IMMEDIATE (_txlock): SQLite's one writer, from the start.
+func (s *DB) evidenceTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("evidence log: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("evidence log: %w", err)
+	}
+	return nil
+}
+
+// addEvidenceEntries stores entries from first, which must be the log's
+// size (the transaction is SQLite's only writer: no append comes between).
+func addEvidenceEntries(ctx context.Context, tx *sql.Tx, first uint64, entries [][]byte) error {
 	var n int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM evidence_entries`).Scan(&n); err != nil {
 		return fmt.Errorf("evidence entries: %w", err)
@@ -96,9 +150,6 @@ func (s *DB) AddEvidenceEntries(ctx context.Context, first uint64, entries [][]b
 		if _, err := st.ExecContext(ctx, int64(first)+int64(i), e); err != nil {
 			return fmt.Errorf("evidence entries: %w", err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("evidence entries: %w", err)
 	}
 	return nil
 }

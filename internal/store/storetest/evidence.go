@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/takedown/takedown/internal/evidence"
 )
@@ -20,8 +21,12 @@ import (
 // records, which retry when another node appended first). Every replica
 // ends with the same entries, each record once, and every checkpoint any
 // node signed, with the one key the store holds, is a prefix of the final
-// log. A node whose directory holds another key is refused; key rotation
-// is refused.
+// log. A node whose directory holds another key is refused.
+//
+// Rotate: a node rotates the key while another appends and checkpoints;
+// every checkpoint verifies under the resulting chain of keys, and a
+// replica closed during the rotation, and a new one, take the rotation
+// and the new key from the store.
 //
 // Seed: a log that existed before its store was shared gives the empty
 // store its entries and key, and a second node replicates it; once the
@@ -45,9 +50,6 @@ func RunSharedEvidence(t *testing.T, open func(tb testing.TB) (evidence.SharedSt
 			if l.Key().Fingerprint() != nodes[0].Key().Fingerprint() {
 				t.Fatalf("replicas have keys %s and %s", nodes[0].Key().Fingerprint(), l.Key().Fingerprint())
 			}
-		}
-		if _, err := nodes[0].RotateKey(ctx, "test"); err == nil || !strings.Contains(err.Error(), "cannot be rotated") {
-			t.Fatalf("rotating a shared log's key: %v", err)
 		}
 
 		const batches, per, custody = 20, 7, 10
@@ -236,8 +238,124 @@ func RunSharedEvidence(t *testing.T, open func(tb testing.TB) (evidence.SharedSt
 			t.Fatal(err)
 		}
 		solo.Close()
-		if _, err := evidence.Open(ctx, filepath.Join(dir, "new"), evidence.Options{Shared: again(t)}); err == nil || !strings.Contains(err.Error(), "written apart from the store") {
+		if _, err := evidence.Open(ctx, filepath.Join(dir, "new"), evidence.Options{Shared: again(t)}); err == nil || !strings.Contains(err.Error(), "written apart from the shared store") {
 			t.Fatalf("a replica with entries the store lacks: %v", err)
+		}
+	})
+
+	t.Run("Rotate", func(t *testing.T) {
+		first, again := open(t)
+		ctx := t.Context()
+		dir := t.TempDir()
+		openAt := func(name string, s evidence.SharedStore) *evidence.Log {
+			t.Helper()
+			l, err := evidence.Open(ctx, filepath.Join(dir, name), evidence.Options{Shared: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		a, b := openAt("a", first), openAt("b", again(t))
+		defer a.Close()
+		defer b.Close()
+		late := openAt("late", again(t)) // a replica that is closed during the rotation
+		oldKey := a.Key()
+		for i := range 300 {
+			if _, err := a.Append(ctx, [][]byte{fmt.Appendf(nil, `{"before":%d}`, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := late.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		late.Close()
+
+		// b appends and checkpoints all along while a rotates: every
+		// checkpoint b signs must verify under the chain the rotation
+		// makes (the old key signs nothing past the rotation's record).
+		stop := make(chan struct{})
+		var cps []evidence.Checkpoint
+		var bErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := b.Append(ctx, [][]byte{fmt.Appendf(nil, `{"during":%d}`, i)})
+				if err != nil && !errors.Is(err, evidence.ErrEntriesTaken) {
+					bErr = err
+					return
+				}
+				cp, err := b.Checkpoint(ctx)
+				if errors.Is(err, evidence.ErrOldKeySize) {
+					continue // b stands at the rotation's record: the old key's size
+				}
+				if err != nil {
+					bErr = err
+					return
+				}
+				cps = append(cps, cp)
+			}
+		}()
+		var res evidence.RotationResult
+		var err error
+		for try := 0; try < 20; try++ {
+			if res, err = a.RotateKey(ctx, "test"); !errors.Is(err, evidence.ErrEntriesTaken) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		close(stop)
+		<-done
+		if err != nil {
+			t.Fatalf("rotating the shared log's key: %v", err)
+		}
+		if bErr != nil {
+			t.Fatal(bErr)
+		}
+		if _, err := b.Append(ctx, [][]byte{[]byte(`{"after":1}`)}); err != nil {
+			t.Fatal(err)
+		}
+		bcp, err := b.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps = append(cps, bcp)
+		if b.Key().Fingerprint() != res.New.Fingerprint() || a.Key().Fingerprint() != res.New.Fingerprint() {
+			t.Fatalf("after the rotation: a's key %s, b's %s, the new one %s", a.Key().Fingerprint(), b.Key().Fingerprint(), res.New.Fingerprint())
+		}
+		_, chain, rots := b.Keys()
+		if len(rots) != 1 || !chain.First().Equal(oldKey.Public()) || !chain.Current().Equal(res.New.Public()) {
+			t.Fatalf("b's chain: %d rotations, first %v, current %v", len(rots), chain.First(), chain.Current())
+		}
+		for _, cp := range cps {
+			if cp.Size == 0 {
+				continue
+			}
+			if _, err := chain.OpenCheckpoint(cp.Note); err != nil {
+				t.Fatalf("b's checkpoint at %d (the rotation's record makes size %d) does not verify under the chain: %v", cp.Size, res.LastOldSize, err)
+			}
+		}
+		// A replica closed during the rotation, and a new one, take the
+		// new key and the rotation from the store.
+		for _, name := range []string{"late", "new"} {
+			l := openAt(name, again(t))
+			k, chain, rots := l.Keys()
+			if k.Fingerprint() != res.New.Fingerprint() || len(rots) != 1 || !chain.First().Equal(oldKey.Public()) {
+				t.Fatalf("%s: key %s, %d rotations", name, k.Fingerprint(), len(rots))
+			}
+			cp, err := l.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cp.Root != bcp.Root || cp.Size != bcp.Size {
+				t.Fatalf("%s's checkpoint at %d differs from b's at %d", name, cp.Size, bcp.Size)
+			}
+			l.Close()
 		}
 	})
 }
