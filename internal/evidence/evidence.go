@@ -309,10 +309,7 @@ func (l *Log) Refresh(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	if err := l.refreshLocked(); err != nil {
-		return err
-	}
-	return l.pullLocked(ctx)
+	return l.syncLocked(ctx)
 }
 
 // lockWriter takes the writer lock (mu held) and returns its release.
@@ -351,15 +348,16 @@ func (l *Log) Append(ctx context.Context, records [][]byte) (first uint64, err e
 		return 0, err
 	}
 	defer unlock()
-	if err := l.refreshLocked(); err != nil {
+	if err := l.syncLocked(ctx); err != nil {
 		return 0, err
 	}
-	return l.appendLocked(ctx, records)
+	return l.appendLocked(ctx, records, nil)
 }
 
 // appendLocked is Append with mu and the writer lock held, the log caught
-// up and the records checked.
-func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64, err error) {
+// up (syncLocked) and the records checked. On a shared log the entries go
+// to the store first, through put (nil: the store's AddEvidenceEntries).
+func (l *Log) appendLocked(ctx context.Context, records [][]byte, put func(first uint64, entries [][]byte) error) (first uint64, err error) {
 	if l.broken != nil {
 		l.met.failures.WithLabelValues("append").Inc()
 		return 0, fmt.Errorf("evidence append: log unusable until restart: %w", l.broken)
@@ -376,14 +374,16 @@ func (l *Log) appendLocked(ctx context.Context, records [][]byte) (first uint64,
 		// The deployment's log is the shared store's: the entries go there
 		// first, at this log's size (which the store refuses when another
 		// node appended meanwhile), then here.
-		if err := l.pullLocked(ctx); err != nil {
-			return 0, fmt.Errorf("evidence append: %w", err)
+		if put == nil {
+			put = func(first uint64, entries [][]byte) error {
+				return l.opts.Shared.AddEvidenceEntries(ctx, first, entries)
+			}
 		}
 		entries := make([][]byte, len(records))
 		for i, r := range records {
 			entries[i] = append(append(make([]byte, 0, NonceSize+len(r)), nonces[i*NonceSize:(i+1)*NonceSize]...), r...)
 		}
-		if err := l.opts.Shared.AddEvidenceEntries(ctx, l.n, entries); err != nil {
+		if err := put(l.n, entries); err != nil {
 			if perr := l.pullLocked(ctx); perr != nil {
 				err = errors.Join(err, perr)
 			}

@@ -298,10 +298,7 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 		return RotationResult{}, err
 	}
 	defer unlock()
-	if err := l.refreshLocked(); err != nil {
-		return RotationResult{}, err
-	}
-	if err := l.pullLocked(ctx); err != nil {
+	if err := l.syncLocked(ctx); err != nil {
 		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
 	}
 	old := l.key
@@ -323,15 +320,13 @@ func (l *Log) RotateKey(ctx context.Context, who string) (RotationResult, error)
 	if err != nil {
 		return RotationResult{}, err
 	}
-	if l.opts.Shared != nil {
-		// On a shared log the record, its signature and the new key enter
-		// the store in one transaction (shared.go): a replica that has
-		// the record has the rest.
-		err = l.rotateShared(ctx, old, nk, raw, sig)
-	} else {
-		_, err = l.appendLocked(ctx, [][]byte{raw})
+	// On a shared log the record, its signature and the new key enter the
+	// store in one transaction (shared.go): a replica that has the record
+	// has the rest.
+	put := func(first uint64, entries [][]byte) error {
+		return l.opts.Shared.RotateEvidenceKey(ctx, first, entries[0], sig, old.signerKey(), nk.signerKey())
 	}
-	if err != nil {
+	if _, err = l.appendLocked(ctx, [][]byte{raw}, put); err != nil {
 		os.Remove(filepath.Join(l.dir, keyNewFile)) //nolint:errcheck // Open discards it anyway
 		return RotationResult{}, fmt.Errorf("evidence key rotation: %w", err)
 	}

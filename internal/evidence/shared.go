@@ -23,14 +23,14 @@ package evidence
 //     signatures by the deployment's keys over prefixes of the one log:
 //     each extends every earlier one.
 //   - A key rotation (RotateKey) puts the rotate-key record, its signature
-//     by the old key and the new key into the store in one transaction; a
+//     by the old key and the new key into the store in one transaction
+//     (RotateEvidenceKey, in place of AddEvidenceEntries); a
 //     replica that pulls the record installs the rotation and the key
 //     before it signs anything (installRotations).
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -82,7 +82,7 @@ var ErrOldKeySize = errors.New("the rotated-out key signs this size, and this re
 const pullBatch = 4096
 
 // pullLocked copies the store's entries beyond l.n (mu and the writer lock
-// held, the log caught up).
+// held, the log caught up with this node's other processes: syncLocked).
 func (l *Log) pullLocked(ctx context.Context) error {
 	if l.opts.Shared == nil {
 		return nil
@@ -131,26 +131,6 @@ func (l *Log) pullLocked(ctx context.Context) error {
 // rotateKeyPrefix starts every rotate-key custody record (CustodyRecord's
 // first two fields); event records start otherwise.
 var rotateKeyPrefix = []byte(`{"type":"custody","action":"rotate-key"`)
-
-// rotateShared is RotateKey's append on a shared log (mu, the writer lock
-// and the exclusive lock held, the replica up to date): the record raw at
-// this replica's size, its signature sig by the old key and the new key
-// nk go into the store in one transaction, then the record here.
-func (l *Log) rotateShared(ctx context.Context, old, nk *Key, raw, sig []byte) error {
-	nonce := make([]byte, NonceSize)
-	if _, err := rand.Read(nonce); err != nil {
-		return fmt.Errorf("evidence nonce: %w", err)
-	}
-	entry := append(bytes.Clone(nonce), raw...)
-	if err := l.opts.Shared.RotateEvidenceKey(ctx, l.n, entry, sig, old.signerKey(), nk.signerKey()); err != nil {
-		if perr := l.pullLocked(ctx); perr != nil {
-			err = errors.Join(err, perr)
-		}
-		return err
-	}
-	_, err := l.writeLocked(time.Now(), nonce, [][]byte{raw})
-	return err
-}
 
 // installRotations brings this replica's keys up to the store's (mu and
 // the writer lock held): each rotate-key record the replica holds gets its

@@ -412,6 +412,15 @@ func (l *Log) refreshLocked() error {
 	return l.switchJournal(ctx, f)
 }
 
+// syncLocked is refreshLocked, then, on a shared log, the catch-up with
+// the store (pullLocked): what an append or a Refresh needs first.
+func (l *Log) syncLocked(ctx context.Context) error {
+	if err := l.refreshLocked(); err != nil {
+		return err
+	}
+	return l.pullLocked(ctx)
+}
+
 // switchJournal moves on from the journal this Log read to f, a journal
 // that starts at or after it (a rotation), taking the entries between from
 // the bundles; it owns f.
