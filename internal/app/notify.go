@@ -36,33 +36,45 @@ func (a *App) newNotifyScheduler(c *config.Config, st *NotifyStores) (*notify.Sc
 		RetryEvery: 5 * time.Minute, Logger: a.log.With("role", "notify")}, nil
 }
 
-// NewNotifier builds the daily reports' notifier of configuration c: its
-// mailer is notify.maildir when set, else the SMTP relay notify.smtp.
+// NewNotifier builds the daily reports' notifier of configuration c, with
+// NotifyMailer's mailer and NotifyMessage's message options.
 func NewNotifier(c *config.Config, st *NotifyStores, flush func(context.Context) error, log *slog.Logger) (*notify.Notifier, error) {
-	var m notify.Mailer
-	if c.Notify.Maildir != "" {
-		m = &notify.Maildir{Dir: c.Notify.Maildir}
-	} else {
-		s := &notify.SMTP{Addr: c.Notify.SMTP.Addr, StartTLS: c.Notify.SMTP.StartTLS, Username: c.Notify.SMTP.Username, HeloName: c.Notify.SMTP.Helo}
-		if c.Notify.SMTP.PasswordFile != "" {
-			b, err := os.ReadFile(c.Notify.SMTP.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("notify.smtp.password_file: %w", err)
-			}
-			s.Password = strings.TrimSpace(string(b))
-		}
-		m = s
+	m, err := NotifyMailer(c)
+	if err != nil {
+		return nil, err
 	}
 	n, err := notify.New(notify.Options{
-		Store: st.Store, Source: st.Source, Mailer: m,
-		Message: notify.MessageOptions{From: c.Notify.From, PublicSource: c.Notify.PublicSource, APIURL: c.Notify.APIURL, CleanupURL: c.Notify.CleanupURL,
-			CompressAbove: c.Notify.CompressAbove, XARF02Max: c.Notify.XARF02Max},
+		Store: st.Store, Source: st.Source, Mailer: m, Message: NotifyMessage(c),
 		Flush: flush, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	return n, nil
+}
+
+// NotifyMailer is the reports' mailer of configuration c: notify.maildir
+// when set, else the SMTP relay notify.smtp (its password read from
+// notify.smtp.password_file).
+func NotifyMailer(c *config.Config) (notify.Mailer, error) {
+	if c.Notify.Maildir != "" {
+		return &notify.Maildir{Dir: c.Notify.Maildir}, nil
+	}
+	s := &notify.SMTP{Addr: c.Notify.SMTP.Addr, StartTLS: c.Notify.SMTP.StartTLS, Username: c.Notify.SMTP.Username, HeloName: c.Notify.SMTP.Helo}
+	if c.Notify.SMTP.PasswordFile != "" {
+		b, err := os.ReadFile(c.Notify.SMTP.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("notify.smtp.password_file: %w", err)
+		}
+		s.Password = strings.TrimSpace(string(b))
+	}
+	return s, nil
+}
+
+// NotifyMessage is the reports' message options of configuration c.
+func NotifyMessage(c *config.Config) notify.MessageOptions {
+	return notify.MessageOptions{From: c.Notify.From, PublicSource: c.Notify.PublicSource, APIURL: c.Notify.APIURL, CleanupURL: c.Notify.CleanupURL,
+		CompressAbove: c.Notify.CompressAbove, XARF02Max: c.Notify.XARF02Max}
 }
 
 // runNotify adapts the scheduler to the run group.

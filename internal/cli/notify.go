@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/takedown/takedown/internal/app"
 	"github.com/takedown/takedown/internal/netscope"
 	"github.com/takedown/takedown/internal/notify"
 )
@@ -279,50 +280,53 @@ nothing is sent or recorded.`,
 				return err
 			}
 			defer db.Close()
-			// A flag left out takes the configuration's notify section, as
-			// serve's daily reports do.
+			// The configuration's notify section, with each flag given in
+			// its place: a flag left out keeps the configuration's value, or
+			// its own default where the configuration has none. The mailer
+			// and the message are then serve's daily reports' (app).
 			fl := cmd.Flags()
+			cc := *c
+			nc := &cc.Notify
 			for _, o := range []struct {
 				flag string
 				dst  *string
 				v    string
-			}{{"smtp", &f.smtp, c.Notify.SMTP.Addr}, {"from", &f.from, c.Notify.From}, {"starttls", &f.starttls, c.Notify.SMTP.StartTLS},
-				{"smtp-user", &f.user, c.Notify.SMTP.Username}, {"smtp-password-file", &f.passFile, c.Notify.SMTP.PasswordFile},
-				{"public-source", &f.publicSource, c.Notify.PublicSource}, {"api-url", &f.apiURL, c.Notify.APIURL},
-				{"cleanup-url", &f.cleanupURL, c.Notify.CleanupURL}} {
-				if !fl.Changed(o.flag) && o.v != "" {
+			}{{"smtp", &nc.SMTP.Addr, f.smtp}, {"from", &nc.From, f.from}, {"starttls", &nc.SMTP.StartTLS, f.starttls},
+				{"smtp-user", &nc.SMTP.Username, f.user}, {"smtp-password-file", &nc.SMTP.PasswordFile, f.passFile},
+				{"public-source", &nc.PublicSource, f.publicSource}, {"api-url", &nc.APIURL, f.apiURL},
+				{"cleanup-url", &nc.CleanupURL, f.cleanupURL}} {
+				if fl.Changed(o.flag) || *o.dst == "" {
 					*o.dst = o.v
 				}
 			}
-			if !fl.Changed("compress-above") && c.Notify.CompressAbove != 0 {
-				f.compressAbove = c.Notify.CompressAbove
+			for _, o := range []struct {
+				flag string
+				dst  *int
+				v    int
+			}{{"compress-above", &nc.CompressAbove, f.compressAbove}, {"xarf02-max", &nc.XARF02Max, f.xarf02Max}} {
+				if fl.Changed(o.flag) || *o.dst == 0 {
+					*o.dst = o.v
+				}
 			}
-			if !fl.Changed("xarf02-max") && c.Notify.XARF02Max != 0 {
-				f.xarf02Max = c.Notify.XARF02Max
+			if fl.Changed("smtp") {
+				nc.Maildir = "" // --smtp names the relay to send through
 			}
-			switch f.starttls {
+			switch nc.SMTP.StartTLS {
 			case notify.StartTLSAuto, notify.StartTLSAlways, notify.StartTLSNever:
 			default:
-				return usagef("--starttls %q: want auto, always or never", f.starttls)
+				return usagef("--starttls %q: want auto, always or never", nc.SMTP.StartTLS)
 			}
-			pass := os.Getenv("TAKEDOWN_SMTP_PASSWORD")
-			if f.passFile != "" {
-				b, err := os.ReadFile(f.passFile)
-				if err != nil {
-					return &UsageError{fmt.Errorf("--smtp-password-file: %w", err)}
-				}
-				pass = strings.TrimRight(string(b), "\r\n")
+			mailer, err := app.NotifyMailer(&cc)
+			if err != nil {
+				return &UsageError{err}
 			}
-			var mailer notify.Mailer = &notify.SMTP{Addr: f.smtp, StartTLS: f.starttls, Username: f.user, Password: pass}
-			if !fl.Changed("smtp") && c.Notify.Maildir != "" {
-				mailer = &notify.Maildir{Dir: c.Notify.Maildir}
+			if s, ok := mailer.(*notify.SMTP); ok && nc.SMTP.PasswordFile == "" {
+				s.Password = os.Getenv("TAKEDOWN_SMTP_PASSWORD")
 			}
 			ns := db.notify()
 			n, err := notify.New(notify.Options{
 				Store: ns, Source: ns, Tries: f.tries, Logger: g.logger(c), Now: g.now,
-				Mailer: mailer,
-				Message: notify.MessageOptions{From: f.from, PublicSource: f.publicSource, APIURL: f.apiURL,
-					CleanupURL: f.cleanupURL, CompressAbove: f.compressAbove, XARF02Max: f.xarf02Max},
+				Mailer: mailer, Message: app.NotifyMessage(&cc),
 			})
 			if err != nil {
 				return &UsageError{err}
