@@ -86,7 +86,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 			if quiet {
 				evOut = io.Discard
 			}
-			if err := g.recordImport(ctx, c, res, actor(), evOut); err != nil {
+			if err := g.recordImport(ctx, c, es, res, actor(), evOut); err != nil {
 				return fmt.Errorf("imported, but appending to the evidence log failed (the server appends what the log lacks at its next start): %w", err)
 			}
 			if err := classifyErr(); err != nil {

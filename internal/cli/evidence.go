@@ -14,6 +14,7 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/evidence/bundle"
+	"github.com/takedown/takedown/internal/store"
 	"github.com/takedown/takedown/internal/store/postgres"
 )
 
@@ -170,21 +171,34 @@ type logAt struct {
 	opts evidence.Options
 }
 
-// evidenceLog returns the log of config c and its release. On a shared
-// PostgreSQL store it also says on standard error which serve node appends
-// the stored events (the holder of the lease "evidence",
-// docs/operations.md), on stderr.
+// sharedEvidence is a store that holds a deployment's shared evidence log
+// and the lease of the node that appends the stored events to it: the
+// PostgreSQL event store.
+type sharedEvidence interface {
+	evidence.SharedStore
+	store.Leaser
+}
+
+// evidenceLog returns the log of config c and its release: on a shared
+// PostgreSQL store, sharedLog's.
 func (g *globals) evidenceLog(ctx context.Context, c *config.Config, stderr io.Writer) (logAt, func(), error) {
-	at := logAt{dir: evidenceDir(c)}
 	if !isPostgres(c.DB) {
-		return at, func() {}, nil
+		return logAt{dir: evidenceDir(c)}, func() {}, nil
 	}
 	pg, err := postgres.Open(ctx, c.DB)
 	if err != nil {
-		return at, nil, err
+		return logAt{}, nil, err
 	}
-	at.opts.Shared = pg.Events()
-	holder, until, ok, err := pg.LeaseHolder(ctx, app.EvidenceLeaseName)
+	return g.sharedLog(ctx, c, pg.Events(), stderr), func() { pg.Close() }, nil
+}
+
+// sharedLog is the log of config c whose entries the shared store s holds
+// (this node's replica in the data dir). It says on stderr which serve
+// node appends the stored events (the holder of the lease "evidence",
+// docs/operations.md).
+func (g *globals) sharedLog(ctx context.Context, c *config.Config, s sharedEvidence, stderr io.Writer) logAt {
+	at := logAt{dir: evidenceDir(c), opts: evidence.Options{Shared: s}}
+	holder, until, ok, err := s.LeaseHolder(ctx, app.EvidenceLeaseName)
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "evidence: cannot name the evidence writer: %v\n", err)
@@ -194,5 +208,5 @@ func (g *globals) evidenceLog(ctx context.Context, c *config.Config, stderr io.W
 		fmt.Fprintf(stderr, "evidence: the log is the shared store's; %s appends stored events to it (lease until %s); this node's replica is %s\n",
 			holder, until.Format(time.RFC3339), at.dir)
 	}
-	return at, func() { pg.Close() }, nil
+	return at
 }

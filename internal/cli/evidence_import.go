@@ -9,6 +9,7 @@ import (
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/evidence"
 	"github.com/takedown/takedown/internal/ingest"
+	"github.com/takedown/takedown/internal/store"
 )
 
 // importSpoolDir is where an import keeps the records of the events it
@@ -34,15 +35,14 @@ func importSpoolDir(c *config.Config) string {
 // store in commit order) appends them to the deployment's log, and
 // appending them here too would put them in it twice. The custody record
 // still names the files and the user, with no event range, in that log.
-func (g *globals) recordImport(ctx context.Context, c *config.Config, res *ingest.Result, who string, stderr io.Writer) error {
+func (g *globals) recordImport(ctx context.Context, c *config.Config, es store.Importer, res *ingest.Result, who string, stderr io.Writer) error {
 	if !c.Evidence.Enabled {
 		return nil
 	}
-	at, release, err := g.evidenceLog(ctx, c, stderr)
-	if err != nil {
-		return err
+	at, each := logAt{dir: evidenceDir(c)}, res.EachFresh
+	if s, ok := es.(sharedEvidence); ok { // the import's own store
+		at, each = g.sharedLog(ctx, c, s, stderr), func(func([][]byte) error) error { return nil }
 	}
-	defer release()
 	at.opts.CheckpointEvery = c.Evidence.CheckpointEvery.D()
 	l, err := evidence.Open(ctx, at.dir, at.opts)
 	if err != nil {
@@ -55,10 +55,6 @@ func (g *globals) recordImport(ctx context.Context, c *config.Config, res *inges
 			name = abs
 		}
 		files[i] = evidence.ImportedFile{Name: name, SHA256: f.SHA256, Rows: f.Rows}
-	}
-	each := res.EachFresh
-	if isPostgres(c.DB) {
-		each = func(func([][]byte) error) error { return nil }
 	}
 	r, err := l.AppendImport(ctx, who, files, each)
 	if err == nil {
