@@ -45,11 +45,10 @@ func (a *App) followEvidence(ctx context.Context) error {
 		return nil
 	}
 	leaser, _ := a.opts.Events.(store.Leaser)
-	holder := a.holder
 	log := a.log.With("role", "evidence")
 	if leaser != nil {
 		defer func() {
-			if err := leaser.ReleaseLease(context.WithoutCancel(ctx), EvidenceLeaseName, holder); err != nil {
+			if err := leaser.ReleaseLease(context.WithoutCancel(ctx), EvidenceLeaseName, a.holder); err != nil {
 				log.Warn("evidence: releasing the writer lease", "err", err)
 			}
 		}()
@@ -62,7 +61,7 @@ func (a *App) followEvidence(ctx context.Context) error {
 	for {
 		if leaser != nil {
 			now := time.Now()
-			ok, err := leaser.Lease(ctx, EvidenceLeaseName, holder, now.Add(evidenceLeaseFor), now)
+			ok, err := leaser.Lease(ctx, EvidenceLeaseName, a.holder, now.Add(evidenceLeaseFor), now)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("evidence: taking the writer lease failed", "err", err)
 			}

@@ -59,11 +59,11 @@ type WebOptions struct {
 const warmDays = 40
 
 // warmStats runs Warm at start and a minute after every UTC midnight.
-// What Warm builds (closed days' sets and blocks) is written to the store:
-// on a store shared by several nodes one node builds at a time (lease:
-// the store's leases; nil, no lease), under the lease "stats-warm", and a node that finds it taken tries
-// again every warmRetry until it gets it, when Warm finds the other node's
-// work done and costs little; a node that dies while building leaves the
+// What Warm builds (closed days' sets and blocks) is written to the store,
+// so the nodes of a shared store build one at a time, under the lease
+// "stats-warm" of lease (nil: no lease). A node that finds it taken tries
+// again every warmRetry until it gets it; Warm then finds the other node's
+// work done and costs little. A node that dies while building leaves the
 // work to the next.
 func warmStats(log interface {
 	Warn(msg string, args ...any)
