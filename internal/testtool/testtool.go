@@ -142,15 +142,8 @@ func StartNATS(tb testing.TB) (url string, stop func()) {
 	stop = func() { once.Do(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() }) }
 	tb.Cleanup(stop)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("nats-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := WaitTCP(addr, 20*time.Second); err != nil {
+		tb.Fatalf("nats-server did not start: %v", err)
 	}
 	return "nats://" + addr, stop
 }
@@ -240,17 +233,23 @@ match from any for any action "box"
 		}
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 400 {
-			b, _ := os.ReadFile(logPath)
-			tb.Fatalf("smtpd did not listen on %s: %v\n%s", addr, err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := WaitTCP(addr, 20*time.Second); err != nil {
+		b, _ := os.ReadFile(logPath)
+		tb.Fatalf("smtpd did not listen on %s: %v\n%s", addr, err, b)
 	}
 	return &OpenSMTPD{Addr: addr, Maildir: maildir}
+}
+
+// WaitTCP waits until addr accepts TCP connections, polling every 50 ms,
+// and returns the last dial error when it does not within the bound.
+func WaitTCP(addr string, within time.Duration) error {
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
 }

@@ -128,17 +128,10 @@ func TestDemoMatchesTruth(t *testing.T) {
 		day.UniqueIPs, week.UniqueIPs, week.EstimatedHosts, truth.Last.HostsAlive, *week.ReductionPct, truth.ReductionPct)
 }
 
-// compareFamilies: stats --by family over the period equals the truth's
-// distinct addresses per family, and the sample order's DGA family
-// (newgoz, issue 19) is there beside Rustock.
-func compareFamilies(t *testing.T, data, what string, want *truthPeriod) {
+// compareFamilyRows checks a stats document grouped by family against the
+// truth's distinct addresses per family.
+func compareFamilyRows(t *testing.T, what string, got statsDoc, want *truthPeriod) {
 	t.Helper()
-	r := mustRun(t, nil, "--data", data, "stats", "--json", "--by", "family",
-		"--from", want.From.Format(time.RFC3339), "--to", want.To.Format(time.RFC3339))
-	var got statsDoc
-	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-		t.Fatalf("stats JSON: %v\n%s", err, r.stdout)
-	}
 	rows := map[string]int{}
 	for _, row := range got.Rows {
 		rows[row.Key] = int(row.UniqueIPs)
@@ -153,6 +146,20 @@ func compareFamilies(t *testing.T, data, what string, want *truthPeriod) {
 			t.Errorf("%s: family %s has %d unique IPs; the truth has none", what, fam, n)
 		}
 	}
+}
+
+// compareFamilies: stats --by family over the period equals the truth's
+// distinct addresses per family, and the sample order's DGA family
+// (newgoz, issue 19) is there beside Rustock.
+func compareFamilies(t *testing.T, data, what string, want *truthPeriod) {
+	t.Helper()
+	r := mustRun(t, nil, "--data", data, "stats", "--json", "--by", "family",
+		"--from", want.From.Format(time.RFC3339), "--to", want.To.Format(time.RFC3339))
+	var got statsDoc
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stats JSON: %v\n%s", err, r.stdout)
+	}
+	compareFamilyRows(t, what, got, want)
 	if want.Families["newgoz"] == 0 || want.Families["rustock"] == 0 {
 		t.Errorf("%s: truth families %v; the demo should show newgoz (its DGA) and rustock", what, want.Families)
 	}

@@ -191,3 +191,24 @@ func readFile(t testing.TB, p string) string {
 	}
 	return string(b)
 }
+
+// evidenceKey is the OpenSSH line of the evidence key that `takedown ARGS…
+// evidence key` prints (ARGS: the node's --config, or --data and --db).
+func evidenceKey(t testing.TB, args ...string) string {
+	t.Helper()
+	k := sshKeyIn(mustRun(t, nil, append(args, "evidence", "key")...).stdout)
+	if k == "" {
+		t.Fatalf("evidence key %v printed no OpenSSH key", args)
+	}
+	return k
+}
+
+// sshKeyIn is the first line of out that is an OpenSSH Ed25519 public key.
+func sshKeyIn(out string) string {
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "ssh-ed25519 ") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}

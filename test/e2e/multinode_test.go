@@ -425,25 +425,7 @@ func TestMultiNode(t *testing.T) {
 
 	// Exactly once: the stream's event IDs are the store's live rows.
 	streamIDs, streamMsgs := mnStreamIDs(t, js)
-	storeIDs := map[string]int{}
-	rows, err := db.Query(t.Context(), `SELECT id FROM events WHERE day >= $1`, store.DayOf(today))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		id, err := event.UnpackID(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		storeIDs[id]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	storeIDs := mnStoredIDs(t, db, `SELECT id FROM events WHERE day >= $1`, store.DayOf(today))
 	var missing, extra, twice int
 	for id := range streamIDs {
 		if storeIDs[id] == 0 {
@@ -560,29 +542,8 @@ func TestMultiNode(t *testing.T) {
 		}
 	}
 
-	// The evidence: one node's log holds every stored event once (its
-	// package of the whole window is the store's events), and its
-	// package of the case is the case's events of it, once each; both
-	// verify offline.
-	stored := map[string]bool{}
-	rows, err = db.Query(t.Context(), `SELECT id FROM events`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		id, err := event.UnpackID(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	// The evidence, against every event the store holds.
+	stored := mnStoredIDs(t, db, `SELECT id FROM events`)
 	from, to := today.AddDate(0, 0, -30).Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.DateOnly)
 	var pkgs int
 	export := func(a mnNode, args ...string) (string, bool) {
@@ -595,7 +556,7 @@ func TestMultiNode(t *testing.T) {
 		return pkg, r.code == 0
 	}
 	verify := func(a mnNode, pkg string) {
-		key := mnEvidenceKey(t, a)
+		key := evidenceKey(t, "--config", a.conf)
 		if v := run(t, nil, "evidence", "verify", pkg, "--key", key); v.code != 0 || !strings.Contains(v.stdout, "VERIFIED") {
 			t.Fatalf("%s's evidence package %s does not verify:\n%s%s", a.web, pkg, v.stdout, v.stderr)
 		}
@@ -614,7 +575,7 @@ func TestMultiNode(t *testing.T) {
 			}
 			ids := mnPackageEvents(t, pkg)
 			for id := range ids {
-				if !stored[id] {
+				if stored[id] == 0 {
 					t.Fatalf("%s's evidence log holds event %s, which is not stored", a.web, id)
 				}
 			}
@@ -628,8 +589,8 @@ func TestMultiNode(t *testing.T) {
 			return true
 		})
 	}
-	key := mnEvidenceKey(t, apis[0])
-	if k := mnEvidenceKey(t, apis[1]); k != key {
+	key := evidenceKey(t, "--config", apis[0].conf)
+	if k := evidenceKey(t, "--config", apis[1].conf); k != key {
 		t.Fatalf("the API nodes' evidence keys differ: %s and %s", key, k)
 	}
 	pub, err := evidence.ParsePublicKey([]byte(key))
@@ -780,20 +741,7 @@ func mnCompare(t *testing.T, what, by string, got statsDoc, want *truthPeriod) {
 		compareCountries(t, what+" by country", got, want)
 		return
 	}
-	rows := map[string]int{}
-	for _, r := range got.Rows {
-		rows[r.Key] = int(r.UniqueIPs)
-	}
-	for fam, n := range want.Families {
-		if rows[fam] != n {
-			t.Errorf("%s by family: %s has %d unique IPs; truth %d", what, fam, rows[fam], n)
-		}
-	}
-	for fam, n := range rows {
-		if _, ok := want.Families[fam]; !ok && n > 0 {
-			t.Errorf("%s by family: %s has %d unique IPs; the truth has none", what, fam, n)
-		}
-	}
+	compareFamilyRows(t, what+" by family", got, want)
 }
 
 // mnConfig fills the placeholders (${NAME}) of a deploy/examples file and
@@ -1123,16 +1071,31 @@ func mnEvidenceWriter(t *testing.T, db *pgx.Conn, procs []*mnProc, within time.D
 	return w
 }
 
-// mnEvidenceKey is a node's evidence key, as `evidence key` prints it.
-func mnEvidenceKey(t *testing.T, a mnNode) string {
+// mnStoredIDs counts the event IDs that query (selecting events.id)
+// returns.
+func mnStoredIDs(t *testing.T, db *pgx.Conn, query string, args ...any) map[string]int {
 	t.Helper()
-	for l := range strings.Lines(mustRun(t, nil, "--config", a.conf, "evidence", "key").stdout) {
-		if strings.HasPrefix(l, "ssh-ed25519 ") {
-			return strings.TrimSpace(l)
-		}
+	rows, err := db.Query(t.Context(), query, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%s: evidence key printed no OpenSSH key", a.web)
-	return ""
+	defer rows.Close()
+	ids := map[string]int{}
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		id, err := event.UnpackID(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // mnPackageEvents returns the events of an evidence package's

@@ -126,12 +126,7 @@ func TestServeOnPostgres(t *testing.T) {
 				}
 				continue
 			}
-			var key string
-			for l := range strings.Lines(mustRun(t, nil, "--data", n.data, "--db", dsn, "evidence", "key").stdout) {
-				if strings.HasPrefix(l, "ssh-ed25519 ") {
-					key = strings.TrimSpace(l)
-				}
-			}
+			key := evidenceKey(t, "--data", n.data, "--db", dsn)
 			if v := run(t, nil, "evidence", "verify", pkg, "--key", key); v.code != 0 || !strings.Contains(v.stdout, "VERIFIED") {
 				t.Fatalf("%s's package does not verify:\n%s%s", n.data, v.stdout, v.stderr)
 			}
@@ -148,12 +143,7 @@ func TestServeOnPostgres(t *testing.T) {
 	// either afterwards verifies against the key trusted before, through
 	// the signed rotation.
 	rot := mustRun(t, nil, "--data", admin, "--db", dsn, "evidence", "rotate-key", "--who", "e2e")
-	var newKey string
-	for l := range strings.Lines(rot.stdout) {
-		if strings.HasPrefix(l, "ssh-ed25519 ") {
-			newKey = strings.TrimSpace(l)
-		}
-	}
+	newKey := sshKeyIn(rot.stdout)
 	if newKey == "" || strings.Contains(newKey, keys[0][len("ssh-ed25519 "):]) {
 		t.Fatalf("evidence rotate-key printed no new key:\n%s", rot.stdout)
 	}
@@ -163,13 +153,7 @@ func TestServeOnPostgres(t *testing.T) {
 		if v := run(t, nil, "evidence", "verify", pkg, "--key", keys[0]); v.code != 0 || !strings.Contains(v.stdout, "VERIFIED") {
 			t.Fatalf("%s's package after the rotation does not verify against the first key:\n%s%s", n.data, v.stdout, v.stderr)
 		}
-		var got string
-		for l := range strings.Lines(mustRun(t, nil, "--data", n.data, "--db", dsn, "evidence", "key").stdout) {
-			if strings.HasPrefix(l, "ssh-ed25519 ") {
-				got = strings.TrimSpace(l)
-			}
-		}
-		if got != newKey {
+		if got := evidenceKey(t, "--data", n.data, "--db", dsn); got != newKey {
 			t.Fatalf("%s's evidence key after the rotation is %s, want %s", n.data, got, newKey)
 		}
 	}
