@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/takedown/takedown/internal/config"
 	"github.com/takedown/takedown/internal/store"
+	"github.com/takedown/takedown/internal/testtool"
 )
 
 // openFDs counts the process's open file descriptors.
@@ -29,20 +31,7 @@ func openFDs(t *testing.T) int {
 // freePort returns a loopback port free on TCP and UDP a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
+	return fmt.Sprintf("127.0.0.1:%d", testtool.FreeBothPort(t))
 }
 
 // bindable checks that addr can be bound again on TCP (and UDP).

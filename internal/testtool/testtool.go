@@ -8,6 +8,7 @@ package testtool
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -44,44 +45,73 @@ func Need(tb testing.TB, name, pkg string) string {
 // FreePort returns a loopback port that was free a moment ago, for a tool
 // that cannot be started on port 0. network is "tcp" or "udp"; for servers
 // that listen on both, use FreeBothPort.
+//
+// The port is drawn at random from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), never from it: a port the kernel handed
+// out for port 0 goes back into the pool the moment it is closed, and any
+// outgoing connection of a test running beside this one may take it before
+// the tool binds it (CI saw nats-server fail so). Below the range only an
+// explicit bind takes a port, and this process never hands one out twice.
 func FreePort(tb testing.TB, network string) int {
 	tb.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
+	return freePort(tb, network == "udp", network != "udp")
 }
 
 // FreeBothPort returns a loopback port free for both TCP and UDP.
 func FreeBothPort(tb testing.TB) int {
 	tb.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
+	return freePort(tb, true, true)
+}
+
+var handed = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+func freePort(tb testing.TB, udp, tcp bool) int {
+	tb.Helper()
+	lo, hi := 10000, ephemeralLow()-1
+	handed.Lock()
+	defer handed.Unlock()
+	for range 1000 {
+		port := lo + rand.IntN(hi-lo+1)
+		if handed.ports[port] {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", l.Addr().String())
-		l.Close()
-		if err == nil {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if tcp {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				continue
+			}
+			l.Close()
+		}
+		if udp {
+			u, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				continue
+			}
 			u.Close()
-			return port
 		}
+		handed.ports[port] = true
+		return port
 	}
-	tb.Fatal("no loopback port free for both tcp and udp")
+	tb.Fatal("no free loopback port below the ephemeral range")
 	return 0
+}
+
+// ephemeralLow is the lowest port the kernel hands out for port 0, 32768
+// when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low < 12000 {
+		return 32768
+	}
+	return low
 }
 
 // UDPSocket returns a UDP socket on a free loopback port, closed when the

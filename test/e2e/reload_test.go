@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/takedown/takedown/internal/testtool"
 )
 
 // lockedBuffer collects a process's output while the test reads it.
@@ -39,21 +40,7 @@ func (l *lockedBuffer) String() string {
 // freeAddr returns a loopback address whose TCP and UDP ports were free.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
+	return fmt.Sprintf("127.0.0.1:%d", testtool.FreeBothPort(t))
 }
 
 // Every reloadable key changed on a running serve takes effect at SIGHUP;
