@@ -312,7 +312,7 @@ const chunk = 128
 
 const (
 	sqlInsertEvents = `INSERT INTO events (day, id, ts, ip, record) VALUES %s ON CONFLICT DO NOTHING`
-	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids)
+	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids)
 		VALUES %s
 		ON CONFLICT (day, ip, family) DO UPDATE SET
 			first_seen = min(first_seen, excluded.first_seen),
@@ -321,7 +321,7 @@ const (
 			prev_protocols = protocols,
 			protocols = protocols | excluded.protocols
 		RETURNING day, ip, family, case_id, country, asn, protocols, prev_protocols, bot_ids`
-	sqlInsertDayIPs  = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids) VALUES %s`
+	sqlInsertDayIPs  = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids) VALUES %s`
 	sqlSetBotIDs     = `UPDATE event_day_ip SET bot_ids = ? WHERE day = ? AND ip = ? AND family = ?`
 	sqlUpsertRollups = `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
 		VALUES %s
@@ -528,6 +528,13 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 	if len(all) == 0 {
 		return nil
 	}
+	// The organisations are refs into event_strings (appendDeltaArgs):
+	// the writer's view of it as of this transaction, which holds the
+	// strings of the events these deltas came from once they committed
+	// (or, in an import, in this same transaction).
+	if err := s.strs.refresh(ctx, s.conn); err != nil {
+		return err
+	}
 	fold := store.NewRollupFold()
 	// New keys first, with plain INSERTs; the rest are upserted.
 	var fresh, deltas []store.Delta
@@ -551,7 +558,7 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 	err := eachChunk(len(fresh), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
-			args = appendDeltaArgs(args, &fresh[i])
+			args = s.appendDeltaArgs(args, &fresh[i])
 		}
 		st, done, err := s.stmt(ctx, sqlInsertDayIPs, hi-lo, deltaCols)
 		if err != nil {
@@ -585,7 +592,7 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 	err = eachChunk(len(deltas), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
-			args = appendDeltaArgs(args, &deltas[i])
+			args = s.appendDeltaArgs(args, &deltas[i])
 		}
 		st, done, err := s.stmt(ctx, sqlUpsertDayIPs, hi-lo, deltaCols)
 		if err != nil {
@@ -668,12 +675,16 @@ func readHealth(ctx context.Context, db *DB) (store.Health, error) {
 }
 
 // deltaCols is the number of values appendDeltaArgs appends per delta.
-const deltaCols = 12
+const deltaCols = 13
 
 // appendDeltaArgs appends d's deltaCols values in the column order of
 // sqlInsertDayIPs and sqlUpsertDayIPs.
-func appendDeltaArgs(args []any, d *store.Delta) []any {
-	return append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), d.Org,
+func (s *EventStore) appendDeltaArgs(args []any, d *store.Delta) []any {
+	org, ref := d.Org, int64(0)
+	if r, ok := s.strs.ref(org); ok && org != "" {
+		org, ref = "", int64(r)
+	}
+	return append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), org, ref,
 		d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
 }
 
@@ -718,8 +729,7 @@ func (s *EventStore) ScanDayIPs(ctx context.Context, from, to time.Time, fn func
 // scanDayIPs is ScanDayIPs over db, for the event store and the stats
 // store alike.
 func scanDayIPs(ctx context.Context, db *DB, from, to time.Time, fn func(*store.DayIP) error) error {
-	st, err := db.stmt(ctx, `SELECT day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids
-		FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`)
+	st, err := db.stmt(ctx, `SELECT `+dayIPColumns+` FROM event_day_ip WHERE day >= ? AND day < ? ORDER BY day, ip, family`)
 	if err != nil {
 		return fmt.Errorf("scan aggregates: %w", err)
 	}
@@ -728,7 +738,7 @@ func scanDayIPs(ctx context.Context, db *DB, from, to time.Time, fn func(*store.
 		return fmt.Errorf("scan aggregates: %w", err)
 	}
 	defer rows.Close()
-	if err := store.ScanDayIPs(rows, fn); err != nil {
+	if err := scanDayIPRows(ctx, db, rows, fn); err != nil {
 		return err
 	}
 	return rows.Err()

@@ -208,3 +208,62 @@ func TestEventStoreKnownKeys(t *testing.T) {
 		t.Fatalf("rollups %+v %v; want 4 IPs, 6 hits", rs, err)
 	}
 }
+
+// TestEventStoreOrgAsRef checks that an aggregate's organisation is stored
+// as a ref into event_strings, by the live writer and by an import, and
+// that every reader gets the text back, from refs and from rows written
+// before (org as text, org_ref 0).
+func TestEventStoreOrgAsRef(t *testing.T) {
+	db, s := openEvents(t, filepath.Join(t.TempDir(), FileName))
+	day := time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
+	mk := func(id, ip, org string) event.Event {
+		return event.Event{ID: id, Timestamp: day.Add(time.Hour), Protocol: "http", SrcIP: netip.MustParseAddr(ip),
+			Family: "rustock", SrcASN: 64500, SrcOrg: org, SrcGeo: "US"}
+	}
+	if _, err := s.WriteBatch(t.Context(), &store.Batch{Events: []event.Event{mk("1", "192.0.2.1", "Example Telecom Ltd."), mk("2", "192.0.2.2", "Example Telecom Ltd.")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	im, err := s.BeginImport(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Write(t.Context(), &store.Batch{Events: []event.Event{mk("3", "192.0.2.3", "Imported Networks Inc.")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A row as written before org_ref existed.
+	if _, err := db.SQL().ExecContext(t.Context(), `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols)
+		VALUES (?, ?, 'rustock', '', 'US', 64500, 'Old Row Org', 0, 0, 1, 2)`, day.Unix(), []byte{192, 0, 2, 4}); err != nil {
+		t.Fatal(err)
+	}
+	var text, refs int
+	if err := db.SQL().QueryRowContext(t.Context(), `SELECT count(*) FILTER (WHERE org != ''), count(*) FILTER (WHERE org_ref != 0) FROM event_day_ip`).Scan(&text, &refs); err != nil {
+		t.Fatal(err)
+	}
+	if text != 1 || refs != 3 {
+		t.Fatalf("%d rows keep the organisation as text, %d as a ref; want 1 and 3", text, refs)
+	}
+	want := map[string]string{"192.0.2.1": "Example Telecom Ltd.", "192.0.2.2": "Example Telecom Ltd.", "192.0.2.3": "Imported Networks Inc.", "192.0.2.4": "Old Row Org"}
+	for name, scan := range map[string]func(fn func(*store.DayIP) error) error{
+		"ScanDayIPs": func(fn func(*store.DayIP) error) error {
+			return s.ScanDayIPs(t.Context(), day, day.Add(24*time.Hour), fn)
+		},
+		"ScanDayIPsSelect": func(fn func(*store.DayIP) error) error {
+			sel := &store.Selection{Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+			return s.ScanDayIPsSelect(t.Context(), day, day.Add(24*time.Hour), sel, nil, fn)
+		},
+	} {
+		got := map[string]string{}
+		if err := scan(func(a *store.DayIP) error { got[a.IP.String()] = a.Org; return nil }); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: organisations %v, want %v", name, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store"
 )
@@ -56,7 +57,45 @@ func dayRange(ctx context.Context, db *DB) (first, last time.Time, ok bool, err 
 	return time.Unix(lo.Int64, 0).UTC(), time.Unix(hi.Int64, 0).UTC(), true, nil
 }
 
-const dayIPColumns = `day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids`
+// dayIPColumns are the columns scanDayIPRows reads: store.ScanDayIPs's,
+// with org_ref after org.
+const dayIPColumns = `day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids`
+
+// scanDayIPRows is store.ScanDayIPs over rows that select dayIPColumns:
+// an organisation stored as a ref (org_ref) is read from the string table.
+func scanDayIPRows(ctx context.Context, db *DB, rows *sql.Rows, fn func(*store.DayIP) error) error {
+	var lerr error
+	r := &orgRows{Rows: rows, lookup: db.strings().Lookup(ctx, &lerr)}
+	if err := store.ScanDayIPs(r, fn); err != nil {
+		return errors.Join(err, lerr)
+	}
+	return nil
+}
+
+// orgRows hands store.ScanDayIPs the columns it scans, the organisation
+// resolved from org_ref.
+type orgRows struct {
+	*sql.Rows
+	lookup event.Lookup
+	ref    int64
+	all    []any
+}
+
+func (r *orgRows) Scan(dest ...any) error {
+	const org = 6 // org's place in dest, after day, ip, family, case_id, country, asn
+	r.all = append(append(append(r.all[:0], dest[:org+1]...), &r.ref), dest[org+1:]...)
+	if err := r.Rows.Scan(r.all...); err != nil {
+		return err
+	}
+	if r.ref != 0 {
+		s, ok := r.lookup(uint64(r.ref))
+		if !ok {
+			return fmt.Errorf("organisation: no string %d in event_strings", r.ref)
+		}
+		*dest[org].(*string) = s
+	}
+	return nil
+}
 
 // maxUnionPrefixes is the most prefixes queried as separate key ranges;
 // more (SQLite allows 500 terms in a compound query) are tested on every
@@ -112,7 +151,7 @@ func scanQuery(ctx context.Context, db *DB, q string, args []any, fn func(*store
 		return fmt.Errorf("scan aggregates: %w", err)
 	}
 	defer rows.Close()
-	if err := store.ScanDayIPs(rows, fn); err != nil {
+	if err := scanDayIPRows(ctx, db, rows, fn); err != nil {
 		return err
 	}
 	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
