@@ -89,12 +89,16 @@ func (r *Row) ReportType() string {
 // never listed. The aggregates are scanned once and the day's raw events
 // once, whatever the number of sets; a store that can (SelectSource) reads
 // only the sets' aggregates, and only the raw events of their prefixes
-// when the sets are all prefixes.
+// when the sets are all prefixes. A store that names each key's best event
+// (store.DetailReader) has it read by its number, one per row; only the
+// keys it cannot name (ties, keys from before) have their raw events read.
 func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Networks) ([][]Row, error) {
 	day = time.Unix(store.DayOf(day), 0).UTC()
 	out := make([][]Row, len(sets))
 	type ref struct{ set, row int }
 	refs := map[store.DayKey][]ref{}
+	bySeq := map[int64]store.DayKey{} // keys whose best event the store names (store.DetailReader)
+	dr, keepsDetails := src.(store.DetailReader)
 	sel, prefixes := selectionOf(sets)
 	scan := src.ScanDayIPs
 	if ss, ok := src.(SelectSource); ok {
@@ -107,6 +111,9 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 			return nil
 		}
 		k := store.DayKey{Day: day.Unix(), IP: a.IP.Unmap(), Family: a.Family}
+		if keepsDetails && a.Detail > 0 {
+			bySeq[a.Detail] = k
+		}
 		for i := range sets {
 			if !sets[i].Covers(a.IP, a.ASN, a.Country) {
 				continue
@@ -128,9 +135,34 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	// over other protocols, so that a bot that speaks HTTP is in the _http
 	// report with its URL and agent.
 	details := map[store.DayKey]event.Event{}
+	numbered := map[store.DayKey]bool{}
+	if len(bySeq) > 0 {
+		// One raw event per key, by its number, instead of all of them.
+		seqs := make([]int64, 0, len(bySeq))
+		for q := range bySeq {
+			seqs = append(seqs, q)
+		}
+		err := dr.EventsBySeq(ctx, seqs, func(seq int64, e *event.Event) error {
+			k, ok := bySeq[seq]
+			if ok && e.SrcIP.Unmap() == k.IP && e.Family == k.Family && store.DayOf(e.Timestamp) == k.Day && store.EventBits(e)&store.Direct != 0 {
+				details[k], numbered[k] = *e, true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("collect %s: %w", day.Format(time.DateOnly), err)
+		}
+	}
+	// The other keys' details come from their raw events: a store that
+	// keeps none, ties, keys from before, events purged.
 	wantIP := make(map[netip.Addr]struct{}, len(refs))
 	for k := range refs {
-		wantIP[k.IP] = struct{}{}
+		if _, ok := details[k]; !ok {
+			wantIP[k.IP] = struct{}{}
+		}
+	}
+	if len(numbered) > 0 && len(wantIP) <= maxAddressReads {
+		prefixes = nil // read only the addresses left, below
 	}
 	if prefixes == nil && len(wantIP) <= maxAddressReads {
 		// An ASN's or a country's addresses are known now: read their
@@ -141,22 +173,24 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 		}
 		slices.SortFunc(prefixes, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
 	}
-	err = src.ScanDayEvents(ctx, day, prefixes, func(e *event.Event) error {
-		if _, want := wantIP[e.SrcIP.Unmap()]; !want || store.EventBits(e)&store.Direct == 0 {
+	if len(wantIP) > 0 {
+		err = src.ScanDayEvents(ctx, day, prefixes, func(e *event.Event) error {
+			if _, want := wantIP[e.SrcIP.Unmap()]; !want || store.EventBits(e)&store.Direct == 0 {
+				return nil
+			}
+			k := store.DayKey{Day: day.Unix(), IP: e.SrcIP.Unmap(), Family: e.Family}
+			if _, ok := refs[k]; !ok || numbered[k] {
+				return nil
+			}
+			have, ok := details[k]
+			if !ok || better(e, &have) {
+				details[k] = *e
+			}
 			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("collect %s: %w", day.Format(time.DateOnly), err)
 		}
-		k := store.DayKey{Day: day.Unix(), IP: e.SrcIP.Unmap(), Family: e.Family}
-		if _, ok := refs[k]; !ok {
-			return nil
-		}
-		have, ok := details[k]
-		if !ok || better(e, &have) {
-			details[k] = *e
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("collect %s: %w", day.Format(time.DateOnly), err)
 	}
 	for k, e := range details {
 		for _, rf := range refs[k] {
@@ -206,9 +240,7 @@ func selectionOf(sets []netscope.Networks) (*store.Selection, []netip.Prefix) {
 	return sel, append([]netip.Prefix{}, sel.Prefixes...)
 }
 
-func isHTTP(e *event.Event) bool {
-	return (e.Protocol == event.ProtoHTTP || e.Protocol == event.ProtoHTTPS) && (e.HTTPURL != "" || e.HTTPMethod != "")
-}
+func isHTTP(e *event.Event) bool { return store.IsHTTPDetail(e) }
 
 // better reports whether e is a better detail than have: HTTP over other
 // protocols, then the later event.

@@ -301,6 +301,10 @@ type DayIP struct {
 	Hits      uint64
 	Protocols Protocols
 	BotIDs    []string // at most MaxBotIDs, in order of first sight
+	// Detail is the number of the key's best direct event in the store's
+	// raw events (detail.go), when the store keeps it; 0 or less: unknown,
+	// read the raw events.
+	Detail int64
 }
 
 // Resolver reports whether the source was only ever seen as a DNS resolver
@@ -377,6 +381,9 @@ type Delta struct {
 	// and one carrying a bot identifier. The stats' hourly sets are built
 	// from them (docs/counting.md, "Hourly sets").
 	DirectHours, DNSHours, BotHours uint32
+	// Detail and DetailRank are the best direct event's number and rank
+	// (detail.go), from AddSeq; 0 when the events came without numbers.
+	Detail, DetailRank int64
 }
 
 // HourOf returns the hour of its UTC day in which ts (unix nanoseconds)
@@ -416,7 +423,12 @@ func keyOf(k DayKey) aggKey {
 }
 
 // Add folds events in.
-func (a *Aggregator) Add(events []event.Event) {
+func (a *Aggregator) Add(events []event.Event) { a.AddSeq(events, nil) }
+
+// AddSeq folds events in, seqs[i] being the number of events[i] in the
+// store's raw events: each key keeps its best direct event's (Delta.Detail).
+// seqs nil: no detail is kept.
+func (a *Aggregator) AddSeq(events []event.Event, seqs []int64) {
 	if a.idx == nil {
 		a.idx = make(map[aggKey]int32, len(events))
 	}
@@ -452,6 +464,9 @@ func (a *Aggregator) Add(events []event.Event) {
 		}
 		if e.BotID != "" {
 			d.BotIDs = MergeBotIDs(d.BotIDs, e.BotID)
+		}
+		if seqs != nil {
+			d.FoldDetail(DetailRank(e), seqs[i])
 		}
 	}
 }
@@ -573,5 +588,6 @@ func (a *Aggregator) AddDeltas(deltas []Delta) {
 			x.Case = d.Case
 		}
 		x.BotIDs = MergeBotIDs(x.BotIDs, d.BotIDs...)
+		x.FoldDetail(d.DetailRank, d.Detail)
 	}
 }

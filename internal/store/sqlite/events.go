@@ -135,6 +135,7 @@ func (s *EventStore) recover(ctx context.Context) error {
 	}
 	defer rows.Close()
 	var buf []event.Event
+	var seqs []int64
 	var lerr error
 	lookup := s.db.strings().Lookup(ctx, &lerr)
 	for rows.Next() {
@@ -148,17 +149,17 @@ func (s *EventStore) recover(ctx context.Context) error {
 			err = errors.Join(lerr, err)
 			return fmt.Errorf("recover aggregates: event at rowid %d: %w", s.watermark, err)
 		}
-		buf = append(buf, e)
+		buf, seqs = append(buf, e), append(seqs, s.watermark)
 		if len(buf) == 4096 {
-			s.pending.Add(buf)
-			buf = buf[:0]
+			s.pending.AddSeq(buf, seqs)
+			buf, seqs = buf[:0], seqs[:0]
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("recover aggregates: %w", err)
 	}
 	rows.Close()
-	s.pending.Add(buf)
+	s.pending.AddSeq(buf, seqs)
 	return s.flushLocked(ctx)
 }
 
@@ -312,16 +313,23 @@ const chunk = 128
 
 const (
 	sqlInsertEvents = `INSERT INTO events (day, id, ts, ip, record) VALUES %s ON CONFLICT DO NOTHING`
-	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids)
+	sqlUpsertDayIPs = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids, detail, detail_rank)
 		VALUES %s
 		ON CONFLICT (day, ip, family) DO UPDATE SET
+			-- store.Delta.FoldDetail; a key from before details (-2) stays so
+			detail = CASE
+				WHEN detail = -2 OR excluded.detail_rank < detail_rank THEN detail
+				WHEN excluded.detail_rank > detail_rank THEN excluded.detail
+				WHEN detail_rank > 0 THEN -1
+				ELSE detail END,
+			detail_rank = max(detail_rank, excluded.detail_rank),
 			first_seen = min(first_seen, excluded.first_seen),
 			last_seen = max(last_seen, excluded.last_seen),
 			hits = hits + excluded.hits,
 			prev_protocols = protocols,
 			protocols = protocols | excluded.protocols
 		RETURNING day, ip, family, case_id, country, asn, protocols, prev_protocols, bot_ids`
-	sqlInsertDayIPs  = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids) VALUES %s`
+	sqlInsertDayIPs  = `INSERT INTO event_day_ip (day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids, detail, detail_rank) VALUES %s`
 	sqlSetBotIDs     = `UPDATE event_day_ip SET bot_ids = ? WHERE day = ? AND ip = ? AND family = ?`
 	sqlUpsertRollups = `INSERT INTO event_rollups (day, country, asn, family, case_id, ips, resolver_ips, hits)
 		VALUES %s
@@ -380,11 +388,12 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	// fresh marks the events this batch inserted; maxSeq is the sequence
 	// number of the last one.
 	fresh := make([]bool, len(b.Events))
+	seqs := make([]int64, len(b.Events))
 	var inserted int
 	var maxSeq int64
 	err = s.inTx(ctx, func() error {
 		var err error
-		inserted, maxSeq, err = s.insertBatch(ctx, b, records, fresh)
+		inserted, maxSeq, err = s.insertBatch(ctx, b, records, fresh, seqs)
 		return err
 	})
 	if err != nil {
@@ -393,19 +402,11 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	s.strs.committedAll()
 	// Committed: fold the newly inserted events into the pending
 	// aggregates.
-	freshEvents := b.Events
-	if inserted != len(b.Events) {
-		freshEvents = make([]event.Event, 0, inserted)
-		for i := range b.Events {
-			if fresh[i] {
-				freshEvents = append(freshEvents, b.Events[i])
-			}
-		}
-	}
+	freshEvents, freshSeqs := freshOnly(b.Events, seqs, inserted)
 	if inserted > 0 {
 		s.watermark = max(s.watermark, maxSeq)
 	}
-	s.pending.Add(freshEvents)
+	s.pending.AddSeq(freshEvents, freshSeqs)
 	res.Inserted = len(freshEvents)
 	res.Duplicates = len(b.Events) - len(freshEvents)
 	if len(b.Events) > 0 {
@@ -419,14 +420,31 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	return res, nil
 }
 
+// freshOnly returns the events insertBatch inserted (inserted of them)
+// and their sequence numbers.
+func freshOnly(events []event.Event, seqs []int64, inserted int) ([]event.Event, []int64) {
+	if inserted == len(events) {
+		return events, seqs
+	}
+	fe, fs := make([]event.Event, 0, inserted), make([]int64, 0, inserted)
+	for i := range events {
+		if seqs[i] != 0 {
+			fe, fs = append(fe, events[i]), append(fs, seqs[i])
+		}
+	}
+	return fe, fs
+}
+
 // insertBatch inserts b's events (records are their encoded records) and
 // moves the health counters, inside the transaction the caller opened on
 // the writer connection: WriteBatch's, or an import's (import.go). It marks
-// in fresh (len(b.Events), cleared here) the events newly inserted and
+// in fresh and seqs (len(b.Events) each, cleared here) the events newly
+// inserted and their sequence numbers, and
 // returns their number and the sequence number of the last one (0 when
 // none). Callers hold s.mu.
-func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte, fresh []bool) (inserted int, maxSeq int64, err error) {
+func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte, fresh []bool, seqs []int64) (inserted int, maxSeq int64, err error) {
 	clear(fresh)
+	clear(seqs)
 	if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
 		return 0, 0, fmt.Errorf("insert events: %w", err)
 	}
@@ -465,37 +483,40 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 		prev := maxSeq
 		maxSeq = last
 		if int(n) == hi-lo {
-			// The common case: every row was new.
+			// The common case: every row was new, numbered in order up
+			// to last (not from prev: AUTOINCREMENT spends numbers on
+			// rows an earlier statement found stored).
 			for i := lo; i < hi; i++ {
-				fresh[i] = true
+				fresh[i], seqs[i] = true, last-int64(hi-1-i)
 			}
 			return nil
 		}
 		// Some were already stored: the rows this statement inserted
 		// are those with sequence numbers after prev.
-		rows, err := s.conn.QueryContext(ctx, `SELECT day, id FROM events WHERE seq > ? AND seq <= ?`, prev, last)
+		rows, err := s.conn.QueryContext(ctx, `SELECT seq, day, id FROM events WHERE seq > ? AND seq <= ?`, prev, last)
 		if err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 		defer rows.Close()
-		mine := make(map[eventKey]bool, n)
+		mine := make(map[eventKey]int64, n)
 		for rows.Next() {
 			var k eventKey
 			var id []byte
-			if err := rows.Scan(&k.day, &id); err != nil {
+			var seq int64
+			if err := rows.Scan(&seq, &k.day, &id); err != nil {
 				return fmt.Errorf("insert events: %w", err)
 			}
 			k.id = string(id)
-			mine[k] = true
+			mine[k] = seq
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 		for i := lo; i < hi; i++ {
 			k := eventKey{stored[i].Day, string(stored[i].ID)}
-			if mine[k] {
+			if seq, ok := mine[k]; ok {
 				delete(mine, k) // a copy later in the chunk is a duplicate
-				fresh[i] = true
+				fresh[i], seqs[i] = true, seq
 			}
 		}
 		return nil
@@ -675,7 +696,7 @@ func readHealth(ctx context.Context, db *DB) (store.Health, error) {
 }
 
 // deltaCols is the number of values appendDeltaArgs appends per delta.
-const deltaCols = 13
+const deltaCols = 15
 
 // appendDeltaArgs appends d's deltaCols values in the column order of
 // sqlInsertDayIPs and sqlUpsertDayIPs.
@@ -685,7 +706,7 @@ func (s *EventStore) appendDeltaArgs(args []any, d *store.Delta) []any {
 		org, ref = "", int64(r)
 	}
 	return append(args, d.Key.Day, d.Key.IP.AsSlice(), d.Key.Family, d.Case, d.Country, int64(d.ASN), org, ref,
-		d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs))
+		d.FirstSeen, d.LastSeen, int64(d.Hits), int64(d.Protocols), store.JoinBotIDs(d.BotIDs), d.Detail, d.DetailRank)
 }
 
 // PurgeEvents implements store.EventStore.
@@ -772,4 +793,9 @@ func countEvents(ctx context.Context, db *DB, from, to time.Time) (int64, error)
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
+}
+
+// EventsBySeq implements store.DetailReader.
+func (s *EventStore) EventsBySeq(ctx context.Context, seqs []int64, fn func(seq int64, e *event.Event) error) error {
+	return eventsBySeq(ctx, s.db, seqs, fn)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/takedown/takedown/internal/event"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -92,24 +91,15 @@ func (im *sqliteImport) Write(ctx context.Context, b *store.Batch) (store.BatchR
 	if len(records) != len(b.Events) {
 		records = nil
 	}
-	fresh := make([]bool, len(b.Events))
-	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, fresh)
+	fresh, seqs := make([]bool, len(b.Events)), make([]int64, len(b.Events))
+	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, fresh, seqs)
 	if err != nil {
 		return res, errors.Join(fmt.Errorf("import batch: %w", err), im.Rollback())
-	}
-	freshEvents := b.Events
-	if inserted != len(b.Events) {
-		freshEvents = make([]event.Event, 0, inserted)
-		for i := range b.Events {
-			if fresh[i] {
-				freshEvents = append(freshEvents, b.Events[i])
-			}
-		}
 	}
 	if inserted > 0 {
 		im.maxSeq = max(im.maxSeq, maxSeq)
 	}
-	im.agg.Add(freshEvents)
+	im.agg.AddSeq(freshOnly(b.Events, seqs, inserted))
 	if im.agg.Len() >= min(importMaxPending, im.s.opts.MaxPending) {
 		if err := im.writeAggregates(ctx); err != nil {
 			return res, errors.Join(err, im.Rollback())

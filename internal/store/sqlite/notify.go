@@ -252,6 +252,11 @@ func (s *NotifyStore) ScanDayEvents(ctx context.Context, day time.Time, prefixes
 	return scanDayEvents(ctx, s.db, day, prefixes, fn)
 }
 
+// EventsBySeq implements store.DetailReader.
+func (s *NotifyStore) EventsBySeq(ctx context.Context, seqs []int64, fn func(seq int64, e *event.Event) error) error {
+	return eventsBySeq(ctx, s.db, seqs, fn)
+}
+
 // ScanDayIPsSelect implements notify.SelectSource.
 func (s *NotifyStore) ScanDayIPsSelect(ctx context.Context, from, to time.Time, sel *store.Selection, fn func(*store.DayIP) error) error {
 	return scanSelect(ctx, s.db, from, to, sel, nil, fn)

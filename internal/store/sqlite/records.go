@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
@@ -235,6 +237,49 @@ func scanDayEvents(ctx context.Context, db *DB, day time.Time, prefixes []netip.
 		if err := scan(`SELECT id, ts, record FROM events WHERE day = ? AND ip BETWEEN ? AND ? AND length(ip) = ?`, d, lo, hi, len(lo)); err != nil {
 			return fmt.Errorf("scan events: %w", err)
 		}
+	}
+	return nil
+}
+
+// eventsBySeq implements store.DetailReader over db: one rowid seek per
+// number, in chunks of numbers sorted ascending.
+func eventsBySeq(ctx context.Context, db *DB, seqs []int64, fn func(seq int64, e *event.Event) error) error {
+	sorted := slices.Clone(seqs)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var lerr error
+	lookup := db.strings().Lookup(ctx, &lerr)
+	args := make([]any, 0, chunk)
+	err := eachChunk(len(sorted), func(lo, hi int) error {
+		args = args[:0]
+		for _, s := range sorted[lo:hi] {
+			args = append(args, s)
+		}
+		rows, err := db.SQL().QueryContext(ctx, `SELECT seq, id, ts, record FROM events WHERE seq IN (`+placeholders(hi-lo)+`) ORDER BY seq`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var (
+			seq, ts int64
+			id, rec sql.RawBytes // decoding keeps nothing of them
+		)
+		for rows.Next() {
+			if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
+				return err
+			}
+			e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
+			if err != nil {
+				return errors.Join(lerr, fmt.Errorf("event at seq %d: %w", seq, err))
+			}
+			if err := fn(seq, &e); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("read events by number: %w", err)
 	}
 	return nil
 }

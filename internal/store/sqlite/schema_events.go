@@ -126,4 +126,10 @@ var eventsMigrations = []string{
 	-- check-ins a day). org keeps the text when org_ref is 0: rows written
 	-- before, and an organisation the string table does not hold.
 	ALTER TABLE event_day_ip ADD COLUMN org_ref INTEGER NOT NULL DEFAULT 0;`,
+	`-- A key's best direct event for reports (store/detail.go): detail is
+	-- its seq in events (-1: a tie, read the key's raw events; 0: no direct
+	-- event), detail_rank its store.DetailRank. Keys stored before read as
+	-- -2, which no later event changes: their earlier events are unranked.
+	ALTER TABLE event_day_ip ADD COLUMN detail INTEGER NOT NULL DEFAULT -2;
+	ALTER TABLE event_day_ip ADD COLUMN detail_rank INTEGER NOT NULL DEFAULT 0;`,
 }

@@ -58,32 +58,37 @@ func dayRange(ctx context.Context, db *DB) (first, last time.Time, ok bool, err 
 }
 
 // dayIPColumns are the columns scanDayIPRows reads: store.ScanDayIPs's,
-// with org_ref after org.
-const dayIPColumns = `day, ip, family, case_id, country, asn, org, org_ref, first_seen, last_seen, hits, protocols, bot_ids`
+// then org_ref and detail.
+const dayIPColumns = `day, ip, family, case_id, country, asn, org, first_seen, last_seen, hits, protocols, bot_ids, org_ref, detail`
 
 // scanDayIPRows is store.ScanDayIPs over rows that select dayIPColumns:
-// an organisation stored as a ref (org_ref) is read from the string table.
+// an organisation stored as a ref (org_ref) is read from the string
+// table, and the key's detail is set.
 func scanDayIPRows(ctx context.Context, db *DB, rows *sql.Rows, fn func(*store.DayIP) error) error {
 	var lerr error
-	r := &orgRows{Rows: rows, lookup: db.strings().Lookup(ctx, &lerr)}
-	if err := store.ScanDayIPs(r, fn); err != nil {
+	r := &dayIPRows{Rows: rows, lookup: db.strings().Lookup(ctx, &lerr)}
+	err := store.ScanDayIPs(r, func(a *store.DayIP) error {
+		a.Detail = r.detail
+		return fn(a)
+	})
+	if err != nil {
 		return errors.Join(err, lerr)
 	}
 	return nil
 }
 
-// orgRows hands store.ScanDayIPs the columns it scans, the organisation
-// resolved from org_ref.
-type orgRows struct {
+// dayIPRows hands store.ScanDayIPs the columns it scans, the organisation
+// resolved from org_ref; detail is the row's.
+type dayIPRows struct {
 	*sql.Rows
-	lookup event.Lookup
-	ref    int64
-	all    []any
+	lookup      event.Lookup
+	ref, detail int64
+	all         []any
 }
 
-func (r *orgRows) Scan(dest ...any) error {
+func (r *dayIPRows) Scan(dest ...any) error {
 	const org = 6 // org's place in dest, after day, ip, family, case_id, country, asn
-	r.all = append(append(append(r.all[:0], dest[:org+1]...), &r.ref), dest[org+1:]...)
+	r.all = append(append(r.all[:0], dest...), &r.ref, &r.detail)
 	if err := r.Rows.Scan(r.all...); err != nil {
 		return err
 	}

@@ -635,7 +635,7 @@ func testNotifySource(t *testing.T, open OpenNotify) {
 		t.Fatalf("test: %d aggregates on the day, want 5", len(want))
 	}
 	var got []store.DayIP
-	if err := s.ScanDayIPs(t.Context(), from, to, func(a *store.DayIP) error { got = append(got, *a); return nil }); err != nil {
+	if err := s.ScanDayIPs(t.Context(), from, to, func(a *store.DayIP) error { c := *a; c.Detail = 0; got = append(got, c); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -702,7 +702,7 @@ func testNotifySource(t *testing.T, open OpenNotify) {
 			swant = append(swant, a)
 		}
 	}
-	if err := ss.ScanDayIPsSelect(t.Context(), from, to, sel, func(a *store.DayIP) error { sgot = append(sgot, *a); return nil }); err != nil {
+	if err := ss.ScanDayIPsSelect(t.Context(), from, to, sel, func(a *store.DayIP) error { c := *a; c.Detail = 0; sgot = append(sgot, c); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(swant) != 3 || !reflect.DeepEqual(sgot, swant) {
