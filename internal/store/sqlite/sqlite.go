@@ -101,7 +101,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := ownerOnly(path); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -172,6 +172,34 @@ func (s *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// migrateOne applies the next migration of component name, or reports
+// that there is none.
+func (s *DB) migrateOne(ctx context.Context, name string, migrations []string) (done bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+	var have int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, name).Scan(&have); err != nil {
+		return false, err
+	}
+	if have > len(migrations) {
+		return false, fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", name, have, len(migrations))
+	}
+	if have == len(migrations) {
+		return true, nil
+	}
+	v := have + 1
+	if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		return false, fmt.Errorf("%s migration %d: %w", name, v, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`, name, v); err != nil {
+		return false, err
+	}
+	return false, tx.Commit()
+}
+
 func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		component TEXT NOT NULL, version INTEGER NOT NULL, applied TEXT NOT NULL,
@@ -179,29 +207,17 @@ func (s *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	for _, c := range components() {
-		var have int
-		if err := s.db.QueryRowContext(ctx,
-			`SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, c.name).Scan(&have); err != nil {
-			return err
-		}
-		if have > len(c.migrations) {
-			return fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", c.name, have, len(c.migrations))
-		}
-		for v := have + 1; v <= len(c.migrations); v++ {
-			tx, err := s.db.BeginTx(ctx, nil)
+		// Each version in a transaction of its own (IMMEDIATE: the write
+		// lock first), whose first step reads the version again: another
+		// process opening the same new file at the same time may have
+		// applied it meanwhile.
+		for {
+			done, err := s.migrateOne(ctx, c.name, c.migrations)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, c.migrations[v-1]); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("%s migration %d: %w", c.name, v, err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`, c.name, v); err != nil {
-				tx.Rollback()
-				return err
-			}
-			if err := tx.Commit(); err != nil {
-				return err
+			if done {
+				break
 			}
 		}
 	}
