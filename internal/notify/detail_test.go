@@ -35,8 +35,8 @@ func TestCollectDetailsAsRawEvents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 9))
 	day := time.Date(2011, 3, 17, 0, 0, 0, 0, time.UTC)
 	var evs []event.Event
-	for i := range 600 {
-		ip := fmt.Sprintf("198.51.%d.%d", rng.IntN(2), 1+rng.IntN(60))
+	for i := range 2500 {
+		ip := fmt.Sprintf("198.51.%d.%d", rng.IntN(2), 1+rng.IntN(250))
 		e := event.Event{ID: fmt.Sprintf("ev-%04d", i), Timestamp: day.Add(time.Duration(rng.IntN(6)) * time.Hour),
 			Protocol: []string{event.ProtoHTTP, event.ProtoHTTPS, event.ProtoUDP, event.ProtoTCP, event.ProtoDNS}[rng.IntN(5)],
 			SrcIP: netip.MustParseAddr(ip), SrcPort: uint16(1024 + i), SrcASN: 64500 + uint32(rng.IntN(2)), SrcGeo: "US",
@@ -50,14 +50,14 @@ func TestCollectDetailsAsRawEvents(t *testing.T) {
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	db, ns := newStore(t)
 	// In several batches, so that details are folded across flushes.
-	for lo := 0; lo < len(evs); lo += 150 {
-		seed(t, db, evs[lo:lo+150])
+	for lo := 0; lo < len(evs); lo += 500 {
+		seed(t, db, evs[lo:lo+500])
 	}
 	if _, ok := any(ns).(store.DetailReader); !ok {
 		t.Fatal("the SQLite store keeps no details")
 	}
 	sets := []netscope.Networks{
-		{Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.0.0/24")}},
+		{Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.0.0/23")}}, // more keys than one read by number takes
 		{ASNs: []uint32{64501}},
 	}
 	got, err := notify.Collect(t.Context(), ns, day, sets)
@@ -67,6 +67,9 @@ func TestCollectDetailsAsRawEvents(t *testing.T) {
 	want, err := notify.Collect(t.Context(), rawOnly{ns}, day, sets)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(want[0]) <= 512 {
+		t.Fatalf("test: %d rows in the /23, want more than one read by number takes", len(want[0]))
 	}
 	for i := range sets {
 		if len(want[i]) == 0 {

@@ -249,35 +249,49 @@ func eventsBySeq(ctx context.Context, db *DB, seqs []int64, fn func(seq int64, e
 	sorted = slices.Compact(sorted)
 	var lerr error
 	lookup := db.strings().Lookup(ctx, &lerr)
-	args := make([]any, 0, chunk)
-	err := eachChunk(len(sorted), func(lo, hi int) error {
-		args = args[:0]
-		for _, s := range sorted[lo:hi] {
-			args = append(args, s)
-		}
-		rows, err := db.SQL().QueryContext(ctx, `SELECT seq, id, ts, record FROM events WHERE seq IN (`+placeholders(hi-lo)+`) ORDER BY seq`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var (
-			seq, ts int64
-			id, rec sql.RawBytes // decoding keeps nothing of them
-		)
-		for rows.Next() {
-			if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
+	const per = 512 // numbers per statement; a full one is prepared once
+	args := make([]any, 0, per)
+	var err error
+	for lo := 0; lo < len(sorted) && err == nil; lo += per {
+		err = func(lo, hi int) error {
+			args = args[:0]
+			for _, s := range sorted[lo:hi] {
+				args = append(args, s)
+			}
+			q := `SELECT seq, id, ts, record FROM events WHERE seq IN (` + placeholders(hi-lo) + `) ORDER BY seq`
+			var rows *sql.Rows
+			if hi-lo == per {
+				st, err := db.stmt(ctx, q)
+				if err != nil {
+					return err
+				}
+				rows, err = st.QueryContext(ctx, args...)
+				if err != nil {
+					return err
+				}
+			} else if rows, err = db.SQL().QueryContext(ctx, q, args...); err != nil {
 				return err
 			}
-			e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
-			if err != nil {
-				return errors.Join(lerr, fmt.Errorf("event at seq %d: %w", seq, err))
+			defer rows.Close()
+			var (
+				seq, ts int64
+				id, rec sql.RawBytes // decoding keeps nothing of them
+			)
+			for rows.Next() {
+				if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
+					return err
+				}
+				e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
+				if err != nil {
+					return errors.Join(lerr, fmt.Errorf("event at seq %d: %w", seq, err))
+				}
+				if err := fn(seq, &e); err != nil {
+					return err
+				}
 			}
-			if err := fn(seq, &e); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
+			return rows.Err()
+		}(lo, min(lo+per, len(sorted)))
+	}
 	if err != nil {
 		return fmt.Errorf("read events by number: %w", err)
 	}
