@@ -168,9 +168,12 @@ and /healthz there; SIGHUP reloads the configuration and the registry.`,
 const collectorGCPercent = 400
 
 // collectorGC sets the collector's garbage collection target.
-func collectorGC() {
+func collectorGC() { setGC(collectorGCPercent) }
+
+// setGC sets the process's garbage collection target, unless GOGC does.
+func setGC(percent int) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(collectorGCPercent)
+		debug.SetGCPercent(percent)
 	}
 }
 

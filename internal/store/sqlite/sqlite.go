@@ -207,17 +207,22 @@ func (s *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	for _, c := range components() {
-		// Each version in a transaction of its own (IMMEDIATE: the write
-		// lock first), whose first step reads the version again: another
-		// process opening the same new file at the same time may have
-		// applied it meanwhile.
-		for {
-			done, err := s.migrateOne(ctx, c.name, c.migrations)
-			if err != nil {
+		// Read first without the write lock: opening an up-to-date store
+		// (every command run beside serve) must not wait for its writer.
+		var have int
+		if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, c.name).Scan(&have); err != nil {
+			return err
+		}
+		if have > len(c.migrations) {
+			return fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", c.name, have, len(c.migrations))
+		}
+		// Then each version in a transaction of its own (IMMEDIATE: the
+		// write lock first) that reads the version again: another process
+		// opening the same new file may have applied it meanwhile.
+		for done := have == len(c.migrations); !done; {
+			var err error
+			if done, err = s.migrateOne(ctx, c.name, c.migrations); err != nil {
 				return err
-			}
-			if done {
-				break
 			}
 		}
 	}
