@@ -39,7 +39,7 @@ func TestCollectDetailsAsRawEvents(t *testing.T) {
 		ip := fmt.Sprintf("198.51.%d.%d", rng.IntN(2), 1+rng.IntN(250))
 		e := event.Event{ID: fmt.Sprintf("ev-%04d", i), Timestamp: day.Add(time.Duration(rng.IntN(6)) * time.Hour),
 			Protocol: []string{event.ProtoHTTP, event.ProtoHTTPS, event.ProtoUDP, event.ProtoTCP, event.ProtoDNS}[rng.IntN(5)],
-			SrcIP: netip.MustParseAddr(ip), SrcPort: uint16(1024 + i), SrcASN: 64500 + uint32(rng.IntN(2)), SrcGeo: "US",
+			SrcIP:    netip.MustParseAddr(ip), SrcPort: uint16(1024 + i), SrcASN: 64500 + uint32(rng.IntN(2)), SrcGeo: "US",
 			Family: []string{"rustock", "kelihos"}[rng.IntN(2)], Case: "c"}
 		if e.Protocol == event.ProtoHTTP && rng.IntN(2) == 0 {
 			e.HTTPMethod, e.HTTPURL = "POST", fmt.Sprintf("/gate/%d", i)
