@@ -135,7 +135,6 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	// over other protocols, so that a bot that speaks HTTP is in the _http
 	// report with its URL and agent.
 	details := map[store.DayKey]event.Event{}
-	numbered := map[store.DayKey]bool{}
 	if len(bySeq) > 0 {
 		// One raw event per key, by its number, instead of all of them.
 		seqs := make([]int64, 0, len(bySeq))
@@ -145,7 +144,7 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 		err := dr.EventsBySeq(ctx, seqs, func(seq int64, e *event.Event) error {
 			k, ok := bySeq[seq]
 			if ok && e.SrcIP.Unmap() == k.IP && e.Family == k.Family && store.DayOf(e.Timestamp) == k.Day && store.EventBits(e)&store.Direct != 0 {
-				details[k], numbered[k] = *e, true
+				details[k] = *e
 			}
 			return nil
 		})
@@ -155,13 +154,15 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	}
 	// The other keys' details come from their raw events: a store that
 	// keeps none, ties, keys from before, events purged.
+	missing := make(map[store.DayKey]bool, len(refs))
 	wantIP := make(map[netip.Addr]struct{}, len(refs))
 	for k := range refs {
 		if _, ok := details[k]; !ok {
+			missing[k] = true
 			wantIP[k.IP] = struct{}{}
 		}
 	}
-	if len(numbered) > 0 && len(wantIP) <= maxAddressReads {
+	if len(details) > 0 && len(wantIP) <= maxAddressReads {
 		prefixes = nil // read only the addresses left, below
 	}
 	if prefixes == nil && len(wantIP) <= maxAddressReads {
@@ -179,7 +180,7 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 				return nil
 			}
 			k := store.DayKey{Day: day.Unix(), IP: e.SrcIP.Unmap(), Family: e.Family}
-			if _, ok := refs[k]; !ok || numbered[k] {
+			if !missing[k] {
 				return nil
 			}
 			have, ok := details[k]
@@ -198,7 +199,7 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 			r.Timestamp, r.Protocol, r.SrcPort, r.DstIP, r.DstPort = e.Timestamp.UTC(), e.Protocol, e.SrcPort, e.DstIP, e.DstPort
 			r.Tag, r.EventID, r.SSLCipher, r.SNI = e.Tag, e.ID, e.SSLCipher, e.SSLServerName
 			r.HTTPURL, r.HTTPHost, r.HTTPAgent, r.Referer = e.HTTPURL, e.HTTPHost, e.HTTPAgent, e.HTTPReferer
-			r.HTTP = isHTTP(&e)
+			r.HTTP = store.IsHTTPDetail(&e)
 			if e.BotID != "" {
 				r.BotID = e.BotID
 			}
@@ -240,12 +241,10 @@ func selectionOf(sets []netscope.Networks) (*store.Selection, []netip.Prefix) {
 	return sel, append([]netip.Prefix{}, sel.Prefixes...)
 }
 
-func isHTTP(e *event.Event) bool { return store.IsHTTPDetail(e) }
-
 // better reports whether e is a better detail than have: HTTP over other
 // protocols, then the later event.
 func better(e, have *event.Event) bool {
-	if h1, h2 := isHTTP(e), isHTTP(have); h1 != h2 {
+	if h1, h2 := store.IsHTTPDetail(e), store.IsHTTPDetail(have); h1 != h2 {
 		return h1
 	}
 	if c := e.Timestamp.Compare(have.Timestamp); c != 0 {
