@@ -385,15 +385,14 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// fresh marks the events this batch inserted; maxSeq is the sequence
-	// number of the last one.
-	fresh := make([]bool, len(b.Events))
+	// seqs numbers the events this batch inserted (0: already stored);
+	// maxSeq is the sequence number of the last one.
 	seqs := make([]int64, len(b.Events))
 	var inserted int
 	var maxSeq int64
 	err = s.inTx(ctx, func() error {
 		var err error
-		inserted, maxSeq, err = s.insertBatch(ctx, b, records, fresh, seqs)
+		inserted, maxSeq, err = s.insertBatch(ctx, b, records, seqs)
 		return err
 	})
 	if err != nil {
@@ -410,7 +409,7 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	res.Inserted = len(freshEvents)
 	res.Duplicates = len(b.Events) - len(freshEvents)
 	if len(b.Events) > 0 {
-		res.Fresh = fresh
+		res.Fresh = freshMask(seqs)
 	}
 	if s.pending.Len() >= s.opts.MaxPending || s.opts.Now().Sub(s.lastFlush) >= s.opts.FlushEvery {
 		// The batch is stored whatever happens here: a failed flush keeps
@@ -418,6 +417,15 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 		s.flushLocked(ctx) //nolint:errcheck // retried on the next batch, Flush or Close
 	}
 	return res, nil
+}
+
+// freshMask marks the events insertBatch inserted (seqs[i] != 0).
+func freshMask(seqs []int64) []bool {
+	fresh := make([]bool, len(seqs))
+	for i, q := range seqs {
+		fresh[i] = q != 0
+	}
+	return fresh
 }
 
 // freshOnly returns the events insertBatch inserted (inserted of them)
@@ -438,12 +446,11 @@ func freshOnly(events []event.Event, seqs []int64, inserted int) ([]event.Event,
 // insertBatch inserts b's events (records are their encoded records) and
 // moves the health counters, inside the transaction the caller opened on
 // the writer connection: WriteBatch's, or an import's (import.go). It marks
-// in fresh and seqs (len(b.Events) each, cleared here) the events newly
-// inserted and their sequence numbers, and
+// in seqs (len(b.Events), cleared here) the sequence numbers of the events
+// newly inserted (0 for the others), and
 // returns their number and the sequence number of the last one (0 when
 // none). Callers hold s.mu.
-func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte, fresh []bool, seqs []int64) (inserted int, maxSeq int64, err error) {
-	clear(fresh)
+func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte, seqs []int64) (inserted int, maxSeq int64, err error) {
 	clear(seqs)
 	if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
 		return 0, 0, fmt.Errorf("insert events: %w", err)
@@ -487,7 +494,7 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 			// to last (not from prev: AUTOINCREMENT spends numbers on
 			// rows an earlier statement found stored).
 			for i := lo; i < hi; i++ {
-				fresh[i], seqs[i] = true, last-int64(hi-1-i)
+				seqs[i] = last - int64(hi-1-i)
 			}
 			return nil
 		}
@@ -516,7 +523,7 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 			k := eventKey{stored[i].Day, string(stored[i].ID)}
 			if seq, ok := mine[k]; ok {
 				delete(mine, k) // a copy later in the chunk is a duplicate
-				fresh[i], seqs[i] = true, seq
+				seqs[i] = seq
 			}
 		}
 		return nil
@@ -524,6 +531,7 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 	if err != nil {
 		return 0, 0, err
 	}
+	fresh := freshMask(seqs)
 	byDay, summarised := store.SummarisedByDay(b.Events, fresh)
 	if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped), int64(summarised)); err != nil {
 		return 0, 0, fmt.Errorf("update health: %w", err)

@@ -91,8 +91,8 @@ func (im *sqliteImport) Write(ctx context.Context, b *store.Batch) (store.BatchR
 	if len(records) != len(b.Events) {
 		records = nil
 	}
-	fresh, seqs := make([]bool, len(b.Events)), make([]int64, len(b.Events))
-	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, fresh, seqs)
+	seqs := make([]int64, len(b.Events))
+	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, seqs)
 	if err != nil {
 		return res, errors.Join(fmt.Errorf("import batch: %w", err), im.Rollback())
 	}
@@ -107,7 +107,7 @@ func (im *sqliteImport) Write(ctx context.Context, b *store.Batch) (store.BatchR
 	}
 	res.Inserted, res.Duplicates = inserted, len(b.Events)-inserted
 	if len(b.Events) > 0 {
-		res.Fresh = fresh
+		res.Fresh = freshMask(seqs)
 	}
 	return res, nil
 }
