@@ -62,7 +62,8 @@ func (d *Delta) FoldDetail(rank, seq int64) {
 // DetailReader is a store that keeps details (DayIP.Detail).
 type DetailReader interface {
 	// EventsBySeq calls fn with each stored raw event whose number is in
-	// seqs, in ascending order of number; numbers not stored (purged) are
-	// skipped. fn must not keep the event.
+	// seqs, in ascending order of number; numbers not stored (purged) and
+	// records this version cannot read are skipped, as ScanDayEvents skips
+	// them. fn must not keep the event.
 	EventsBySeq(ctx context.Context, seqs []int64, fn func(seq int64, e *event.Event) error) error
 }

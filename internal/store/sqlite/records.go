@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -187,8 +186,6 @@ func scanRecords(ctx context.Context, db *DB, q string, args []any, fn func(seq 
 // fn must not keep the event.
 func scanDayEvents(ctx context.Context, db *DB, day time.Time, prefixes []netip.Prefix, fn func(*event.Event) error) error {
 	d := store.DayOf(day)
-	var lerr error
-	lookup := db.strings().Lookup(ctx, &lerr)
 	scan := func(q string, args ...any) error {
 		st, err := db.stmt(ctx, q)
 		if err != nil {
@@ -199,42 +196,25 @@ func scanDayEvents(ctx context.Context, db *DB, day time.Time, prefixes []netip.
 			return err
 		}
 		defer rows.Close()
-		var (
-			ts      int64
-			id, rec sql.RawBytes // decoding keeps nothing of them
-		)
-		for rows.Next() {
-			if err := rows.Scan(&id, &ts, &rec); err != nil {
-				return err
-			}
-			e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
-			if err != nil {
-				if lerr != nil {
-					return lerr
-				}
-				continue // a record this version cannot read adds no detail
-			}
+		return eachEvent(ctx, db, rows, func(_ int64, e *event.Event) error {
 			if prefixes != nil && !covered(prefixes, e.SrcIP) {
-				continue
+				return nil
 			}
-			if err := fn(&e); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+			return fn(e)
+		})
 	}
 	if prefixes == nil {
-		if err := scan(`SELECT id, ts, record FROM events WHERE day = ?`, d); err != nil {
+		if err := scan(`SELECT seq, id, ts, record FROM events WHERE day = ?`, d); err != nil {
 			return fmt.Errorf("scan events: %w", err)
 		}
 		return nil
 	}
-	if err := scan(`SELECT id, ts, record FROM events WHERE day = ? AND ip IS NULL`, d); err != nil {
+	if err := scan(`SELECT seq, id, ts, record FROM events WHERE day = ? AND ip IS NULL`, d); err != nil {
 		return fmt.Errorf("scan events: %w", err)
 	}
 	for _, p := range prefixes {
 		lo, hi := store.PrefixRange(p)
-		if err := scan(`SELECT id, ts, record FROM events WHERE day = ? AND ip BETWEEN ? AND ? AND length(ip) = ?`, d, lo, hi, len(lo)); err != nil {
+		if err := scan(`SELECT seq, id, ts, record FROM events WHERE day = ? AND ip BETWEEN ? AND ? AND length(ip) = ?`, d, lo, hi, len(lo)); err != nil {
 			return fmt.Errorf("scan events: %w", err)
 		}
 	}
@@ -247,8 +227,6 @@ func eventsBySeq(ctx context.Context, db *DB, seqs []int64, fn func(seq int64, e
 	sorted := slices.Clone(seqs)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	var lerr error
-	lookup := db.strings().Lookup(ctx, &lerr)
 	const per = 512 // numbers per statement; a full one is prepared once
 	args := make([]any, 0, per)
 	var err error
@@ -273,29 +251,41 @@ func eventsBySeq(ctx context.Context, db *DB, seqs []int64, fn func(seq int64, e
 				return err
 			}
 			defer rows.Close()
-			var (
-				seq, ts int64
-				id, rec sql.RawBytes // decoding keeps nothing of them
-			)
-			for rows.Next() {
-				if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
-					return err
-				}
-				e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
-				if err != nil {
-					return errors.Join(lerr, fmt.Errorf("event at seq %d: %w", seq, err))
-				}
-				if err := fn(seq, &e); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
+			return eachEvent(ctx, db, rows, fn)
 		}(lo, min(lo+per, len(sorted)))
 	}
 	if err != nil {
 		return fmt.Errorf("read events by number: %w", err)
 	}
 	return nil
+}
+
+// eachEvent calls fn with each event of rows, which select seq, id, ts,
+// record. A record this version cannot read is skipped: it adds no detail
+// to a report (whose key then has its other events read).
+func eachEvent(ctx context.Context, db *DB, rows *sql.Rows, fn func(seq int64, e *event.Event) error) error {
+	var lerr error
+	lookup := db.strings().Lookup(ctx, &lerr)
+	var (
+		seq, ts int64
+		id, rec sql.RawBytes // decoding keeps nothing of them
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &id, &ts, &rec); err != nil {
+			return err
+		}
+		e, err := store.DecodeEventCached(id, ts, rec, lookup, &db.strings().Templates)
+		if err != nil {
+			if lerr != nil {
+				return lerr
+			}
+			continue
+		}
+		if err := fn(seq, &e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 func covered(ps []netip.Prefix, a netip.Addr) bool {
