@@ -81,12 +81,12 @@ func (s *DB) AddEvidenceEntries(ctx context.Context, first uint64, entries [][]b
 	if len(entries) == 0 {
 		return nil
 	}
-	return s.evidenceTx(ctx, func(tx *sql.Tx) error { return addEvidenceEntries(ctx, tx, first, entries) })
+	return s.writeTx(ctx, "evidence log", func(tx *sql.Tx) error { return addEvidenceEntries(ctx, tx, first, entries) })
 }
 
 // RotateEvidenceKey implements evidence.SharedStore.
 func (s *DB) RotateEvidenceKey(ctx context.Context, first uint64, entry, sig []byte, old, signer string) error {
-	return s.evidenceTx(ctx, func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "evidence log", func(tx *sql.Tx) error {
 		if err := addEvidenceEntries(ctx, tx, first, [][]byte{entry}); err != nil {
 			return err
 		}
@@ -112,23 +112,6 @@ func (s *DB) EvidenceRotations(ctx context.Context) (map[uint64][]byte, error) {
 	}
 	defer rows.Close()
 	return store.ScanEvidenceRotations(rows)
-}
-
-// evidenceTx runs fn in a write transaction and commits it when fn
-// succeeds. BEGIN IMMEDIATE (_txlock): SQLite's one writer, from the start.
-func (s *DB) evidenceTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("evidence log: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("evidence log: %w", err)
-	}
-	return nil
 }
 
 // addEvidenceEntries stores entries from first, which must be the log's

@@ -172,32 +172,39 @@ func (s *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// schemaVersion reads component name's schema version through q (the
+// database, or a transaction), refusing one newer than the n migrations
+// this build knows.
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, name string, n int) (int, error) {
+	var have int
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, name).Scan(&have); err != nil {
+		return 0, err
+	}
+	if have > n {
+		return 0, fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", name, have, n)
+	}
+	return have, nil
+}
+
 // migrateOne applies the next migration of component name, or reports
 // that there is none.
 func (s *DB) migrateOne(ctx context.Context, name string, migrations []string) (done bool, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
-	var have int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, name).Scan(&have); err != nil {
-		return false, err
-	}
-	if have > len(migrations) {
-		return false, fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", name, have, len(migrations))
-	}
-	if have == len(migrations) {
-		return true, nil
-	}
-	v := have + 1
-	if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-		return false, fmt.Errorf("%s migration %d: %w", name, v, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`, name, v); err != nil {
-		return false, err
-	}
-	return false, tx.Commit()
+	err = s.writeTx(ctx, name+" migration", func(tx *sql.Tx) error {
+		have, err := schemaVersion(ctx, tx, name, len(migrations))
+		if err != nil || have == len(migrations) {
+			done = true
+			return err
+		}
+		v := have + 1
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("%s migration %d: %w", name, v, err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))`, name, v)
+		return err
+	})
+	return done, err
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -209,22 +216,36 @@ func (s *DB) migrate(ctx context.Context) error {
 	for _, c := range components() {
 		// Read first without the write lock: opening an up-to-date store
 		// (every command run beside serve) must not wait for its writer.
-		var have int
-		if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?`, c.name).Scan(&have); err != nil {
+		have, err := schemaVersion(ctx, s.db, c.name, len(c.migrations))
+		if err != nil {
 			return err
-		}
-		if have > len(c.migrations) {
-			return fmt.Errorf("component %s is at schema version %d, newer than this build knows (%d)", c.name, have, len(c.migrations))
 		}
 		// Then each version in a transaction of its own (IMMEDIATE: the
 		// write lock first) that reads the version again: another process
 		// opening the same new file may have applied it meanwhile.
 		for done := have == len(c.migrations); !done; {
-			var err error
 			if done, err = s.migrateOne(ctx, c.name, c.migrations); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// writeTx runs fn in a write transaction and commits it when fn
+// succeeds; a failure to begin or commit is wrapped as what's. BEGIN
+// IMMEDIATE (_txlock): SQLite's one writer, from the start.
+func (s *DB) writeTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
