@@ -126,7 +126,7 @@ and /healthz there; SIGHUP reloads the configuration and the registry.`,
 			}
 			ctx := cmd.Context()
 			log, level := g.leveledLogger(c)
-			collectorGC()
+			setGC(collectorGCPercent)
 			// What the file said of data and db at start, for reloads (as
 			// serve).
 			file0 := loadOr(g.configPath, config.Default())
@@ -166,9 +166,6 @@ and /healthz there; SIGHUP reloads the configuration and the registry.`,
 // core-seconds and two collectors stored 27,900 events/s instead of 25,700,
 // for tens of MiB more memory.
 const collectorGCPercent = 400
-
-// collectorGC sets the collector's garbage collection target.
-func collectorGC() { setGC(collectorGCPercent) }
 
 // setGC sets the process's garbage collection target, unless GOGC does.
 func setGC(percent int) {
