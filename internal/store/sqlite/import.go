@@ -60,6 +60,15 @@ func (s *EventStore) BeginImport(ctx context.Context) (store.Import, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("begin import: %w", err)
 	}
+	// The string table as of the transaction's start, kept up to date by
+	// the import's own additions until it ends (writerStrings.held).
+	if err := s.strs.refresh(ctx, s.conn); err != nil {
+		s.conn.ExecContext(ctx, `ROLLBACK`)                                 //nolint:errcheck // the read error matters
+		s.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size=%d`, cache)) //nolint:errcheck // the read error matters
+		s.mu.Unlock()
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	s.strs.held = true
 	return &sqliteImport{s: s, latestDay: s.latestDay, cache: cache}, nil
 }
 
@@ -158,6 +167,7 @@ func (im *sqliteImport) Rollback() error {
 	s := im.s
 	im.done = true
 	defer s.mu.Unlock()
+	s.strs.held = false // the next batch reads the table again: the rollback undid the import's rows
 	// The known sets may hold keys written in the transaction.
 	clear(s.known)
 	s.latestDay = im.latestDay

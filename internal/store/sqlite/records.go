@@ -24,10 +24,18 @@ import (
 // and reads the rows above it again at the start of every batch: that
 // drops what a rollback undid and picks up what another process (an
 // import run beside serve) added.
+//
+// An import holds one transaction for all its batches, and the write lock
+// with it: nobody else adds rows meanwhile, and the rows it adds itself
+// are in recent already (addStrings). So the import pins the view after
+// its first read (held), and refresh does nothing until it commits or
+// rolls back; reading the import's own rows again at every batch took a
+// twentieth of a large import's CPU, and grew with it.
 type writerStrings struct {
 	base      map[string]uint64 // rows with id <= committed
 	recent    map[string]uint64 // rows with id > committed, as of the batch
 	committed uint64
+	held      bool // recent is exact until the open transaction ends (an import)
 }
 
 func newWriterStrings() *writerStrings {
@@ -45,6 +53,9 @@ func (w *writerStrings) ref(s string) (uint64, bool) {
 // refresh rereads the rows above committed, inside the caller's
 // transaction on conn.
 func (w *writerStrings) refresh(ctx context.Context, conn *sql.Conn) error {
+	if w.held {
+		return nil
+	}
 	rows, err := conn.QueryContext(ctx, `SELECT id, s FROM event_strings WHERE id > ?`, int64(w.committed))
 	if err != nil {
 		return fmt.Errorf("read string table: %w", err)
@@ -65,6 +76,7 @@ func (w *writerStrings) refresh(ctx context.Context, conn *sql.Conn) error {
 // committedAll marks every row known as committed: called once the
 // transaction that read or wrote them has committed.
 func (w *writerStrings) committedAll() {
+	w.held = false
 	for s, r := range w.recent {
 		w.base[s] = r
 		w.committed = max(w.committed, r)
