@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -97,8 +98,13 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	out := make([][]Row, len(sets))
 	type ref struct{ set, row int }
 	refs := map[store.DayKey][]ref{}
-	bySeq := map[int64]store.DayKey{} // keys whose best event the store names (store.DetailReader)
-	dr, keepsDetails := src.(store.DetailReader)
+	// The keys whose best event the store names (store.DetailReader) have
+	// it read by number while the scan goes on (detailReads).
+	details := map[store.DayKey]event.Event{}
+	var byNumber *detailReads
+	if dr, ok := src.(store.DetailReader); ok {
+		byNumber = startDetailReads(ctx, dr, details)
+	}
 	sel, prefixes := selectionOf(sets)
 	scan := src.ScanDayIPs
 	if ss, ok := src.(SelectSource); ok {
@@ -111,8 +117,8 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 			return nil
 		}
 		k := store.DayKey{Day: day.Unix(), IP: a.IP.Unmap(), Family: a.Family}
-		if keepsDetails && a.Detail > 0 {
-			bySeq[a.Detail] = k
+		if byNumber != nil && a.Detail > 0 {
+			byNumber.add(a.Detail, k)
 		}
 		for i := range sets {
 			if !sets[i].Covers(a.IP, a.ASN, a.Country) {
@@ -125,6 +131,9 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 		}
 		return nil
 	})
+	if byNumber != nil {
+		err = errors.Join(err, byNumber.wait())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("collect %s: %w", day.Format(time.DateOnly), err)
 	}
@@ -133,27 +142,9 @@ func Collect(ctx context.Context, src Source, day time.Time, sets []netscope.Net
 	}
 	// The detail of a key is its last direct event; an HTTP request wins
 	// over other protocols, so that a bot that speaks HTTP is in the _http
-	// report with its URL and agent.
-	details := map[store.DayKey]event.Event{}
-	if len(bySeq) > 0 {
-		// One raw event per key, by its number, instead of all of them.
-		seqs := make([]int64, 0, len(bySeq))
-		for q := range bySeq {
-			seqs = append(seqs, q)
-		}
-		err := dr.EventsBySeq(ctx, seqs, func(seq int64, e *event.Event) error {
-			k, ok := bySeq[seq]
-			if ok && e.SrcIP.Unmap() == k.IP && e.Family == k.Family && store.DayOf(e.Timestamp) == k.Day && store.EventBits(e)&store.Direct != 0 {
-				details[k] = *e
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("collect %s: %w", day.Format(time.DateOnly), err)
-		}
-	}
-	// The other keys' details come from their raw events: a store that
-	// keeps none, ties, keys from before, events purged.
+	// report with its URL and agent. The keys the store named it for have
+	// it now; the others' come from their raw events: a store that keeps
+	// none, ties, keys from before, events purged.
 	missing := make(map[store.DayKey]bool, len(refs))
 	wantIP := make(map[netip.Addr]struct{}, len(refs))
 	for k := range refs {
