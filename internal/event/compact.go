@@ -246,7 +246,13 @@ func CompactLossless(e *Event) bool {
 // AppendCompact appends the compact record of e (without its ID and
 // timestamp) to dst. Call it only for an event CompactLossless accepts.
 func AppendCompact(dst []byte, e *Event, intern Interner) []byte {
-	if t := CompactTemplate(e, intern); t != "" {
+	return AppendCompactWith(dst, e, intern, CompactTemplate(e, intern))
+}
+
+// AppendCompactWith is AppendCompact with e's template already made
+// (CompactTemplate with the same intern), or "" to store e without one.
+func AppendCompactWith(dst []byte, e *Event, intern Interner, template string) []byte {
+	if t := template; t != "" {
 		if ref, ok := intern(t); ok {
 			dst = append(dst, CompactTemplated)
 			dst = binary.AppendUvarint(dst, ref)

@@ -113,40 +113,59 @@ func MissingStrings(events []event.Event, known event.Interner, room int) []stri
 			if len(s) > MaxTableString || len(out) >= room {
 				return
 			}
+			// Known first: nearly every string is, and that is one map
+			// lookup instead of two.
+			if _, ok := known(s); ok {
+				return
+			}
 			if _, ok := seen[s]; ok {
 				return
 			}
 			seen[s] = struct{}{}
-			if _, ok := known(s); !ok {
-				out = append(out, s)
-			}
+			out = append(out, s)
 		})
 	}
 	return out
 }
 
-// MissingTemplates is MissingStrings for the events' templates
-// (event.CompactTemplate), made with the strings known holds: call it
-// once the strings are added.
-func MissingTemplates(events []event.Event, known event.Interner, room int) []string {
-	var out []string
-	seen := map[string]struct{}{}
+// Templates returns each event's template (event.CompactTemplate) as the
+// strings known holds make it, or "" for an event without one, one the
+// compact encoding cannot carry, or one longer than MaxTemplate. Call it
+// once the events' strings are added; MissingTemplates and
+// EncodeEventsWith take its result, so that each event's template is
+// made once (making it is most of the encoding's work: a lookup of every
+// string it holds).
+func Templates(events []event.Event, known event.Interner) []string {
+	out := make([]string, len(events))
 	for i := range events {
 		e := &events[i]
-		if !event.CompactLossless(e) || len(out) >= room {
+		if !event.CompactLossless(e) {
 			continue
 		}
-		t := event.CompactTemplate(e, known)
-		if t == "" || len(t) > MaxTemplate {
+		if t := event.CompactTemplate(e, known); len(t) <= MaxTemplate {
+			out[i] = t
+		}
+	}
+	return out
+}
+
+// MissingTemplates is MissingStrings for the events' templates (from
+// Templates).
+func MissingTemplates(templates []string, known event.Interner, room int) []string {
+	var out []string
+	seen := map[string]struct{}{}
+	for _, t := range templates {
+		if t == "" || len(out) >= room {
+			continue
+		}
+		if _, ok := known(t); ok {
 			continue
 		}
 		if _, ok := seen[t]; ok {
 			continue
 		}
 		seen[t] = struct{}{}
-		if _, ok := known(t); !ok {
-			out = append(out, t)
-		}
+		out = append(out, t)
 	}
 	return out
 }
@@ -163,8 +182,12 @@ type StoredEvent struct {
 // EncodeEventsWith returns the stored form of events: compact records
 // with the strings intern knows as references. jsonl are the events'
 // JSON-lines records when the caller has them (nil: made here for the
-// events that need them).
-func EncodeEventsWith(intern event.Interner, events []event.Event, jsonl [][]byte) ([]StoredEvent, error) {
+// events that need them); templates are the events' templates as
+// Templates made them with intern (nil: made here).
+func EncodeEventsWith(intern event.Interner, events []event.Event, jsonl [][]byte, templates []string) ([]StoredEvent, error) {
+	if len(templates) != len(events) {
+		templates = Templates(events, intern)
+	}
 	out := make([]StoredEvent, len(events))
 	var buf []byte
 	for i := range events {
@@ -175,7 +198,7 @@ func EncodeEventsWith(intern event.Interner, events []event.Event, jsonl [][]byt
 		se := &out[i]
 		se.Day, se.ID, se.TS, se.IP = DayOf(e.Timestamp), event.PackID(e.ID), e.Timestamp.UnixNano(), e.SrcIP.Unmap().AsSlice()
 		if event.CompactLossless(e) {
-			buf = event.AppendCompact(buf[:0], e, intern)
+			buf = event.AppendCompactWith(buf[:0], e, intern, templates[i])
 			se.Record = bytes.Clone(buf)
 			continue
 		}

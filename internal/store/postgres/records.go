@@ -48,8 +48,8 @@ func (w *writerStrings) lookup(s string) (uint64, bool) {
 
 // commitStrings adds the table strings of events that the cache does not
 // hold to event_strings, each in a transaction of its own, and caches
-// their numbers.
-func (s *EventStore) commitStrings(ctx context.Context, events []event.Event) error {
+// their numbers; it returns the events' templates (store.Templates).
+func (s *EventStore) commitStrings(ctx context.Context, events []event.Event) ([]string, error) {
 	w := &s.wstrs
 	add := func(strs []string) error {
 		if len(strs) == 0 {
@@ -67,9 +67,10 @@ func (s *EventStore) commitStrings(ctx context.Context, events []event.Event) er
 	// The events' strings first, then their templates, which refer to
 	// them.
 	if err := add(store.MissingStrings(events, w.lookup, store.MaxTableStrings)); err != nil {
-		return err
+		return nil, err
 	}
-	return add(store.MissingTemplates(events, w.lookup, store.MaxTableStrings))
+	templates := store.Templates(events, w.lookup)
+	return templates, add(store.MissingTemplates(templates, w.lookup, store.MaxTableStrings))
 }
 
 // addStrings adds strs to event_strings in tx and their numbers to refs.
@@ -100,10 +101,11 @@ func addStrings(ctx context.Context, tx pgx.Tx, strs []string, refs map[string]u
 // encodeEvents returns the stored forms of events, their strings
 // committed first (commitStrings).
 func (s *EventStore) encodeEvents(ctx context.Context, events []event.Event, jsonl [][]byte) ([]store.StoredEvent, error) {
-	if err := s.commitStrings(ctx, events); err != nil {
+	templates, err := s.commitStrings(ctx, events)
+	if err != nil {
 		return nil, err
 	}
-	return store.EncodeEventsWith(s.wstrs.lookup, events, jsonl)
+	return store.EncodeEventsWith(s.wstrs.lookup, events, jsonl, templates)
 }
 
 // readerStrings is the readers' string table of a store, loaded on demand.

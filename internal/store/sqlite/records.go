@@ -97,10 +97,11 @@ func (s *EventStore) encodeEvents(ctx context.Context, events []event.Event, jso
 	if err := s.addStrings(ctx, store.MissingStrings(events, w.ref, store.MaxTableStrings-len(w.base)-len(w.recent))); err != nil {
 		return nil, err
 	}
-	if err := s.addStrings(ctx, store.MissingTemplates(events, w.ref, store.MaxTableStrings-len(w.base)-len(w.recent))); err != nil {
+	templates := store.Templates(events, w.ref)
+	if err := s.addStrings(ctx, store.MissingTemplates(templates, w.ref, store.MaxTableStrings-len(w.base)-len(w.recent))); err != nil {
 		return nil, err
 	}
-	return store.EncodeEventsWith(w.ref, events, jsonl)
+	return store.EncodeEventsWith(w.ref, events, jsonl, templates)
 }
 
 // addStrings adds strings to event_strings and to the writer's view,
