@@ -18,8 +18,12 @@ type record struct {
 	*Event
 }
 
-// MarshalJSONL returns e as one JSON-lines record (without the newline).
+// MarshalJSONL returns e as one JSON-lines record (without the newline):
+// encoding/json's form of record, made by hand (jsonl.go).
 func MarshalJSONL(e *Event) ([]byte, error) {
+	if b, ok := appendJSONL(make([]byte, 0, 512), e); ok {
+		return b, nil
+	}
 	return json.Marshal(record{V: SchemaVersion, Event: e})
 }
 
