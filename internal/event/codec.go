@@ -21,10 +21,20 @@ type record struct {
 // MarshalJSONL returns e as one JSON-lines record (without the newline):
 // encoding/json's form of record, made by hand (jsonl.go).
 func MarshalJSONL(e *Event) ([]byte, error) {
-	if b, ok := appendJSONL(make([]byte, 0, 512), e); ok {
+	return AppendJSONL(make([]byte, 0, 512), e)
+}
+
+// AppendJSONL appends MarshalJSONL's record of e to dst (on an error, dst
+// as it was).
+func AppendJSONL(dst []byte, e *Event) ([]byte, error) {
+	if b, ok := appendJSONL(dst, e); ok {
 		return b, nil
 	}
-	return json.Marshal(record{V: SchemaVersion, Event: e})
+	b, err := json.Marshal(record{V: SchemaVersion, Event: e})
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }
 
 // UnmarshalJSONL parses one JSON-lines record. Unknown fields are errors, as

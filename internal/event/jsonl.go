@@ -12,7 +12,8 @@ import (
 // The JSON-lines encoder, written by hand: every live event and every
 // imported row becomes a record for the evidence log, and encoding/json's
 // reflection over Event's 43 fields took an eighth of serve's CPU under
-// the DNS benchmark (bench/dns_serve). Its output is encoding/json's byte
+// the DNS benchmark (bench/dns_serve); the simulator writes its histories
+// with it too (AppendJSONL). Its output is encoding/json's byte
 // for byte (record and Event's tags, omitempty and omitzero, HTML-safe
 // string escapes, time.Time's and netip.Addr's own forms, the float
 // format): the evidence log's leaves of earlier versions must come out

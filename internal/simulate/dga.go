@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"github.com/takedown/takedown/internal/classify"
 	"github.com/takedown/takedown/internal/event"
@@ -144,4 +145,16 @@ func (s *Sim) beaconFamilies() func(b beacon, d int) string {
 		memo[key] = ev.Family
 		return ev.Family
 	}
+}
+
+// plain reports whether s is a plain name: printable ASCII that JSON
+// writes as is (no quote, backslash or HTML character).
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

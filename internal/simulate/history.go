@@ -261,25 +261,13 @@ func (s *Sim) fillEvent(ev *event.Event, in *classify.Input, b beacon, ts time.T
 func (s *Sim) WriteHistory(w io.Writer, from, to time.Time) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var line []byte
-	// Every string of an event is the options' (checked here once), a
-	// validated name, a constant, hex or the classifier's tag.
-	fast := plain(s.opts.Case) && plain(s.opts.Family) && plain(s.opts.Sensor)
-	var tag string
-	var tagOK bool
 	err := s.EachEvent(from, to, func(ev *event.Event) error {
-		if ev.Tag != tag {
-			tag, tagOK = ev.Tag, plain(ev.Tag)
-		}
-		if fast && tagOK && plain(ev.Family) && (ev.Confidence == 0 || ev.Confidence >= 1e-6 && ev.Confidence < 1e21) {
-			line = appendJSONL(line[:0], ev)
-		} else {
-			var err error
-			if line, err = event.MarshalJSONL(ev); err != nil {
-				return err
-			}
+		var err error
+		if line, err = event.AppendJSONL(line[:0], ev); err != nil {
+			return err
 		}
 		line = append(line, '\n')
-		_, err := bw.Write(line)
+		_, err = bw.Write(line)
 		return err
 	})
 	if err == nil {
