@@ -391,14 +391,10 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// seqs numbers the events this batch inserted (0: already stored);
-	// maxSeq is the sequence number of the last one.
-	seqs := make([]int64, len(b.Events))
-	var inserted int
-	var maxSeq int64
+	var ins inserted
 	err = s.inTx(ctx, func() error {
 		var err error
-		inserted, maxSeq, err = s.insertBatch(ctx, b, records, seqs)
+		ins, err = s.insertBatch(ctx, b, records)
 		return err
 	})
 	if err != nil {
@@ -407,63 +403,64 @@ func (s *EventStore) WriteBatch(ctx context.Context, b *store.Batch) (store.Batc
 	s.strs.committedAll()
 	// Committed: fold the newly inserted events into the pending
 	// aggregates.
-	freshEvents, freshSeqs := freshOnly(b.Events, seqs, inserted)
-	if inserted > 0 {
-		s.watermark = max(s.watermark, maxSeq)
-	}
-	s.pending.AddSeq(freshEvents, freshSeqs)
-	res.Inserted = len(freshEvents)
-	res.Duplicates = len(b.Events) - len(freshEvents)
-	if len(b.Events) > 0 {
-		res.Fresh = freshMask(seqs)
-	}
+	s.watermark = max(s.watermark, ins.maxSeq)
+	s.pending.AddSeq(ins.freshOnly(b.Events))
 	if s.pending.Len() >= s.opts.MaxPending || s.opts.Now().Sub(s.lastFlush) >= s.opts.FlushEvery {
 		// The batch is stored whatever happens here: a failed flush keeps
 		// the deltas for the next one.
 		s.flushLocked(ctx) //nolint:errcheck // retried on the next batch, Flush or Close
 	}
-	return res, nil
+	return ins.result(), nil
 }
 
-// freshMask marks the events insertBatch inserted (seqs[i] != 0).
-func freshMask(seqs []int64) []bool {
-	fresh := make([]bool, len(seqs))
-	for i, q := range seqs {
-		fresh[i] = q != 0
-	}
-	return fresh
+// inserted is what insertBatch did: the sequence numbers of the batch's
+// events (0 for those already stored), which of them it inserted (made
+// once from seqs), how many, and the number of the last one (0: none).
+type inserted struct {
+	seqs   []int64
+	fresh  []bool
+	n      int
+	maxSeq int64
 }
 
-// freshOnly returns the events insertBatch inserted (inserted of them)
-// and their sequence numbers.
-func freshOnly(events []event.Event, seqs []int64, inserted int) ([]event.Event, []int64) {
-	if inserted == len(events) {
-		return events, seqs
+// freshOnly returns the events insertBatch inserted, and their sequence
+// numbers.
+func (ins *inserted) freshOnly(events []event.Event) ([]event.Event, []int64) {
+	if ins.n == len(events) {
+		return events, ins.seqs
 	}
-	fe, fs := make([]event.Event, 0, inserted), make([]int64, 0, inserted)
+	fe, fs := make([]event.Event, 0, ins.n), make([]int64, 0, ins.n)
 	for i := range events {
-		if seqs[i] != 0 {
-			fe, fs = append(fe, events[i]), append(fs, seqs[i])
+		if ins.fresh[i] {
+			fe, fs = append(fe, events[i]), append(fs, ins.seqs[i])
 		}
 	}
 	return fe, fs
 }
 
+// result is the batch's store.BatchResult.
+func (ins *inserted) result() store.BatchResult {
+	res := store.BatchResult{Inserted: ins.n, Duplicates: len(ins.seqs) - ins.n}
+	if len(ins.seqs) > 0 {
+		res.Fresh = ins.fresh
+	}
+	return res
+}
+
 // insertBatch inserts b's events (records are their encoded records) and
 // moves the health counters, inside the transaction the caller opened on
-// the writer connection: WriteBatch's, or an import's (import.go). It marks
-// in seqs (len(b.Events), cleared here) the sequence numbers of the events
-// newly inserted (0 for the others), and
-// returns their number and the sequence number of the last one (0 when
-// none). Callers hold s.mu.
-func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte, seqs []int64) (inserted int, maxSeq int64, err error) {
-	clear(seqs)
+// the writer connection: WriteBatch's, or an import's (import.go).
+// Callers hold s.mu.
+func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records [][]byte) (inserted, error) {
+	seqs := make([]int64, len(b.Events))
+	var count int
+	var maxSeq int64 // the last number before this batch, then of its last insert
 	if err := s.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
-		return 0, 0, fmt.Errorf("insert events: %w", err)
+		return inserted{}, fmt.Errorf("insert events: %w", err)
 	}
 	stored, err := s.encodeEvents(ctx, b.Events, records)
 	if err != nil {
-		return 0, 0, fmt.Errorf("insert events: %w", err)
+		return inserted{}, fmt.Errorf("insert events: %w", err)
 	}
 	args := make([]any, 0, chunk*5)
 	err = eachChunk(len(b.Events), func(lo, hi int) error {
@@ -492,7 +489,7 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 		if err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
-		inserted += int(n)
+		count += int(n)
 		prev := maxSeq
 		maxSeq = last
 		if int(n) == hi-lo {
@@ -535,16 +532,19 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return inserted{}, err
 	}
-	fresh := freshMask(seqs)
+	fresh := make([]bool, len(seqs))
+	for i, q := range seqs {
+		fresh[i] = q != 0
+	}
 	byDay, summarised := store.SummarisedByDay(b.Events, fresh)
-	if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(inserted), int64(b.Dropped), int64(summarised)); err != nil {
-		return 0, 0, fmt.Errorf("update health: %w", err)
+	if _, err := s.conn.ExecContext(ctx, sqlAddHealth, int64(b.Received), int64(count), int64(b.Dropped), int64(summarised)); err != nil {
+		return inserted{}, fmt.Errorf("update health: %w", err)
 	}
 	for day, n := range byDay {
 		if _, err := s.conn.ExecContext(ctx, sqlAddSummarised, day, int64(n)); err != nil {
-			return 0, 0, fmt.Errorf("update summarised contacts: %w", err)
+			return inserted{}, fmt.Errorf("update summarised contacts: %w", err)
 		}
 	}
 	if ch := store.ListenerChanges(b, fresh); len(ch) > 0 {
@@ -553,10 +553,13 @@ func (s *EventStore) insertBatch(ctx context.Context, b *store.Batch, records []
 			args = append(args, c.Name, int64(c.Received), int64(c.Stored), int64(c.Dropped))
 		}
 		if _, err := s.conn.ExecContext(ctx, fmt.Sprintf(sqlAddListenerHealth, values(len(ch), 4)), args...); err != nil {
-			return 0, 0, fmt.Errorf("update listener health: %w", err)
+			return inserted{}, fmt.Errorf("update listener health: %w", err)
 		}
 	}
-	return inserted, maxSeq, nil
+	if count == 0 {
+		maxSeq = 0
+	}
+	return inserted{seqs: seqs, fresh: fresh, n: count, maxSeq: maxSeq}, nil
 }
 
 func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) error {

@@ -100,25 +100,18 @@ func (im *sqliteImport) Write(ctx context.Context, b *store.Batch) (store.BatchR
 	if len(records) != len(b.Events) {
 		records = nil
 	}
-	seqs := make([]int64, len(b.Events))
-	inserted, maxSeq, err := im.s.insertBatch(ctx, b, records, seqs)
+	ins, err := im.s.insertBatch(ctx, b, records)
 	if err != nil {
 		return res, errors.Join(fmt.Errorf("import batch: %w", err), im.Rollback())
 	}
-	if inserted > 0 {
-		im.maxSeq = max(im.maxSeq, maxSeq)
-	}
-	im.agg.AddSeq(freshOnly(b.Events, seqs, inserted))
+	im.maxSeq = max(im.maxSeq, ins.maxSeq)
+	im.agg.AddSeq(ins.freshOnly(b.Events))
 	if im.agg.Len() >= min(importMaxPending, im.s.opts.MaxPending) {
 		if err := im.writeAggregates(ctx); err != nil {
 			return res, errors.Join(err, im.Rollback())
 		}
 	}
-	res.Inserted, res.Duplicates = inserted, len(b.Events)-inserted
-	if len(b.Events) > 0 {
-		res.Fresh = freshMask(seqs)
-	}
-	return res, nil
+	return ins.result(), nil
 }
 
 // writeAggregates writes the held aggregates inside the transaction and
