@@ -60,16 +60,14 @@ func (s *EventStore) BeginImport(ctx context.Context) (store.Import, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("begin import: %w", err)
 	}
+	im := &sqliteImport{s: s, latestDay: s.latestDay, cache: cache}
 	// The string table as of the transaction's start, kept up to date by
 	// the import's own additions until it ends (writerStrings.held).
 	if err := s.strs.refresh(ctx, s.conn); err != nil {
-		s.conn.ExecContext(ctx, `ROLLBACK`)                                 //nolint:errcheck // the read error matters
-		s.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size=%d`, cache)) //nolint:errcheck // the read error matters
-		s.mu.Unlock()
-		return nil, fmt.Errorf("begin import: %w", err)
+		return nil, errors.Join(fmt.Errorf("begin import: %w", err), im.Rollback())
 	}
 	s.strs.held = true
-	return &sqliteImport{s: s, latestDay: s.latestDay, cache: cache}, nil
+	return im, nil
 }
 
 type sqliteImport struct {
