@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -98,22 +97,9 @@ func TestImportStringView(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, evs...)
-	// Read back through a fresh reader's string table as well as the
-	// writer's.
 	recs, _, err := s.RecordsAfter(t.Context(), 0, len(want)+10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != len(want) {
-		t.Fatalf("%d records back, want %d", len(recs), len(want))
-	}
-	for i := range recs {
-		w, err := event.MarshalJSONL(&want[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(recs[i], w) {
-			t.Fatalf("record %d changed\n got %s\nwant %s", i, recs[i], w)
-		}
-	}
+	storetest.SameRecords(t, recs, want)
 }

@@ -166,7 +166,9 @@ func lookupSeqOf(tb testing.TB, s LookupStore, e *event.Event) int64 {
 	return seq
 }
 
-func lookupSameRecords(tb testing.TB, got [][]byte, events []event.Event) {
+// SameRecords fails tb unless got are the JSON-lines records of events,
+// in order.
+func SameRecords(tb testing.TB, got [][]byte, events []event.Event) {
 	tb.Helper()
 	if len(got) != len(events) {
 		tb.Fatalf("%d records, want %d", len(got), len(events))
@@ -191,7 +193,7 @@ func testLookupRecordsAfter(t *testing.T, open OpenLookup) {
 	cases := RecordCases()
 	write(t, s, &store.Batch{Events: cases})
 	recs, last := lookupRecordsAfter(t, s, 0, 100)
-	lookupSameRecords(t, recs, cases)
+	SameRecords(t, recs, cases)
 	prev := int64(0)
 	for i := range cases {
 		seq := lookupSeqOf(t, s, &cases[i])
@@ -218,12 +220,12 @@ func testLookupRecordsAfter(t *testing.T, open OpenLookup) {
 		t.Fatalf("a re-delivered event's number changed from %d to %d", first, seq)
 	}
 	more, last2 := lookupRecordsAfter(t, s, last, 100)
-	lookupSameRecords(t, more, fresh)
+	SameRecords(t, more, fresh)
 	if last2 != lookupSeqOf(t, s, &fresh[1]) {
 		t.Fatalf("last %d, want records-b's", last2)
 	}
 	all, _ := lookupRecordsAfter(t, s, 0, 100)
-	lookupSameRecords(t, all, append(RecordCases(), fresh...))
+	SameRecords(t, all, append(RecordCases(), fresh...))
 	// After the last number, nothing.
 	if recs, l, err := s.RecordsAfter(t.Context(), last2, 100); err != nil || len(recs) != 0 || l != last2 {
 		t.Fatalf("RecordsAfter(last) = %d records, %d, %v", len(recs), l, err)
@@ -245,7 +247,7 @@ func testLookupRecordsPaging(t *testing.T, open OpenLookup) {
 	}
 	for _, limit := range []int{1, 2, 5, 7, 21, 100} {
 		got, last := lookupRecordsAfter(t, s, 0, limit)
-		lookupSameRecords(t, got, evs)
+		SameRecords(t, got, evs)
 		if last != lookupSeqOf(t, s, &evs[len(evs)-1]) {
 			t.Errorf("limit %d: last %d", limit, last)
 		}
@@ -255,7 +257,7 @@ func testLookupRecordsPaging(t *testing.T, open OpenLookup) {
 	}
 	// From the middle of a batch.
 	got, _ := lookupRecordsAfter(t, s, lookupSeqOf(t, s, &evs[9]), 4)
-	lookupSameRecords(t, got, evs[10:])
+	SameRecords(t, got, evs[10:])
 }
 
 // Purged events have no number and are not returned.
@@ -271,5 +273,5 @@ func testLookupSeqOfPurged(t *testing.T, open OpenLookup) {
 		t.Fatalf("SeqOf of a purged event = %v, %v", ok, err)
 	}
 	got, _ := lookupRecordsAfter(t, s, 0, 10)
-	lookupSameRecords(t, got, []event.Event{kept})
+	SameRecords(t, got, []event.Event{kept})
 }
