@@ -184,12 +184,12 @@ func TestEventStoreKnownKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("192.0.2.1", "192.0.2.2")
+	write("192.0.2.1", "192.0.2.2", "2001:db8::2")
 	write("192.0.2.1", "192.0.2.3") // .1 known: upserted; .3 new: inserted
-	// A wrong key set (as if it had missed .2): the insert conflicts and
-	// the chunk is upserted instead.
+	// A wrong key set (as if it had missed .2 and 2001:db8::2): .4 is
+	// inserted, the others conflict and are upserted instead.
 	clear(s.known[store.DayOf(day)])
-	write("192.0.2.2", "192.0.2.4")
+	write("192.0.2.2", "192.0.2.4", "2001:db8::2")
 	hits := map[string]uint64{}
 	if err := s.ScanDayIPs(t.Context(), day, day.Add(24*time.Hour), func(a *store.DayIP) error {
 		hits[a.IP.String()] = a.Hits
@@ -197,15 +197,15 @@ func TestEventStoreKnownKeys(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]uint64{"192.0.2.1": 2, "192.0.2.2": 2, "192.0.2.3": 1, "192.0.2.4": 1}
+	want := map[string]uint64{"192.0.2.1": 2, "192.0.2.2": 2, "192.0.2.3": 1, "192.0.2.4": 1, "2001:db8::2": 2}
 	for ip, h := range want {
 		if hits[ip] != h {
 			t.Fatalf("hits %v, want %v", hits, want)
 		}
 	}
 	rs, err := s.Rollups(t.Context(), day, day.Add(24*time.Hour))
-	if err != nil || len(rs) != 1 || rs[0].IPs != 4 || rs[0].Hits != 6 {
-		t.Fatalf("rollups %+v %v; want 4 IPs, 6 hits", rs, err)
+	if err != nil || len(rs) != 1 || rs[0].IPs != 5 || rs[0].Hits != 8 {
+		t.Fatalf("rollups %+v %v; want 5 IPs, 8 hits", rs, err)
 	}
 }
 
