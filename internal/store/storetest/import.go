@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/takedown/takedown/internal/event"
+	"github.com/takedown/takedown/internal/stats"
 	"github.com/takedown/takedown/internal/store"
 )
 
@@ -79,6 +80,7 @@ type snapshot struct {
 	rollups []store.Rollup
 	health  store.Health
 	count   int64
+	sets    []string // setFigures
 }
 
 func take(tb testing.TB, s store.EventStore) snapshot {
@@ -88,7 +90,40 @@ func take(tb testing.TB, s store.EventStore) snapshot {
 	if err != nil {
 		tb.Fatalf("CountEvents: %v", err)
 	}
-	return snapshot{dayIPs(tb, s, day0, to), rollups(tb, s, day0, to), health(tb, s), n}
+	return snapshot{dayIPs(tb, s, day0, to), rollups(tb, s, day0, to), health(tb, s), n, setFigures(tb, s)}
+}
+
+// setFigures returns the figures the stats engine reads from a store's
+// hourly sets (nil for a store without them): distinct addresses and
+// resolvers, overall and per dimension, for whole days, a window cutting
+// two days and one cutting hours.
+func setFigures(tb testing.TB, s store.EventStore) []string {
+	tb.Helper()
+	sets, ok := s.(stats.Sets)
+	if !ok {
+		return nil
+	}
+	raw, _ := s.(stats.RawEvents)
+	eng := stats.New(stats.Options{Source: s, Raw: raw, Sets: sets, Now: func() time.Time { return day0.AddDate(0, 0, 3) }})
+	var out []string
+	for _, w := range [][2]time.Time{
+		{day0, day0.AddDate(0, 0, 3)},
+		{day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 2)},
+		{day0.Add(5 * time.Hour), day0.Add(30 * time.Hour)},
+		{day0.Add(5*time.Hour + 30*time.Minute), day0.Add(7*time.Hour + 15*time.Minute)},
+	} {
+		for _, by := range []stats.Dim{"", stats.ByCountry, stats.ByASN, stats.ByFamily, stats.ByCase} {
+			r, err := eng.Stats(tb.Context(), stats.Query{From: w[0], To: w[1], By: by})
+			if err != nil {
+				tb.Fatalf("stats: %v", err)
+			}
+			if r.Work.Rows != 0 {
+				tb.Fatalf("stats of %s to %s read %d aggregate rows, not the sets alone", w[0], w[1], r.Work.Rows)
+			}
+			out = append(out, fmt.Sprintf("%s-%s by %q: %d ips, %d resolvers, rows %+v", w[0].Format(time.RFC3339), w[1].Format(time.RFC3339), by, r.UniqueIPs, r.ResolverIPsExcluded, r.Rows))
+		}
+	}
+	return out
 }
 
 func (a snapshot) diff(b snapshot) string {
@@ -101,6 +136,8 @@ func (a snapshot) diff(b snapshot) string {
 		return fmt.Sprintf("health differs:\n%+v\n%+v", a.health, b.health)
 	case a.count != b.count:
 		return fmt.Sprintf("CountEvents %d vs %d", a.count, b.count)
+	case !reflect.DeepEqual(a.sets, b.sets):
+		return fmt.Sprintf("figures from the hourly sets differ:\n%q\n%q", a.sets, b.sets)
 	}
 	return ""
 }
