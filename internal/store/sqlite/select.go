@@ -143,15 +143,41 @@ func scanSelect(ctx context.Context, db *DB, from, to time.Time, sel *store.Sele
 			pos = after
 		}
 		q, args := selectDayQuery(day, sel, pos)
-		if err := scanQuery(ctx, db, q, args, fn); err != nil {
+		if err := scanQuery(ctx, db, q, args, smallSelection(sel), fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func scanQuery(ctx context.Context, db *DB, q string, args []any, fn func(*store.DayIP) error) error {
-	rows, err := db.SQL().QueryContext(ctx, q, args...)
+// smallSelection reports whether sel's query is one of the few shapes
+// (at most preparedSelection prefixes, ASNs and countries in all, with or
+// without a position) worth keeping prepared: a network owner's usual
+// query, polled by its tools and the dashboard. Parsing it again took
+// about as long as running it. Larger selections, which a request can
+// make of many shapes, are prepared each time, so the statements kept
+// stay few.
+func smallSelection(sel *store.Selection) bool {
+	return sel == nil || len(sel.Prefixes)+len(sel.ASNs)+len(sel.Countries) <= preparedSelection
+}
+
+const preparedSelection = 4
+
+// scanQuery runs q, through a statement kept prepared (DB.stmt) when
+// keep is true.
+func scanQuery(ctx context.Context, db *DB, q string, args []any, keep bool, fn func(*store.DayIP) error) error {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if keep {
+		var st *sql.Stmt
+		if st, err = db.stmt(ctx, q); err == nil {
+			rows, err = st.QueryContext(ctx, args...)
+		}
+	} else {
+		rows, err = db.SQL().QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("scan aggregates: %w", err)
 	}

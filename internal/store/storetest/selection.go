@@ -53,6 +53,10 @@ func testSelect(t *testing.T, s store.EventStore) {
 		"asn":       {ASNs: []uint32{64502, 64503}},
 		"country":   {Countries: []string{"FR"}},
 		"union":     {Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.2/31")}, ASNs: []uint32{64501}, Countries: []string{"NL"}},
+		// More than a store may keep prepared (a query of its own shape).
+		"many": {Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/31"), netip.MustParsePrefix("198.51.100.3/32"),
+			netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:1::/48"), netip.MustParsePrefix("10.0.0.0/8")},
+			Countries: []string{"FR"}},
 	}
 	afters := []*store.Position{nil,
 		{Day: day0.Unix(), IP: netip.MustParseAddr("198.51.100.2"), Family: "a"},
