@@ -49,7 +49,10 @@ type EventStoreOptions struct {
 	// MaxPending is the most (day, IP, family) keys held before a flush
 	// (default 1,000,000, about 150 MB).
 	MaxPending int
-	Now        func() time.Time
+	// CheckpointEvery is how often the store's goroutine checkpoints the
+	// WAL (checkpoint.go; default 1s).
+	CheckpointEvery time.Duration
+	Now             func() time.Time
 }
 
 // EventStore is the SQLite store.EventStore, in the same database as the
@@ -67,14 +70,16 @@ type EventStore struct {
 	lastFlush time.Time
 
 	// known holds, for the latest two days, a hash of every (ip, family)
-	// key already in event_day_ip: a key not in it is certainly new and is
-	// written with a plain INSERT, much cheaper than an upsert. A hash
+	// key already in event_day_ip: a key not in it is new unless another
+	// writer added it, and is written with INSERT OR IGNORE, much cheaper
+	// than an upsert (upsertAggregates). A hash
 	// collision only sends a new key down the upsert path.
 	known     map[int64]map[uint64]struct{}
 	seed      maphash.Seed
 	latestDay int64
 
 	strs *writerStrings // the writer's view of event_strings (records.go)
+	ckpt *checkpointer
 }
 
 type stmtKey struct {
@@ -92,7 +97,8 @@ func NewEventStore(ctx context.Context, db *DB, opts EventStoreOptions) (*EventS
 	}
 	// A large page cache for the writer: aggregate upserts touch index
 	// pages all over the tables, and rereading them costs a syscall each.
-	for _, pragma := range []string{`PRAGMA cache_size=-131072`, `PRAGMA temp_store=MEMORY`} {
+	// The WAL is checkpointed by the store's own goroutine (checkpoint.go).
+	for _, pragma := range []string{`PRAGMA cache_size=-131072`, `PRAGMA temp_store=MEMORY`, `PRAGMA wal_autocheckpoint=0`} {
 		if _, err := conn.ExecContext(ctx, pragma); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("event store %s: %w", pragma, err)
@@ -113,12 +119,16 @@ func NewEventStore(ctx context.Context, db *DB, opts EventStoreOptions) (*EventS
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = time.Second
+	}
 	s := &EventStore{db: db, opts: opts, conn: conn, stmts: make(map[stmtKey]*sql.Stmt), lastFlush: opts.Now(),
 		known: make(map[int64]map[uint64]struct{}), seed: maphash.MakeSeed(), strs: newWriterStrings()}
 	if err := s.recover(ctx); err != nil {
 		conn.Close()
 		return nil, err
 	}
+	s.ckpt = startCheckpointer(db, opts.CheckpointEvery)
 	return s, nil
 }
 
@@ -286,6 +296,7 @@ func (s *EventStore) Close() error {
 	for _, st := range s.stmts {
 		st.Close()
 	}
+	s.ckpt.close()
 	return errors.Join(ferr, s.conn.Close())
 }
 
