@@ -843,9 +843,9 @@ func (s *EventStore) CountEvents(ctx context.Context, from, to time.Time) (int64
 func countEvents(ctx context.Context, db *DB, from, to time.Time) (int64, error) {
 	var n int64
 	lo, hi := store.WholeDays(from, to)
-	err := db.SQL().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM events WHERE day >= ? AND day <= ? AND ts >= ? AND ts < ?)
+	err := db.SQL().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM events WHERE `+sqlTimeRange+`)
 		+ (SELECT COALESCE(SUM(contacts), 0) FROM event_day_summarised WHERE day >= ? AND day < ?)`,
-		store.DayOf(from), store.DayOf(to), from.UnixNano(), to.UnixNano(), lo, hi).Scan(&n)
+		append(timeRange(from, to), lo, hi)...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
@@ -865,4 +865,14 @@ func appendKey(dst []byte, day int64, ip, family []byte) []byte {
 	dst = append(dst, byte(len(ip)))
 	dst = append(dst, ip...)
 	return append(dst, family...)
+}
+
+// sqlTimeRange selects the raw events with from <= ts < to, bound by
+// timeRange: a range of the (day, ts, id) index written as row values,
+// which SQLite reads as one range of the index (day is ts's UTC day, so
+// (day, ts) order is ts order).
+const sqlTimeRange = `(day, ts) >= (?, ?) AND (day, ts) < (?, ?)`
+
+func timeRange(from, to time.Time) []any {
+	return []any{store.DayOf(from), from.UnixNano(), store.DayOf(to), to.UnixNano()}
 }

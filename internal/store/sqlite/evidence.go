@@ -11,10 +11,10 @@ import (
 	"github.com/takedown/takedown/internal/store"
 )
 
-// SeqOf returns the storage sequence number of the event (its UTC day and
+// SeqOf returns the storage sequence number of the event (its time and
 // ID), or ok false when it is not stored (never, or purged).
 func (s *EventStore) SeqOf(ctx context.Context, ts time.Time, id string) (seq int64, ok bool, err error) {
-	err = s.db.SQL().QueryRowContext(ctx, `SELECT seq FROM events WHERE day = ? AND id = ?`, store.DayOf(ts), event.PackID(id)).Scan(&seq)
+	err = s.db.SQL().QueryRowContext(ctx, `SELECT seq FROM events WHERE day = ? AND ts = ? AND id = ?`, store.DayOf(ts), ts.UnixNano(), event.PackID(id)).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}

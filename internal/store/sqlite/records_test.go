@@ -92,7 +92,8 @@ func TestRecordsOldRows(t *testing.T) {
 	}
 	// Back to the schema before the compact encoding, with rows as it held
 	// them: JSON records and text IDs.
-	if _, err := db.SQL().ExecContext(t.Context(), `DROP INDEX events_day_ip; ALTER TABLE events DROP COLUMN ip; DROP TABLE event_strings;
+	if _, err := db.SQL().ExecContext(t.Context(), `DROP INDEX events_day_ts_id; CREATE UNIQUE INDEX events_day_id ON events (day, id);
+		DROP INDEX events_day_ip; ALTER TABLE events DROP COLUMN ip; DROP TABLE event_strings;
 		ALTER TABLE event_day_ip DROP COLUMN org_ref; ALTER TABLE event_day_ip DROP COLUMN detail; ALTER TABLE event_day_ip DROP COLUMN detail_rank;
 		DELETE FROM schema_migrations WHERE component = 'events' AND version >= 4`); err != nil {
 		t.Fatal(err)

@@ -132,4 +132,15 @@ var eventsMigrations = []string{
 	-- -2, which no later event changes: their earlier events are unranked.
 	ALTER TABLE event_day_ip ADD COLUMN detail INTEGER NOT NULL DEFAULT -2;
 	ALTER TABLE event_day_ip ADD COLUMN detail_rank INTEGER NOT NULL DEFAULT 0;`,
+	`-- Idempotence and the raw scans by time share one index: (day, ts,
+	-- id), unique. An event's timestamp is part of what it is (the IDs
+	-- this product makes are a node's counter, or a hash of the row or
+	-- line that holds the timestamp), so a repeat has the same day, time
+	-- and ID, as it had the same day and ID. (day, id) was a random place
+	-- in its index for every Shadowserver row (the ID is a hash), and the
+	-- (ts) index a second index to write per event; in (day, ts, id), a
+	-- day's events in time order are appended at its end. The stats
+	-- component drops its (ts) index (statsMigrations).
+	CREATE UNIQUE INDEX events_day_ts_id ON events (day, ts, id);
+	DROP INDEX events_day_id;`,
 }

@@ -43,4 +43,7 @@ var statsMigrations = []string{
 	-- ScanEventSources) are read through this index, not by a scan of
 	-- their whole day.
 	CREATE INDEX IF NOT EXISTS events_ts ON events (ts);`,
+	`-- The raw scans by time use the events' (day, ts, id) index
+	-- (eventsMigrations) since.
+	DROP INDEX IF EXISTS events_ts;`,
 }

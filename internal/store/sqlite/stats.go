@@ -92,7 +92,7 @@ func (s *StatsStore) SaveDay(ctx context.Context, day int64, fp uint64, parts ma
 
 // ScanEventSources implements stats.RawEvents.
 func (s *StatsStore) ScanEventSources(ctx context.Context, from, to time.Time, fn func(netip.Addr, string, store.Protocols) error) error {
-	rows, err := s.db.SQL().QueryContext(ctx, `SELECT record FROM events WHERE ts >= ? AND ts < ?`, from.UnixNano(), to.UnixNano())
+	rows, err := s.db.SQL().QueryContext(ctx, `SELECT record FROM events WHERE `+sqlTimeRange, timeRange(from, to)...)
 	if err != nil {
 		return fmt.Errorf("scan raw events: %w", err)
 	}
@@ -163,7 +163,7 @@ func (s *StatsStore) SetsFrom(ctx context.Context) (int64, error) {
 }
 
 // RawFrom implements stats.Sets: a seek at the start of the events'
-// (day, id) index.
+// (day, ts, id) index.
 func (s *StatsStore) RawFrom(ctx context.Context) (int64, bool, error) {
 	var d sql.NullInt64
 	if err := s.db.SQL().QueryRowContext(ctx, `SELECT MIN(day) FROM events`).Scan(&d); err != nil {
