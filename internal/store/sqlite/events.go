@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -610,7 +609,7 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 		fresh = append(fresh, *d)
 	}
 	args := make([]any, 0, chunk*deltaCols)
-	var keys []byte
+	var got []store.DayKey
 	err := eachChunk(len(fresh), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
@@ -627,35 +626,31 @@ func (s *EventStore) upsertAggregates(ctx context.Context, all []store.Delta) er
 		}
 		defer rows.Close()
 		// The keys inserted; one not among them was there already (the
-		// known set was stale) and is upserted instead. Keys come flat,
-		// and are looked at only then: nearly always all are inserted.
-		keys = keys[:0]
-		n := 0
+		// known set was stale) and is upserted instead. They are looked
+		// at only then: nearly always all are inserted.
+		got = got[:0]
 		for rows.Next() {
-			var day int64
+			var k store.DayKey
 			var ip sql.RawBytes
-			var family sql.RawBytes
-			if err := rows.Scan(&day, &ip, &family); err != nil {
+			if err := rows.Scan(&k.Day, &ip, &k.Family); err != nil {
 				return fmt.Errorf("insert aggregates: %w", err)
 			}
-			keys = appendKey(keys, day, ip, family)
-			n++
+			k.IP, _ = netip.AddrFromSlice(ip)
+			got = append(got, k)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert aggregates: %w", err)
 		}
-		var got map[string]bool
-		if n < hi-lo {
-			got = make(map[string]bool, n)
-			for k := keys; len(k) > 0; {
-				l := int(binary.BigEndian.Uint16(k))
-				got[string(k[2:2+l])] = true
-				k = k[2+l:]
+		var inserted map[store.DayKey]bool
+		if len(got) < hi-lo {
+			inserted = make(map[store.DayKey]bool, len(got))
+			for _, k := range got {
+				inserted[k] = true
 			}
 		}
 		for i := lo; i < hi; i++ {
 			d := &fresh[i]
-			if got != nil && !got[string(appendKey(nil, d.Key.Day, d.Key.IP.AsSlice(), []byte(d.Key.Family))[2:])] {
+			if inserted != nil && !inserted[d.Key] {
 				deltas = append(deltas, *d)
 				continue
 			}
@@ -855,16 +850,6 @@ func countEvents(ctx context.Context, db *DB, from, to time.Time) (int64, error)
 // EventsBySeq implements store.DetailReader.
 func (s *EventStore) EventsBySeq(ctx context.Context, seqs []int64, fn func(seq int64, e *event.Event) error) error {
 	return eventsBySeq(ctx, s.db, seqs, fn)
-}
-
-// appendKey appends an aggregate's key (day, address length and bytes,
-// family), prefixed by its length, to dst.
-func appendKey(dst []byte, day int64, ip, family []byte) []byte {
-	dst = binary.BigEndian.AppendUint16(dst, uint16(9+len(ip)+len(family)))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(day))
-	dst = append(dst, byte(len(ip)))
-	dst = append(dst, ip...)
-	return append(dst, family...)
 }
 
 // sqlTimeRange selects the raw events with from <= ts < to, bound by
