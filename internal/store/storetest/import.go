@@ -99,12 +99,10 @@ func take(tb testing.TB, s store.EventStore) snapshot {
 // two days and one cutting hours.
 func setFigures(tb testing.TB, s store.EventStore) []string {
 	tb.Helper()
-	sets, ok := s.(stats.Sets)
+	eng, _, ok := setsEngine(s)
 	if !ok {
 		return nil
 	}
-	raw, _ := s.(stats.RawEvents)
-	eng := stats.New(stats.Options{Source: s, Raw: raw, Sets: sets, Now: func() time.Time { return day0.AddDate(0, 0, 3) }})
 	var out []string
 	for _, w := range [][2]time.Time{
 		{day0, day0.AddDate(0, 0, 3)},

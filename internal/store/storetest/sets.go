@@ -16,12 +16,22 @@ import (
 // writers merge them while the other writes), and checks the windows the
 // hourly sets answer against a count of the events written: whole days,
 // whole hours, cut hours. Purging the aggregates of a day purges its sets.
+// setsEngine returns a stats engine over s's hourly sets and raw events,
+// its clock three days after day0, and the sets; ok false for a store
+// that keeps none.
+func setsEngine(s store.EventStore) (eng *stats.Engine, sets stats.Sets, ok bool) {
+	if sets, ok = s.(stats.Sets); !ok {
+		return nil, nil, false
+	}
+	raw, _ := s.(stats.RawEvents)
+	return stats.New(stats.Options{Source: s, Raw: raw, Sets: sets, Now: func() time.Time { return day0.AddDate(0, 0, 3) }}), sets, true
+}
+
 func testHourlySets(t *testing.T, s store.EventStore) {
-	sets, ok := s.(stats.Sets)
+	eng, sets, ok := setsEngine(s)
 	if !ok {
 		t.Skip("the store keeps no hourly sets")
 	}
-	raw, _ := s.(stats.RawEvents)
 	const batches, per = stats.CompactAfter + 4, 60
 	var all []event.Event
 	for w := range 2 {
@@ -75,7 +85,6 @@ func testHourlySets(t *testing.T, s store.EventStore) {
 		}
 		return uint64(len(d)), uint64(len(r))
 	}
-	eng := stats.New(stats.Options{Source: s, Raw: raw, Sets: sets, Now: func() time.Time { return day0.AddDate(0, 0, 3) }})
 	check := func(what string) {
 		t.Helper()
 		for _, w := range [][2]time.Time{
